@@ -1,0 +1,176 @@
+/*
+ * tests/kernel/ktest.c - the self-test runner, shared by the kernel and the
+ * hosted test binary.
+ *
+ * Tests live in the "ktests" section (see ktest.h). The runner walks it in
+ * link order, grouping tests by suite in order of first appearance, runs
+ * each, and prints KTAP version 1 through ktest_vprint(), which each side
+ * provides (the kernel's vprintk, the hosted build's vprintf). The kernel's
+ * trap handler calls ktest_abort_current() when a test faults, so the fault
+ * is reported against the test that caused it.
+ */
+#include <stdarg.h>
+#include "tests/kernel/ktest.h"
+#include "tests/kernel/ktest_runner.h"
+
+extern const struct ktest __start_ktests[] __attribute__((weak));
+extern const struct ktest __stop_ktests[] __attribute__((weak));
+
+static const struct ktest *current;
+static int current_number;
+static int current_failures;
+static int total_passed, total_failed;
+
+static void out(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	ktest_vprint(fmt, ap);
+	va_end(ap);
+}
+
+const struct ktest *ktest_current(void)
+{
+	return current;
+}
+
+int ktest_failures(void)
+{
+	return current_failures;
+}
+
+/* The first failure of a test is kept for its "not ok" line. */
+static char first_msg[256];
+
+void ktest_fail(const char *file, int line, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	ktest_vsnprint(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	out("    # FAIL %s:%d: %s\n", file, line, msg);
+	if (current_failures++ == 0) {
+		const char *base = file;
+		for (const char *p = file; *p; p++)
+			if (*p == '/')
+				base = p + 1;
+		ktest_snprint(first_msg, sizeof(first_msg), "%s at %s:%d", msg,
+			      base, line);
+	}
+}
+
+void ktest_log(const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	ktest_vsnprint(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	out("    # %s\n", msg);
+}
+
+static int matches(const struct ktest *t, const char *filter)
+{
+	if (!filter || !*filter)
+		return 1;
+	/* filter is a comma-separated list of suite names or suite.name */
+	const char *f = filter;
+	while (*f) {
+		const char *end = f;
+		while (*end && *end != ',')
+			end++;
+		size_t len = (size_t)(end - f);
+		size_t sl = 0;
+		while (t->suite[sl])
+			sl++;
+		int ok = 0;
+		if (len == sl) {
+			ok = 1;
+			for (size_t i = 0; i < len; i++)
+				if (f[i] != t->suite[i])
+					ok = 0;
+		} else if (len > sl && f[sl] == '.') {
+			ok = 1;
+			for (size_t i = 0; i < sl; i++)
+				if (f[i] != t->suite[i])
+					ok = 0;
+			const char *n = t->name;
+			size_t i = sl + 1;
+			for (; i < len && *n; i++, n++)
+				if (f[i] != *n)
+					ok = 0;
+			if (i != len || *n)
+				ok = 0;
+		}
+		if (ok)
+			return 1;
+		f = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
+static int same(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
+static void run_one(const struct ktest *t)
+{
+	current = t;
+	current_number++;
+	current_failures = 0;
+	first_msg[0] = 0;
+	ktest_before_each(t);
+	t->fn();
+	ktest_after_each(t);
+	if (current_failures) {
+		total_failed++;
+		out("not ok %d %s.%s # %s\n", current_number, t->suite, t->name,
+		    first_msg);
+	} else {
+		total_passed++;
+		out("ok %d %s.%s\n", current_number, t->suite, t->name);
+	}
+	current = 0;
+}
+
+int ktest_run_all(const char *filter)
+{
+	const struct ktest *begin = __start_ktests, *end = __stop_ktests;
+	int n = 0;
+
+	for (const struct ktest *t = begin; t < end; t++)
+		n += matches(t, filter);
+	out("KTAP version 1\n");
+	out("1..%d\n", n);
+	/* Suites run one after another, in order of first appearance. */
+	for (const struct ktest *s = begin; s < end; s++) {
+		int seen = 0;
+		for (const struct ktest *p = begin; p < s && !seen; p++)
+			seen = same(p->suite, s->suite);
+		if (seen)
+			continue;
+		for (const struct ktest *t = s; t < end; t++)
+			if (same(t->suite, s->suite) && matches(t, filter))
+				run_one(t);
+	}
+	out("# ktest: %d passed, %d failed\n", total_passed, total_failed);
+	return total_failed;
+}
+
+void ktest_abort_current(const char *why)
+{
+	if (!current) {
+		out("# ktest: fault outside any test: %s\n", why);
+		return;
+	}
+	total_failed++;
+	out("not ok %d %s.%s # %s\n", current_number, current->suite,
+	    current->name, why);
+	out("# ktest: run aborted; %d passed, %d failed\n", total_passed,
+	    total_failed);
+	current = 0;
+}

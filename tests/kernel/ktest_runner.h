@@ -1,0 +1,30 @@
+/*
+ * tests/kernel/ktest_runner.h - what the runner needs from its side (kernel
+ * or hosted) and what it offers to it.
+ */
+#ifndef TESTS_KTEST_RUNNER_H
+#define TESTS_KTEST_RUNNER_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include "tests/kernel/ktest.h"
+
+/* Provided by the side: */
+void ktest_vprint(const char *fmt, va_list ap);
+int ktest_vsnprint(char *buf, size_t size, const char *fmt, va_list ap);
+int ktest_snprint(char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Called around every test: the heap suites check the heap afterwards. */
+void ktest_before_each(const struct ktest *t);
+void ktest_after_each(const struct ktest *t);
+
+/* Offered by the runner: */
+/* Run every test whose suite (or suite.name) is in the comma-separated
+ * filter (all when NULL or empty); returns the number that failed. */
+int ktest_run_all(const char *filter);
+/* The running test, or NULL. */
+const struct ktest *ktest_current(void);
+/* A fault or panic hit the running test: report it `not ok`. */
+void ktest_abort_current(const char *why);
+
+#endif
