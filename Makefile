@@ -1,0 +1,148 @@
+# spanheap - build the kernel, its GRUB ISO, the hosted heap library and the
+# tests. Everything is built out of tree, in build/.
+#
+#   make            kernel ELF + hybrid BIOS/UEFI ISO
+#   make run        boot it in QEMU, serial on the terminal
+#   make test       every boot configuration + the hosted tests
+#   make debug      QEMU paused with -s -S, plus the gdb command line
+#   make host       build/host/libspanheap.a and the hosted test binary
+#   make bench      hosted and in-kernel benchmarks
+#   make clean
+
+BUILD   ?= build
+CC      ?= gcc
+HOSTCC  ?= gcc
+LD      ?= ld
+OBJCOPY ?= objcopy
+ACCEL   ?= tcg
+
+# Build switches (each 0 or 1).
+KTEST_SELFCHECK ?= 0
+DEBUG_HEAP      ?= 0
+
+ifeq ($(CC),cc)
+CC := gcc
+endif
+
+# ---------------------------------------------------------------- kernel --
+
+KCFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
+	-ffreestanding -fno-pic -fno-pie -fno-stack-protector \
+	-fcf-protection=none -mno-red-zone -mgeneral-regs-only -mno-sse \
+	-mcmodel=kernel -fno-omit-frame-pointer -fno-strict-aliasing \
+	-fno-builtin -nostdinc -isystem $(shell $(CC) -print-file-name=include) \
+	-I. -Ikernel -MMD -MP \
+	-DKTEST_SELFCHECK=$(KTEST_SELFCHECK) -DDEBUG_HEAP=$(DEBUG_HEAP)
+KASFLAGS := $(KCFLAGS) -D__ASSEMBLY__
+KLDFLAGS := -n -nostdlib -z max-page-size=0x1000 --no-warn-rwx-segments
+
+KSRCS := $(wildcard boot/*.S) $(wildcard kernel/*.c) $(wildcard mm/*.c) \
+	 $(wildcard lib/*.c) $(wildcard tests/kernel/*.c)
+KOBJS := $(patsubst %,$(BUILD)/kernel/%.o,$(KSRCS))
+
+KERNEL := $(BUILD)/spanheap.elf
+ISO    := $(BUILD)/spanheap.iso
+
+all: $(KERNEL) $(ISO)
+
+$(BUILD)/kernel/%.c.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(KCFLAGS) -c $< -o $@
+
+$(BUILD)/kernel/%.S.o: %.S
+	@mkdir -p $(dir $@)
+	$(CC) $(KASFLAGS) -c $< -o $@
+
+# The kernel is linked twice: the first link yields the symbol table that
+# panic() uses for stack traces, the second embeds it (same layout, since the
+# table's section is the last thing in the image and sized by a first pass).
+$(BUILD)/kernel.1.elf: $(KOBJS) linker.ld $(BUILD)/ksyms0.o
+	$(LD) $(KLDFLAGS) -T linker.ld -o $@ $(KOBJS) $(BUILD)/ksyms0.o
+
+$(BUILD)/ksyms0.o: tools/ksyms.sh
+	@mkdir -p $(dir $@)
+	printf '' | sh tools/ksyms.sh > $(BUILD)/ksyms0.S
+	$(CC) $(KASFLAGS) -c $(BUILD)/ksyms0.S -o $@
+
+$(BUILD)/ksyms.o: $(BUILD)/kernel.1.elf tools/ksyms.sh
+	nm -n $< | sh tools/ksyms.sh > $(BUILD)/ksyms.S
+	$(CC) $(KASFLAGS) -c $(BUILD)/ksyms.S -o $@
+
+$(KERNEL): $(KOBJS) linker.ld $(BUILD)/ksyms.o
+	$(LD) $(KLDFLAGS) -T linker.ld -o $@ $(KOBJS) $(BUILD)/ksyms.o
+	@tools/check-multiboot.sh $@
+
+$(ISO): $(KERNEL) boot/grub.cfg
+	@tools/need.sh iso
+	@rm -rf $(BUILD)/isodir && mkdir -p $(BUILD)/isodir/boot/grub
+	cp $(KERNEL) $(BUILD)/isodir/boot/spanheap.elf
+	cp boot/grub.cfg $(BUILD)/isodir/boot/grub/grub.cfg
+	grub-mkrescue --locales= --fonts= --themes= -o $@ $(BUILD)/isodir 2> $(BUILD)/grub-mkrescue.log || \
+		{ cat $(BUILD)/grub-mkrescue.log; exit 1; }
+
+# ---------------------------------------------------------------- hosted --
+# mm/ above the pmm, built as an ordinary static library for Linux with the
+# platform layer in tests/host/, plus the hosted self-test binary (the same
+# suites as tests/kernel/, under ASan + UBSan).
+
+HOST_SAN    ?= -fsanitize=address,undefined -fno-sanitize-recover=all
+HOST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -fno-omit-frame-pointer \
+	-DSPANHEAP_HOSTED -I. -Itests/host -MMD -MP -pthread
+# Kernel-only parts of mm/ (they sit below the platform seam).
+MM_KERNEL_ONLY := mm/paging.c mm/pmm.c
+HOST_LIB_SRCS := $(filter-out $(MM_KERNEL_ONLY),$(wildcard mm/*.c)) tests/host/platform_host.c
+HOST_TEST_SRCS := tests/kernel/ktest.c $(wildcard tests/kernel/*_test.c) \
+	tests/host/ktest_host_main.c mm/pmm.c
+
+HOST_LIB      := $(BUILD)/host/libspanheap.a
+HOST_LIB_SAN  := $(BUILD)/host/libspanheap-san.a
+HOST_KTEST    := $(BUILD)/host/ktest-host
+
+host: $(HOST_LIB) $(HOST_KTEST)
+
+# Optimised, sanitizer-free library: what programs link.
+$(BUILD)/host/opt/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(HOST_CFLAGS) -O2 -c $< -o $@
+# Sanitized objects for the tests.
+$(BUILD)/host/san/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(HOST_CFLAGS) $(HOST_SAN) -c $< -o $@
+
+$(HOST_LIB): $(patsubst %.c,$(BUILD)/host/opt/%.o,$(HOST_LIB_SRCS))
+	rm -f $@ && ar rcs $@ $^
+$(HOST_LIB_SAN): $(patsubst %.c,$(BUILD)/host/san/%.o,$(HOST_LIB_SRCS))
+	rm -f $@ && ar rcs $@ $^
+$(HOST_KTEST): $(patsubst %.c,$(BUILD)/host/san/%.o,$(HOST_TEST_SRCS)) $(HOST_LIB_SAN)
+	$(HOSTCC) $(HOST_CFLAGS) $(HOST_SAN) -o $@ $^ -lpthread
+
+-include $(wildcard tools/*.mk tests/host/*.mk tests/bench/*.mk)
+
+# ----------------------------------------------------------------- run --
+
+QEMU_MEM ?= 256M
+QEMU_SMP ?= 1
+FIRMWARE ?= bios
+
+run: all
+	@tools/need.sh run
+	tests/run-qemu --iso $(ISO) --firmware $(FIRMWARE) --mem $(QEMU_MEM) \
+		--smp $(QEMU_SMP) --accel $(ACCEL) --interactive
+
+debug: all
+	@tools/need.sh run
+	@echo "In another terminal:"
+	@echo "  gdb -ex 'target remote :1234' -ex 'symbol-file $(KERNEL)' -ex 'break kmain' -ex continue"
+	tests/run-qemu --iso $(ISO) --firmware $(FIRMWARE) --mem $(QEMU_MEM) \
+		--smp $(QEMU_SMP) --accel $(ACCEL) --interactive --debug
+
+test:
+	@tools/need.sh test
+	@tools/run-tests.sh
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all run debug test clean host
+-include $(KOBJS:.o=.d)
+-include $(shell find $(BUILD)/host -name '*.d' 2>/dev/null)

@@ -1,0 +1,76 @@
+/*
+ * mm/kmalloc.h - the public heap API, Linux style.
+ *
+ * A Go-runtime-style allocator (mheap / mcentral / per-CPU mcache / mspan,
+ * Go's 68 size classes, the 16-byte tiny allocator) with explicit free.
+ * Works in the kernel and, unchanged, as the hosted library
+ * build/host/libspanheap.a (which initializes itself on first use).
+ *
+ *   void *p = kmalloc(100, 0);          // 112-byte class, 16-aligned
+ *   char *s = kmalloc(12, KM_NOSCAN);   // tiny path: packed 16-byte blocks
+ *   p = krealloc(p, 4000, 0);           // contents kept
+ *   kfree(p); kfree(s);                 // kfree(NULL) is a no-op
+ *
+ * Guarantees: kmalloc(0) returns a unique non-NULL pointer kfree accepts;
+ * an impossible size returns NULL; power-of-two sizes up to 4 KiB are
+ * naturally aligned; every object is at least 8-aligned (16 for sizes >= 16);
+ * kfree, krealloc and ksize may be called from any CPU and from interrupt
+ * handlers. A pointer the heap never gave out, an interior pointer or a
+ * double free is reported (pointer, span, class, caller) and ignored, never
+ * corrupting the heap (or panics, with SPANHEAP_PANIC_ON_BAD_FREE).
+ */
+#ifndef MM_KMALLOC_H
+#define MM_KMALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Allocation flags. */
+#define KM_ZERO   0x1u  /* return zeroed memory */
+#define KM_NOSCAN 0x2u  /* the object holds no pointers (Go's noscan):
+                         * requests < 16 bytes take the tiny path */
+
+void *kmalloc(size_t size, unsigned flags);
+void *kzalloc(size_t size, unsigned flags);
+/* n * size, NULL when the product overflows. */
+void *kcalloc(size_t n, size_t size, unsigned flags);
+/* Resize, in place when the new size fits the object's size class.
+ * krealloc(NULL, n) == kmalloc(n); krealloc(p, 0) frees p and returns the
+ * kmalloc(0) pointer. On failure returns NULL and p is untouched. */
+void *krealloc(void *p, size_t size, unsigned flags);
+/* align: a power of two, up to 4096. */
+void *kmalloc_aligned(size_t size, size_t align, unsigned flags);
+void kfree(const void *p);
+/* Usable size of a live object (>= the size asked for); 0 for a bad pointer. */
+size_t ksize(const void *p);
+
+/* Heap-wide statistics. */
+struct kmem_stats {
+	uint64_t heap_bytes;        /* obtained from the platform (pmm/mmap) */
+	uint64_t span_bytes_inuse;  /* in spans with at least one live object or cached */
+	uint64_t large_bytes;       /* in live large (> 32 KiB) objects */
+	uint64_t objects_inuse;     /* live small + large objects */
+	uint64_t nmalloc, nfree;    /* calls that succeeded */
+	uint64_t tiny_allocs;       /* served by the tiny path */
+	uint64_t bad_frees;         /* reported and ignored */
+	uint64_t oom;               /* NULL returns for lack of memory */
+};
+void kmem_get_stats(struct kmem_stats *st);
+/* /proc/slabinfo-style table of every size class, then the heap totals. */
+void kmem_dump(void);
+
+/* Walk the whole heap and check every invariant. 0 when all hold; otherwise
+ * prints the first broken invariant and returns non-zero. */
+int mheap_verify(void);
+
+/* Explicit initialization (the kernel calls it once the pmm is up); every
+ * entry point also initializes lazily. */
+void kmalloc_init(void);
+
+/* Give back every cached span and page run this CPU (or, in the hosted
+ * build, this thread) holds, so an emptied heap returns all its memory. */
+void kmem_drain_this_cpu(void);
+/* Same for every CPU's cache (only when no other CPU is allocating). */
+void kmem_drain_all(void);
+
+#endif

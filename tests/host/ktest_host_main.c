@@ -1,0 +1,40 @@
+/*
+ * tests/host/ktest_host_main.c - runs the self-tests in the hosted build.
+ *
+ * The same suites as in the kernel (those that do not need hardware), linked
+ * against build/host/libspanheap.a and run under AddressSanitizer and
+ * UndefinedBehaviorSanitizer. Usage: ktest-host [suite[,suite.name...]]
+ * Prints KTAP and ends with "N passed, N failed".
+ */
+#include <stdio.h>
+#include <stdarg.h>
+#include "tests/kernel/ktest_runner.h"
+
+void ktest_vprint(const char *fmt, va_list ap)
+{
+	vprintf(fmt, ap);
+	fflush(stdout);
+}
+
+int ktest_vsnprint(char *buf, size_t size, const char *fmt, va_list ap)
+{
+	return vsnprintf(buf, size, fmt, ap);
+}
+
+int ktest_snprint(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
+__attribute__((weak)) void ktest_before_each(const struct ktest *t) { (void)t; }
+__attribute__((weak)) void ktest_after_each(const struct ktest *t) { (void)t; }
+
+int main(int argc, char **argv)
+{
+	int failed = ktest_run_all(argc > 1 ? argv[1] : NULL);
+	return failed ? 1 : 0;
+}
