@@ -1,0 +1,52 @@
+/*
+ * kernel/mm_platform.c - the kernel's implementation of the heap's platform
+ * seam: memory comes from the buddy pmm through the direct map; logging is
+ * printk; panic is panic.
+ */
+#include <stdarg.h>
+#include "mm/platform.h"
+#include "mm/pmm.h"
+#include "kernel/printk.h"
+#include "kernel/panic.h"
+#include "lib/printf.h"
+
+static unsigned order_for(size_t bytes)
+{
+	unsigned order = 0;
+	while ((PAGE_SIZE_4K << order) < bytes)
+		order++;
+	return order;
+}
+
+void *mm_sys_alloc(size_t bytes)
+{
+	unsigned order = order_for(bytes);
+	if (order > PMM_MAX_ORDER)
+		return NULL;
+	return alloc_pages(order, 0);
+}
+
+void mm_sys_free(void *p, size_t bytes)
+{
+	free_pages(p, order_for(bytes));
+}
+
+void mm_log(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	printk("%s\n", buf);
+}
+
+void mm_panic(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	panic("mm: %s", buf);
+}

@@ -1,0 +1,133 @@
+/*
+ * kernel/panic.c - the kernel's last words (see panic.h).
+ *
+ * panic() may run on any CPU, with any lock held, even inside printk, so it
+ * prints with printk_unlocked. A panic inside panic (a fault while
+ * reporting) goes straight to the exit.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include "kernel/panic.h"
+#include "kernel/printk.h"
+#include "kernel/trap.h"
+#include "kernel/ksyms.h"
+#include "kernel/qemu.h"
+#include "kernel/percpu.h"
+#include "kernel/x86.h"
+#include "lib/printf.h"
+#include "lib/irqflags.h"
+#include "tests/kernel/ktest_runner.h"
+
+static int panicking;
+
+static void print_sym(const char *prefix, uintptr_t addr)
+{
+	uintptr_t off;
+	const char *name = ksym_lookup(addr, &off);
+	if (name)
+		printk_unlocked("%s%#018lx <%s+%#lx>\n", prefix, addr, name, off);
+	else
+		printk_unlocked("%s%#018lx\n", prefix, addr);
+}
+
+static int plausible_stack(uintptr_t p)
+{
+	return p >= 0xffff800000000000UL && (p & 7) == 0;
+}
+
+void dump_stack_from(unsigned long rbp, unsigned long rip)
+{
+	printk_unlocked("Call trace:\n");
+	if (rip)
+		print_sym("  ", rip);
+	for (int depth = 0; depth < 32 && plausible_stack(rbp); depth++) {
+		uintptr_t *frame = (uintptr_t *)rbp;
+		uintptr_t ret = frame[1];
+		if (!ret)
+			break;
+		print_sym("  ", ret);
+		if (frame[0] <= rbp)
+			break;
+		rbp = frame[0];
+	}
+}
+
+static void print_regs(const struct trap_frame *f)
+{
+	printk_unlocked("RIP: %#018lx  RSP: %#018lx  RFLAGS: %#010lx\n", f->rip, f->rsp, f->rflags);
+	printk_unlocked("RAX: %#018lx  RBX: %#018lx  RCX: %#018lx\n", f->rax, f->rbx, f->rcx);
+	printk_unlocked("RDX: %#018lx  RSI: %#018lx  RDI: %#018lx\n", f->rdx, f->rsi, f->rdi);
+	printk_unlocked("RBP: %#018lx  R8:  %#018lx  R9:  %#018lx\n", f->rbp, f->r8, f->r9);
+	printk_unlocked("R10: %#018lx  R11: %#018lx  R12: %#018lx\n", f->r10, f->r11, f->r12);
+	printk_unlocked("R13: %#018lx  R14: %#018lx  R15: %#018lx\n", f->r13, f->r14, f->r15);
+	printk_unlocked("CR0: %#018lx  CR2: %#018lx  CR3: %#018lx  CR4: %#018lx\n",
+			read_cr0(), read_cr2(), read_cr3(), read_cr4());
+}
+
+/* Registers of the caller of panic(), captured as well as C allows. */
+static void capture_regs(struct trap_frame *f, uintptr_t rbp, uintptr_t rip)
+{
+	__asm__ volatile("movq %%rax, %0\n\tmovq %%rbx, %1\n\tmovq %%rcx, %2\n\t"
+			 "movq %%rdx, %3\n\tmovq %%rsi, %4\n\tmovq %%rdi, %5"
+			 : "=m"(f->rax), "=m"(f->rbx), "=m"(f->rcx), "=m"(f->rdx),
+			   "=m"(f->rsi), "=m"(f->rdi));
+	__asm__ volatile("movq %%r8, %0\n\tmovq %%r9, %1\n\tmovq %%r10, %2\n\t"
+			 "movq %%r11, %3\n\tmovq %%r12, %4\n\tmovq %%r13, %5\n\t"
+			 "movq %%r14, %6\n\tmovq %%r15, %7"
+			 : "=m"(f->r8), "=m"(f->r9), "=m"(f->r10), "=m"(f->r11),
+			   "=m"(f->r12), "=m"(f->r13), "=m"(f->r14), "=m"(f->r15));
+	__asm__ volatile("pushfq; popq %0" : "=r"(f->rflags));
+	f->rbp = rbp;
+	f->rip = rip;
+	f->rsp = rbp + 16;
+}
+
+static _Noreturn void vpanic(struct trap_frame *f, uintptr_t rbp, const char *fmt, va_list ap)
+{
+	arch_irq_disable();
+	if (__atomic_exchange_n(&panicking, 1, __ATOMIC_ACQ_REL)) {
+		printk_unlocked("\nspanheap: panic while panicking\n");
+		qemu_exit(QEMU_EXIT_FAILURE);
+	}
+	char msg[256];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	unsigned cpu = percpu_ready ? this_cpu_id() : 0;
+	printk_unlocked("\n------------[ cut here ]------------\n");
+	printk_unlocked("KERNEL PANIC on CPU %u: %s\n", cpu, msg);
+	print_regs(f);
+	dump_stack_from(rbp, f->rip);
+	printk_unlocked("---[ end Kernel panic ]---\n");
+	if (ktest_current()) {
+		char why[300];
+		snprintf(why, sizeof(why), "panic: %s", msg);
+		ktest_abort_current(why);
+	}
+	qemu_exit(QEMU_EXIT_FAILURE);
+}
+
+void panic(const char *fmt, ...)
+{
+	struct trap_frame f = { 0 };
+	uintptr_t rbp = (uintptr_t)__builtin_frame_address(0);
+	capture_regs(&f, rbp, (uintptr_t)__builtin_return_address(0));
+	va_list ap;
+	va_start(ap, fmt);
+	/* The trace starts at panic()'s caller. */
+	vpanic(&f, ((uintptr_t *)rbp)[0], fmt, ap);
+}
+
+void panic_frame(struct trap_frame *f, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vpanic(f, f->rbp, fmt, ap);
+}
+
+void qemu_exit(unsigned code)
+{
+	outl(0xf4, code);
+	for (;;) {
+		arch_irq_disable();
+		hlt();
+	}
+}

@@ -1,0 +1,61 @@
+/*
+ * kernel/percpu.h - per-CPU data, reached through the GS base.
+ *
+ * Each CPU's IA32_GS_BASE points at its own struct cpu, whose first field
+ * points at itself, so this_cpu() is one instruction (mov %gs:0, reg) and
+ * this_cpu_id() another (mov %gs:8, reg). A CPU only ever writes its own
+ * struct cpu (except where a field says otherwise).
+ */
+#ifndef KERNEL_PERCPU_H
+#define KERNEL_PERCPU_H
+
+#include <stdint.h>
+#include "mm/platform.h"
+
+#define MAX_CPUS MM_MAX_CPUS
+
+struct tss {
+	uint32_t reserved0;
+	uint64_t rsp[3];
+	uint64_t reserved1;
+	uint64_t ist[7];
+	uint64_t reserved2;
+	uint16_t reserved3;
+	uint16_t iomap_base;
+} __attribute__((packed));
+
+struct cpu {
+	struct cpu *self;      /* offset 0: this_cpu() */
+	uint32_t id;           /* offset 8: this_cpu_id(), 0 = boot CPU */
+	uint32_t apic_id;
+	int online;
+	uint64_t gdt[7];       /* null, kcode, kdata, ucode, udata, tss lo/hi */
+	struct tss tss;
+	void *stack_top;       /* kernel stack (guard page below) */
+	uint64_t irq_count;    /* timer interrupts taken */
+	int in_panic;
+};
+
+extern struct cpu cpus[MAX_CPUS];
+extern unsigned ncpus_online;
+
+static inline struct cpu *this_cpu(void)
+{
+	struct cpu *c;
+	__asm__ volatile("movq %%gs:0, %0" : "=r"(c));
+	return c;
+}
+
+static inline unsigned this_cpu_id(void)
+{
+	unsigned id;
+	__asm__ volatile("movl %%gs:8, %0" : "=r"(id));
+	return id;
+}
+
+/* Point GS at cpus[id] and load that CPU's GDT, TSS and IST stacks. */
+void percpu_init(unsigned id);
+/* Before percpu_init ran on the boot CPU, this_cpu() must not be used. */
+extern int percpu_ready;
+
+#endif
