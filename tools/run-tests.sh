@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# tools/run-tests.sh - what `make test` runs: build everything, run the
+# hosted suites, boot every configuration, and sum it all up in one last
+# line "N passed, N failed". Each suite prints its own "N passed, N failed"
+# as its last line; a suite that dies without one counts as 1 failed.
+#
+# Environment: ACCEL=tcg|kvm, CONFIGS="name ..." to run only some boot
+# configurations, MAKE_FLAGS for extra make variables (e.g. KTEST_SELFCHECK=1),
+# SKIP_HOST=1 to skip the hosted suites, QEMU_TIMEOUT seconds per boot.
+set -u
+cd "$(dirname "$0")/.."
+MAKE=${MAKE:-make}
+ACCEL=${ACCEL:-tcg}
+QEMU_TIMEOUT=${QEMU_TIMEOUT:-400}
+MAKE_FLAGS=${MAKE_FLAGS:-}
+mkdir -p build/logs
+total_passed=0 total_failed=0
+summary=()
+
+# run_suite NAME COMMAND...: run, show output, add its closing counts.
+run_suite() {
+	local name=$1; shift
+	local out="build/logs/suite-$name.out"
+	echo "=== $name: $*"
+	local t0=$(date +%s)
+	"$@" 2>&1 | tee "$out"
+	local rc=${PIPESTATUS[0]}
+	local line p f
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+	if [ -n "$line" ]; then
+		p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
+		f=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
+	else
+		p=0 f=0
+	fi
+	if [ "$rc" != 0 ] && [ "$f" = 0 ]; then
+		f=1   # died or failed without counting it
+	fi
+	total_passed=$((total_passed + p))
+	total_failed=$((total_failed + f))
+	summary+=("$(printf '%-28s %5d passed, %3d failed  (%ss)' "$name" "$p" "$f" $(( $(date +%s) - t0 )))")
+}
+
+echo "=== build"
+if ! $MAKE -s $MAKE_FLAGS all host >build/logs/build.out 2>&1; then
+	cat build/logs/build.out
+	echo "build failed"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+
+if [ "${SKIP_HOST:-0}" != 1 ]; then
+	run_suite host-ktest build/host/ktest-host
+	for t in sizeclasses-check host-stress host-fuzz-short; do
+		if $MAKE -n $t >/dev/null 2>&1; then
+			run_suite "$t" $MAKE -s $MAKE_FLAGS $t
+		fi
+	done
+fi
+
+# Boot configurations: firmware, CPUs, memory, CPU model. qemu64 has no
+# 1 GiB pages, so that configuration exercises the 2 MiB direct map.
+ALL_CONFIGS="bios:1:64M:qemu64 bios:2:5G:max bios:4:128M:max uefi:1:5G:max uefi:2:256M:qemu64 uefi:4:4G:max"
+for c in ${CONFIGS:-$ALL_CONFIGS}; do
+	IFS=: read -r fw smp mem cpu <<<"$c"
+	run_suite "$fw-smp$smp-$mem" tests/run-qemu --iso build/spanheap.iso \
+		--firmware "$fw" --smp "$smp" --mem "$mem" --cpu "$cpu" \
+		--accel "$ACCEL" --timeout "$QEMU_TIMEOUT" --name "$fw-smp$smp-$mem"
+done
+
+echo
+echo "=== summary"
+for s in "${summary[@]}"; do echo "  $s"; done
+echo "$total_passed passed, $total_failed failed"
+[ "$total_failed" = 0 ]
