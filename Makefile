@@ -45,11 +45,16 @@ ISO    := $(BUILD)/spanheap.iso
 
 all: $(KERNEL) $(ISO)
 
-$(BUILD)/kernel/%.c.o: %.c
+# Objects are rebuilt when the build switches change.
+KFLAGS_STAMP := $(BUILD)/kernel/flags.$(KTEST_SELFCHECK)$(DEBUG_HEAP)
+$(KFLAGS_STAMP):
+	@mkdir -p $(dir $@) && rm -f $(BUILD)/kernel/flags.* && touch $@
+
+$(BUILD)/kernel/%.c.o: %.c $(KFLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(KCFLAGS) -c $< -o $@
 
-$(BUILD)/kernel/%.S.o: %.S
+$(BUILD)/kernel/%.S.o: %.S $(KFLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(KASFLAGS) -c $< -o $@
 

@@ -63,8 +63,11 @@ fi
 ALL_CONFIGS="bios:1:64M:qemu64 bios:2:5G:max bios:4:128M:max uefi:1:5G:max uefi:2:256M:qemu64 uefi:4:4G:max"
 for c in ${CONFIGS:-$ALL_CONFIGS}; do
 	IFS=: read -r fw smp mem cpu <<<"$c"
+	# Under KVM the runner picks the host CPU model itself.
+	cpuopt=(--cpu "$cpu")
+	[ "$ACCEL" = kvm ] && cpuopt=()
 	run_suite "$fw-smp$smp-$mem" tests/run-qemu --iso build/spanheap.iso \
-		--firmware "$fw" --smp "$smp" --mem "$mem" --cpu "$cpu" \
+		--firmware "$fw" --smp "$smp" --mem "$mem" "${cpuopt[@]}" \
 		--accel "$ACCEL" --timeout "$QEMU_TIMEOUT" --name "$fw-smp$smp-$mem"
 done
 

@@ -137,25 +137,51 @@ static void run_one(const struct ktest *t)
 	current = 0;
 }
 
+static int strcmp_(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return (unsigned char)*a - (unsigned char)*b;
+}
+
+/* Source order: by file name, then line. The linker section holds tests in
+ * whatever order the compiler emitted them (often reversed). */
+static int before(const struct ktest *a, const struct ktest *b)
+{
+	int c = strcmp_(a->file, b->file);
+	return c < 0 || (c == 0 && a->line < b->line);
+}
+
+#define KTEST_MAX 2048
+static const struct ktest *order[KTEST_MAX];
+
 int ktest_run_all(const char *filter)
 {
 	const struct ktest *begin = __start_ktests, *end = __stop_ktests;
-	int n = 0;
+	int total = 0;
 
-	for (const struct ktest *t = begin; t < end; t++)
-		n += matches(t, filter);
+	for (const struct ktest *t = begin; t < end && total < KTEST_MAX; t++) {
+		if (!matches(t, filter))
+			continue;
+		int i = total++;
+		while (i > 0 && before(t, order[i - 1])) {
+			order[i] = order[i - 1];
+			i--;
+		}
+		order[i] = t;
+	}
 	out("KTAP version 1\n");
-	out("1..%d\n", n);
+	out("1..%d\n", total);
 	/* Suites run one after another, in order of first appearance. */
-	for (const struct ktest *s = begin; s < end; s++) {
+	for (int s = 0; s < total; s++) {
 		int seen = 0;
-		for (const struct ktest *p = begin; p < s && !seen; p++)
-			seen = same(p->suite, s->suite);
+		for (int p = 0; p < s && !seen; p++)
+			seen = same(order[p]->suite, order[s]->suite);
 		if (seen)
 			continue;
-		for (const struct ktest *t = s; t < end; t++)
-			if (same(t->suite, s->suite) && matches(t, filter))
-				run_one(t);
+		for (int t = s; t < total; t++)
+			if (same(order[t]->suite, order[s]->suite))
+				run_one(order[t]);
 	}
 	out("# ktest: %d passed, %d failed\n", total_passed, total_failed);
 	return total_failed;
