@@ -97,7 +97,7 @@ HOST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -fno-omit-frame-pointer \
 MM_KERNEL_ONLY := mm/paging.c mm/pmm.c
 HOST_LIB_SRCS := $(filter-out $(MM_KERNEL_ONLY),$(wildcard mm/*.c)) tests/host/platform_host.c
 HOST_TEST_SRCS := tests/kernel/ktest.c $(wildcard tests/kernel/*_test.c) \
-	tests/host/ktest_host_main.c mm/pmm.c
+	tests/host/ktest_host_main.c mm/pmm.c kernel/multiboot2.c
 
 HOST_LIB      := $(BUILD)/host/libspanheap.a
 HOST_LIB_SAN  := $(BUILD)/host/libspanheap-san.a
