@@ -239,6 +239,58 @@ uint64_t mb2_mmap_total(const struct mb2_info *info, uint32_t type)
 	return sum;
 }
 
+static void put_range(struct pmm_range *out, size_t max, size_t *n,
+		      size_t *dropped, uint64_t start, uint64_t len)
+{
+	if (len == 0)
+		return;
+	uint64_t end = start + len < start ? UINT64_MAX : start + len;
+	if (*n < max) {
+		out[*n].start = start;
+		out[*n].end = end;
+		(*n)++;
+	} else if (dropped) {
+		(*dropped)++;
+	}
+}
+
+size_t mb2_mmap_ranges(const struct mb2_info *info, bool usable,
+		       struct pmm_range *out, size_t max, size_t *dropped)
+{
+	struct mb2_mmap_entry e;
+	size_t n = 0;
+
+	if (dropped)
+		*dropped = 0;
+	if (!info->mmap) {
+		if (usable && info->has_meminfo) {
+			put_range(out, max, &n, dropped, 0,
+				  (uint64_t)info->mem_lower_kib << 10);
+			put_range(out, max, &n, dropped, 0x100000,
+				  (uint64_t)info->mem_upper_kib << 10);
+		}
+		return n;
+	}
+	for (size_t i = 0; mb2_mmap_get(info, i, &e); i++)
+		if ((e.type == MB2_MEMORY_AVAILABLE) == usable)
+			put_range(out, max, &n, dropped, e.addr, e.len);
+	return n;
+}
+
+size_t mb2_boot_ranges(const struct mb2_info *info, uint64_t mbi_phys,
+		       struct pmm_range *out, size_t max, size_t *dropped)
+{
+	size_t n = 0;
+
+	if (dropped)
+		*dropped = 0;
+	put_range(out, max, &n, dropped, mbi_phys, info->total_size);
+	for (size_t i = 0; i < info->nmodules; i++)
+		put_range(out, max, &n, dropped, info->modules[i].start,
+			  info->modules[i].end - info->modules[i].start);
+	return n;
+}
+
 #ifndef SPANHEAP_HOSTED
 void mb2_print_memmap(const struct mb2_info *info)
 {

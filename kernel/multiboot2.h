@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include "mm/pmm.h"     /* struct pmm_range */
 
 /* Value in EAX when a multiboot2 loader jumps to the kernel. */
 #define MB2_BOOTLOADER_MAGIC 0x36d76289u
@@ -136,6 +137,23 @@ const char *mb2_mmap_type_name(uint32_t type);
 
 /* Sum of the lengths of the entries of the given type. */
 uint64_t mb2_mmap_total(const struct mb2_info *info, uint32_t type);
+
+/*
+ * The memory map as pmm ranges [start, end): with usable true, the
+ * "available" entries; with usable false, every other entry, which the
+ * caller should pass to pmm_init as reserved, so that a firmware map whose
+ * entries overlap never gets a reserved byte handed out. Without a memory
+ * map, the usable ranges come from basic meminfo. Entries whose end would
+ * wrap are clamped. Returns the number written (at most max); more are
+ * counted in *dropped when dropped is not NULL.
+ */
+size_t mb2_mmap_ranges(const struct mb2_info *info, bool usable,
+		       struct pmm_range *out, size_t max, size_t *dropped);
+
+/* What the loader's own data occupies, physical: the boot information
+ * block (at mbi_phys) and every module. Same return convention. */
+size_t mb2_boot_ranges(const struct mb2_info *info, uint64_t mbi_phys,
+		       struct pmm_range *out, size_t max, size_t *dropped);
 
 #ifndef SPANHEAP_HOSTED
 /* Print the memory map like Linux's e820 table:

@@ -403,6 +403,68 @@ KTEST(multiboot2, too_many_modules_are_counted)
 		   0x1000 * (MB2_MAX_MODULES - 1));
 }
 
+KTEST(multiboot2, ranges_for_the_pmm)
+{
+	struct mbb b;
+	struct mb2_info info;
+	struct pmm_range r[8];
+	size_t dropped;
+	build_full(&b);
+	KASSERT_EQ(mb2_parse(mbb_buf, &info), 0);
+
+	KASSERT_EQ(mb2_mmap_ranges(&info, true, r, 8, &dropped), 3);
+	KEXPECT_EQ(dropped, 0);
+	KEXPECT_EQ(r[0].start, 0);
+	KEXPECT_EQ(r[0].end, 0x9fc00);
+	KEXPECT_EQ(r[1].start, 0x100000);
+	KEXPECT_EQ(r[1].end, 0x7fe0000);
+	KEXPECT_EQ(r[2].start, 0x100000000ULL);
+	KEXPECT_EQ(r[2].end, 0x140000000ULL);
+	KASSERT_EQ(mb2_mmap_ranges(&info, false, r, 8, &dropped), 3);
+	KEXPECT_EQ(r[0].start, 0x9fc00);
+	KEXPECT_EQ(r[2].end, 0x100000000ULL);
+	KEXPECT_EQ(mb2_mmap_ranges(&info, true, r, 2, &dropped), 2);
+	KEXPECT_EQ(dropped, 1);
+
+	/* The block and the first module; the empty second module has
+	 * nothing to reserve. */
+	KASSERT_EQ(mb2_boot_ranges(&info, 0x10000, r, 8, &dropped), 2);
+	KEXPECT_EQ(r[0].start, 0x10000);
+	KEXPECT_EQ(r[0].end, 0x10000 + info.total_size);
+	KEXPECT_EQ(r[1].start, 0x200000);
+	KEXPECT_EQ(r[1].end, 0x234567);
+}
+
+KTEST(multiboot2, ranges_clamp_and_fall_back_to_meminfo)
+{
+	struct mbb b;
+	struct mb2_info info;
+	struct pmm_range r[4];
+	mbb_begin(&b);
+	uint8_t *t = mbb_tag(&b, MB2_TAG_BASIC_MEMINFO, 16);
+	put32(t + 8, 639);
+	put32(t + 12, 65536);
+	mbb_end(&b);
+	KASSERT_EQ(mb2_parse(mbb_buf, &info), 0);
+	KASSERT_EQ(mb2_mmap_ranges(&info, true, r, 4, NULL), 2);
+	KEXPECT_EQ(r[0].end, 639 * 1024);
+	KEXPECT_EQ(r[1].start, 0x100000);
+	KEXPECT_EQ(r[1].end, 0x100000 + 65536ULL * 1024);
+	KEXPECT_EQ(mb2_mmap_ranges(&info, false, r, 4, NULL), 0);
+
+	/* An entry whose end wraps past 2^64 is clamped, an empty one skipped. */
+	mbb_begin(&b);
+	t = mbb_tag(&b, MB2_TAG_MMAP, 16 + 2 * 24);
+	put32(t + 8, 24);
+	mbb_mmap_entry(t + 16, 0xfffffffffff00000ULL, 0x200000, MB2_MEMORY_AVAILABLE);
+	mbb_mmap_entry(t + 40, 0x100000, 0, MB2_MEMORY_AVAILABLE);
+	mbb_end(&b);
+	KASSERT_EQ(mb2_parse(mbb_buf, &info), 0);
+	KASSERT_EQ(mb2_mmap_ranges(&info, true, r, 4, NULL), 1);
+	KEXPECT_EQ(r[0].start, 0xfffffffffff00000ULL);
+	KEXPECT_EQ(r[0].end, UINT64_MAX);
+}
+
 static bool inside(const struct mb2_info *info, const void *p, uint64_t len)
 {
 	uintptr_t a = (uintptr_t)p, base = (uintptr_t)info->base;
