@@ -17,10 +17,18 @@
 #include "kernel/qemu.h"
 #include "kernel/fwcfg.h"
 #include "kernel/x86.h"
+#include "kernel/multiboot2.h"
+#include "mm/paging.h"
+#include "mm/pmm.h"
 #include "lib/string.h"
 #include "tests/kernel/ktest_runner.h"
 
-#define MB2_BOOT_MAGIC 0x36d76289
+extern char _kernel_phys_start[], _kernel_end[];
+
+static struct mb2_info mbi;
+#define MAX_RANGES 64
+static struct pmm_range ram[MAX_RANGES], reserved[MAX_RANGES + MB2_MAX_MODULES];
+static size_t nram, nreserved;
 
 static char args[512];
 
@@ -58,15 +66,66 @@ static void append_args(const char *s)
 	strlcpy(args + len, s, sizeof(args) - len);
 }
 
+static void add_reserved(uint64_t start, uint64_t end)
+{
+	if (nreserved < sizeof(reserved) / sizeof(reserved[0]))
+		reserved[nreserved++] = (struct pmm_range){ start, end };
+}
+
+/* Parse the boot information (still through the boot tables' direct map)
+ * and collect usable RAM and what must never be handed out. */
+static void read_boot_info(uint32_t mbi_phys)
+{
+	if (mb2_parse((const void *)(DIRECT_MAP_BASE + mbi_phys), &mbi) != 0)
+		panic("multiboot2: boot information at %#x rejected: %s (tag at offset %u)",
+		      mbi_phys, mbi.error, mbi.error_offset);
+	mb2_print_info(&mbi);
+	if (!mbi.mmap || mbi.mmap_count == 0)
+		panic("multiboot2: no memory map (tag 6) in the boot information");
+	for (size_t i = 0; i < mbi.mmap_count; i++) {
+		struct mb2_mmap_entry e;
+		if (!mb2_mmap_get(&mbi, i, &e) || e.type != MB2_MEMORY_AVAILABLE || e.len == 0)
+			continue;
+		if (nram == MAX_RANGES) {
+			printk("multiboot2: more than %d usable ranges; ignoring the rest\n", MAX_RANGES);
+			break;
+		}
+		ram[nram++] = (struct pmm_range){ e.addr, e.addr + e.len };
+	}
+	add_reserved(0, 0x100000); /* BIOS data, EBDA, the AP trampoline */
+	add_reserved((uintptr_t)_kernel_phys_start, (uintptr_t)_kernel_end - KERNEL_VMA);
+	add_reserved(mbi_phys, (uint64_t)mbi_phys + mbi.total_size);
+	for (size_t i = 0; i < mbi.nmodules; i++)
+		add_reserved(mbi.modules[i].start, mbi.modules[i].end);
+}
+
 void kmain(uint32_t magic, uint32_t mbi_phys)
 {
 	serial_init();
 	printk("\nspanheap: booting (multiboot2 magic %#x, boot info at %#x)\n", magic, mbi_phys);
-	if (magic != MB2_BOOT_MAGIC)
+	if (magic != MB2_BOOTLOADER_MAGIC)
 		panic("bad multiboot2 magic %#x", magic);
 	percpu_init(0);
 	idt_init();
 	idt_load();
+
+	read_boot_info(mbi_phys);
+	paging_init(ram, nram);
+	/* Keep the boot information reachable (it need not be usable RAM). */
+	paging_map_phys(mbi_phys, mbi.total_size, PROT_READ);
+	struct paging_info pi;
+	paging_get_info(&pi);
+	uint64_t top = 0;
+	for (size_t i = 0; i < nram; i++)
+		top = ram[i].end > top ? ram[i].end : top;
+	printk("paging: direct map %#lx-%#lx (%lu MiB RAM) with %lu x 1G, %lu x 2M, %lu x 4K pages; NX %s\n",
+	       DIRECT_MAP_BASE, DIRECT_MAP_BASE + top - 1,
+	       pi.direct_map_bytes >> 20, pi.pages_1g, pi.pages_2m, pi.pages_4k,
+	       pi.nx ? "on" : "off (CPU lacks it)");
+	if (pmm_init(ram, nram, reserved, nreserved, DIRECT_MAP_BASE) != 0)
+		panic("pmm: initialisation failed");
+	if (mbi.cmdline && *mbi.cmdline)
+		append_args(mbi.cmdline);
 
 	char fw[256];
 	if (fwcfg_read_file("opt/spanheap/args", fw, sizeof(fw)) > 0)

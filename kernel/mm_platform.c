@@ -13,7 +13,7 @@
 static unsigned order_for(size_t bytes)
 {
 	unsigned order = 0;
-	while ((PAGE_SIZE_4K << order) < bytes)
+	while ((PAGE_SIZE << order) < bytes)
 		order++;
 	return order;
 }
