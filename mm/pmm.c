@@ -556,7 +556,7 @@ void pmm_dump_instance(struct pmm *p)
 	       (unsigned long long)st.alloc_failures,
 	       (unsigned long long)st.bad_frees);
 	for (size_t i = 0; i < p->nreserved; i++)
-		mm_log("pmm: reserved [mem %#018llx-%#018llx]",
+		mm_log("pmm: reserved [mem 0x%016llx-0x%016llx]",
 		       (unsigned long long)p->reserved[i].start,
 		       (unsigned long long)p->reserved[i].end - 1);
 }
@@ -575,11 +575,8 @@ int pmm_init(const struct pmm_range *ram, size_t nram,
 	static const struct pmm_range low_mib = { 0, 0x100000 };
 
 	pmm_direct_map_offset = direct_map_offset;
-	int r = pmm_setup(&kernel_pmm, ram, nram, reserved, nreserved, &low_mib,
-			  direct_map_offset);
-	if (r == 0)
-		pmm_dump();
-	return r;
+	return pmm_setup(&kernel_pmm, ram, nram, reserved, nreserved, &low_mib,
+			 direct_map_offset);
 }
 
 struct pmm *pmm_global(void) { return &kernel_pmm; }
