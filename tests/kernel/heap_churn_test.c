@@ -87,11 +87,14 @@ static size_t churn_min_align(size_t size, unsigned flags, size_t align)
 	return align > a ? align : a;
 }
 
-/* Check a fresh object: alignment, usable size, zeroing; then fill it. */
+/* Check a fresh object: alignment, usable size, zeroing; then fill it.
+ * A krealloc'ed object (resized) only promises the base alignment: it may
+ * have stayed where it was, in a bigger class. */
 static void churn_take(struct churn_slot *s, struct churn_counts *n,
-		       bool zeroed)
+		       bool zeroed, bool resized)
 {
-	size_t want = churn_min_align(s->size, s->flags, s->align);
+	size_t want = resized ? (s->size >= 16 ? 16 : 1)
+			      : churn_min_align(s->size, s->flags, s->align);
 	if ((uintptr_t)s->p % want) {
 		if (!n->misaligned)
 			ktest_log("object %p of %zu bytes (flags %#x, align %zu) "
@@ -166,7 +169,7 @@ static void churn_alloc(struct churn_slot *s, struct ktest_rng *rng,
 	s->size = size;
 	s->flags = flags;
 	s->id = id;
-	churn_take(s, n, zeroed);
+	churn_take(s, n, zeroed, false);
 }
 
 static void churn_free(struct churn_slot *s, struct churn_counts *n)
@@ -202,7 +205,7 @@ static void churn_realloc(struct churn_slot *s, struct ktest_rng *rng,
 	s->p = q;
 	s->size = size;
 	s->align = 0;
-	churn_take(s, n, false);
+	churn_take(s, n, false, true);
 }
 
 static size_t churn_overlaps(void)

@@ -1,0 +1,378 @@
+/*
+ * tests/host/stress_tsan.c - the heap under real concurrency, watched by
+ * ThreadSanitizer.
+ *
+ * Threads stand in for CPUs (the hosted platform gives each thread its own
+ * mcache slot). Each thread allocates objects of every kind - tiny, every
+ * small class, large - fills each with a pattern derived from a unique id,
+ * frees some itself, resizes some, and hands the others through a
+ * single-producer single-consumer ring to the next thread, which checks
+ * the pattern and frees them: the cross-CPU free that per-CPU caches find
+ * hardest, including tiny objects whose 16-byte block was carved on
+ * another thread. At the end every ring is drained, every thread exits
+ * (its mcache is drained by the platform), and the main thread drains
+ * the heap and runs mheap_verify().
+ *
+ * Usage: stress-tsan [--threads N] [--ops N] [--tsan-log PATH]
+ * With --tsan-log (the same path as TSAN_OPTIONS=log_path=PATH), a report
+ * file written by ThreadSanitizer fails the "no data race" check. Prints
+ * one line per check and ends with "N passed, N failed".
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "mm/kmalloc.h"
+#include "mm/sizeclasses.h"
+
+#define MAX_THREADS 32
+#define RING_SIZE 256 /* a power of two */
+#define LOCAL_SLOTS 256
+#define FULL_CHECK 4096
+
+struct obj {
+	void *p;
+	size_t size;
+	uint64_t id;
+};
+
+/* Thread t produces into ring[t]; thread (t + 1) % n consumes it. */
+struct ring {
+	_Atomic uint64_t head; /* next slot the producer writes */
+	char pad1[56];
+	_Atomic uint64_t tail; /* next slot the consumer reads */
+	char pad2[56];
+	struct obj slot[RING_SIZE];
+};
+
+struct worker {
+	pthread_t thread;
+	int index;
+	uint64_t seed;
+	/* results */
+	uint64_t allocs, frees_local, frees_remote, passed, reallocs;
+	uint64_t checked, corrupt, nulls, misaligned;
+};
+
+static int nthreads = 8;
+static uint64_t ops_per_thread = 150000;
+static struct ring rings[MAX_THREADS];
+static struct worker workers[MAX_THREADS];
+static pthread_barrier_t done_producing;
+
+/* ---------------------------------------------------------------- pattern */
+
+static inline uint64_t pattern_word(uint64_t id, uint64_t k)
+{
+	uint64_t x = (id << 32 ^ k) * 0x9e3779b97f4a7c15ULL + id;
+	x ^= x >> 29;
+	return x * 0xbf58476d1ce4e5b9ULL ^ (x >> 31);
+}
+
+static inline uint8_t pattern_byte(uint64_t id, size_t i)
+{
+	return (uint8_t)(pattern_word(id, i >> 3) >> ((i & 7) * 8));
+}
+
+static void fill_range(uint8_t *b, uint64_t id, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++)
+		b[i] = pattern_byte(id, i);
+}
+
+static bool check_range(const uint8_t *b, uint64_t id, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++)
+		if (b[i] != pattern_byte(id, i))
+			return false;
+	return true;
+}
+
+/* Objects above FULL_CHECK bytes: the first and last KiB only. */
+static void fill(void *p, uint64_t id, size_t size)
+{
+	if (size <= FULL_CHECK) {
+		fill_range(p, id, 0, size);
+	} else {
+		fill_range(p, id, 0, 1024);
+		fill_range(p, id, size - 1024, size);
+	}
+}
+
+static bool check(const void *p, uint64_t id, size_t size)
+{
+	if (size <= FULL_CHECK)
+		return check_range(p, id, 0, size);
+	return check_range(p, id, 0, 1024) &&
+	       check_range(p, id, size - 1024, size);
+}
+
+/* -------------------------------------------------------------------- rng */
+
+static inline uint64_t rng_next(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+static inline uint64_t rng_below(uint64_t *s, uint64_t n)
+{
+	return rng_next(s) % n;
+}
+
+/* Tiny 30%, every small class 65% (by class, not by byte), large 5%. */
+static size_t pick_size(uint64_t *rng, unsigned *flags)
+{
+	uint64_t r = rng_below(rng, 100);
+	*flags = rng_below(rng, 2) ? KM_NOSCAN : 0;
+	if (r < 30) {
+		*flags = KM_NOSCAN;
+		return 1 + rng_below(rng, TINY_SIZE - 1);
+	}
+	if (r < 95) {
+		unsigned c = 1 + (unsigned)rng_below(rng, NUM_SIZE_CLASSES - 1);
+		size_t lo = c > 1 ? class_to_size[c - 1] + 1u : 1;
+		return lo + rng_below(rng, class_to_size[c] - lo + 1);
+	}
+	return MAX_SMALL_SIZE + 1 + rng_below(rng, 256 * 1024);
+}
+
+/* ------------------------------------------------------------------ rings */
+
+static bool ring_push(struct ring *r, struct obj o)
+{
+	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+	if (head - tail == RING_SIZE)
+		return false;
+	r->slot[head % RING_SIZE] = o;
+	atomic_store_explicit(&r->head, head + 1, memory_order_release);
+	return true;
+}
+
+static bool ring_pop(struct ring *r, struct obj *o)
+{
+	uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	uint64_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+	if (head == tail)
+		return false;
+	*o = r->slot[tail % RING_SIZE];
+	atomic_store_explicit(&r->tail, tail + 1, memory_order_release);
+	return true;
+}
+
+/* ----------------------------------------------------------------- worker */
+
+static void check_and_free(struct worker *w, struct obj *o, bool remote)
+{
+	w->checked++;
+	if (!check(o->p, o->id, o->size)) {
+		if (w->corrupt++ == 0)
+			fprintf(stderr, "thread %d: object %p (id %#llx, %zu bytes) "
+				"changed\n", w->index, o->p,
+				(unsigned long long)o->id, o->size);
+	}
+	kfree(o->p);
+	o->p = NULL;
+	if (remote)
+		w->frees_remote++;
+	else
+		w->frees_local++;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct obj local[LOCAL_SLOTS];
+	struct ring *out = &rings[w->index];
+	struct ring *in = &rings[(w->index + nthreads - 1) % nthreads];
+	uint64_t rng = w->seed, next_id = (uint64_t)w->index << 48;
+
+	memset(local, 0, sizeof(local));
+	for (uint64_t op = 0; op < ops_per_thread; op++) {
+		struct obj o;
+		/* Consume what the previous thread sent, most of the time. */
+		if (rng_below(&rng, 4) != 0 && ring_pop(in, &o))
+			check_and_free(w, &o, true);
+
+		struct obj *s = &local[rng_below(&rng, LOCAL_SLOTS)];
+		if (!s->p) {
+			unsigned flags;
+			size_t size = pick_size(&rng, &flags);
+			void *p = rng_below(&rng, 8) == 0
+					  ? kmalloc_aligned(size, (size_t)1 << rng_below(&rng, 13), flags)
+					  : kmalloc(size, flags);
+			if (!p) {
+				w->nulls++;
+				continue;
+			}
+			if ((uintptr_t)p % (size >= 16 ? 16 : 1))
+				w->misaligned++;
+			w->allocs++;
+			*s = (struct obj){ p, size, next_id++ };
+			fill(p, s->id, size);
+			continue;
+		}
+		uint64_t what = rng_below(&rng, 10);
+		if (what < 5) {
+			/* Hand it to the next thread (free it here if full). */
+			if (ring_push(out, *s)) {
+				w->passed++;
+				s->p = NULL;
+			} else {
+				check_and_free(w, s, false);
+			}
+		} else if (what < 8) {
+			check_and_free(w, s, false);
+		} else {
+			unsigned flags;
+			size_t size = pick_size(&rng, &flags);
+			w->checked++;
+			if (!check(s->p, s->id, s->size))
+				w->corrupt++;
+			void *q = krealloc(s->p, size, flags);
+			if (!q) {
+				w->nulls++;
+				continue;
+			}
+			size_t keep = size < s->size ? size : s->size;
+			if (!check_range(q, s->id, 0, keep < 1024 ? keep : 1024))
+				w->corrupt++;
+			w->reallocs++;
+			s->p = q;
+			s->size = size;
+			fill(q, s->id, size);
+		}
+	}
+	/* Every producer stops, then every consumer empties its ring. */
+	pthread_barrier_wait(&done_producing);
+	struct obj o;
+	while (ring_pop(in, &o))
+		check_and_free(w, &o, true);
+	for (int i = 0; i < LOCAL_SLOTS; i++)
+		if (local[i].p)
+			check_and_free(w, &local[i], false);
+	kmem_drain_this_cpu();
+	return NULL;
+}
+
+/* ----------------------------------------------------------------- checks */
+
+static int npassed, nfailed, ncheck;
+
+static void report(bool ok, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void report(bool ok, const char *fmt, ...)
+{
+	va_list ap;
+	printf("%sok %d ", ok ? "" : "not ", ++ncheck);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	if (ok)
+		npassed++;
+	else
+		nfailed++;
+}
+
+int main(int argc, char **argv)
+{
+	const char *tsan_log = NULL;
+	for (int i = 1; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--threads"))
+			nthreads = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--ops"))
+			ops_per_thread = strtoull(argv[i + 1], NULL, 0);
+		else if (!strcmp(argv[i], "--tsan-log"))
+			tsan_log = argv[i + 1];
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (nthreads < 2 || nthreads > MAX_THREADS) {
+		fprintf(stderr, "--threads must be 2..%d\n", MAX_THREADS);
+		return 2;
+	}
+
+	/* Touch the heap once so the baseline includes its set-up. */
+	kfree(kmalloc(1, 0));
+	kmem_drain_all();
+	struct kmem_stats st0, st1;
+	kmem_get_stats(&st0);
+
+	pthread_barrier_init(&done_producing, NULL, (unsigned)nthreads);
+	for (int t = 0; t < nthreads; t++) {
+		workers[t].index = t;
+		workers[t].seed = 0x5eed0000ULL + (uint64_t)t * 0x1234567ULL;
+		if (pthread_create(&workers[t].thread, NULL, worker_main,
+				   &workers[t])) {
+			fprintf(stderr, "pthread_create failed\n");
+			return 2;
+		}
+	}
+	uint64_t remote = 0, total_ops = 0, nulls = 0, misaligned = 0;
+	for (int t = 0; t < nthreads; t++) {
+		struct worker *w = &workers[t];
+		pthread_join(w->thread, NULL);
+		report(w->corrupt == 0,
+		       "thread %d: %llu objects checked, %llu changed "
+		       "(%llu allocs, %llu local frees, %llu remote frees, %llu reallocs)",
+		       t, (unsigned long long)w->checked,
+		       (unsigned long long)w->corrupt,
+		       (unsigned long long)w->allocs,
+		       (unsigned long long)w->frees_local,
+		       (unsigned long long)w->frees_remote,
+		       (unsigned long long)w->reallocs);
+		remote += w->frees_remote;
+		nulls += w->nulls;
+		misaligned += w->misaligned;
+		total_ops += w->allocs + w->frees_local + w->frees_remote + w->reallocs;
+	}
+	report(remote > 0 && remote * 10 > total_ops / 10,
+	       "cross-thread frees happened: %llu of %llu operations",
+	       (unsigned long long)remote, (unsigned long long)total_ops);
+	report(nulls == 0, "no allocation returned NULL (%llu did)",
+	       (unsigned long long)nulls);
+	report(misaligned == 0, "objects of 16 bytes or more are 16-aligned "
+	       "(%llu were not)", (unsigned long long)misaligned);
+
+	kmem_drain_all();
+	kmem_get_stats(&st1);
+	report(st1.bad_frees == st0.bad_frees, "no bad frees reported (%llu)",
+	       (unsigned long long)(st1.bad_frees - st0.bad_frees));
+	report(st1.objects_inuse == st0.objects_inuse,
+	       "objects in use back to %llu (now %llu)",
+	       (unsigned long long)st0.objects_inuse,
+	       (unsigned long long)st1.objects_inuse);
+	report(st1.heap_bytes == st0.heap_bytes,
+	       "heap footprint back to %llu bytes after drain (now %llu)",
+	       (unsigned long long)st0.heap_bytes,
+	       (unsigned long long)st1.heap_bytes);
+	report(mheap_verify() == 0, "mheap_verify() passes");
+	if (tsan_log) {
+		char name[4096];
+		snprintf(name, sizeof(name), "%s.%d", tsan_log, (int)getpid());
+		bool raced = access(name, F_OK) == 0;
+		if (raced) {
+			FILE *r = fopen(name, "r");
+			char line[512];
+			for (int n = 0; r && n < 200 && fgets(line, sizeof(line), r); n++)
+				fputs(line, stderr);
+			if (r)
+				fclose(r);
+		}
+		report(!raced, "ThreadSanitizer reported nothing%s%s",
+		       raced ? ": see " : "", raced ? name : "");
+	}
+	printf("%d passed, %d failed\n", npassed, nfailed);
+	return nfailed ? 1 : 0;
+}
