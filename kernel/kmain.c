@@ -124,6 +124,7 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
 	       pi.nx ? "on" : "off (CPU lacks it)");
 	if (pmm_init(ram, nram, reserved, nreserved, DIRECT_MAP_BASE) != 0)
 		panic("pmm: initialisation failed");
+	pmm_dump();
 	if (mbi.cmdline && *mbi.cmdline)
 		append_args(mbi.cmdline);
 
