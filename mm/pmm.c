@@ -36,6 +36,7 @@ static const char *const bad_free_reason[] = {
 	[PMM_BAD_FREE] = "block is already free",
 	[PMM_BAD_INTERIOR] = "inside an allocated block, not its start",
 	[PMM_BAD_ORDER] = "wrong order for this block",
+	[PMM_BAD_PARTLY_FREE] = "part of this range is already free",
 };
 
 /* ------------------------------------------------------------ ranges -- */
@@ -381,8 +382,19 @@ static int check_free(struct pmm *p, uint64_t phys, unsigned order)
 	case PMM_FRAME_ALLOC_TAIL:
 		return PMM_BAD_INTERIOR;
 	default:
-		return f->order == order ? 0 : PMM_BAD_ORDER;
+		break;
 	}
+	if (f->order == order)
+		return 0;
+	/* A larger order than allocated: say so if the range covers free
+	 * frames (a double free of a neighbour in disguise). */
+	if (order > f->order && order <= PMM_MAX_ORDER &&
+	    !(pfn & ((1ULL << order) - 1)) && pfn + (1ULL << order) <= p->end_pfn)
+		for (uint64_t i = 1; i < (1ULL << order); i++)
+			if (f[i].state == PMM_FRAME_FREE_HEAD ||
+			    f[i].state == PMM_FRAME_FREE_TAIL)
+				return PMM_BAD_PARTLY_FREE;
+	return PMM_BAD_ORDER;
 }
 
 int pmm_free(struct pmm *p, void *addr, unsigned order)

@@ -40,6 +40,7 @@ enum pmm_free_error {
 	PMM_BAD_FREE,           /* the block is (partly) free already */
 	PMM_BAD_INTERIOR,       /* inside an allocated block, not its start */
 	PMM_BAD_ORDER,          /* allocated with a different order */
+	PMM_BAD_PARTLY_FREE,    /* order too big: part of that range is free */
 };
 
 /* Frame descriptor: one per frame in [base_pfn, end_pfn). Free blocks are

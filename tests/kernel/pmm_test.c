@@ -390,7 +390,8 @@ KTEST(pmm, bad_frees_change_nothing)
 	EXPECT_REFUSED(&fake_pmm, a, 200, PMM_BAD_ORDER);
 	EXPECT_REFUSED(&fake_pmm, a + PAGE_SIZE, 0, PMM_BAD_INTERIOR);
 	EXPECT_REFUSED(&fake_pmm, a + 3 * PAGE_SIZE, 0, PMM_BAD_INTERIOR);
-	EXPECT_REFUSED(&fake_pmm, b, 2, PMM_BAD_ORDER); /* partly free */
+	KEXPECT_NE(fake_phys(b) % (4 * PAGE_SIZE), 0); /* so order 2 is wrong */
+	EXPECT_REFUSED(&fake_pmm, b, 2, PMM_BAD_ORDER);
 	EXPECT_REFUSED(&fake_pmm, c, 0, PMM_BAD_FREE);   /* double free */
 	/* Never RAM: a reserved hole, the descriptor array, below and above
 	 * the RAM, and far away. */
@@ -415,6 +416,37 @@ KTEST(pmm, bad_frees_change_nothing)
 	KEXPECT_EQ(st.free_frames, st.total_frames);
 	KEXPECT_EQ(pmm_verify(&fake_pmm), 0);
 	KEXPECT_EQ(pmm_free(&fake_pmm, NULL, 0), 0); /* like free_pages(0) */
+	fake_ram_put(ram);
+}
+
+/* Freeing with too large an order a block whose buddy is free. The map is
+ * four aligned frames; the descriptors take the first (lowest fit), the
+ * others are an order-0 block and an order-1 block. */
+KTEST(pmm, partly_free_range_is_refused)
+{
+	void *ram = fake_ram_get();
+	KASSERT_NOT_NULL(ram);
+	uintptr_t offset = (uintptr_t)ram - (uintptr_t)FAKE_PHYS;
+	static const struct pmm_range four[] = { R(0, 4 * PAGE_SIZE) };
+	KASSERT_EQ(pmm_init_instance(&fake_pmm, four, 1, NULL, 0, offset), 0);
+	KEXPECT_EQ(fake_pmm.st.meta_phys, FAKE_PHYS);
+	KEXPECT_EQ(fake_pmm.st.total_frames, 3);
+	KEXPECT_EQ(fake_pmm.st.free_blocks[0], 1);
+	KEXPECT_EQ(fake_pmm.st.free_blocks[1], 1);
+
+	uint8_t *x = pmm_alloc(&fake_pmm, 0, 0); /* the order-0 block */
+	uint8_t *y = pmm_alloc(&fake_pmm, 0, 0); /* half of the order-1 */
+	KASSERT_NOT_NULL(x);
+	KASSERT_NOT_NULL(y);
+	KEXPECT_EQ(fake_phys(x), FAKE_PHYS + PAGE_SIZE);
+	KEXPECT_EQ(fake_phys(y), FAKE_PHYS + 2 * PAGE_SIZE);
+	EXPECT_REFUSED(&fake_pmm, y, 1, PMM_BAD_PARTLY_FREE);
+	EXPECT_REFUSED(&fake_pmm, x, 1, PMM_BAD_ORDER); /* misaligned for 1 */
+	EXPECT_REFUSED(&fake_pmm, y + PAGE_SIZE, 0, PMM_BAD_FREE);
+	KEXPECT_EQ(pmm_free(&fake_pmm, y, 0), 0);
+	KEXPECT_EQ(pmm_free(&fake_pmm, x, 0), 0);
+	KEXPECT_EQ(fake_pmm.st.free_blocks[1], 1);
+	KEXPECT_EQ(pmm_verify(&fake_pmm), 0);
 	fake_ram_put(ram);
 }
 
