@@ -49,7 +49,7 @@ static uint64_t oom_fill(struct oom_list *l, size_t size, unsigned flags,
 		if (!o)
 			break;
 		o->next = l->head;
-		if (size >= sizeof(*o))
+		if (ksize(o) >= sizeof(*o))
 			o->check = ~(uint64_t)(uintptr_t)o;
 		l->head = o;
 		l->count++;
