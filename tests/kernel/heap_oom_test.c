@@ -25,6 +25,8 @@
 #include "tests/kernel/heap_testlib.h"
 #ifdef SPANHEAP_HOSTED
 #include "mm/platform.h" /* mm_host_set_sys_limit, mm_host_sys_bytes */
+#else
+#include "mm/pmm.h"
 #endif
 
 /* A filled object: the list runs through the objects. */
@@ -139,6 +141,44 @@ static void expect_all_allocate(void)
 	KEXPECT_EQ(nulls, 0);
 }
 
+#ifndef SPANHEAP_HOSTED
+/* With the heap full, take every frame the pmm still has (the heap cannot
+ * use frames it cannot make 8 KiB runs of), check that the pmm and the heap
+ * both refuse, and give the frames back. */
+static void exhaust_pmm_too(void)
+{
+	struct oom_link *frames = NULL;
+	uint64_t n = 0, freed = 0;
+	void *f;
+	while ((f = alloc_pages(0, 0)) != NULL) {
+		struct oom_link *l = f;
+		l->next = frames;
+		frames = l;
+		n++;
+	}
+	size_t nonnull = 0;
+	for (unsigned order = 0; order <= 10; order++) {
+		void *p = alloc_pages(order, 0);
+		if (p) {
+			ktest_log("pmm exhausted, yet alloc_pages(%u) = %p", order, p);
+			nonnull++;
+			free_pages(p, order);
+		}
+	}
+	KEXPECT_EQ(nonnull, 0);
+	expect_all_null();
+	while (frames && freed < n) {
+		struct oom_link *next = frames->next;
+		free_pages(frames, 0);
+		frames = next;
+		freed++;
+	}
+	KEXPECT_EQ(freed, n);
+	ktest_log("pmm: %llu more 4 KiB frames taken and given back",
+		  (unsigned long long)n);
+}
+#endif
+
 /* Fill everything, check, free everything, check. `cap` bounds each fill so
  * a heap that never says NULL fails instead of looping. */
 static void oom_fill_everything(uint64_t cap_bytes)
@@ -170,6 +210,9 @@ static void oom_fill_everything(uint64_t cap_bytes)
 	KEXPECT_GT(heap_stats().oom, before.oom);
 	KEXPECT_EQ(mheap_verify(), 0);
 	expect_all_null();
+#ifndef SPANHEAP_HOSTED
+	exhaust_pmm_too();
+#endif
 
 	uint64_t count = list.count;
 	KEXPECT_EQ(oom_free_all(&list, &freed), 0);
@@ -244,8 +287,15 @@ KTEST(heap_oom, each_class_alone)
 
 KTEST(heap_oom, fill_all_ram)
 {
+	struct pmm_stats p0, p1;
+	kmem_drain_all();
+	pmm_stats(&p0);
 	/* No cap but RAM itself: at most 2^40 bytes' worth per fill. */
 	oom_fill_everything((uint64_t)1 << 40);
+	kmem_drain_all();
+	pmm_stats(&p1);
+	/* Every frame the heap took went back to the pmm. */
+	KEXPECT_EQ(p1.free_frames, p0.free_frames);
 }
 
 #endif
