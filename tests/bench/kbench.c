@@ -21,7 +21,7 @@
 
 static void kbench_print(const char *what, uint64_t x10)
 {
-	mm_log("kbench: %-32s %6llu.%llu\n", what,
+	mm_log("kbench: %-32s %6llu.%llu", what,
 	       (unsigned long long)(x10 / 10), (unsigned long long)(x10 % 10));
 }
 
@@ -33,9 +33,9 @@ void kbench_run(void)
 		"kmalloc+kfree 128 B", "kmalloc+kfree 256 B",
 	};
 
-	mm_log("kbench: rdtsc ticks per operation, median of %d runs\n",
+	mm_log("kbench: rdtsc ticks per operation, median of %d runs",
 	       KBENCH_RUNS);
-	mm_log("kbench: %-32s %8s\n", "operation", "ticks");
+	mm_log("kbench: %-32s %8s", "operation", "ticks");
 	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
 		kbench_print(names[i],
 			     kbench_pair_x10(kmalloc, kfree, sizes[i], 0,
