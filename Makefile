@@ -36,7 +36,7 @@ KCFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
 KASFLAGS := $(KCFLAGS) -D__ASSEMBLY__
 KLDFLAGS := -n -nostdlib -z max-page-size=0x1000 --no-warn-rwx-segments
 
-KSRCS := $(wildcard boot/*.S) $(wildcard kernel/*.c) $(wildcard mm/*.c) \
+KSRCS := $(wildcard boot/*.S) $(wildcard kernel/*.S) $(wildcard kernel/*.c) $(wildcard mm/*.c) \
 	 $(wildcard lib/*.c) $(wildcard tests/kernel/*.c)
 KOBJS := $(patsubst %,$(BUILD)/kernel/%.o,$(KSRCS))
 

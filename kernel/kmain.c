@@ -20,14 +20,18 @@
 #include "kernel/multiboot2.h"
 #include "mm/paging.h"
 #include "mm/pmm.h"
+#include "kernel/smp.h"
 #include "lib/string.h"
+#include "lib/irqflags.h"
 #include "tests/kernel/ktest_runner.h"
 
 extern char _kernel_phys_start[], _kernel_end[];
 
+#define TIMER_HZ 100
+
 static struct mb2_info mbi;
 #define MAX_RANGES 64
-static struct pmm_range ram[MAX_RANGES], reserved[MAX_RANGES + MB2_MAX_MODULES];
+static struct pmm_range ram[MAX_RANGES], reserved[MAX_RANGES + MB2_MAX_MODULES + 3];
 static size_t nram, nreserved;
 
 static char args[512];
@@ -66,37 +70,28 @@ static void append_args(const char *s)
 	strlcpy(args + len, s, sizeof(args) - len);
 }
 
-static void add_reserved(uint64_t start, uint64_t end)
-{
-	if (nreserved < sizeof(reserved) / sizeof(reserved[0]))
-		reserved[nreserved++] = (struct pmm_range){ start, end };
-}
-
 /* Parse the boot information (still through the boot tables' direct map)
- * and collect usable RAM and what must never be handed out. */
+ * and collect usable RAM and everything that must never be handed out:
+ * every non-usable map entry, the first MiB, the kernel image, the boot
+ * information and the modules. */
 static void read_boot_info(uint32_t mbi_phys)
 {
 	if (mb2_parse((const void *)(DIRECT_MAP_BASE + mbi_phys), &mbi) != 0)
 		panic("multiboot2: boot information at %#x rejected: %s (tag at offset %u)",
 		      mbi_phys, mbi.error, mbi.error_offset);
 	mb2_print_info(&mbi);
-	if (!mbi.mmap || mbi.mmap_count == 0)
-		panic("multiboot2: no memory map (tag 6) in the boot information");
-	for (size_t i = 0; i < mbi.mmap_count; i++) {
-		struct mb2_mmap_entry e;
-		if (!mb2_mmap_get(&mbi, i, &e) || e.type != MB2_MEMORY_AVAILABLE || e.len == 0)
-			continue;
-		if (nram == MAX_RANGES) {
-			printk("multiboot2: more than %d usable ranges; ignoring the rest\n", MAX_RANGES);
-			break;
-		}
-		ram[nram++] = (struct pmm_range){ e.addr, e.addr + e.len };
-	}
-	add_reserved(0, 0x100000); /* BIOS data, EBDA, the AP trampoline */
-	add_reserved((uintptr_t)_kernel_phys_start, (uintptr_t)_kernel_end - KERNEL_VMA);
-	add_reserved(mbi_phys, (uint64_t)mbi_phys + mbi.total_size);
-	for (size_t i = 0; i < mbi.nmodules; i++)
-		add_reserved(mbi.modules[i].start, mbi.modules[i].end);
+	size_t dropped = 0;
+	nram = mb2_mmap_ranges(&mbi, true, ram, MAX_RANGES, &dropped);
+	if (nram == 0)
+		panic("multiboot2: no usable memory in the memory map or basic meminfo");
+	nreserved = mb2_mmap_ranges(&mbi, false, reserved, MAX_RANGES, &dropped);
+	reserved[nreserved++] = (struct pmm_range){ 0, 0x100000 }; /* BIOS data, AP trampoline */
+	reserved[nreserved++] = (struct pmm_range){ (uintptr_t)_kernel_phys_start,
+						    (uintptr_t)_kernel_end - KERNEL_VMA };
+	nreserved += mb2_boot_ranges(&mbi, mbi_phys, reserved + nreserved,
+				     sizeof(reserved) / sizeof(reserved[0]) - nreserved, &dropped);
+	if (dropped)
+		printk("multiboot2: %zu memory ranges beyond our tables ignored\n", dropped);
 }
 
 void kmain(uint32_t magic, uint32_t mbi_phys)
@@ -127,6 +122,10 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
 	pmm_dump();
 	if (mbi.cmdline && *mbi.cmdline)
 		append_args(mbi.cmdline);
+
+	const void *rsdp = mbi.rsdp_v2 ? mbi.rsdp_v2 : mbi.rsdp_v1;
+	smp_init(rsdp, mbi.rsdp_v2 ? mbi.rsdp_v2_len : mbi.rsdp_v1_len, TIMER_HZ);
+	arch_irq_enable();
 
 	char fw[256];
 	if (fwcfg_read_file("opt/spanheap/args", fw, sizeof(fw)) > 0)

@@ -84,7 +84,7 @@ static void read_unmapped(void *arg)
 KTEST(traps, page_fault_is_caught_and_reported)
 {
 	struct fault_info fi;
-	uintptr_t bad = 0xffffc00000001000UL; /* nothing is mapped there */
+	uintptr_t bad = 0xffffe00000001000UL; /* nothing is ever mapped there */
 	int v = trap_catch_fault(read_unmapped, (void *)bad, &fi);
 	KEXPECT_EQ(v, 14);
 	KEXPECT_EQ(fi.vector, 14);
@@ -132,7 +132,7 @@ KTEST(percpu, gs_base_points_at_this_cpu)
  * runner must report the page fault and fail the run. */
 KTEST(selfcheck, unmapped_dereference_must_fail_the_run)
 {
-	volatile uint64_t *p = (uint64_t *)0xffffc0000badc000UL;
+	volatile uint64_t *p = (uint64_t *)0xffffe0000badc000UL;
 	ktest_log("about to read %p, which is unmapped", (void *)p);
 	(void)*p;
 }

@@ -1,0 +1,25 @@
+/*
+ * kernel/smp.h - bringing up the other CPUs and running work on them.
+ */
+#ifndef KERNEL_SMP_H
+#define KERNEL_SMP_H
+#include <stddef.h>
+#include "kernel/percpu.h"
+
+/* Find the CPUs (ACPI MADT), start every AP (INIT-SIPI-SIPI), start each
+ * CPU's APIC timer at timer_hz. rsdp: the multiboot2 copy or NULL. */
+void smp_init(const void *rsdp, size_t rsdp_len, unsigned timer_hz);
+
+/* Run fn(arg) on every online CPU at once (the caller's included), and
+ * return when all have finished. fn gets this CPU's id via this_cpu_id().
+ * Only one smp_call_all runs at a time (calls are serialised). */
+void smp_call_all(void (*fn)(void *arg), void *arg);
+/* Same, on CPUs [0, n) only (n <= ncpus_online). */
+void smp_call_n(unsigned n, void (*fn)(void *arg), void *arg);
+
+/* A function each CPU's timer interrupt calls (after counting it), or
+ * NULL. Tests use it to allocate from interrupt context. */
+typedef void (*timer_hook_t)(unsigned cpu);
+void smp_set_timer_hook(timer_hook_t hook);
+
+#endif
