@@ -1,0 +1,94 @@
+/*
+ * tests/kernel/smp_test.c - every CPU the MADT listed is online, runs work
+ * handed to it, has its own per-CPU area and stack, and takes timer
+ * interrupts. Kernel only.
+ */
+#ifndef SPANHEAP_HOSTED
+#include <stdint.h>
+#include "tests/kernel/ktest.h"
+#include "kernel/smp.h"
+#include "kernel/percpu.h"
+#include "kernel/lapic.h"
+#include "kernel/x86.h"
+#include "mm/paging.h"
+#include "lib/irqflags.h"
+
+static uint32_t seen_id[MAX_CPUS];
+static uintptr_t seen_self[MAX_CPUS];
+static uintptr_t seen_rsp[MAX_CPUS];
+static unsigned hits;
+
+static void record(void *arg)
+{
+	(void)arg;
+	unsigned id = this_cpu_id();
+	int x;
+	seen_id[id] = id + 1;
+	seen_self[id] = (uintptr_t)this_cpu();
+	seen_rsp[id] = (uintptr_t)&x;
+	__atomic_fetch_add(&hits, 1, __ATOMIC_RELAXED);
+}
+
+KTEST(smp, call_all_runs_once_on_every_cpu)
+{
+	hits = 0;
+	smp_call_all(record, NULL);
+	KEXPECT_EQ(hits, ncpus_online);
+	for (unsigned id = 0; id < ncpus_online; id++) {
+		KEXPECT_EQ(seen_id[id], id + 1);
+		KEXPECT_EQ(seen_self[id], (uintptr_t)&cpus[id]);
+		if (id > 0) {
+			/* APs run on their own stacks in the guarded stack area. */
+			KEXPECT_GE(seen_rsp[id], KSTACK_AREA_BASE);
+			KEXPECT_LT(seen_rsp[id], KSTACK_AREA_END);
+			KEXPECT_LE(seen_rsp[id], (uintptr_t)cpus[id].stack_top);
+		}
+	}
+	ktest_log("%u CPU(s) online", ncpus_online);
+}
+
+KTEST(smp, apic_ids_are_distinct)
+{
+	for (unsigned a = 0; a < ncpus_online; a++)
+		for (unsigned b = a + 1; b < ncpus_online; b++)
+			KEXPECT_NE(cpus[a].apic_id, cpus[b].apic_id);
+	KEXPECT_EQ(lapic_id(), cpus[0].apic_id);
+}
+
+static void wait_for_ticks(void *arg)
+{
+	uint64_t want = (uint64_t)(uintptr_t)arg;
+	struct cpu *c = this_cpu();
+	uint64_t start = c->irq_count;
+	/* Interrupts are on while a CPU runs mailbox work; give it time. */
+	uint64_t deadline = rdtsc() + tsc_khz() * 5000; /* 5 s */
+	while (c->irq_count - start < want && rdtsc() < deadline)
+		cpu_relax();
+}
+
+KTEST(smp, timer_interrupts_reach_every_cpu)
+{
+	uint64_t before[MAX_CPUS];
+	for (unsigned id = 0; id < ncpus_online; id++)
+		before[id] = cpus[id].irq_count;
+	KASSERT_TRUE(arch_irqs_enabled());
+	smp_call_all(wait_for_ticks, (void *)(uintptr_t)3);
+	for (unsigned id = 0; id < ncpus_online; id++)
+		KEXPECT_GE(cpus[id].irq_count - before[id], 3);
+}
+
+static unsigned counter;
+static void contend(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 100000; i++)
+		__atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+}
+
+KTEST(smp, cpus_run_concurrently)
+{
+	counter = 0;
+	smp_call_all(contend, NULL);
+	KEXPECT_EQ(counter, 100000u * ncpus_online);
+}
+#endif
