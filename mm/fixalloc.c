@@ -1,0 +1,109 @@
+/*
+ * mm/fixalloc.c - fixed-size metadata allocator (Go's fixalloc).
+ *
+ * The heap needs small records (struct mspan and friends) before and
+ * beside the objects it manages, and must not take them from itself. A
+ * fixalloc carves one record size out of 64 KiB blocks from mm_sys_alloc.
+ * A block is 64 KiB-aligned (a power-of-two request is naturally aligned),
+ * so the block of any record is its address rounded down: freeing a record
+ * is O(1) and a block whose records are all free goes straight back to the
+ * platform. Blocks with free records sit on a doubly linked list.
+ */
+#include "mm/fixalloc.h"
+#include "mm/platform.h"
+#include "lib/string.h"
+
+struct fixalloc_block {
+	struct fixalloc_block *next, *prev;  /* on fixalloc.partial */
+	void *free;                          /* free records, linked through their first word */
+	uint32_t inuse;                      /* records handed out */
+	uint32_t carved;                     /* records ever carved from the tail */
+	uint32_t capacity;
+	int on_partial;
+};
+
+#define FIXALLOC_HDR 64
+
+void fixalloc_init(struct fixalloc *f, size_t size, const char *name)
+{
+	f->size = (size + 63) & ~(size_t)63;
+	f->name = name;
+	f->partial = NULL;
+	f->inuse = 0;
+	f->sys_bytes = 0;
+}
+
+static void partial_push(struct fixalloc *f, struct fixalloc_block *b)
+{
+	b->prev = NULL;
+	b->next = f->partial;
+	if (f->partial)
+		f->partial->prev = b;
+	f->partial = b;
+	b->on_partial = 1;
+}
+
+static void partial_remove(struct fixalloc *f, struct fixalloc_block *b)
+{
+	if (b->prev)
+		b->prev->next = b->next;
+	else
+		f->partial = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	b->next = b->prev = NULL;
+	b->on_partial = 0;
+}
+
+static struct fixalloc_block *block_new(struct fixalloc *f)
+{
+	struct fixalloc_block *b = mm_sys_alloc(FIXALLOC_BLOCK_SIZE);
+	if (!b)
+		return NULL;
+	b->free = NULL;
+	b->inuse = 0;
+	b->carved = 0;
+	b->capacity = (uint32_t)((FIXALLOC_BLOCK_SIZE - FIXALLOC_HDR) / f->size);
+	f->sys_bytes += FIXALLOC_BLOCK_SIZE;
+	partial_push(f, b);
+	return b;
+}
+
+void *fixalloc_alloc(struct fixalloc *f)
+{
+	struct fixalloc_block *b = f->partial;
+	if (!b && !(b = block_new(f)))
+		return NULL;
+	void *p;
+	if (b->free) {
+		p = b->free;
+		b->free = *(void **)p;
+	} else {
+		p = (char *)b + FIXALLOC_HDR + (size_t)b->carved * f->size;
+		b->carved++;
+	}
+	b->inuse++;
+	f->inuse++;
+	if (!b->free && b->carved == b->capacity)
+		partial_remove(f, b);
+	memset(p, 0, f->size);
+	return p;
+}
+
+void fixalloc_free(struct fixalloc *f, void *p)
+{
+	struct fixalloc_block *b =
+		(void *)((uintptr_t)p & ~(uintptr_t)(FIXALLOC_BLOCK_SIZE - 1));
+	*(void **)p = b->free;
+	b->free = p;
+	b->inuse--;
+	f->inuse--;
+	if (b->inuse == 0) {
+		if (b->on_partial)
+			partial_remove(f, b);
+		f->sys_bytes -= FIXALLOC_BLOCK_SIZE;
+		mm_sys_free(b, FIXALLOC_BLOCK_SIZE);
+	} else if (!b->on_partial) {
+		partial_push(f, b);
+	}
+}

@@ -1,0 +1,34 @@
+/*
+ * mm/fixalloc.h - fixed-size allocator for the heap's own metadata (Go's
+ * fixalloc): span structs, chunk records and tiny-block side tables.
+ *
+ * Objects are carved from 64 KiB blocks obtained with mm_sys_alloc; each
+ * block keeps its own free list and count of objects in use, and is given
+ * back to the platform as soon as its last object is freed, so an empty
+ * heap holds no metadata either. Not thread-safe: the caller serialises
+ * (every fixalloc belongs to the mheap and is used under mheap.lock).
+ */
+#ifndef MM_FIXALLOC_H
+#define MM_FIXALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FIXALLOC_BLOCK_SIZE (64UL * 1024)
+
+struct fixalloc_block;
+
+struct fixalloc {
+	size_t size;                       /* object size, multiple of 64 */
+	const char *name;
+	struct fixalloc_block *partial;    /* blocks with a free object */
+	uint64_t inuse;                    /* objects handed out */
+	uint64_t sys_bytes;                /* blocks held, in bytes */
+};
+
+void fixalloc_init(struct fixalloc *f, size_t size, const char *name);
+/* A zeroed object, or NULL when the platform is out of memory. */
+void *fixalloc_alloc(struct fixalloc *f);
+void fixalloc_free(struct fixalloc *f, void *p);
+
+#endif

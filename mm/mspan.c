@@ -1,0 +1,145 @@
+/*
+ * mm/mspan.c - spans and their object bitmaps (Go's mspan).
+ *
+ * A span is a run of 8 KiB pages. A small-object span is cut into nelems
+ * objects of one size class; a large span (class 0) is one object. All
+ * bookkeeping lives in struct mspan, never in the objects:
+ *
+ *   alloc_bits   bit i set: object i is handed out and not yet swept free.
+ *                The allocating CPU sets the bit as it hands the object out.
+ *   alloc_cache  the free slots of one word of alloc_bits (cache_word),
+ *                so allocation is a ctz and a clear-lowest-bit (Go's
+ *                allocCache; we keep it non-inverted).
+ *   free_bits    frees made by the CPU whose mcache holds the span: plain
+ *                stores, no atomic instruction, nobody else writes them.
+ *   remote_bits  frees made anywhere else: one atomic OR per object.
+ *
+ * As in Go, a free only records the object; the slot becomes allocatable
+ * again when the span is swept (mspan_sweep): recorded frees are folded
+ * into alloc_bits, allocation restarts at slot 0 and alloc_count is
+ * recounted. A span is swept by its owner when it runs out of slots, and
+ * by its mcentral (under the mcentral lock) whenever it is uncached or
+ * found on the mcentral's pending stack (see mm/mcentral.c).
+ *
+ * Liveness check (double free, free of a never-allocated slot): object i is
+ * live iff its alloc_bits bit is set and neither free_bits nor remote_bits
+ * has it. alloc_bits has one writer at a time (the owner, or the mcentral
+ * under its lock) and only ever loses bits of objects already freed, so a
+ * CPU checking the free of a live object always sees its bit.
+ */
+#include "mm/mspan.h"
+#include "mm/platform.h"
+#include "lib/string.h"
+
+static unsigned span_nwords(const struct mspan *s)
+{
+	return (s->nelems + 63u) / 64u;
+}
+
+/* Valid-slot mask of word w (the last word may be partial). */
+static uint64_t span_word_mask(const struct mspan *s, unsigned w)
+{
+	unsigned left = s->nelems - w * 64u;
+	return left >= 64 ? ~0ULL : (1ULL << left) - 1;
+}
+
+void mspan_init_objects(struct mspan *s, unsigned spanclass)
+{
+	unsigned cls = spanclass_sizeclass(spanclass);
+
+	s->spanclass = (uint8_t)spanclass;
+	if (cls == 0) {
+		s->elemsize = 0;   /* large: the object is the whole span (npages) */
+		s->nelems = 1;
+	} else {
+		s->elemsize = class_to_size[cls];
+		s->nelems = (uint16_t)size_class_obj_index(cls,
+			(uint32_t)((size_t)s->npages << MM_PAGE_SHIFT));
+	}
+	memset(s->alloc_bits, 0, sizeof(s->alloc_bits));
+	memset(s->free_bits, 0, sizeof(s->free_bits));
+	memset(s->remote_bits, 0, sizeof(s->remote_bits));
+	s->alloc_count = 0;
+	s->owner_cpu = -1;
+	s->remote_pending = 0;
+	s->remote_inflight = 0;
+	s->pending_next = NULL;
+	mspan_refill_cache(s, 0);
+}
+
+void mspan_refill_cache(struct mspan *s, unsigned w)
+{
+	s->cache_word = (uint16_t)w;
+	st64(&s->alloc_cache, ~ld64(&s->alloc_bits[w]) & span_word_mask(s, w));
+}
+
+bool mspan_next_cache_word(struct mspan *s)
+{
+	unsigned nw = span_nwords(s);
+	for (unsigned w = s->cache_word + 1u; w < nw; w++) {
+		if (~ld64(&s->alloc_bits[w]) & span_word_mask(s, w)) {
+			mspan_refill_cache(s, w);
+			return true;
+		}
+	}
+	return false;
+}
+
+unsigned mspan_sweep(struct mspan *s)
+{
+	unsigned nw = span_nwords(s), freed = 0, count = 0;
+
+	for (unsigned w = 0; w < nw; w++) {
+		uint64_t pend = s->free_bits[w];
+		if (pend)
+			st64(&s->free_bits[w], 0);
+		if (__atomic_load_n(&s->remote_bits[w], __ATOMIC_SEQ_CST))
+			pend |= __atomic_exchange_n(&s->remote_bits[w], 0, __ATOMIC_SEQ_CST);
+		uint64_t a = ld64(&s->alloc_bits[w]);
+		if (pend) {
+			freed += (unsigned)__builtin_popcountll(a & pend);
+			a &= ~pend;
+			st64(&s->alloc_bits[w], a);
+		}
+		count += (unsigned)__builtin_popcountll(a);
+	}
+	s->alloc_count = (uint16_t)count;
+	mspan_refill_cache(s, 0);
+	if (!ld64(&s->alloc_cache))
+		mspan_next_cache_word(s);
+	return freed;
+}
+
+int mspan_obj_index(const struct mspan *s, uintptr_t addr)
+{
+	uintptr_t off = addr - s->startaddr;
+	unsigned cls = spanclass_sizeclass(s->spanclass);
+
+	if (cls == 0)
+		return off == 0 ? 0 : -1;
+	uint32_t i = size_class_obj_index(cls, (uint32_t)off);
+	if ((uintptr_t)i * s->elemsize != off || i >= s->nelems)
+		return -1;
+	return (int)i;
+}
+
+bool mspan_obj_live(const struct mspan *s, unsigned i)
+{
+	uint64_t bit = 1ULL << (i % 64);
+	unsigned w = i / 64;
+
+	if (!(ld64(&s->alloc_bits[w]) & bit))
+		return false;
+	if (ld64(&s->free_bits[w]) & bit)
+		return false;
+	return !(__atomic_load_n(&s->remote_bits[w], __ATOMIC_RELAXED) & bit);
+}
+
+unsigned mspan_nfree(const struct mspan *s)
+{
+	unsigned n = (unsigned)__builtin_popcountll(ld64(&s->alloc_cache));
+	for (unsigned w = s->cache_word + 1u; w < span_nwords(s); w++)
+		n += (unsigned)__builtin_popcountll(~ld64(&s->alloc_bits[w]) &
+						    span_word_mask(s, w));
+	return n;
+}

@@ -1,0 +1,108 @@
+/*
+ * mm/mspan.h - the span: a run of 8 KiB heap pages and the bookkeeping of
+ * the objects cut from it (Go's mspan). See mm/mspan.c for the free scheme.
+ */
+#ifndef MM_MSPAN_H
+#define MM_MSPAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "mm/sizeclasses.h"
+
+/* span class = size class << 1 | noscan, as in Go. */
+#define NUM_SPAN_CLASSES (NUM_SIZE_CLASSES * 2)
+#define MSPAN_BITMAP_WORDS (MAX_OBJS_PER_SPAN / 64)
+/* The tiny allocator's 16-byte blocks live in spans of this class only;
+ * ordinary 16-byte requests use the scan class of the same size. */
+#define TINY_SPAN_CLASS ((TINY_SIZE_CLASS << 1) | 1)
+
+static inline unsigned spanclass_make(unsigned sizeclass, bool noscan)
+{
+	return sizeclass << 1 | (noscan ? 1u : 0u);
+}
+static inline unsigned spanclass_sizeclass(unsigned spc) { return spc >> 1; }
+static inline bool spanclass_noscan(unsigned spc) { return spc & 1; }
+
+enum mspan_state {
+	MSPAN_DEAD = 0,   /* record not in use */
+	MSPAN_FREE,       /* a free page run owned by the mheap */
+	MSPAN_INUSE,      /* small-object span (mcentral or an mcache) */
+	MSPAN_LARGE,      /* one large object */
+};
+
+/* Where a span is listed (for the verifier and for list removal). */
+enum mspan_list_id {
+	MSPAN_ON_NONE = 0,   /* cached by an mcache, or a large object */
+	MSPAN_ON_PARTIAL,    /* mcentral: has free slots */
+	MSPAN_ON_FULL,       /* mcentral: no free slot as of its last sweep */
+	MSPAN_ON_HEAP_FREE,  /* mheap: free run list */
+};
+
+struct heap_chunk;
+
+/* Tiny blocks: per 16-byte block, a live-object balance and the end
+ * offsets of the objects packed into it (see mm/malloc.c). */
+struct tiny_meta {
+	int16_t balance[MAX_OBJS_PER_SPAN / 2];
+	uint16_t ends[MAX_OBJS_PER_SPAN / 2];
+};
+
+struct mspan {
+	/*
+	 * Owner-hot fields: written only by the CPU whose mcache holds the
+	 * span (owner_cpu), or under the mcentral lock while no mcache holds
+	 * it. alloc_cache and cache_word are also read (relaxed) by other
+	 * CPUs checking a free, hence the atomic accessors.
+	 */
+	uint64_t alloc_cache;     /* free slots of word cache_word, one bit each (Go's allocCache) */
+	uintptr_t startaddr;
+	uint32_t elemsize;
+	uint16_t nelems;
+	uint16_t cache_word;      /* word of alloc_bits that alloc_cache mirrors (Go's freeindex / 64) */
+	uint16_t alloc_count;     /* live objects as of the last sweep (set by mspan_sweep) */
+	uint8_t spanclass;
+	uint8_t state;            /* enum mspan_state, read lock-free by kfree */
+	int32_t owner_cpu;        /* mcache holding the span, -1 if none */
+	uintptr_t npages;
+	uint8_t list;             /* enum mspan_list_id */
+	struct mspan *next, *prev;
+	struct heap_chunk *chunk; /* the platform chunk the pages came from */
+	struct tiny_meta *tiny;   /* TINY_SPAN_CLASS spans only */
+
+	/* Frees by the owner CPU, pending the next sweep. Owner-only. */
+	uint64_t free_bits[MSPAN_BITMAP_WORDS];
+	/* Bit set: slot handed out and not yet swept free. Set by the owner
+	 * at allocation, cleared by a sweep; read lock-free by any CPU that
+	 * checks a free (relaxed atomics; one writer at a time). */
+	uint64_t alloc_bits[MSPAN_BITMAP_WORDS];
+
+	/* Remote side, on its own cache lines: frees from other CPUs. */
+	uint64_t remote_bits[MSPAN_BITMAP_WORDS] __attribute__((aligned(64)));
+	uint32_t remote_pending;       /* 1 while on its mcentral's pending stack */
+	uint32_t remote_inflight;      /* remote frees between their first and last touch */
+	struct mspan *pending_next;    /* link on that stack */
+} __attribute__((aligned(64)));
+
+static inline uint64_t ld64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void st64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
+/* Turn a fresh page run into a span of spanclass (0 = one large object). */
+void mspan_init_objects(struct mspan *s, unsigned spanclass);
+/* Load alloc_cache with the free slots of word w (no bits past nelems). */
+void mspan_refill_cache(struct mspan *s, unsigned w);
+/* Advance to the next word holding a free slot; false if none is left. */
+bool mspan_next_cache_word(struct mspan *s);
+/* Fold every recorded free (owner-local and remote) into alloc_bits,
+ * restart allocation at slot 0, recompute alloc_count. Caller owns the
+ * span (its mcache) or holds its mcentral lock. Returns slots freed. */
+unsigned mspan_sweep(struct mspan *s);
+/* Object index of an address inside the span, or -1 when it does not
+ * point at the start of an object. */
+int mspan_obj_index(const struct mspan *s, uintptr_t addr);
+/* Is slot i handed out and not yet freed (as far as this CPU can see)? */
+bool mspan_obj_live(const struct mspan *s, unsigned i);
+/* Slots free for allocation right now (owner's view). */
+unsigned mspan_nfree(const struct mspan *s);
+
+#endif

@@ -1,0 +1,291 @@
+/*
+ * mm/mverify.c - mheap_verify(): check every invariant of the heap.
+ *
+ * Walks every chunk page by page through the page map, every free list,
+ * every mcentral list and pending stack and every CPU's mcache, and checks
+ * that they agree: each page maps to the span that covers it, spans tile
+ * their chunk, free runs are maximal (no two free neighbours) and each is
+ * on the free list of its length, each small span is in exactly one place
+ * (one mcache, or one list of its own mcentral), bitmaps are consistent
+ * (frees only of allocated slots, nothing past nelems, alloc_count of
+ * listed spans equal to their bits), and the totals add up (pages per
+ * state, spans per class, live objects per class against the per-CPU
+ * counters, bytes held from the platform).
+ *
+ * It takes every lock, but the per-CPU state it reads belongs to running
+ * CPUs: call it only when every other CPU is quiescent (not inside the
+ * heap). It reports the first broken invariant with mm_log and returns 1.
+ */
+#include "mm/kmalloc.h"
+#include "mm/malloc_internal.h"
+#include "mm/mcache.h"
+#include "mm/mcentral.h"
+#include "mm/mheap.h"
+#include "mm/platform.h"
+
+#define FAIL(...)                                   \
+	do {                                        \
+		mm_log("mheap_verify: " __VA_ARGS__); \
+		return 1;                           \
+	} while (0)
+
+static unsigned nwords(const struct mspan *s) { return (s->nelems + 63u) / 64u; }
+
+static uint64_t word_mask(const struct mspan *s, unsigned w)
+{
+	unsigned left = s->nelems - w * 64u;
+	return left >= 64 ? ~0ULL : (1ULL << left) - 1;
+}
+
+/* Per span class tallies gathered by the chunk walk. */
+static struct {
+	uint64_t listed, cached, live;
+} tally[NUM_SPAN_CLASSES];
+
+static int check_small_span(const struct mspan *s)
+{
+	unsigned spc = s->spanclass, cls = spanclass_sizeclass(spc);
+
+	if (cls == 0 || spc >= NUM_SPAN_CLASSES)
+		FAIL("span %p: in-use small span with span class %u", (void *)s, spc);
+	if (s->npages != class_to_npages[cls] || s->elemsize != class_to_size[cls])
+		FAIL("span %p class %u: %lu pages of %u bytes, expected %u of %u",
+		     (void *)s, cls, (unsigned long)s->npages, s->elemsize,
+		     class_to_npages[cls], class_to_size[cls]);
+	if (s->nelems != size_class_obj_index(cls, (uint32_t)s->npages << MM_PAGE_SHIFT))
+		FAIL("span %p class %u: nelems %u wrong", (void *)s, cls, s->nelems);
+	if ((spc == TINY_SPAN_CLASS) != (s->tiny != NULL))
+		FAIL("span %p class %u: tiny table %p in the wrong span class",
+		     (void *)s, cls, (void *)s->tiny);
+
+	uint64_t bits = 0, live = 0;
+	for (unsigned w = 0; w < MSPAN_BITMAP_WORDS; w++) {
+		uint64_t mask = w < nwords(s) ? word_mask(s, w) : 0;
+		uint64_t a = s->alloc_bits[w], f = s->free_bits[w], r = s->remote_bits[w];
+		if ((a | f | r) & ~mask)
+			FAIL("span %p class %u: bits set past nelems in word %u", (void *)s, cls, w);
+		if ((f | r) & ~a)
+			FAIL("span %p class %u: free recorded for unallocated slot (word %u: "
+			     "alloc %#lx free %#lx remote %#lx)", (void *)s, cls, w,
+			     (unsigned long)a, (unsigned long)f, (unsigned long)r);
+		bits += (uint64_t)__builtin_popcountll(a);
+		live += (uint64_t)__builtin_popcountll(a & ~f & ~r);
+	}
+	if (s->owner_cpu >= 0) {
+		if (s->owner_cpu >= MM_MAX_CPUS || mcaches[s->owner_cpu].alloc[spc] != s)
+			FAIL("span %p class %u: owner CPU %d does not hold it", (void *)s,
+			     cls, s->owner_cpu);
+		if (s->list != MSPAN_ON_NONE)
+			FAIL("span %p class %u: cached by CPU %d and on list %u", (void *)s,
+			     cls, s->owner_cpu, s->list);
+		if (s->alloc_cache & ~(~s->alloc_bits[s->cache_word] & word_mask(s, s->cache_word)))
+			FAIL("span %p class %u: alloc_cache offers allocated slots", (void *)s, cls);
+		tally[spc].cached++;
+	} else {
+		if (s->list != MSPAN_ON_PARTIAL && s->list != MSPAN_ON_FULL)
+			FAIL("span %p class %u: neither cached nor on an mcentral list", (void *)s, cls);
+		for (unsigned w = 0; w < MSPAN_BITMAP_WORDS; w++)
+			if (s->free_bits[w])
+				FAIL("span %p class %u: owner-local frees on an uncached span",
+				     (void *)s, cls);
+		if (s->alloc_count != bits)
+			FAIL("span %p class %u: alloc_count %u, alloc bits %lu", (void *)s, cls,
+			     s->alloc_count, (unsigned long)bits);
+		if ((s->list == MSPAN_ON_FULL) != (bits == s->nelems))
+			FAIL("span %p class %u: %lu of %u allocated but on the %s list",
+			     (void *)s, cls, (unsigned long)bits, s->nelems,
+			     s->list == MSPAN_ON_FULL ? "full" : "partial");
+		tally[spc].listed++;
+	}
+	tally[spc].live += live;
+	return 0;
+}
+
+static int walk_chunks(uint64_t *free_pages, uint64_t *small_pages, uint64_t *large_pages,
+		       uint64_t *nlarge, uint64_t *chunk_bytes)
+{
+	for (struct heap_chunk *c = mheap.chunks; c; c = c->next) {
+		uintptr_t end = c->base + (c->npages << MM_PAGE_SHIFT);
+		bool prev_free = false;
+		*chunk_bytes += c->npages << MM_PAGE_SHIFT;
+		for (uintptr_t a = c->base; a < end;) {
+			struct mspan *s = pagemap_lookup(a);
+			if (!s)
+				FAIL("chunk %#lx: page %#lx not in the page map",
+				     (unsigned long)c->base, (unsigned long)a);
+			if (s->startaddr != a || s->chunk != c || !s->npages ||
+			    a + (s->npages << MM_PAGE_SHIFT) > end)
+				FAIL("page %#lx maps to span %p [%#lx, %lu pages] that does not start there",
+				     (unsigned long)a, (void *)s, (unsigned long)s->startaddr,
+				     (unsigned long)s->npages);
+			for (uintptr_t k = 1; k < s->npages; k++)
+				if (pagemap_lookup(a + (k << MM_PAGE_SHIFT)) != s)
+					FAIL("span %p: page %lu of %lu maps elsewhere", (void *)s,
+					     (unsigned long)k, (unsigned long)s->npages);
+			switch (s->state) {
+			case MSPAN_FREE:
+				if (prev_free)
+					FAIL("free run %p at %#lx not coalesced with its left neighbour",
+					     (void *)s, (unsigned long)a);
+				if (s->list != MSPAN_ON_HEAP_FREE)
+					FAIL("free run %p not on a free list", (void *)s);
+				*free_pages += s->npages;
+				break;
+			case MSPAN_LARGE:
+				*large_pages += s->npages;
+				(*nlarge)++;
+				if (s->spanclass != 0 || s->list != MSPAN_ON_NONE)
+					FAIL("large span %p: class %u, list %u", (void *)s,
+					     s->spanclass, s->list);
+				break;
+			case MSPAN_INUSE:
+				*small_pages += s->npages;
+				if (check_small_span(s))
+					return 1;
+				break;
+			default:
+				FAIL("span %p in the page map is dead (state %u)", (void *)s, s->state);
+			}
+			prev_free = s->state == MSPAN_FREE;
+			a += s->npages << MM_PAGE_SHIFT;
+		}
+		if (prev_free && pagemap_lookup(c->base)->npages == c->npages)
+			FAIL("chunk %#lx is entirely free but was not given back",
+			     (unsigned long)c->base);
+	}
+	return 0;
+}
+
+static int check_free_lists(void)
+{
+	uint64_t pages = 0;
+	for (unsigned i = 0; i < MHEAP_NFREE; i++) {
+		bool nonempty = (mheap.free_nonempty[i / 64] >> (i % 64)) & 1;
+		if (nonempty != (mheap.free[i] != NULL))
+			FAIL("free list %u: non-empty bit %d, head %p", i, nonempty,
+			     (void *)mheap.free[i]);
+		for (struct mspan *s = mheap.free[i]; s; s = s->next) {
+			if (s->state != MSPAN_FREE || s->list != MSPAN_ON_HEAP_FREE)
+				FAIL("free list %u holds span %p in state %u", i, (void *)s, s->state);
+			if ((i && s->npages != i) || (!i && s->npages < MHEAP_NFREE))
+				FAIL("free list %u holds a run of %lu pages", i,
+				     (unsigned long)s->npages);
+			if (pagemap_lookup(s->startaddr) != s)
+				FAIL("free run %p on list %u is not in the page map", (void *)s, i);
+			pages += s->npages;
+		}
+	}
+	if (pages != mheap.free_pages)
+		FAIL("free lists hold %lu pages, mheap counts %lu", (unsigned long)pages,
+		     (unsigned long)mheap.free_pages);
+	return 0;
+}
+
+static int check_centrals(void)
+{
+	for (unsigned spc = 2; spc < NUM_SPAN_CLASSES; spc++) {
+		struct mcentral *c = &mcentrals[spc];
+		uint64_t n = 0;
+		for (int l = 0; l < 2; l++) {
+			uint8_t id = l ? MSPAN_ON_FULL : MSPAN_ON_PARTIAL;
+			for (struct mspan *s = l ? c->full : c->partial; s; s = s->next, n++) {
+				if (s->state != MSPAN_INUSE || s->spanclass != spc || s->list != id)
+					FAIL("mcentral %u: %s list holds span %p (state %u, class %u, list %u)",
+					     spc, l ? "full" : "partial", (void *)s, s->state,
+					     s->spanclass, s->list);
+				if (n > tally[spc].listed)
+					FAIL("mcentral %u: lists longer than its listed spans", spc);
+			}
+		}
+		if (n != tally[spc].listed)
+			FAIL("mcentral %u: %lu spans on its lists, %lu uncached spans in the heap",
+			     spc, (unsigned long)n, (unsigned long)tally[spc].listed);
+		if (c->nspans != tally[spc].listed + tally[spc].cached)
+			FAIL("mcentral %u: counts %lu spans, the heap has %lu", spc,
+			     (unsigned long)c->nspans,
+			     (unsigned long)(tally[spc].listed + tally[spc].cached));
+		for (struct mspan *s = c->pending; s; s = s->pending_next)
+			if (s->state != MSPAN_INUSE || s->spanclass != spc || !s->remote_pending)
+				FAIL("mcentral %u: pending stack holds span %p (state %u, class %u)",
+				     spc, (void *)s, s->state, s->spanclass);
+		uint64_t cached = 0;
+		for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
+			struct mspan *s = mcaches[cpu].alloc[spc];
+			if (!s)
+				continue;
+			cached++;
+			if (s->state != MSPAN_INUSE || s->spanclass != spc || s->owner_cpu != (int)cpu)
+				FAIL("CPU %u mcache class %u holds span %p (state %u, class %u, owner %d)",
+				     cpu, spc, (void *)s, s->state, s->spanclass, s->owner_cpu);
+		}
+		if (cached != tally[spc].cached)
+			FAIL("class %u: %lu spans in mcaches, %lu spans owned", spc,
+			     (unsigned long)cached, (unsigned long)tally[spc].cached);
+		if (spc != TINY_SPAN_CLASS) {
+			uint64_t a = 0, f = 0;
+			for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
+				a += mcaches[cpu].nmalloc[spc];
+				f += mcaches[cpu].nfree[spc];
+			}
+			if (a - f != tally[spc].live)
+				FAIL("class %u: %lu live objects in the bitmaps, counters say %lu",
+				     spc, (unsigned long)tally[spc].live, (unsigned long)(a - f));
+		}
+	}
+	return 0;
+}
+
+int mheap_verify(void)
+{
+	if (!mheap_ready())
+		return 0;
+	unsigned long irq = mm_irq_save();
+	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
+		spin_lock(&mcentrals[spc].lock);
+	spin_lock(&mheap.lock);
+
+	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
+		tally[spc].listed = tally[spc].cached = tally[spc].live = 0;
+	uint64_t free_pages = 0, small_pages = 0, large_pages = 0, nlarge = 0, chunk_bytes = 0;
+	int bad = walk_chunks(&free_pages, &small_pages, &large_pages, &nlarge, &chunk_bytes);
+	if (!bad)
+		bad = check_free_lists();
+	if (!bad)
+		bad = check_centrals();
+	if (!bad && (free_pages != mheap.free_pages || small_pages != mheap.small_pages ||
+		     large_pages != mheap.large_pages || nlarge != mheap.nlarge ||
+		     chunk_bytes != mheap.chunk_bytes)) {
+		mm_log("mheap_verify: page totals: walk found free %lu small %lu large %lu "
+		       "(%lu objects) in %lu bytes; mheap counts %lu %lu %lu (%lu) in %lu",
+		       (unsigned long)free_pages, (unsigned long)small_pages,
+		       (unsigned long)large_pages, (unsigned long)nlarge,
+		       (unsigned long)chunk_bytes, (unsigned long)mheap.free_pages,
+		       (unsigned long)mheap.small_pages, (unsigned long)mheap.large_pages,
+		       (unsigned long)mheap.nlarge, (unsigned long)mheap.chunk_bytes);
+		bad = 1;
+	}
+	if (!bad && free_pages + small_pages + large_pages != chunk_bytes >> MM_PAGE_SHIFT) {
+		mm_log("mheap_verify: pages in spans %lu != pages in chunks %lu",
+		       (unsigned long)(free_pages + small_pages + large_pages),
+		       (unsigned long)(chunk_bytes >> MM_PAGE_SHIFT));
+		bad = 1;
+	}
+	if (!bad) {
+		uint64_t la = 0, lf = 0;
+		for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
+			la += mcaches[cpu].large_alloc;
+			lf += mcaches[cpu].large_free;
+		}
+		if (la - lf != nlarge) {
+			mm_log("mheap_verify: %lu large objects in the heap, counters say %lu",
+			       (unsigned long)nlarge, (unsigned long)(la - lf));
+			bad = 1;
+		}
+	}
+
+	spin_unlock(&mheap.lock);
+	for (unsigned spc = NUM_SPAN_CLASSES; spc-- > 0;)
+		spin_unlock(&mcentrals[spc].lock);
+	mm_irq_restore(irq);
+	return bad;
+}
