@@ -13,7 +13,10 @@
  *
  * Guarantees: kmalloc(0) returns a unique non-NULL pointer kfree accepts;
  * an impossible size returns NULL; power-of-two sizes up to 4 KiB are
- * naturally aligned; every object is at least 8-aligned (16 for sizes >= 16);
+ * naturally aligned; every object is at least 8-aligned, and aligned to the
+ * largest power of two (up to 8 KiB) dividing its size class's object size
+ * (Go's classes: a 24-byte object is 8-aligned, a 48-byte one 16-aligned);
+ * use kmalloc_aligned for more;
  * kfree, krealloc and ksize may be called from any CPU and from interrupt
  * handlers. A pointer the heap never gave out, an interior pointer or a
  * double free is reported (pointer, span, class, caller) and ignored, never
