@@ -37,7 +37,7 @@ KASFLAGS := $(KCFLAGS) -D__ASSEMBLY__
 KLDFLAGS := -n -nostdlib -z max-page-size=0x1000 --no-warn-rwx-segments
 
 KSRCS := $(wildcard boot/*.S) $(wildcard kernel/*.S) $(wildcard kernel/*.c) $(wildcard mm/*.c) \
-	 $(wildcard lib/*.c) $(wildcard tests/kernel/*.c)
+	 $(wildcard lib/*.c) $(wildcard tests/kernel/*.c) tests/bench/kbench.c
 KOBJS := $(patsubst %,$(BUILD)/kernel/%.o,$(KSRCS))
 
 KERNEL := $(BUILD)/spanheap.elf
@@ -126,13 +126,18 @@ $(HOST_KTEST): $(patsubst %.c,$(BUILD)/host/san/%.o,$(HOST_TEST_SRCS)) $(HOST_LI
 # ----------------------------------------------------------------- run --
 
 QEMU_MEM ?= 256M
-QEMU_SMP ?= 1
+QEMU_SMP ?= 4
 FIRMWARE ?= bios
 
+# make run: the self-tests, the heap tables, then the in-kernel benchmark.
+# Under TCG, -icount shift=0 makes the TSC count retired instructions, so
+# the benchmark's figures are repeatable (icount runs the vCPUs in turn).
+RUN_ARGS ?= bench
 run: all
 	@tools/need.sh run
 	tests/run-qemu --iso $(ISO) --firmware $(FIRMWARE) --mem $(QEMU_MEM) \
-		--smp $(QEMU_SMP) --accel $(ACCEL) --interactive
+		--smp $(QEMU_SMP) --accel $(ACCEL) --interactive --args "$(RUN_ARGS)" \
+		$(if $(filter tcg,$(ACCEL)),--icount)
 
 debug: all
 	@tools/need.sh run

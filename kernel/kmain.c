@@ -21,6 +21,9 @@
 #include "mm/paging.h"
 #include "mm/pmm.h"
 #include "kernel/smp.h"
+#include "mm/kmalloc.h"
+#include "mm/mcache.h"
+#include "tests/bench/kbench.h"
 #include "lib/string.h"
 #include "lib/irqflags.h"
 #include "tests/kernel/ktest_runner.h"
@@ -94,6 +97,22 @@ static void read_boot_info(uint32_t mbi_phys)
 		printk("multiboot2: %zu memory ranges beyond our tables ignored\n", dropped);
 }
 
+/* Each CPU's mcache counters (what `make run` ends with). */
+static void kmem_dump_cpus(void)
+{
+	printk("mcache per CPU:   mallocs      frees  tiny allocs  large allocs  timer irqs\n");
+	for (unsigned id = 0; id < ncpus_online; id++) {
+		struct mcache *mc = &mcaches[id];
+		uint64_t nm = mc->large_alloc, nf = mc->large_free;
+		for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++) {
+			nm += mc->nmalloc[spc];
+			nf += mc->nfree[spc];
+		}
+		printk("  cpu %-3u %14lu %10lu %12lu %13lu %11lu\n", id, nm, nf, mc->tiny_allocs,
+		       mc->large_alloc, cpus[id].irq_count);
+	}
+}
+
 void kmain(uint32_t magic, uint32_t mbi_phys)
 {
 	serial_init();
@@ -120,6 +139,7 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
 	if (pmm_init(ram, nram, reserved, nreserved, DIRECT_MAP_BASE) != 0)
 		panic("pmm: initialisation failed");
 	pmm_dump();
+	kmalloc_init();
 	if (mbi.cmdline && *mbi.cmdline)
 		append_args(mbi.cmdline);
 
@@ -139,5 +159,9 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
 		failed = ktest_run_all(filter);
 	}
 	printk("spanheap: %s\n", failed ? "self-tests FAILED" : "all self-tests passed");
+	kmem_dump();
+	kmem_dump_cpus();
+	if (arg_get("bench", NULL, 0))
+		kbench_run();
 	qemu_exit(failed ? QEMU_EXIT_FAILURE : QEMU_EXIT_SUCCESS);
 }

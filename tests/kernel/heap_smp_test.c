@@ -1,0 +1,282 @@
+/*
+ * tests/kernel/heap_smp_test.c - the heap under real concurrency: every CPU
+ * churning every size class at once, producer/consumer pairs across CPUs
+ * (one CPU allocates, another frees: the worst case for per-CPU caches),
+ * and allocation inside the timer interrupt while the interrupted code is
+ * itself in kmalloc/kfree. After each test every CPU drains its mcache, the
+ * heap verifier must pass and every frame must be back in the pmm.
+ * Kernel only (the hosted TSan stress covers the same ground with threads).
+ */
+#ifndef SPANHEAP_HOSTED
+#include <stdint.h>
+#include "tests/kernel/ktest.h"
+#include "mm/kmalloc.h"
+#include "mm/pmm.h"
+#include "kernel/smp.h"
+#include "kernel/percpu.h"
+#include "lib/string.h"
+
+/* Pattern byte i of an object owned by `tag`. */
+static inline uint8_t pat(uint64_t tag, size_t i)
+{
+	return (uint8_t)(tag * 131 + i * 7 + (tag >> 8));
+}
+
+static void fill(void *p, size_t n, uint64_t tag)
+{
+	uint8_t *b = p;
+	/* First and last 64 bytes and a sparse middle keep large objects cheap. */
+	for (size_t i = 0; i < n; i += (i < 64 || i + 64 >= n) ? 1 : 61)
+		b[i] = pat(tag, i);
+}
+
+static int intact(const void *p, size_t n, uint64_t tag)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i += (i < 64 || i + 64 >= n) ? 1 : 61)
+		if (b[i] != pat(tag, i))
+			return 0;
+	return 1;
+}
+
+static size_t random_size(struct ktest_rng *r, unsigned *flags)
+{
+	uint64_t k = ktest_rng_below(r, 100);
+	*flags = 0;
+	if (k < 20) {
+		*flags = KM_NOSCAN;
+		return 1 + ktest_rng_below(r, 15); /* tiny */
+	}
+	if (k < 70)
+		return 1 + ktest_rng_below(r, 512);
+	if (k < 95)
+		return 1 + ktest_rng_below(r, 32768);
+	return 32769 + ktest_rng_below(r, 100000); /* large */
+}
+
+static uint64_t free_frames(void)
+{
+	struct pmm_stats st;
+	pmm_stats(&st);
+	return st.free_frames;
+}
+
+static void drain(void *arg)
+{
+	(void)arg;
+	kmem_drain_this_cpu();
+}
+
+/* Every CPU gives its cached spans back; then the heap must verify and
+ * the pmm must have every frame it had at `frames_before`. */
+static void expect_heap_back(uint64_t frames_before)
+{
+	smp_call_all(drain, NULL);
+	KEXPECT_EQ(mheap_verify(), 0);
+	KEXPECT_EQ(free_frames(), frames_before);
+}
+
+/* ---- every CPU churns every class ---- */
+
+#define CHURN_SLOTS 128
+#define CHURN_OPS 6000
+
+struct churn_slot {
+	void *p;
+	size_t n;
+	uint64_t tag;
+};
+static struct churn_slot churn_slots[MAX_CPUS][CHURN_SLOTS];
+static unsigned churn_errors[MAX_CPUS];
+static unsigned churn_null[MAX_CPUS];
+
+static void churn(void *arg)
+{
+	(void)arg;
+	unsigned cpu = this_cpu_id();
+	struct churn_slot *slots = churn_slots[cpu];
+	struct ktest_rng r;
+	ktest_rng_seed(&r, 0x5eed0000 + cpu);
+	for (unsigned op = 0; op < CHURN_OPS; op++) {
+		struct churn_slot *s = &slots[ktest_rng_below(&r, CHURN_SLOTS)];
+		if (s->p) {
+			if (!intact(s->p, s->n, s->tag))
+				churn_errors[cpu]++;
+			kfree(s->p);
+			s->p = NULL;
+			continue;
+		}
+		unsigned flags;
+		s->n = random_size(&r, &flags);
+		s->tag = ((uint64_t)cpu << 32) | op;
+		s->p = kmalloc(s->n, flags);
+		if (!s->p) {
+			churn_null[cpu]++;
+			continue;
+		}
+		fill(s->p, s->n, s->tag);
+	}
+	for (unsigned i = 0; i < CHURN_SLOTS; i++) {
+		if (slots[i].p && !intact(slots[i].p, slots[i].n, slots[i].tag))
+			churn_errors[cpu]++;
+		kfree(slots[i].p);
+		slots[i].p = NULL;
+	}
+}
+
+KTEST(heap_smp, every_cpu_churns_every_class)
+{
+	uint64_t before = free_frames();
+	memset(churn_errors, 0, sizeof(churn_errors));
+	memset(churn_null, 0, sizeof(churn_null));
+	smp_call_all(churn, NULL);
+	for (unsigned c = 0; c < ncpus_online; c++) {
+		KEXPECT_EQ(churn_errors[c], 0);
+		KEXPECT_EQ(churn_null[c], 0);
+	}
+	ktest_log("%u CPUs x %u operations", ncpus_online, CHURN_OPS);
+	expect_heap_back(before);
+}
+
+/* ---- producer/consumer across CPUs ---- */
+
+#define RING 64
+#define PC_ITEMS 4000
+
+/* Single-producer single-consumer ring from CPU i to CPU (i+1) % n. */
+struct ring {
+	void *slot[RING];
+	size_t len[RING];
+	uint64_t head; /* written by the producer */
+	uint64_t tail; /* written by the consumer */
+} __attribute__((aligned(64)));
+static struct ring rings[MAX_CPUS];
+static unsigned pc_errors[MAX_CPUS];
+static unsigned pc_consumed[MAX_CPUS];
+static unsigned pc_ncpus;
+
+static void producer_consumer(void *arg)
+{
+	(void)arg;
+	unsigned cpu = this_cpu_id();
+	if (cpu >= pc_ncpus)
+		return;
+	struct ring *out = &rings[cpu];
+	struct ring *in = &rings[(cpu + pc_ncpus - 1) % pc_ncpus];
+	unsigned produced = 0, consumed = 0;
+	struct ktest_rng r;
+	ktest_rng_seed(&r, 0xc0ffee + cpu);
+	while (produced < PC_ITEMS || consumed < PC_ITEMS) {
+		uint64_t head = out->head;
+		if (produced < PC_ITEMS &&
+		    head - __atomic_load_n(&out->tail, __ATOMIC_ACQUIRE) < RING) {
+			unsigned flags;
+			size_t n = random_size(&r, &flags);
+			void *p = kmalloc(n, flags);
+			if (p)
+				fill(p, n, n);
+			else
+				pc_errors[cpu]++, n = 0; /* pass an empty item on */
+			out->slot[head % RING] = p;
+			out->len[head % RING] = n;
+			__atomic_store_n(&out->head, head + 1, __ATOMIC_RELEASE);
+			produced++;
+		}
+		uint64_t tail = in->tail;
+		if (consumed < PC_ITEMS &&
+		    __atomic_load_n(&in->head, __ATOMIC_ACQUIRE) != tail) {
+			void *p = in->slot[tail % RING];
+			size_t n = in->len[tail % RING];
+			if (!intact(p, n, n))
+				pc_errors[cpu]++;
+			kfree(p); /* allocated on the previous CPU */
+			__atomic_store_n(&in->tail, tail + 1, __ATOMIC_RELEASE);
+			consumed++;
+		}
+	}
+	pc_consumed[cpu] = consumed;
+}
+
+KTEST(heap_smp, producer_consumer_across_cpus)
+{
+	uint64_t before = free_frames();
+	pc_ncpus = ncpus_online;
+	memset(rings, 0, sizeof(rings));
+	memset(pc_errors, 0, sizeof(pc_errors));
+	smp_call_all(producer_consumer, NULL);
+	for (unsigned c = 0; c < pc_ncpus; c++) {
+		KEXPECT_EQ(pc_errors[c], 0);
+		KEXPECT_EQ(pc_consumed[c], PC_ITEMS);
+	}
+	ktest_log("%u CPUs, each freeing %u objects its neighbour allocated", pc_ncpus, PC_ITEMS);
+	expect_heap_back(before);
+}
+
+/* ---- allocation in the timer interrupt ---- */
+
+#define IRQ_KEEP 8
+static struct churn_slot irq_slots[MAX_CPUS][IRQ_KEEP];
+static unsigned irq_runs[MAX_CPUS];
+static unsigned irq_errors[MAX_CPUS];
+
+static void timer_allocates(unsigned cpu)
+{
+	/* Replace one kept object per tick, so objects live across ticks and
+	 * interrupted kmalloc/kfree calls of the same CPU. */
+	unsigned i = irq_runs[cpu]++ % IRQ_KEEP;
+	struct churn_slot *s = &irq_slots[cpu][i];
+	if (s->p) {
+		if (!intact(s->p, s->n, s->tag))
+			irq_errors[cpu]++;
+		kfree(s->p);
+	}
+	s->n = 8 + (irq_runs[cpu] * 37) % 3000;
+	s->tag = 0x1770000 + cpu * 1000 + irq_runs[cpu];
+	s->p = kmalloc(s->n, irq_runs[cpu] % 3 ? 0 : KM_NOSCAN);
+	if (s->p)
+		fill(s->p, s->n, s->tag);
+	else
+		irq_errors[cpu]++;
+	/* And a short-lived tiny one. */
+	void *t = kmalloc(5, KM_NOSCAN);
+	if (!t)
+		irq_errors[cpu]++;
+	kfree(t);
+}
+
+static void churn_until_ticks(void *arg)
+{
+	(void)arg;
+	unsigned cpu = this_cpu_id();
+	/* Churn while the timer interrupts us, until it has run enough. */
+	for (int round = 0; round < 200 && irq_runs[cpu] < 20; round++)
+		churn(NULL);
+}
+
+KTEST(heap_smp, allocation_inside_the_timer_interrupt)
+{
+	uint64_t before = free_frames();
+	memset(irq_runs, 0, sizeof(irq_runs));
+	memset(irq_errors, 0, sizeof(irq_errors));
+	memset(churn_errors, 0, sizeof(churn_errors));
+	smp_set_timer_hook(timer_allocates);
+	smp_call_all(churn_until_ticks, NULL);
+	smp_set_timer_hook(NULL);
+	/* Once every CPU has run this, no hook invocation is still running. */
+	smp_call_all(drain, NULL);
+	for (unsigned c = 0; c < ncpus_online; c++) {
+		KEXPECT_GE(irq_runs[c], 20);
+		KEXPECT_EQ(irq_errors[c], 0);
+		KEXPECT_EQ(churn_errors[c], 0);
+		for (unsigned i = 0; i < IRQ_KEEP; i++) {
+			struct churn_slot *s = &irq_slots[c][i];
+			if (s->p && !intact(s->p, s->n, s->tag))
+				irq_errors[c]++;
+			kfree(s->p);
+			s->p = NULL;
+		}
+		KEXPECT_EQ(irq_errors[c], 0);
+	}
+	expect_heap_back(before);
+}
+#endif
