@@ -124,15 +124,26 @@ static void check_zero(const uint8_t *p, size_t size)
 
 /* ------------------------------------------------------------ the model */
 
-static size_t min_align(size_t size, unsigned flags, size_t align)
+/* The alignment mm/kmalloc.h promises: Go's tiny rules for a noscan
+ * request under 16 bytes; otherwise the largest power of two dividing the
+ * class's object size (ksize), up to 8 KiB, at least 8; power-of-two sizes
+ * up to 4 KiB naturally; at least `align` from kmalloc_aligned. */
+static size_t class_align(const void *p)
+{
+	size_t usable = ksize(p);
+	size_t a = usable ? usable & -usable : 8;
+	return a > 8192 ? 8192 : a < 8 ? 8 : a;
+}
+
+static size_t min_align(const void *p, size_t size, unsigned flags, size_t align)
 {
 	size_t a;
-	if ((flags & KM_NOSCAN) && size > 0 && size < TINY_SIZE)
+	bool tiny = (flags & KM_NOSCAN) && size > 0 && size < TINY_SIZE;
+	if (tiny)
 		a = (size & 7) == 0 ? 8 : (size & 3) == 0 ? 4 : (size & 1) == 0 ? 2 : 1;
 	else
-		a = size >= 16 ? 16 : 8;
-	if (size <= 4096 && size > a && !(size & (size - 1)) &&
-	    !((flags & KM_NOSCAN) && size < TINY_SIZE))
+		a = class_align(p);
+	if (size <= 4096 && size > a && !(size & (size - 1)) && !tiny)
 		a = size;
 	return align > a ? align : a;
 }
@@ -143,8 +154,8 @@ static size_t min_align(size_t size, unsigned flags, size_t align)
 static void take(struct slot *s, uint8_t *p, size_t size, unsigned flags,
 		 size_t align, bool zeroed, bool resized)
 {
-	size_t want = resized ? (size >= 16 ? 16 : 1)
-			      : min_align(size, flags, align);
+	size_t want = resized ? (size >= 16 ? class_align(p) : 1)
+			      : min_align(p, size, flags, align);
 	if ((uintptr_t)p % want)
 		FAIL("object %p of %zu bytes (flags %#x, align %zu) not "
 		     "%zu-aligned", (void *)p, size, flags, align, want);

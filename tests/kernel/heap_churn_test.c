@@ -71,20 +71,14 @@ static size_t churn_size(struct ktest_rng *rng, unsigned *flags)
 	       (size_t)ktest_rng_below(rng, CHURN_MAX_LARGE - MAX_SMALL_SIZE);
 }
 
-/* The alignment every object of this request must have. */
-static size_t churn_min_align(size_t size, unsigned flags, size_t align)
+/* The alignment the object must have (mm/kmalloc.h's promise). */
+static size_t churn_min_align(const struct churn_slot *s)
 {
-	size_t a;
-	if ((flags & KM_NOSCAN) && size > 0 && size < TINY_SIZE)
-		a = heap_tiny_align(size);
-	else if (size >= 16)
-		a = 16;
-	else
-		a = 8;
-	if (heap_is_pow2(size) && size <= 4096 && size > a &&
-	    !((flags & KM_NOSCAN) && size < TINY_SIZE))
-		a = size;
-	return align > a ? align : a;
+	size_t a = heap_expected_align(s->p, s->size, s->flags);
+	if (heap_is_pow2(s->size) && s->size <= 4096 && s->size > a &&
+	    !((s->flags & KM_NOSCAN) && s->size < TINY_SIZE))
+		a = s->size;
+	return s->align > a ? s->align : a;
 }
 
 /* Check a fresh object: alignment, usable size, zeroing; then fill it.
@@ -93,8 +87,8 @@ static size_t churn_min_align(size_t size, unsigned flags, size_t align)
 static void churn_take(struct churn_slot *s, struct churn_counts *n,
 		       bool zeroed, bool resized)
 {
-	size_t want = resized ? (s->size >= 16 ? 16 : 1)
-			      : churn_min_align(s->size, s->flags, s->align);
+	size_t want = resized ? (s->size >= 16 ? heap_expected_align(s->p, s->size, 0) : 1)
+			      : churn_min_align(s);
 	if ((uintptr_t)s->p % want) {
 		if (!n->misaligned)
 			ktest_log("object %p of %zu bytes (flags %#x, align %zu) "

@@ -259,8 +259,8 @@ static void exercise_class(unsigned c, unsigned flags, size_t n,
 		class_shadow[got] = (struct heap_obj){ (uintptr_t)p, size,
 						       c * 100000 + got };
 		got++;
-		size_t align = size >= 16 ? 16 : 8;
-		if (heap_is_pow2(size) && size <= 4096)
+		size_t align = heap_expected_align(p, size, flags);
+		if (heap_is_pow2(size) && size <= 4096 && align < size)
 			align = size;
 		if (ksize(p) != size || (uintptr_t)p % align) {
 			if (!wrong++)
@@ -684,11 +684,18 @@ KTEST(heap_align, powers_of_two_naturally_aligned)
 				kfree(p[i]);
 		}
 	}
-	/* Every non-tiny object is at least 8-aligned, 16 from 16 bytes. */
-	for (size_t size = 1; size <= 3000; size += 7) {
+	/* Every non-tiny object is aligned to the largest power of two
+	 * dividing its class's size (Go's classes: 24 bytes -> 8, 48 -> 16),
+	 * at least 8. */
+	for (size_t size = 1; size <= 40000; size += (size < 3000 ? 7 : 999)) {
 		void *q = kmalloc(size, 0);
 		KASSERT_NOT_NULL(q);
-		KEXPECT_EQ((uintptr_t)q % (size >= 16 ? 16 : 8), 0);
+		size_t want = heap_expected_align(q, size, 0);
+		if ((uintptr_t)q % want)
+			ktest_log("kmalloc(%zu) = %p, ksize %zu: not %zu-aligned",
+				  size, q, ksize(q), want);
+		KEXPECT_EQ((uintptr_t)q % want, 0);
+		KEXPECT_GE(want, 8);
 		kfree(q);
 	}
 	KEXPECT_EQ(mheap_verify(), 0);

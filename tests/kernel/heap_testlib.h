@@ -240,4 +240,23 @@ static inline size_t heap_tiny_align(size_t size)
 	return 1;
 }
 
+/*
+ * The alignment mm/kmalloc.h promises for a live object p of `size` bytes
+ * asked with `flags`: Go's tiny rules for a noscan request under 16 bytes;
+ * otherwise the largest power of two dividing its class's object size
+ * (ksize), up to 8 KiB, and at least 8. Power-of-two sizes up to 4 KiB are
+ * their own class, so they come out naturally aligned.
+ */
+static inline size_t heap_expected_align(const void *p, size_t size,
+					 unsigned flags)
+{
+	if ((flags & KM_NOSCAN) && size > 0 && size < 16)
+		return heap_tiny_align(size);
+	size_t usable = ksize(p);
+	size_t a = usable ? usable & -usable : 8;
+	if (a > 8192)
+		a = 8192;
+	return a < 8 ? 8 : a;
+}
+
 #endif
