@@ -80,6 +80,8 @@ int main(int argc, char **argv)
 	print_row("tiny 8 B NOSCAN, fits block",
 		  kbench_tiny_fit_x10(kmalloc, kfree, KM_NOSCAN, runs),
 		  kbench_tiny_fit_x10(libc_alloc, libc_free, 0, runs));
+	uint64_t overhead = kbench_rdtsc_overhead_x10(runs);
+	print_row("(empty rdtsc window, subtracted)", overhead, overhead);
 	print_row("tiny 8 B NOSCAN, batch average",
 		  kbench_tiny_batch_x10(kmalloc, kfree, KM_NOSCAN, runs),
 		  kbench_tiny_batch_x10(libc_alloc, libc_free, 0, runs));

@@ -43,6 +43,8 @@ void kbench_run(void)
 	kbench_print("tiny 8 B NOSCAN, fits block",
 		     kbench_tiny_fit_x10(kmalloc, kfree, KM_NOSCAN,
 					 KBENCH_SINGLE_RUNS));
+	kbench_print("(empty rdtsc window, subtracted)",
+		     kbench_rdtsc_overhead_x10(KBENCH_SINGLE_RUNS));
 	kbench_print("tiny 8 B NOSCAN, batch average",
 		     kbench_tiny_batch_x10(kmalloc, kfree, KM_NOSCAN, KBENCH_RUNS));
 	kbench_print("kmalloc+kfree 64 KiB (large)",
