@@ -15,7 +15,16 @@ static inline void arch_irq_restore(unsigned long flags) { (void)flags; }
 static inline void arch_irq_enable(void) {}
 static inline void arch_irq_disable(void) {}
 static inline int arch_irqs_enabled(void) { return 0; }
-static inline void cpu_relax(void) { __builtin_ia32_pause(); }
+/* A hosted "CPU" is a thread the OS may preempt while it holds a spinlock
+ * (in the kernel, interrupts are off instead), so a waiter gives its core
+ * to the holder rather than spin; with more threads than cores, plain
+ * spinning (worse under ThreadSanitizer) can stall for minutes. */
+#include <sched.h>
+static inline void cpu_relax(void)
+{
+	__builtin_ia32_pause();
+	sched_yield();
+}
 #else
 static inline unsigned long arch_irq_save(void)
 {
