@@ -61,7 +61,7 @@ struct worker {
 };
 
 static int nthreads = 8;
-static uint64_t ops_per_thread = 150000;
+static uint64_t ops_per_thread = 40000;
 static struct ring rings[MAX_THREADS];
 static struct worker workers[MAX_THREADS];
 static pthread_barrier_t done_producing;
