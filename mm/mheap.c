@@ -282,6 +282,5 @@ bool mheap_free_large(uintptr_t p, uintptr_t *npages)
 uint64_t mheap_sys_bytes(void)
 {
 	return mheap.chunk_bytes + mheap.span_alloc.sys_bytes +
-	       mheap.chunk_alloc.sys_bytes + mheap.tiny_alloc.sys_bytes +
-	       pagemap_sys_bytes();
+	       mheap.chunk_alloc.sys_bytes + mheap.tiny_alloc.sys_bytes;
 }

@@ -63,7 +63,8 @@ void mheap_free_span(struct mspan *s);
  * racing frees cannot both succeed): true when done (its page count in
  * *npages), false when p is not a live large object (nothing changed). */
 bool mheap_free_large(uintptr_t p, uintptr_t *npages);
-/* Bytes held from the platform: chunks + metadata + page map leaves. */
+/* Bytes held from the platform: chunks + span metadata (page-map leaves,
+ * which are never given back, are counted by pagemap_sys_bytes()). */
 uint64_t mheap_sys_bytes(void);
 
 static inline struct mspan *mheap_span_of(const void *p)

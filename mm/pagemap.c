@@ -2,8 +2,8 @@
  * mm/pagemap.c - maintenance of the two-level page -> span map (see
  * mm/pagemap.h). Every page of every chunk the heap holds is mapped to the
  * span that covers it (in-use or free), so a lookup never sees a stale
- * span; a leaf lives as long as some chunk overlaps its GiB (counted in
- * leaf_chunks), then goes back to the platform.
+ * span. Leaves are made on demand and kept (leaf_chunks counts the chunks
+ * in each, for the verifier and for a future release policy).
  */
 #include "mm/pagemap.h"
 #include "mm/platform.h"
@@ -51,14 +51,11 @@ void pagemap_remove_chunk(uintptr_t base, size_t npages)
 	uint64_t first = l1_index(pagemap_pageno(base));
 	uint64_t last = l1_index(pagemap_pageno(base) + npages - 1);
 
-	for (uint64_t i = first; i <= last; i++) {
-		if (--leaf_chunks[i])
-			continue;
-		struct mspan **leaf = pagemap_l1[i];
-		__atomic_store_n(&pagemap_l1[i], NULL, __ATOMIC_RELEASE);
-		mm_sys_free(leaf, PAGEMAP_LEAF_BYTES);
-		leaf_bytes -= PAGEMAP_LEAF_BYTES;
-	}
+	/* Leaves are kept once made (as Go keeps its arena index): giving
+	 * them back would make the next growth into this GiB cost an extra
+	 * 1 MiB, which an almost exhausted platform may not have. */
+	for (uint64_t i = first; i <= last; i++)
+		leaf_chunks[i]--;
 }
 
 void pagemap_set(uintptr_t base, size_t npages, struct mspan *s)

@@ -7,7 +7,8 @@
  * 8 KiB page number (35 bits), index a static first level with the top 18
  * bits and a 1 MiB leaf (2^17 entries, one per page: 1 GiB of address
  * space) with the low 17. Leaves come from mm_sys_alloc when the heap first
- * grows into their GiB and go back when the last chunk in them does.
+ * grows into their GiB and are kept (like Go's arena index): they are
+ * not part of kmem_stats.heap_bytes.
  * Writes happen under mheap.lock; reads are lock-free (acquire loads).
  */
 #ifndef MM_PAGEMAP_H
@@ -51,8 +52,7 @@ static inline struct mspan *pagemap_lookup(uintptr_t addr)
 /* Under mheap.lock: make leaves for [base, base+npages pages) exist and
  * count a chunk in each (false when out of memory; nothing changed). */
 bool pagemap_add_chunk(uintptr_t base, size_t npages);
-/* Under mheap.lock: the chunk is gone (its entries must already be NULL);
- * leaves left without a chunk are given back. */
+/* Under mheap.lock: the chunk is gone (its entries must already be NULL). */
 void pagemap_remove_chunk(uintptr_t base, size_t npages);
 /* Under mheap.lock: map npages pages from base to s (NULL to unmap). */
 void pagemap_set(uintptr_t base, size_t npages, struct mspan *s);
