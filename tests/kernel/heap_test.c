@@ -730,6 +730,16 @@ KTEST(heap_align, kmalloc_aligned_every_power)
 			}
 		}
 	}
+	/* An alignment that is not a power of two up to 4096 is refused. */
+	static const size_t bad_align[] = { 0, 3, 6, 24, 8192, 1 << 20,
+					    SIZE_MAX };
+	for (size_t i = 0; i < sizeof(bad_align) / sizeof(bad_align[0]); i++) {
+		void *q = kmalloc_aligned(64, bad_align[i], 0);
+		if (q)
+			ktest_log("kmalloc_aligned(64, %zu) = %p", bad_align[i], q);
+		KEXPECT_NULL(q);
+		kfree(q);
+	}
 	/* With KM_ZERO the memory is zeroed too. */
 	uint8_t *z = kmalloc_aligned(3000, 1024, KM_ZERO);
 	KASSERT_NOT_NULL(z);
