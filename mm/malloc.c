@@ -284,15 +284,16 @@ static void kfree_tiny(struct mspan *s, const void *p, unsigned cpu, const void 
 		return;
 	}
 	struct mcache *mc = &mcaches[cpu];
-	stat_inc(&mc->nfree[TINY_SPAN_CLASS]);
 	if (mc->tiny == block) {
 		if (mc->tiny_local_frees >= mc->tiny_handed) {
 			bad_pointer("kfree", "double free of a tiny object", p, s, caller);
 			return;
 		}
 		mc->tiny_local_frees++;
+		stat_inc(&mc->nfree[TINY_SPAN_CLASS]);
 		return;
 	}
+	stat_inc(&mc->nfree[TINY_SPAN_CLASS]);
 	if (__atomic_sub_fetch(&s->tiny->balance[blk], 1, __ATOMIC_ACQ_REL) == 0)
 		free_small_index(s, blk, cpu, (void *)block, caller);
 }
