@@ -22,7 +22,7 @@
 TSAN_DIR    := $(BUILD)/host/tsan
 TSAN_CFLAGS := $(HOST_CFLAGS) -fsanitize=thread
 STRESS_TSAN := $(TSAN_DIR)/stress-tsan
-STRESS_ARGS ?= --threads 8 --ops 40000
+STRESS_ARGS ?= --threads 8 --ops 20000 --rounds 2
 
 $(TSAN_DIR)/%.o: %.c
 	@mkdir -p $(dir $@)

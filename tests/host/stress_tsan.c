@@ -13,7 +13,9 @@
  * (its mcache is drained by the platform), and the main thread drains
  * the heap and runs mheap_verify().
  *
- * Usage: stress-tsan [--threads N] [--ops N] [--tsan-log PATH]
+ * Usage: stress-tsan [--threads N] [--ops N] [--rounds N] [--tsan-log PATH]
+ * (--ops per thread and round; each round runs fresh threads, so the slots
+ * of exited threads are reused).
  * With --tsan-log (the same path as TSAN_OPTIONS=log_path=PATH), a report
  * file written by ThreadSanitizer fails the "no data race" check. Prints
  * one line per check and ends with "N passed, N failed".
@@ -62,6 +64,7 @@ struct worker {
 
 static int nthreads = 8;
 static uint64_t ops_per_thread = 40000;
+static int rounds = 2;
 static struct ring rings[MAX_THREADS];
 static struct worker workers[MAX_THREADS];
 static pthread_barrier_t done_producing;
@@ -300,10 +303,14 @@ int main(int argc, char **argv)
 			nthreads = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--ops"))
 			ops_per_thread = strtoull(argv[i + 1], NULL, 0);
+		else if (!strcmp(argv[i], "--rounds"))
+			rounds = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--tsan-log"))
 			tsan_log = argv[i + 1];
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (rounds < 1)
+		rounds = 1;
 	if (nthreads < 2 || nthreads > MAX_THREADS) {
 		fprintf(stderr, "--threads must be 2..%d\n", MAX_THREADS);
 		return 2;
@@ -315,20 +322,27 @@ int main(int argc, char **argv)
 	struct kmem_stats st0, st1;
 	kmem_get_stats(&st0);
 
+	/* Each round starts fresh threads: the slots ("CPUs") of the last
+	 * round's threads were released (and their mcaches drained) at their
+	 * exit, and are handed out again. */
 	pthread_barrier_init(&done_producing, NULL, (unsigned)nthreads);
-	for (int t = 0; t < nthreads; t++) {
-		workers[t].index = t;
-		workers[t].seed = 0x5eed0000ULL + (uint64_t)t * 0x1234567ULL;
-		if (pthread_create(&workers[t].thread, NULL, worker_main,
-				   &workers[t])) {
-			fprintf(stderr, "pthread_create failed\n");
-			return 2;
+	for (int round = 0; round < rounds; round++) {
+		for (int t = 0; t < nthreads; t++) {
+			workers[t].index = t;
+			workers[t].seed = 0x5eed0000ULL + (uint64_t)t * 0x1234567ULL +
+					  (uint64_t)round * 0x9e3779b9ULL;
+			if (pthread_create(&workers[t].thread, NULL, worker_main,
+					   &workers[t])) {
+				fprintf(stderr, "pthread_create failed\n");
+				return 2;
+			}
 		}
+		for (int t = 0; t < nthreads; t++)
+			pthread_join(workers[t].thread, NULL);
 	}
 	uint64_t remote = 0, total_ops = 0, nulls = 0, misaligned = 0;
 	for (int t = 0; t < nthreads; t++) {
 		struct worker *w = &workers[t];
-		pthread_join(w->thread, NULL);
 		report(w->corrupt == 0,
 		       "thread %d: %llu objects checked, %llu changed "
 		       "(%llu allocs, %llu local frees, %llu remote frees, %llu reallocs)",
