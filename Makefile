@@ -19,6 +19,7 @@ ACCEL   ?= tcg
 # Build switches (each 0 or 1).
 KTEST_SELFCHECK ?= 0
 DEBUG_HEAP      ?= 0
+DEBUG           ?= 0
 
 ifeq ($(CC),cc)
 CC := gcc
@@ -32,7 +33,8 @@ KCFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
 	-mcmodel=kernel -fno-omit-frame-pointer -fno-strict-aliasing \
 	-fno-builtin -nostdinc -isystem $(shell $(CC) -print-file-name=include) \
 	-I. -Ikernel -MMD -MP \
-	-DKTEST_SELFCHECK=$(KTEST_SELFCHECK) -DDEBUG_HEAP=$(DEBUG_HEAP)
+	-DKTEST_SELFCHECK=$(KTEST_SELFCHECK) -DDEBUG_HEAP=$(DEBUG_HEAP) \
+	$(if $(filter 1,$(DEBUG)),-DSPINLOCK_DEBUG)
 KASFLAGS := $(KCFLAGS) -D__ASSEMBLY__
 KLDFLAGS := -n -nostdlib -z max-page-size=0x1000 --no-warn-rwx-segments
 
@@ -46,7 +48,7 @@ ISO    := $(BUILD)/spanheap.iso
 all: $(KERNEL) $(ISO)
 
 # Objects are rebuilt when the build switches change.
-KFLAGS_STAMP := $(BUILD)/kernel/flags.$(KTEST_SELFCHECK)$(DEBUG_HEAP)
+KFLAGS_STAMP := $(BUILD)/kernel/flags.$(KTEST_SELFCHECK)$(DEBUG_HEAP)$(DEBUG)
 $(KFLAGS_STAMP):
 	@mkdir -p $(dir $@) && rm -f $(BUILD)/kernel/flags.* && touch $@
 

@@ -8,7 +8,12 @@
  * CPU for as long as the lock is held, which is what any lock that an
  * interrupt handler may also take needs (the heap's locks all are).
  *
- * `owner_cpu` records who holds the lock, for lock-held-too-long reports.
+ * Debug builds (SPINLOCK_DEBUG, `make DEBUG=1`) record the holder's CPU in
+ * `owner_cpu`, and a CPU that waits more than SPINLOCK_DEBUG_TICKS TSC
+ * ticks (about 5 s at 3 GHz) for the lock calls spinlock_debug_stuck(), which in the kernel panics
+ * naming the lock, its owner CPU and the waiter: a deadlock becomes a
+ * report instead of a hang. The platform provides spinlock_debug_cpu() and
+ * spinlock_debug_stuck() (kernel/spinlock_debug.c).
  */
 #ifndef LIB_SPINLOCK_H
 #define LIB_SPINLOCK_H
@@ -25,6 +30,14 @@ typedef struct spinlock {
 
 #define SPINLOCK_INIT(n) { 0, 0, -1, (n) }
 
+#ifdef SPINLOCK_DEBUG
+#ifndef SPINLOCK_DEBUG_TICKS
+#define SPINLOCK_DEBUG_TICKS (1ULL << 34)
+#endif
+int spinlock_debug_cpu(void);
+void spinlock_debug_stuck(struct spinlock *l, unsigned long long spins);
+#endif
+
 static inline void spin_lock_init(spinlock_t *l, const char *name)
 {
 	l->next = 0;
@@ -36,21 +49,39 @@ static inline void spin_lock_init(spinlock_t *l, const char *name)
 static inline void spin_lock(spinlock_t *l)
 {
 	uint32_t me = __atomic_fetch_add(&l->next, 1, __ATOMIC_RELAXED);
+#ifdef SPINLOCK_DEBUG
+	unsigned long long spins = 0, start = __builtin_ia32_rdtsc();
+	while (__atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) != me) {
+		cpu_relax();
+		if ((++spins & 1023) == 0 &&
+		    __builtin_ia32_rdtsc() - start > SPINLOCK_DEBUG_TICKS)
+			spinlock_debug_stuck(l, spins);
+	}
+	l->owner_cpu = spinlock_debug_cpu();
+#else
 	while (__atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) != me)
 		cpu_relax();
+#endif
 }
 
 static inline int spin_trylock(spinlock_t *l)
 {
 	uint32_t serving = __atomic_load_n(&l->serving, __ATOMIC_RELAXED);
 	uint32_t expect = serving;
-	return __atomic_compare_exchange_n(&l->next, &expect, serving + 1, 0,
-					   __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+	int got = __atomic_compare_exchange_n(&l->next, &expect, serving + 1, 0,
+					      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+#ifdef SPINLOCK_DEBUG
+	if (got)
+		l->owner_cpu = spinlock_debug_cpu();
+#endif
+	return got;
 }
 
 static inline void spin_unlock(spinlock_t *l)
 {
+#ifdef SPINLOCK_DEBUG
 	l->owner_cpu = -1;
+#endif
 	__atomic_store_n(&l->serving, l->serving + 1, __ATOMIC_RELEASE);
 }
 

@@ -126,7 +126,7 @@ KTEST(percpu, gs_base_points_at_this_cpu)
 	KEXPECT_EQ(this_cpu()->self, this_cpu());
 }
 
-#if KTEST_SELFCHECK
+#if KTEST_SELFCHECK == 1
 /* Built only with `make test KTEST_SELFCHECK=1`: a deliberately broken test
  * that dereferences an unmapped address without catching the fault. The
  * runner must report the page fault and fail the run. */

@@ -92,3 +92,18 @@ KTEST(smp, cpus_run_concurrently)
 	KEXPECT_EQ(counter, 100000u * ncpus_online);
 }
 #endif
+
+#if !defined(SPANHEAP_HOSTED) && KTEST_SELFCHECK == 2 && defined(SPINLOCK_DEBUG)
+#include "lib/spinlock.h"
+/* Built only with `make test DEBUG=1 KTEST_SELFCHECK=2`: a self-deadlock.
+ * The debug spinlock must turn it into a panic naming the owner CPU. */
+static spinlock_t stuck_lock = SPINLOCK_INIT("selfcheck_stuck");
+
+KTEST(selfcheck, lock_held_too_long_must_panic)
+{
+	spin_lock(&stuck_lock);
+	ktest_log("taking '%s' again on CPU %u: the debug lock must panic", stuck_lock.name,
+		  this_cpu_id());
+	spin_lock(&stuck_lock);
+}
+#endif
