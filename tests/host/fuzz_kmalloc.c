@@ -297,10 +297,22 @@ static void op_cap(struct input *in)
 	}
 }
 
+/* objects_inuse when this input began: the model's live objects add to it. */
+static uint64_t base_inuse;
+
 static void op_verify(void)
 {
 	if (mheap_verify() != 0)
 		FAIL("mheap_verify() failed");
+	uint64_t live = 0;
+	for (int i = 0; i < NSLOTS; i++)
+		live += slots[i].live;
+	struct kmem_stats st;
+	kmem_get_stats(&st);
+	if (st.objects_inuse != base_inuse + live)
+		FAIL("objects_inuse is %llu, expected %llu + %llu live",
+		     (unsigned long long)st.objects_inuse,
+		     (unsigned long long)base_inuse, (unsigned long long)live);
 }
 
 static void op_free_some(struct input *in)
@@ -317,6 +329,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct input in = { data, size, 0 };
 	struct kmem_stats st0, st1;
 	kmem_get_stats(&st0);
+	base_inuse = st0.objects_inuse;
 	capped = false;
 
 	for (int ops = 0; in.at < in.n && ops < 4096; ops++) {
