@@ -94,33 +94,35 @@ $(ISO): $(KERNEL) boot/grub.cfg
 
 HOST_SAN    ?= -fsanitize=address,undefined -fno-sanitize-recover=all
 HOST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -fno-omit-frame-pointer \
-	-DSPANHEAP_HOSTED -I. -Itests/host -MMD -MP -pthread
+	-DSPANHEAP_HOSTED -DDEBUG_HEAP=$(DEBUG_HEAP) -I. -Itests/host -MMD -MP -pthread
+# make host DEBUG_HEAP=1 builds the heap's debug mode into build/host-debug/.
+HOST_DIR    := $(BUILD)/host$(if $(filter 1,$(DEBUG_HEAP)),-debug)
 # Kernel-only parts of mm/ (they sit below the platform seam).
 MM_KERNEL_ONLY := mm/paging.c mm/pmm.c
 HOST_LIB_SRCS := $(filter-out $(MM_KERNEL_ONLY),$(wildcard mm/*.c)) tests/host/platform_host.c
 HOST_TEST_SRCS := tests/kernel/ktest.c $(wildcard tests/kernel/*_test.c) \
 	tests/host/ktest_host_main.c mm/pmm.c kernel/multiboot2.c
 
-HOST_LIB      := $(BUILD)/host/libspanheap.a
-HOST_LIB_SAN  := $(BUILD)/host/libspanheap-san.a
-HOST_KTEST    := $(BUILD)/host/ktest-host
+HOST_LIB      := $(HOST_DIR)/libspanheap.a
+HOST_LIB_SAN  := $(HOST_DIR)/libspanheap-san.a
+HOST_KTEST    := $(HOST_DIR)/ktest-host
 
 host: $(HOST_LIB) $(HOST_KTEST)
 
 # Optimised, sanitizer-free library: what programs link.
-$(BUILD)/host/opt/%.o: %.c
+$(HOST_DIR)/opt/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_CFLAGS) -O2 -c $< -o $@
 # Sanitized objects for the tests.
-$(BUILD)/host/san/%.o: %.c
+$(HOST_DIR)/san/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_CFLAGS) $(HOST_SAN) -c $< -o $@
 
-$(HOST_LIB): $(patsubst %.c,$(BUILD)/host/opt/%.o,$(HOST_LIB_SRCS))
+$(HOST_LIB): $(patsubst %.c,$(HOST_DIR)/opt/%.o,$(HOST_LIB_SRCS))
 	rm -f $@ && ar rcs $@ $^
-$(HOST_LIB_SAN): $(patsubst %.c,$(BUILD)/host/san/%.o,$(HOST_LIB_SRCS))
+$(HOST_LIB_SAN): $(patsubst %.c,$(HOST_DIR)/san/%.o,$(HOST_LIB_SRCS))
 	rm -f $@ && ar rcs $@ $^
-$(HOST_KTEST): $(patsubst %.c,$(BUILD)/host/san/%.o,$(HOST_TEST_SRCS)) $(HOST_LIB_SAN)
+$(HOST_KTEST): $(patsubst %.c,$(HOST_DIR)/san/%.o,$(HOST_TEST_SRCS)) $(HOST_LIB_SAN)
 	$(HOSTCC) $(HOST_CFLAGS) $(HOST_SAN) -o $@ $^ -lpthread
 
 -include $(wildcard tools/*.mk tests/host/*.mk tests/bench/*.mk)
@@ -157,4 +159,4 @@ clean:
 
 .PHONY: all run debug test clean host
 -include $(KOBJS:.o=.d)
--include $(shell find $(BUILD)/host -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/host $(BUILD)/host-debug -name '*.d' 2>/dev/null)

@@ -8,6 +8,7 @@
 #include "mm/pmm.h"
 #include "kernel/printk.h"
 #include "kernel/panic.h"
+#include "kernel/ksyms.h"
 #include "lib/printf.h"
 
 static unsigned order_for(size_t bytes)
@@ -49,4 +50,14 @@ void mm_panic(const char *fmt, ...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	panic("mm: %s", buf);
+}
+
+/* Optional seam hook used by the heap's debug reports (mm/mdebug.c):
+ * the function containing a code address, and the offset into it. */
+const char *mm_symbolize(const void *addr, unsigned long *offset)
+{
+	uintptr_t off = 0;
+	const char *name = ksym_lookup((uintptr_t)addr, &off);
+	*offset = off;
+	return name;
 }

@@ -72,6 +72,8 @@ static void *oom(void)
 static void bad_pointer(const char *op, const char *why, const void *p,
 			const struct mspan *s, const void *caller)
 {
+	if (!op)
+		return;   /* a quiet probe (debug mode's heap_raw_size) */
 	__atomic_fetch_add(&kmem_bad_frees, 1, __ATOMIC_RELAXED);
 #ifdef SPANHEAP_PANIC_ON_BAD_FREE
 	mm_panic("%s(%p): %s (span %p, class %u, caller %p)", op, p, why,
@@ -185,45 +187,13 @@ static inline void *kmalloc_tiny(size_t size, unsigned flags)
 	return p;
 }
 
-void *kmalloc(size_t size, unsigned flags)
+static inline void *malloc_core(size_t size, unsigned flags)
 {
 	if (__builtin_expect(size > MAX_SMALL_SIZE, 0))
 		return kmalloc_large(size, flags);
 	if ((flags & KM_NOSCAN) && size - 1 < TINY_SIZE - 1)
 		return kmalloc_tiny(size, flags);
 	return kmalloc_spc(small_spanclass(size ? size_to_class(size) : 1, flags), flags);
-}
-
-void *kzalloc(size_t size, unsigned flags)
-{
-	return kmalloc(size, flags | KM_ZERO);
-}
-
-void *kcalloc(size_t n, size_t size, unsigned flags)
-{
-	size_t bytes;
-	if (__builtin_mul_overflow(n, size, &bytes))
-		return NULL;
-	return kmalloc(bytes, flags | KM_ZERO);
-}
-
-void *kmalloc_aligned(size_t size, size_t align, unsigned flags)
-{
-	if (align == 0 || (align & (align - 1)) || align > 4096)
-		return NULL;
-	if (size > MAX_SMALL_SIZE)
-		return kmalloc_large(size, flags);   /* spans are 8 KiB-aligned */
-	if (align <= 8 && !((flags & KM_NOSCAN) && size - 1 < TINY_SIZE - 1))
-		return kmalloc(size, flags);
-	/* The smallest class whose size is a multiple of align: its objects
-	 * sit at multiples of their size from an 8 KiB-aligned span start.
-	 * (Powers of two up to 32 KiB are all classes, so one exists.) */
-	unsigned cls = size ? size_to_class(size) : 1;
-	while (cls < NUM_SIZE_CLASSES && class_to_size[cls] % align)
-		cls++;
-	if (cls == NUM_SIZE_CLASSES)
-		return kmalloc_large(size, flags);
-	return kmalloc_spc(small_spanclass(cls, flags), flags);
 }
 
 /* -------------------------------------------------------------- kfree -- */
@@ -341,7 +311,7 @@ __attribute__((noinline)) static void kfree_slow(const void *p, struct mspan *s,
 		stat_inc(&mcaches[cpu].nfree[s->spanclass]);
 }
 
-void kfree(const void *p)
+static inline void kfree_core(const void *p, const void *caller)
 {
 	if (!p)
 		return;
@@ -366,13 +336,14 @@ void kfree(const void *p)
 			return;
 		}
 	}
-	kfree_slow(p, s, cpu, __builtin_return_address(0));
+	kfree_slow(p, s, cpu, caller);
 	mm_irq_restore(irq);
 }
 
 /* ------------------------------------------------------ ksize/krealloc -- */
 
-/* Usable size of a live object, or 0 (reported as `op`) for a bad pointer. */
+/* Usable size of a live object, or 0 (reported as `op`, unless op is
+ * NULL) for a bad pointer. */
 static size_t object_size(const char *op, const void *p, const void *caller)
 {
 	struct mspan *s = mheap_span_of(p);
@@ -416,6 +387,56 @@ static size_t object_size(const char *op, const void *p, const void *caller)
 	return s->elemsize;
 }
 
+#if !DEBUG_HEAP
+/* ---------------------------------------------------------- public API -- */
+
+void *kmalloc(size_t size, unsigned flags)
+{
+	return malloc_core(size, flags);
+}
+
+static void *malloc_aligned_core(size_t size, size_t align, unsigned flags)
+{
+	if (align == 0 || (align & (align - 1)) || align > 4096)
+		return NULL;
+	if (size > MAX_SMALL_SIZE)
+		return kmalloc_large(size, flags);   /* spans are 8 KiB-aligned */
+	if (align <= 8 && !((flags & KM_NOSCAN) && size - 1 < TINY_SIZE - 1))
+		return malloc_core(size, flags);
+	/* The smallest class whose size is a multiple of align: its objects
+	 * sit at multiples of their size from an 8 KiB-aligned span start.
+	 * (Powers of two up to 32 KiB are all classes, so one exists.) */
+	unsigned cls = size ? size_to_class(size) : 1;
+	while (cls < NUM_SIZE_CLASSES && class_to_size[cls] % align)
+		cls++;
+	if (cls == NUM_SIZE_CLASSES)
+		return kmalloc_large(size, flags);
+	return kmalloc_spc(small_spanclass(cls, flags), flags);
+}
+
+void *kzalloc(size_t size, unsigned flags)
+{
+	return malloc_core(size, flags | KM_ZERO);
+}
+
+void *kcalloc(size_t n, size_t size, unsigned flags)
+{
+	size_t bytes;
+	if (__builtin_mul_overflow(n, size, &bytes))
+		return NULL;
+	return malloc_core(bytes, flags | KM_ZERO);
+}
+
+void *kmalloc_aligned(size_t size, size_t align, unsigned flags)
+{
+	return malloc_aligned_core(size, align, flags);
+}
+
+void kfree(const void *p)
+{
+	kfree_core(p, __builtin_return_address(0));
+}
+
 size_t ksize(const void *p)
 {
 	if (!p)
@@ -426,23 +447,53 @@ size_t ksize(const void *p)
 void *krealloc(void *p, size_t size, unsigned flags)
 {
 	if (!p)
-		return kmalloc(size, flags);
+		return malloc_core(size, flags);
 	if (size == 0) {
-		kfree(p);
-		return kmalloc(0, flags);
+		kfree_core(p, __builtin_return_address(0));
+		return malloc_core(0, flags);
 	}
 	size_t usable = object_size("krealloc", p, __builtin_return_address(0));
 	if (!usable)
 		return NULL;
 	if (size <= usable)
 		return p;
-	void *q = kmalloc(size, flags);
+	void *q = malloc_core(size, flags);
 	if (!q)
 		return NULL;
 	memcpy(q, p, usable);
-	kfree(p);
+	kfree_core(p, __builtin_return_address(0));
 	return q;
 }
+#else
+/* ---------------------------------------------- raw API for debug mode -- */
+/* mm/mdebug.c provides the public API and wraps every object in a red
+ * zone and a tracking trailer; these are the heap underneath it. align:
+ * a power of two up to 8 KiB. */
+
+void *heap_raw_alloc(size_t size, size_t align, unsigned flags)
+{
+	if (size > MAX_SMALL_SIZE)
+		return kmalloc_large(size, flags);   /* spans are 8 KiB-aligned */
+	/* The smallest class >= size whose objects are align-aligned (never
+	 * the tiny path: debug requests are at least 64 bytes). */
+	unsigned cls = size ? size_to_class(size) : 1;
+	while (cls < NUM_SIZE_CLASSES && class_to_size[cls] % align)
+		cls++;
+	if (cls == NUM_SIZE_CLASSES)
+		return kmalloc_large(size, flags);
+	return kmalloc_spc(small_spanclass(cls, flags), flags);
+}
+
+void heap_raw_free(const void *p, const void *caller)
+{
+	kfree_core(p, caller);
+}
+
+size_t heap_raw_size(const char *op, const void *p, const void *caller)
+{
+	return object_size(op, p, caller);
+}
+#endif
 
 /* ------------------------------------------------------------- drain -- */
 
@@ -456,6 +507,9 @@ void kmem_drain_this_cpu(void)
 {
 	if (!mheap_ready())
 		return;
+#if DEBUG_HEAP
+	kmem_debug_flush_quarantine();
+#endif
 	unsigned long irq = mm_irq_save();
 	unsigned cpu = mm_cpu_id();
 	mcache_release_all(&mcaches[cpu], cpu);
@@ -467,6 +521,9 @@ void kmem_drain_all(void)
 {
 	if (!mheap_ready())
 		return;
+#if DEBUG_HEAP
+	kmem_debug_flush_quarantine();
+#endif
 	unsigned long irq = mm_irq_save();
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
 		mcache_release_all(&mcaches[cpu], cpu);

@@ -19,6 +19,18 @@ void kmem_reclaim(void);
  * whose tiny objects are all freed. Interrupts off. */
 void kfree_block(uintptr_t block, unsigned cpu);
 
+#if DEBUG_HEAP
+/* Debug mode (mm/mdebug.c) builds the public API on these: the heap's
+ * kmalloc/kmalloc_aligned (align <= 8: plain), kfree with the caller to
+ * report, and the usable size of a live object (0 if it is not one; op
+ * NULL: no report). */
+void *heap_raw_alloc(size_t size, size_t align, unsigned flags);
+void heap_raw_free(const void *p, const void *caller);
+size_t heap_raw_size(const char *op, const void *p, const void *caller);
+/* Free every quarantined object now (mm/mdebug.c). */
+void kmem_debug_flush_quarantine(void);
+#endif
+
 /* Heap-wide event counters (atomic). */
 extern uint64_t kmem_bad_frees;
 extern uint64_t kmem_oom;

@@ -182,6 +182,11 @@ struct mspan *mheap_alloc_span(size_t npages, unsigned spanclass)
 		s = t;
 	}
 	s->tiny = tiny;
+#if DEBUG_HEAP
+	/* Debug mode: no stale tracking trailer of an earlier span on these
+	 * pages may pass for one of this span's objects (mm/mdebug.c). */
+	memset((void *)s->startaddr, 0, npages << MM_PAGE_SHIFT);
+#endif
 	mspan_init_objects(s, spanclass);
 	if (spanclass_sizeclass(spanclass) == 0) {
 		mheap.large_pages += npages;

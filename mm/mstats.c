@@ -12,6 +12,7 @@
 #include "mm/mcache.h"
 #include "mm/mcentral.h"
 #include "mm/mheap.h"
+#include "mm/mdebug.h"
 #include "mm/platform.h"
 
 static uint64_t rd(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
@@ -46,6 +47,14 @@ void kmem_get_stats(struct kmem_stats *st)
 	st->span_bytes_inuse = mheap.small_pages << MM_PAGE_SHIFT;
 	st->large_bytes = mheap.large_pages << MM_PAGE_SHIFT;
 	spin_unlock_irqrestore(&mheap.lock, flags);
+#if DEBUG_HEAP
+	/* Debug mode: objects in the quarantine are freed as far as their
+	 * users are concerned (mm/mdebug.c). */
+	struct kmem_debug_stats ds;
+	kmem_debug_get_stats(&ds);
+	nf += ds.quarantine_objs;
+	st->large_bytes -= ds.quarantine_large_bytes;
+#endif
 	st->nmalloc = nm;
 	st->nfree = nf;
 	st->objects_inuse = nm >= nf ? nm - nf : 0;

@@ -70,44 +70,56 @@ void ktest_log(const char *fmt, ...)
 	out("    # %s\n", msg);
 }
 
+/* Does the filter entry f[0..len) ("suite" or "suite.name") name t? */
+static int entry_matches(const struct ktest *t, const char *f, size_t len)
+{
+	size_t sl = 0;
+	while (t->suite[sl])
+		sl++;
+	if (len == sl) {
+		for (size_t i = 0; i < len; i++)
+			if (f[i] != t->suite[i])
+				return 0;
+		return 1;
+	}
+	if (len > sl && f[sl] == '.') {
+		for (size_t i = 0; i < sl; i++)
+			if (f[i] != t->suite[i])
+				return 0;
+		const char *n = t->name;
+		size_t i = sl + 1;
+		for (; i < len && *n; i++, n++)
+			if (f[i] != *n)
+				return 0;
+		return i == len && !*n;
+	}
+	return 0;
+}
+
+/* filter is a comma-separated list of suite names or suite.name; an entry
+ * "-suite" or "-suite.name" excludes (a filter of exclusions only runs
+ * everything else). */
 static int matches(const struct ktest *t, const char *filter)
 {
 	if (!filter || !*filter)
 		return 1;
-	/* filter is a comma-separated list of suite names or suite.name */
+	int included = 0, any_include = 0;
 	const char *f = filter;
 	while (*f) {
 		const char *end = f;
 		while (*end && *end != ',')
 			end++;
 		size_t len = (size_t)(end - f);
-		size_t sl = 0;
-		while (t->suite[sl])
-			sl++;
-		int ok = 0;
-		if (len == sl) {
-			ok = 1;
-			for (size_t i = 0; i < len; i++)
-				if (f[i] != t->suite[i])
-					ok = 0;
-		} else if (len > sl && f[sl] == '.') {
-			ok = 1;
-			for (size_t i = 0; i < sl; i++)
-				if (f[i] != t->suite[i])
-					ok = 0;
-			const char *n = t->name;
-			size_t i = sl + 1;
-			for (; i < len && *n; i++, n++)
-				if (f[i] != *n)
-					ok = 0;
-			if (i != len || *n)
-				ok = 0;
+		if (*f == '-') {
+			if (entry_matches(t, f + 1, len - 1))
+				return 0;
+		} else if (len) {
+			any_include = 1;
+			included |= entry_matches(t, f, len);
 		}
-		if (ok)
-			return 1;
 		f = *end ? end + 1 : end;
 	}
-	return 0;
+	return any_include ? included : 1;
 }
 
 static int same(const char *a, const char *b)
