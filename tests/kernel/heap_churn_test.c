@@ -9,9 +9,10 @@
  * pattern derived from its id and checked before it is freed or resized, so
  * an object the heap handed out twice, or a write the heap made into a live
  * object, shows up as a changed byte; every few thousand steps the live set
- * is sorted by address and checked for overlaps, and now and then
- * mheap_verify() walks the heap. At the end everything is freed and the
- * heap must give back all the memory it took.
+ * is sorted by address and checked for overlaps and the heap's counters
+ * against the record, now and then this CPU's caches are drained under the
+ * live objects, and mheap_verify() walks the heap. At the end everything
+ * is freed and the heap must give back all the memory it took.
  *
  * The working set stays small (HEAP_CHURN_SLOTS objects, about 60% live,
  * a few MiB) so the run is quick under TCG emulation; HEAP_CHURN_OPS can be
@@ -32,6 +33,7 @@
 #define HEAP_CHURN_SLOTS 1024
 #define CHURN_OVERLAP_EVERY 8192
 #define CHURN_VERIFY_EVERY 131072
+#define CHURN_DRAIN_EVERY 50000
 #define CHURN_MAX_LARGE (512 * 1024)
 
 struct churn_slot {
@@ -49,7 +51,7 @@ static struct heap_obj live_set[HEAP_CHURN_SLOTS];
 struct churn_counts {
 	uint64_t allocs, frees, reallocs, aligned, tiny, large;
 	uint64_t corrupt, misaligned, short_ksize, not_zeroed, null;
-	uint64_t overlaps, verify_fail;
+	uint64_t overlaps, verify_fail, bad_counts;
 };
 
 /* Tiny 25%, 0..256 bytes 55%, up to 4 KiB 14%, up to 32 KiB 5%, large 1%. */
@@ -212,6 +214,36 @@ static size_t churn_overlaps(void)
 	return heap_count_overlaps(live_set, k);
 }
 
+/* The heap's counters agree with the shadow record. */
+static void churn_check_counts(const struct kmem_stats *before,
+			       struct churn_counts *n)
+{
+	uint64_t live = 0, large = 0;
+	for (size_t i = 0; i < HEAP_CHURN_SLOTS; i++) {
+		live += slots[i].live;
+		if (slots[i].live && slots[i].size > MAX_SMALL_SIZE)
+			large += slots[i].size;
+	}
+	struct kmem_stats st = heap_stats();
+	bool ok = st.objects_inuse == before->objects_inuse + live &&
+		  st.large_bytes >= before->large_bytes + large &&
+		  st.heap_bytes >= st.large_bytes &&
+		  st.heap_bytes >= st.span_bytes_inuse &&
+		  st.bad_frees == before->bad_frees;
+	if (!ok && !n->bad_counts++)
+		ktest_log("counters: objects_inuse %llu (expected %llu + %llu), "
+			  "large_bytes %llu (live large %llu), heap_bytes %llu, "
+			  "span_bytes_inuse %llu, bad_frees %llu",
+			  (unsigned long long)st.objects_inuse,
+			  (unsigned long long)before->objects_inuse,
+			  (unsigned long long)live,
+			  (unsigned long long)st.large_bytes,
+			  (unsigned long long)large,
+			  (unsigned long long)st.heap_bytes,
+			  (unsigned long long)st.span_bytes_inuse,
+			  (unsigned long long)st.bad_frees);
+}
+
 static void churn_run(uint64_t seed, uint64_t ops)
 {
 	struct ktest_rng rng;
@@ -233,12 +265,18 @@ static void churn_run(uint64_t seed, uint64_t ops)
 		else
 			churn_realloc(s, &rng, &n);
 
-		if (op % CHURN_OVERLAP_EVERY == 0)
+		if (op % CHURN_OVERLAP_EVERY == 0) {
 			n.overlaps += churn_overlaps();
+			churn_check_counts(&before, &n);
+		}
+		/* Now and then give back this CPU's cached spans while objects
+		 * are live: they must survive it. */
+		if (op % CHURN_DRAIN_EVERY == 0)
+			kmem_drain_this_cpu();
 		if (op % CHURN_VERIFY_EVERY == 0 && mheap_verify() != 0)
 			n.verify_fail++;
 		if (n.corrupt + n.misaligned + n.short_ksize + n.not_zeroed +
-		    n.null + n.overlaps + n.verify_fail > 20) {
+		    n.null + n.overlaps + n.verify_fail + n.bad_counts > 20) {
 			ktest_log("stopping after %llu operations",
 				  (unsigned long long)op);
 			break;
@@ -261,6 +299,7 @@ static void churn_run(uint64_t seed, uint64_t ops)
 	KEXPECT_EQ(n.not_zeroed, 0);
 	KEXPECT_EQ(n.null, 0);
 	KEXPECT_EQ(n.verify_fail, 0);
+	KEXPECT_EQ(n.bad_counts, 0);
 	KEXPECT_EQ(n.allocs + n.reallocs + n.frees >= ops * 9 / 10, 1);
 	struct kmem_stats after = heap_stats();
 	KEXPECT_EQ(after.objects_inuse, before.objects_inuse);
