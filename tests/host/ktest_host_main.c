@@ -35,6 +35,10 @@ __attribute__((weak)) void ktest_after_each(const struct ktest *t) { (void)t; }
 
 int main(int argc, char **argv)
 {
-	int failed = ktest_run_all(argc > 1 ? argv[1] : NULL);
+	ktest_run_all(argc > 1 ? argv[1] : NULL);
+	int passed, failed;
+	ktest_totals(&passed, &failed);
+	/* The closing line tools/run-tests.sh sums. */
+	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

@@ -199,6 +199,12 @@ int ktest_run_all(const char *filter)
 	return total_failed;
 }
 
+void ktest_totals(int *passed, int *failed)
+{
+	*passed = total_passed;
+	*failed = total_failed;
+}
+
 void ktest_abort_current(const char *why)
 {
 	if (!current) {

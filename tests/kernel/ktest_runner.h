@@ -22,6 +22,8 @@ void ktest_after_each(const struct ktest *t);
 /* Run every test whose suite (or suite.name) is in the comma-separated
  * filter (all when NULL or empty); returns the number that failed. */
 int ktest_run_all(const char *filter);
+/* Tests passed and failed so far. */
+void ktest_totals(int *passed, int *failed);
 /* The running test, or NULL. */
 const struct ktest *ktest_current(void);
 /* A fault or panic hit the running test: report it `not ok`. */
