@@ -14,12 +14,14 @@
 #
 # The library sources are compiled again for each sanitizer: objects under
 # build/host/tsan/ (gcc -fsanitize=thread) and build/host/fuzz/ (clang with
-# libFuzzer's coverage, ASan and UBSan). libFuzzer needs clang's runtime
+# libFuzzer's coverage, ASan and UBSan); with DEBUG_HEAP=1 under
+# build/host-debug/ instead, so both modes can be stressed and fuzzed. libFuzzer needs clang's runtime
 # (Debian: clang-14 and libclang-rt-14-dev).
 
 # ------------------------------------------------------------- TSan stress --
 
-TSAN_DIR    := $(BUILD)/host/tsan
+HOST_DIR    ?= $(BUILD)/host
+TSAN_DIR    := $(HOST_DIR)/tsan
 TSAN_CFLAGS := $(HOST_CFLAGS) -fsanitize=thread
 STRESS_TSAN := $(TSAN_DIR)/stress-tsan
 STRESS_ARGS ?= --threads 8 --ops 20000 --rounds 2
@@ -42,7 +44,7 @@ host-stress: $(STRESS_TSAN)
 
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 300
-FUZZ_DIR     := $(BUILD)/host/fuzz
+FUZZ_DIR     := $(HOST_DIR)/fuzz
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
 # The heap's own warnings are gcc -Werror's business (make host); clang may
 # warn differently, which must not stop the fuzzer from building.

@@ -20,6 +20,19 @@
 #include "mm/kmalloc.h"
 #include "tests/kernel/ktest.h"
 
+/*
+ * The heap's debug mode (make DEBUG_HEAP=1) changes two visible things:
+ * ksize() is exactly the size asked for (the rest of the object is a red
+ * zone), and nothing takes the tiny path (red zone and trailer make every
+ * object bigger than a tiny block). Tests of class sizes, in-place krealloc
+ * and tiny packing check those only in the normal build.
+ */
+#if defined(DEBUG_HEAP) && DEBUG_HEAP
+#define HEAP_DEBUG_MODE 1
+#else
+#define HEAP_DEBUG_MODE 0
+#endif
+
 /* Word k of the pattern of object `id`: a mix of both, never constant. */
 static inline uint64_t heap_pattern_word(uint64_t id, uint64_t k)
 {
