@@ -7,6 +7,7 @@
 #   make debug      QEMU paused with -s -S, plus the gdb command line
 #   make host       build/host/libspanheap.a and the hosted test binary
 #   make bench      hosted and in-kernel benchmarks
+#   make soak       10M-operation heap soak on every CPU (kernel)
 #   make clean
 
 BUILD   ?= build
@@ -150,6 +151,14 @@ debug: all
 	tests/run-qemu --iso $(ISO) --firmware $(FIRMWARE) --mem $(QEMU_MEM) \
 		--smp $(QEMU_SMP) --accel $(ACCEL) --interactive --debug
 
+# make soak: the in-kernel soak self-test, long version (10 million mixed
+# heap operations on every CPU, contents checked, verifier between rounds).
+soak: all
+	@tools/need.sh run
+	tests/run-qemu --iso $(ISO) --firmware $(FIRMWARE) --mem $(QEMU_MEM) \
+		--smp $(QEMU_SMP) --accel $(ACCEL) --timeout 3600 \
+		--args "ktest=soak soak=long" --name soak-long
+
 test:
 	@tools/need.sh test
 	@tools/run-tests.sh
@@ -157,6 +166,6 @@ test:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all run debug test clean host
+.PHONY: all run debug test clean host soak
 -include $(KOBJS:.o=.d)
 -include $(shell find $(BUILD)/host $(BUILD)/host-debug -name '*.d' 2>/dev/null)

@@ -7,6 +7,7 @@
  *   ktest=SUITE[,SUITE.NAME...]   run only these tests
  *   bench                         run the in-kernel benchmarks after the tests
  *   notests                       skip the self-tests
+ *   soak=long                     the soak self-test runs 10M operations
  */
 #include <stdint.h>
 #include "kernel/printk.h"
@@ -18,6 +19,7 @@
 #include "kernel/fwcfg.h"
 #include "kernel/x86.h"
 #include "kernel/multiboot2.h"
+#include "kernel/kargs.h"
 #include "mm/paging.h"
 #include "mm/pmm.h"
 #include "kernel/smp.h"
@@ -63,6 +65,11 @@ static int arg_get(const char *key, char *out, size_t size)
 		p = end;
 	}
 	return 0;
+}
+
+int kernel_arg(const char *key, char *out, size_t size)
+{
+	return arg_get(key, out, size);
 }
 
 static void append_args(const char *s)
