@@ -6,7 +6,8 @@
 #
 # Environment: ACCEL=tcg|kvm, CONFIGS="name ..." to run only some boot
 # configurations, MAKE_FLAGS for extra make variables (e.g. KTEST_SELFCHECK=1),
-# SKIP_HOST=1 to skip the hosted suites, QEMU_TIMEOUT seconds per boot.
+# SKIP_HOST=1 to skip the hosted suites, SKIP_DEBUG_HEAP=1 to skip the
+# heap debug-mode boot, QEMU_TIMEOUT seconds per boot.
 set -u
 cd "$(dirname "$0")/.."
 MAKE=${MAKE:-make}
@@ -58,6 +59,16 @@ if [ "${SKIP_HOST:-0}" != 1 ]; then
 	done
 fi
 
+# The heap's debug mode (DEBUG_HEAP=1, mm/mdebug.c), built in its own
+# directories: hosted and one boot. Three tests that check the normal
+# build's object layout (ksize == class size, the tiny path) are left out.
+DEBUG_HEAP_FILTER="-heap_classes.sizes_between_classes,-heap_tiny.packing_and_alignment,-heap_realloc.in_place_within_class"
+if [ "${SKIP_HOST:-0}" != 1 ]; then
+	run_suite host-ktest-debug-heap sh -c "$MAKE -s $MAKE_FLAGS host DEBUG_HEAP=1 \
+		>build/logs/build-host-debug.out 2>&1 || { cat build/logs/build-host-debug.out; exit 1; }
+		build/host-debug/ktest-host '$DEBUG_HEAP_FILTER'"
+fi
+
 # Boot configurations: firmware, CPUs, memory, CPU model. qemu64 has no
 # 1 GiB pages, so that configuration exercises the 2 MiB direct map.
 ALL_CONFIGS="bios:1:64M:qemu64 bios:2:5G:max bios:4:128M:max uefi:1:5G:max uefi:2:256M:qemu64 uefi:4:4G:max"
@@ -70,6 +81,14 @@ for c in ${CONFIGS:-$ALL_CONFIGS}; do
 		--firmware "$fw" --smp "$smp" --mem "$mem" "${cpuopt[@]}" \
 		--accel "$ACCEL" --timeout "$QEMU_TIMEOUT" --name "$fw-smp$smp-$mem"
 done
+
+if [ "${SKIP_DEBUG_HEAP:-0}" != 1 ]; then
+	run_suite debug-heap-bios-smp2-256M sh -c "$MAKE -s $MAKE_FLAGS BUILD=build/debug-heap DEBUG_HEAP=1 all \
+		>build/logs/build-debug-heap.out 2>&1 || { cat build/logs/build-debug-heap.out; exit 1; }
+		tests/run-qemu --iso build/debug-heap/spanheap.iso --firmware bios --smp 2 \
+		--mem 256M --accel $ACCEL --timeout $QEMU_TIMEOUT --name debug-heap-bios-smp2-256M \
+		--args 'ktest=$DEBUG_HEAP_FILTER'"
+fi
 
 echo
 echo "=== summary"
