@@ -307,8 +307,11 @@ __attribute__((noinline)) static void kfree_slow(const void *p, struct mspan *s,
 		bad_pointer("kfree", "not the start of an object", p, s, caller);
 		return;
 	}
+	/* Read before the free: once it is recorded remotely, the span may
+	 * be swept, given back and its record reused by another CPU. */
+	unsigned spc = s->spanclass;
 	if (free_small_index(s, (unsigned)i, cpu, p, caller))
-		stat_inc(&mcaches[cpu].nfree[s->spanclass]);
+		stat_inc(&mcaches[cpu].nfree[spc]);
 }
 
 static inline void kfree_core(const void *p, const void *caller)
