@@ -268,8 +268,20 @@ static void kfree_tiny(struct mspan *s, const void *p, unsigned cpu, const void 
 		free_small_index(s, blk, cpu, (void *)block, caller);
 }
 
+static void kfree_checked(const void *p, struct mspan *s, unsigned cpu, const void *caller);
+
+/* kfree's slow path, entered with interrupts off (saved in irq), which it
+ * turns back on: a tail call from the fast path. */
 __attribute__((noinline)) static void kfree_slow(const void *p, struct mspan *s,
-						  unsigned cpu, const void *caller)
+						  unsigned cpu, const void *caller,
+						  unsigned long irq)
+{
+	kfree_checked(p, s, cpu, caller);
+	mm_irq_restore(irq);
+}
+
+/* Every check of a free, and the free itself (interrupts off). */
+static void kfree_checked(const void *p, struct mspan *s, unsigned cpu, const void *caller)
 {
 	if (!s) {
 		bad_pointer("kfree", "not a heap pointer", p, s, caller);
@@ -314,7 +326,7 @@ __attribute__((noinline)) static void kfree_slow(const void *p, struct mspan *s,
 		stat_inc(&mcaches[cpu].nfree[spc]);
 }
 
-static inline void kfree_core(const void *p, const void *caller)
+static inline __attribute__((always_inline)) void kfree_core(const void *p, const void *caller)
 {
 	if (!p)
 		return;
@@ -339,8 +351,7 @@ static inline void kfree_core(const void *p, const void *caller)
 			return;
 		}
 	}
-	kfree_slow(p, s, cpu, caller);
-	mm_irq_restore(irq);
+	kfree_slow(p, s, cpu, caller, irq);
 }
 
 /* ------------------------------------------------------ ksize/krealloc -- */
@@ -393,9 +404,44 @@ static size_t object_size(const char *op, const void *p, const void *caller)
 #if !DEBUG_HEAP
 /* ---------------------------------------------------------- public API -- */
 
-void *kmalloc(size_t size, unsigned flags)
+/* Everything kmalloc's fast path does not handle: tiny, large, size 0, a
+ * cache word used up, no span cached yet. Out of line, so that the fast
+ * path is a leaf that saves no register and tail-calls this. */
+__attribute__((noinline)) static void *kmalloc_slow(size_t size, unsigned flags)
 {
 	return malloc_core(size, flags);
+}
+
+/*
+ * The same-CPU fast path of a small allocation (1..32 KiB, not tiny): one
+ * table lookup for the span class, interrupts off, this CPU's cached span,
+ * ctz of its 64-slot cache word, the slot's bit set in alloc_bits, the
+ * CPU's counter bumped, interrupts on. No lock, no atomic instruction.
+ */
+void *kmalloc(size_t size, unsigned flags)
+{
+	if (__builtin_expect(size - 1 < MAX_SMALL_SIZE &&
+			     !((flags & KM_NOSCAN) && size < TINY_SIZE), 1)) {
+		unsigned spc = small_spanclass(size_to_class(size), flags);
+		unsigned long irq = mm_irq_save();
+		struct mcache *mc = &mcaches[mm_cpu_id()];
+		struct mspan *s = mc->alloc[spc];
+		uint64_t c;
+		if (__builtin_expect(s != NULL && (c = s->alloc_cache) != 0, 1)) {
+			unsigned i = (unsigned)__builtin_ctzll(c);
+			unsigned w = s->cache_word;
+			st64(&s->alloc_cache, c & (c - 1));
+			st64(&s->alloc_bits[w], ld64(&s->alloc_bits[w]) | (1ULL << i));
+			stat_inc(&mc->nmalloc[spc]);
+			mm_irq_restore(irq);
+			void *p = (void *)(s->startaddr + (uintptr_t)(w * 64u + i) * s->elemsize);
+			if (__builtin_expect(flags & KM_ZERO, 0))
+				return memset(p, 0, class_to_size[spanclass_sizeclass(spc)]);
+			return p;
+		}
+		mm_irq_restore(irq);
+	}
+	return kmalloc_slow(size, flags);
 }
 
 static void *malloc_aligned_core(size_t size, size_t align, unsigned flags)
