@@ -340,7 +340,7 @@ static inline __attribute__((always_inline)) void kfree_core(const void *p, cons
 	    __atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) == (int32_t)cpu &&
 	    s->spanclass != TINY_SPAN_CLASS) {
 		uintptr_t off = (uintptr_t)p - s->startaddr;
-		uint32_t i = size_class_obj_index(spanclass_sizeclass(s->spanclass), (uint32_t)off);
+		uint32_t i = mspan_offset_index(s, (uint32_t)off);
 		unsigned w = i / 64;
 		uint64_t bit = 1ULL << (i % 64);
 		if (__builtin_expect((uintptr_t)i * s->elemsize == off &&

@@ -48,6 +48,7 @@ void mspan_init_objects(struct mspan *s, unsigned spanclass)
 	unsigned cls = spanclass_sizeclass(spanclass);
 
 	s->spanclass = (uint8_t)spanclass;
+	s->divmagic = class_to_divmagic[cls];
 	if (cls == 0) {
 		s->elemsize = 0;   /* large: the object is the whole span (npages) */
 		s->nelems = 1;

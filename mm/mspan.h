@@ -64,6 +64,7 @@ struct mspan {
 	uint8_t spanclass;
 	uint8_t state;            /* enum mspan_state, read lock-free by kfree */
 	int32_t owner_cpu;        /* mcache holding the span, -1 if none */
+	uint32_t divmagic;        /* class_to_divmagic[class]: offset -> index without a lookup (Go's divMul) */
 	uintptr_t npages;
 	uint8_t list;             /* enum mspan_list_id */
 	struct mspan *next, *prev;
@@ -86,6 +87,13 @@ struct mspan {
 
 static inline uint64_t ld64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void st64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
+/* Index of the object at byte offset off (< the span's size) of small
+ * span s: a multiply and a shift (see mm/sizeclasses.h). */
+static inline uint32_t mspan_offset_index(const struct mspan *s, uint32_t off)
+{
+	return (uint32_t)(((uint64_t)off * s->divmagic) >> 32);
+}
 
 /* Turn a fresh page run into a span of spanclass (0 = one large object). */
 void mspan_init_objects(struct mspan *s, unsigned spanclass);

@@ -54,6 +54,9 @@ static int check_small_span(const struct mspan *s)
 		     class_to_npages[cls], class_to_size[cls]);
 	if (s->nelems != size_class_obj_index(cls, (uint32_t)s->npages << MM_PAGE_SHIFT))
 		FAIL("span %p class %u: nelems %u wrong", (void *)s, cls, s->nelems);
+	if (s->divmagic != class_to_divmagic[cls])
+		FAIL("span %p class %u: divmagic %#x, expected %#x", (void *)s, cls,
+		     s->divmagic, class_to_divmagic[cls]);
 	if ((spc == TINY_SPAN_CLASS) != (s->tiny != NULL))
 		FAIL("span %p class %u: tiny table %p in the wrong span class",
 		     (void *)s, cls, (void *)s->tiny);
