@@ -196,6 +196,20 @@ static inline void *malloc_core(size_t size, unsigned flags)
 	return kmalloc_spc(small_spanclass(size ? size_to_class(size) : 1, flags), flags);
 }
 
+/* A small object (size <= MAX_SMALL_SIZE) aligned to align (a power of
+ * two): from the smallest class whose size is a multiple of align, since
+ * objects sit at multiples of their size from an 8 KiB-aligned span start
+ * (powers of two up to 32 KiB are all classes, so one exists). */
+static void *kmalloc_align_class(size_t size, size_t align, unsigned flags)
+{
+	unsigned cls = size ? size_to_class(size) : 1;
+	while (cls < NUM_SIZE_CLASSES && class_to_size[cls] % align)
+		cls++;
+	if (cls == NUM_SIZE_CLASSES)
+		return kmalloc_large(size, flags);
+	return kmalloc_spc(small_spanclass(cls, flags), flags);
+}
+
 /* -------------------------------------------------------------- kfree -- */
 
 /* Free object i of small span s (any span class but tiny objects) on
@@ -452,15 +466,7 @@ static void *malloc_aligned_core(size_t size, size_t align, unsigned flags)
 		return kmalloc_large(size, flags);   /* spans are 8 KiB-aligned */
 	if (align <= 8 && !((flags & KM_NOSCAN) && size - 1 < TINY_SIZE - 1))
 		return malloc_core(size, flags);
-	/* The smallest class whose size is a multiple of align: its objects
-	 * sit at multiples of their size from an 8 KiB-aligned span start.
-	 * (Powers of two up to 32 KiB are all classes, so one exists.) */
-	unsigned cls = size ? size_to_class(size) : 1;
-	while (cls < NUM_SIZE_CLASSES && class_to_size[cls] % align)
-		cls++;
-	if (cls == NUM_SIZE_CLASSES)
-		return kmalloc_large(size, flags);
-	return kmalloc_spc(small_spanclass(cls, flags), flags);
+	return kmalloc_align_class(size, align, flags);
 }
 
 void *kzalloc(size_t size, unsigned flags)
@@ -523,14 +529,8 @@ void *heap_raw_alloc(size_t size, size_t align, unsigned flags)
 {
 	if (size > MAX_SMALL_SIZE)
 		return kmalloc_large(size, flags);   /* spans are 8 KiB-aligned */
-	/* The smallest class >= size whose objects are align-aligned (never
-	 * the tiny path: debug requests are at least 64 bytes). */
-	unsigned cls = size ? size_to_class(size) : 1;
-	while (cls < NUM_SIZE_CLASSES && class_to_size[cls] % align)
-		cls++;
-	if (cls == NUM_SIZE_CLASSES)
-		return kmalloc_large(size, flags);
-	return kmalloc_spc(small_spanclass(cls, flags), flags);
+	/* Never the tiny path: debug requests are at least 64 bytes. */
+	return kmalloc_align_class(size, align, flags);
 }
 
 void heap_raw_free(const void *p, const void *caller)

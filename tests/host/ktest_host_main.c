@@ -21,15 +21,6 @@ int ktest_vsnprint(char *buf, size_t size, const char *fmt, va_list ap)
 	return vsnprintf(buf, size, fmt, ap);
 }
 
-int ktest_snprint(char *buf, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-	return n;
-}
-
 __attribute__((weak)) void ktest_before_each(const struct ktest *t) { (void)t; }
 __attribute__((weak)) void ktest_after_each(const struct ktest *t) { (void)t; }
 

@@ -10,35 +10,13 @@
 #ifndef SPANHEAP_HOSTED
 #include <stdint.h>
 #include "tests/kernel/ktest.h"
+#include "tests/kernel/heap_testlib.h"
 #include "mm/kmalloc.h"
 #include "mm/pmm.h"
 #include "mm/pagemap.h"
 #include "kernel/smp.h"
 #include "kernel/percpu.h"
 #include "lib/string.h"
-
-/* Pattern byte i of an object owned by `tag`. */
-static inline uint8_t pat(uint64_t tag, size_t i)
-{
-	return (uint8_t)(tag * 131 + i * 7 + (tag >> 8));
-}
-
-static void fill(void *p, size_t n, uint64_t tag)
-{
-	uint8_t *b = p;
-	/* First and last 64 bytes and a sparse middle keep large objects cheap. */
-	for (size_t i = 0; i < n; i += (i < 64 || i + 64 >= n) ? 1 : 61)
-		b[i] = pat(tag, i);
-}
-
-static int intact(const void *p, size_t n, uint64_t tag)
-{
-	const uint8_t *b = p;
-	for (size_t i = 0; i < n; i += (i < 64 || i + 64 >= n) ? 1 : 61)
-		if (b[i] != pat(tag, i))
-			return 0;
-	return 1;
-}
 
 static size_t random_size(struct ktest_rng *r, unsigned *flags)
 {
@@ -116,7 +94,7 @@ static void churn(void *arg)
 	for (unsigned op = 0; op < CHURN_OPS; op++) {
 		struct churn_slot *s = &slots[ktest_rng_below(&r, CHURN_SLOTS)];
 		if (s->p) {
-			if (!intact(s->p, s->n, s->tag))
+			if (!heap_check(s->p, s->tag, s->n))
 				churn_errors[cpu]++;
 			kfree(s->p);
 			s->p = NULL;
@@ -130,10 +108,10 @@ static void churn(void *arg)
 			churn_null[cpu]++;
 			continue;
 		}
-		fill(s->p, s->n, s->tag);
+		heap_fill(s->p, s->tag, s->n);
 	}
 	for (unsigned i = 0; i < CHURN_SLOTS; i++) {
-		if (slots[i].p && !intact(slots[i].p, slots[i].n, slots[i].tag))
+		if (slots[i].p && !heap_check(slots[i].p, slots[i].tag, slots[i].n))
 			churn_errors[cpu]++;
 		kfree(slots[i].p);
 		slots[i].p = NULL;
@@ -190,7 +168,7 @@ static void producer_consumer(void *arg)
 			size_t n = random_size(&r, &flags);
 			void *p = kmalloc(n, flags);
 			if (p)
-				fill(p, n, n);
+				heap_fill(p, n, n);
 			else
 				pc_errors[cpu]++, n = 0; /* pass an empty item on */
 			out->slot[head % RING] = p;
@@ -203,7 +181,7 @@ static void producer_consumer(void *arg)
 		    __atomic_load_n(&in->head, __ATOMIC_ACQUIRE) != tail) {
 			void *p = in->slot[tail % RING];
 			size_t n = in->len[tail % RING];
-			if (!intact(p, n, n))
+			if (!heap_check(p, n, n))
 				pc_errors[cpu]++;
 			kfree(p); /* allocated on the previous CPU */
 			__atomic_store_n(&in->tail, tail + 1, __ATOMIC_RELEASE);
@@ -242,7 +220,7 @@ static void timer_allocates(unsigned cpu)
 	unsigned i = irq_runs[cpu]++ % IRQ_KEEP;
 	struct churn_slot *s = &irq_slots[cpu][i];
 	if (s->p) {
-		if (!intact(s->p, s->n, s->tag))
+		if (!heap_check(s->p, s->tag, s->n))
 			irq_errors[cpu]++;
 		kfree(s->p);
 	}
@@ -250,7 +228,7 @@ static void timer_allocates(unsigned cpu)
 	s->tag = 0x1770000 + cpu * 1000 + irq_runs[cpu];
 	s->p = kmalloc(s->n, irq_runs[cpu] % 3 ? 0 : KM_NOSCAN);
 	if (s->p)
-		fill(s->p, s->n, s->tag);
+		heap_fill(s->p, s->tag, s->n);
 	else
 		irq_errors[cpu]++;
 	/* And a short-lived tiny one. */
@@ -286,7 +264,7 @@ KTEST(heap_smp, allocation_inside_the_timer_interrupt)
 		KEXPECT_EQ(churn_errors[c], 0);
 		for (unsigned i = 0; i < IRQ_KEEP; i++) {
 			struct churn_slot *s = &irq_slots[c][i];
-			if (s->p && !intact(s->p, s->n, s->tag))
+			if (s->p && !heap_check(s->p, s->tag, s->n))
 				irq_errors[c]++;
 			kfree(s->p);
 			s->p = NULL;

@@ -29,6 +29,15 @@ static void out(const char *fmt, ...)
 	va_end(ap);
 }
 
+int ktest_snprint(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = ktest_vsnprint(buf, size, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
 const struct ktest *ktest_current(void)
 {
 	return current;

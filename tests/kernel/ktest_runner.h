@@ -12,13 +12,13 @@
 /* Provided by the side: */
 void ktest_vprint(const char *fmt, va_list ap);
 int ktest_vsnprint(char *buf, size_t size, const char *fmt, va_list ap);
-int ktest_snprint(char *buf, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 /* Called around every test: the heap suites check the heap afterwards. */
 void ktest_before_each(const struct ktest *t);
 void ktest_after_each(const struct ktest *t);
 
 /* Offered by the runner: */
+int ktest_snprint(char *buf, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 /* Run every test whose suite (or suite.name) is in the comma-separated
  * filter (all when NULL or empty); returns the number that failed. */
 int ktest_run_all(const char *filter);
