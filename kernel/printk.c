@@ -10,6 +10,7 @@
 #include "lib/printf.h"
 #include "lib/spinlock.h"
 
+/* console_lock (irqsave): the UART, for one printk call at a time. */
 static spinlock_t console_lock = SPINLOCK_INIT("console");
 
 int vprintk(const char *fmt, va_list ap)

@@ -40,6 +40,8 @@ struct mailbox {
 } __attribute__((aligned(64)));
 
 static struct mailbox mailboxes[MAX_CPUS];
+/* call_lock: one smp_call_n at a time, and so the mailboxes' fn/arg/gen
+ * (interrupts stay on: no interrupt handler takes it). */
 static spinlock_t call_lock = SPINLOCK_INIT("smp_call");
 static timer_hook_t timer_hook;
 static unsigned timer_hz_all;

@@ -46,6 +46,8 @@
 uint64_t kmem_bad_frees;
 uint64_t kmem_oom;
 
+/* init_lock (irqsave) serialises the one-time set-up of the mheap and
+ * the mcentrals; afterwards mheap.ready (release/acquire) is the gate. */
 static spinlock_t init_lock = SPINLOCK_INIT("kmalloc_init");
 
 void kmalloc_init(void)

@@ -99,8 +99,8 @@ static size_t count_changed(const void *p, size_t from, size_t to, uint8_t patte
 
 /* ------------------------------------------------------------ reports -- */
 
-static spinlock_t report_lock = SPINLOCK_INIT("kmem_debug_report");
 /* report_lock (irqsave) protects last_report; the counters are atomic. */
+static spinlock_t report_lock = SPINLOCK_INIT("kmem_debug_report");
 static struct kmem_debug_report last_report;
 static struct kmem_debug_stats dstats;
 

@@ -46,6 +46,8 @@ extern char boot_stack_guard[];
 static uint8_t boot_pool[BOOT_POOL_PAGES][4096] __attribute__((aligned(4096)));
 static unsigned boot_pool_used;
 
+/* paging_lock (irqsave): every page-table update after boot and
+ * kstack_cursor. Lookups (paging_translate) go without it. */
 static spinlock_t paging_lock = SPINLOCK_INIT("paging");
 static uint64_t *pml4;       /* the kernel's top-level table */
 static uint64_t nx_bit;      /* PTE_NX when EFER.NXE is on, else 0 */
