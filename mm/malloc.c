@@ -342,6 +342,22 @@ static void kfree_checked(const void *p, struct mspan *s, unsigned cpu, const vo
 		stat_inc(&mcaches[cpu].nfree[spc]);
 }
 
+/* A tiny object of this CPU's current block (interrupts off): the free is
+ * only counted in the mcache; the block's balance is settled when it is
+ * retired. The same checks as kfree_tiny's for this case; false sends the
+ * free (or its report) down the slow path. */
+static inline bool kfree_tiny_local(struct mcache *mc, const void *p)
+{
+	uintptr_t block = (uintptr_t)p & ~(uintptr_t)(TINY_SIZE - 1);
+	unsigned o = (unsigned)((uintptr_t)p & (TINY_SIZE - 1));
+	if (mc->tiny != block || mc->tiny_local_frees >= mc->tiny_handed ||
+	    !(__atomic_load_n(mc->tiny_ends, __ATOMIC_RELAXED) >> o))
+		return false;
+	mc->tiny_local_frees++;
+	stat_inc(&mc->nfree[TINY_SPAN_CLASS]);
+	return true;
+}
+
 static inline __attribute__((always_inline)) void kfree_core(const void *p, const void *caller)
 {
 	if (!p)
@@ -351,18 +367,23 @@ static inline __attribute__((always_inline)) void kfree_core(const void *p, cons
 	struct mspan *s = mheap_span_of(p);
 
 	/* Fast path: this CPU's mcache holds the span (so it is a live
-	 * small span), the pointer is an object start, the object is live. */
+	 * small span), the pointer is an object start, the object is live;
+	 * or it is a tiny object of this CPU's current block. */
 	if (__builtin_expect(s != NULL, 1) &&
-	    __atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) == (int32_t)cpu &&
-	    s->spanclass != TINY_SPAN_CLASS) {
-		uintptr_t off = (uintptr_t)p - s->startaddr;
-		uint32_t i = mspan_offset_index(s, (uint32_t)off);
-		unsigned w = i / 64;
-		uint64_t bit = 1ULL << (i % 64);
-		if (__builtin_expect((uintptr_t)i * s->elemsize == off &&
-				     (ld64(&s->alloc_bits[w]) & ~s->free_bits[w] & bit), 1)) {
-			st64(&s->free_bits[w], s->free_bits[w] | bit);
-			stat_inc(&mcaches[cpu].nfree[s->spanclass]);
+	    __atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) == (int32_t)cpu) {
+		if (__builtin_expect(s->spanclass != TINY_SPAN_CLASS, 1)) {
+			uintptr_t off = (uintptr_t)p - s->startaddr;
+			uint32_t i = mspan_offset_index(s, (uint32_t)off);
+			unsigned w = i / 64;
+			uint64_t bit = 1ULL << (i % 64);
+			if (__builtin_expect((uintptr_t)i * s->elemsize == off &&
+					     (ld64(&s->alloc_bits[w]) & ~s->free_bits[w] & bit), 1)) {
+				st64(&s->free_bits[w], s->free_bits[w] | bit);
+				stat_inc(&mcaches[cpu].nfree[s->spanclass]);
+				mm_irq_restore(irq);
+				return;
+			}
+		} else if (kfree_tiny_local(&mcaches[cpu], p)) {
 			mm_irq_restore(irq);
 			return;
 		}
