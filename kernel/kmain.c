@@ -115,7 +115,7 @@ static void kmem_dump_cpus(void)
 			nm += mc->nmalloc[spc];
 			nf += mc->nfree[spc];
 		}
-		printk("  cpu %-3u %14lu %10lu %12lu %13lu %11lu\n", id, nm, nf, mc->tiny_allocs,
+		printk("  cpu %-3u %14lu %10lu %12lu %13lu %11lu\n", id, nm, nf, mc->nmalloc[TINY_SPAN_CLASS],
 		       mc->large_alloc, cpus[id].irq_count);
 	}
 }

@@ -155,37 +155,66 @@ __attribute__((noinline)) static void *tiny_new_block(struct mcache *mc, unsigne
 	return b;
 }
 
-static inline void *kmalloc_tiny(size_t size, unsigned flags)
+/* Where a tiny object of `size` bytes would start in the current block:
+ * Go's rule, 8-aligned if size % 8 == 0, else 4 if % 4, else 2 if % 2 (the
+ * lowest set bit of size, capped at 8). Past TINY_SIZE: it does not fit. */
+static inline uint32_t tiny_fit(const struct mcache *mc, size_t size)
 {
-	unsigned long irq = mm_irq_save();
-	unsigned cpu = mm_cpu_id();
-	struct mcache *mc = &mcaches[cpu];
-	uint32_t off = mc->tiny_offset;
+	uint32_t align_mask = (1u << __builtin_ctz((unsigned)size | 8)) - 1;
+	uint32_t off = (mc->tiny_offset + align_mask) & ~align_mask;
+	return mc->tiny ? off : TINY_SIZE + 1;
+}
 
-	if ((size & 7) == 0)
-		off = (off + 7) & ~7u;
-	else if ((size & 3) == 0)
-		off = (off + 3) & ~3u;
-	else if ((size & 1) == 0)
-		off = (off + 1) & ~1u;
-	if (__builtin_expect(off + size > TINY_SIZE || !mc->tiny, 0)) {
-		if (!tiny_new_block(mc, cpu)) {
-			mm_irq_restore(irq);
-			return oom();
-		}
-		off = 0;
-	}
+/* Hand out the object at off of the current block (interrupts off). */
+static inline void *tiny_take(struct mcache *mc, uint32_t off, size_t size)
+{
 	void *p = (void *)(mc->tiny + off);
 	mc->tiny_offset = off + (uint32_t)size;
 	mc->tiny_handed++;
 	__atomic_store_n(mc->tiny_ends,
 			 (uint16_t)(__atomic_load_n(mc->tiny_ends, __ATOMIC_RELAXED) |
 				    (1u << (off + size - 1))), __ATOMIC_RELAXED);
-	stat_inc(&mc->nmalloc[TINY_SPAN_CLASS]);
-	stat_inc(&mc->tiny_allocs);
+	stat_inc(&mc->nmalloc[TINY_SPAN_CLASS]); /* tiny objects, not blocks */
+	return p;
+}
+
+/* The current block is full (or there is none): open a new one. */
+__attribute__((noinline)) static void *kmalloc_tiny_slow(size_t size, unsigned flags)
+{
+	unsigned long irq = mm_irq_save();
+	unsigned cpu = mm_cpu_id();
+	struct mcache *mc = &mcaches[cpu];
+	/* An interrupt may have opened a block since the fast path looked. */
+	uint32_t off = tiny_fit(mc, size);
+	if (off + size > TINY_SIZE) {
+		if (!tiny_new_block(mc, cpu)) {
+			mm_irq_restore(irq);
+			return oom();
+		}
+		off = 0;
+	}
+	void *p = tiny_take(mc, off, size);
 	mm_irq_restore(irq);
 	if (flags & KM_ZERO)
 		memset(p, 0, size);
+	return p;
+}
+
+/* A tiny object that fits this CPU's current block: a leaf that saves no
+ * register and tail-calls the slow path otherwise. */
+static inline void *kmalloc_tiny(size_t size, unsigned flags)
+{
+	unsigned long irq = mm_irq_save();
+	struct mcache *mc = &mcaches[mm_cpu_id()];
+	uint32_t off = tiny_fit(mc, size);
+	if (__builtin_expect(off + size > TINY_SIZE, 0)) {
+		mm_irq_restore(irq);
+		return kmalloc_tiny_slow(size, flags);
+	}
+	void *p = tiny_take(mc, off, size);
+	mm_irq_restore(irq);
+	if (__builtin_expect(flags & KM_ZERO, 0))
+		return memset(p, 0, size);
 	return p;
 }
 
@@ -441,7 +470,13 @@ static size_t object_size(const char *op, const void *p, const void *caller)
 #if !DEBUG_HEAP
 /* ---------------------------------------------------------- public API -- */
 
-/* Everything kmalloc's fast path does not handle: tiny, large, size 0, a
+/* The tiny path, out of line: kmalloc tail-calls it. */
+__attribute__((noinline)) static void *kmalloc_tiny_call(size_t size, unsigned flags)
+{
+	return kmalloc_tiny(size, flags);
+}
+
+/* Everything else kmalloc's fast path does not handle: large, size 0, a
  * cache word used up, no span cached yet. Out of line, so that the fast
  * path is a leaf that saves no register and tail-calls this. */
 __attribute__((noinline)) static void *kmalloc_slow(size_t size, unsigned flags)
@@ -457,8 +492,9 @@ __attribute__((noinline)) static void *kmalloc_slow(size_t size, unsigned flags)
  */
 void *kmalloc(size_t size, unsigned flags)
 {
-	if (__builtin_expect(size - 1 < MAX_SMALL_SIZE &&
-			     !((flags & KM_NOSCAN) && size < TINY_SIZE), 1)) {
+	if (__builtin_expect(size - 1 < MAX_SMALL_SIZE, 1)) {
+		if ((flags & KM_NOSCAN) && size < TINY_SIZE)
+			return kmalloc_tiny_call(size, flags);
 		unsigned spc = small_spanclass(size_to_class(size), flags);
 		unsigned long irq = mm_irq_save();
 		struct mcache *mc = &mcaches[mm_cpu_id()];

@@ -29,10 +29,11 @@ struct mcache {
 
 	/* Counters (owner-written, relaxed). Per span class: objects handed
 	 * to callers and freed on this CPU (tiny objects count in
-	 * TINY_SPAN_CLASS); large objects separately. */
+	 * TINY_SPAN_CLASS, so nmalloc[TINY_SPAN_CLASS] is the tiny
+	 * allocations); large objects separately. */
 	uint64_t nmalloc[NUM_SPAN_CLASSES];
 	uint64_t nfree[NUM_SPAN_CLASSES];
-	uint64_t large_alloc, large_free, tiny_allocs;
+	uint64_t large_alloc, large_free;
 } __attribute__((aligned(64)));
 
 extern struct mcache mcaches[MM_MAX_CPUS];

@@ -40,7 +40,7 @@ void kmem_get_stats(struct kmem_stats *st)
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
 		nm += rd(&mcaches[cpu].large_alloc);
 		nf += rd(&mcaches[cpu].large_free);
-		tiny += rd(&mcaches[cpu].tiny_allocs);
+		tiny += rd(&mcaches[cpu].nmalloc[TINY_SPAN_CLASS]);
 	}
 	unsigned long flags = spin_lock_irqsave(&mheap.lock);
 	st->heap_bytes = mheap_ready() ? mheap_sys_bytes() : 0;
