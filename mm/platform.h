@@ -29,6 +29,9 @@
  *       printk-style diagnostic line (the kernel's printk, fprintf(stderr)).
  *   _Noreturn void mm_panic(const char *fmt, ...);
  *       Report and stop.
+ *   const char *mm_symbolize(const void *addr, unsigned long *offset);
+ *       Optional (a weak symbol): the name of the function containing
+ *       addr, for debug-mode reports (mm/mdebug.c); NULL if unknown.
  *
  * plus lib/spinlock.h (ticket spinlock) and lib/string.h-style memset/memcpy.
  * Formats passed to mm_log / mm_panic use only: %d %u %x %s %c %p with the
