@@ -25,9 +25,9 @@ static void print_sym(const char *prefix, uintptr_t addr)
 	uintptr_t off;
 	const char *name = ksym_lookup(addr, &off);
 	if (name)
-		printk_unlocked("%s%#018lx <%s+%#lx>\n", prefix, addr, name, off);
+		printk_unlocked("%s0x%016lx <%s+%#lx>\n", prefix, addr, name, off);
 	else
-		printk_unlocked("%s%#018lx\n", prefix, addr);
+		printk_unlocked("%s0x%016lx\n", prefix, addr);
 }
 
 static int plausible_stack(uintptr_t p)
@@ -54,13 +54,13 @@ void dump_stack_from(unsigned long rbp, unsigned long rip)
 
 static void print_regs(const struct trap_frame *f)
 {
-	printk_unlocked("RIP: %#018lx  RSP: %#018lx  RFLAGS: %#010lx\n", f->rip, f->rsp, f->rflags);
-	printk_unlocked("RAX: %#018lx  RBX: %#018lx  RCX: %#018lx\n", f->rax, f->rbx, f->rcx);
-	printk_unlocked("RDX: %#018lx  RSI: %#018lx  RDI: %#018lx\n", f->rdx, f->rsi, f->rdi);
-	printk_unlocked("RBP: %#018lx  R8:  %#018lx  R9:  %#018lx\n", f->rbp, f->r8, f->r9);
-	printk_unlocked("R10: %#018lx  R11: %#018lx  R12: %#018lx\n", f->r10, f->r11, f->r12);
-	printk_unlocked("R13: %#018lx  R14: %#018lx  R15: %#018lx\n", f->r13, f->r14, f->r15);
-	printk_unlocked("CR0: %#018lx  CR2: %#018lx  CR3: %#018lx  CR4: %#018lx\n",
+	printk_unlocked("RIP: 0x%016lx  RSP: 0x%016lx  RFLAGS: %#010lx\n", f->rip, f->rsp, f->rflags);
+	printk_unlocked("RAX: 0x%016lx  RBX: 0x%016lx  RCX: 0x%016lx\n", f->rax, f->rbx, f->rcx);
+	printk_unlocked("RDX: 0x%016lx  RSI: 0x%016lx  RDI: 0x%016lx\n", f->rdx, f->rsi, f->rdi);
+	printk_unlocked("RBP: 0x%016lx  R8:  0x%016lx  R9:  0x%016lx\n", f->rbp, f->r8, f->r9);
+	printk_unlocked("R10: 0x%016lx  R11: 0x%016lx  R12: 0x%016lx\n", f->r10, f->r11, f->r12);
+	printk_unlocked("R13: 0x%016lx  R14: 0x%016lx  R15: 0x%016lx\n", f->r13, f->r14, f->r15);
+	printk_unlocked("CR0: 0x%016lx  CR2: 0x%016lx  CR3: 0x%016lx  CR4: 0x%016lx\n",
 			read_cr0(), read_cr2(), read_cr3(), read_cr4());
 }
 

@@ -137,4 +137,26 @@ KTEST(selfcheck, unmapped_dereference_must_fail_the_run)
 	(void)*p;
 }
 #endif
+#if KTEST_SELFCHECK == 3
+/* Built only with `make test KTEST_SELFCHECK=3`: unbounded recursion runs
+ * the boot stack into its guard page. The page fault cannot push its frame
+ * there, so the CPU double-faults onto its IST stack, and the run must end
+ * with the double-fault report, not a silent triple fault. */
+static volatile unsigned recurse_limit = ~0u; /* never reached */
+
+static unsigned recurse(unsigned depth)
+{
+	volatile char frame[512];
+	frame[0] = (char)depth;
+	if (depth == recurse_limit)
+		return 0;
+	return recurse(depth + 1) + frame[0];
+}
+
+KTEST(selfcheck, stack_overflow_must_be_reported)
+{
+	ktest_log("recursing into the boot stack's guard page");
+	ktest_log("%u", recurse(0));
+}
+#endif
 #endif /* !SPANHEAP_HOSTED */
