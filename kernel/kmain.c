@@ -7,6 +7,8 @@
  *   ktest=SUITE[,SUITE.NAME...]   run only these tests
  *   bench                         run the in-kernel benchmarks after the tests
  *   notests                       skip the self-tests
+ *   smp.fake_missing_cpu          also try to start a CPU that does not
+ *                                 exist (tests the AP time-out path)
  *   soak=long                     the soak self-test runs 10M operations
  */
 #include <stdint.h>
@@ -149,15 +151,14 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
 	kmalloc_init();
 	if (mbi.cmdline && *mbi.cmdline)
 		append_args(mbi.cmdline);
-
-	const void *rsdp = mbi.rsdp_v2 ? mbi.rsdp_v2 : mbi.rsdp_v1;
-	smp_init(rsdp, mbi.rsdp_v2 ? mbi.rsdp_v2_len : mbi.rsdp_v1_len, TIMER_HZ);
-	arch_irq_enable();
-
 	char fw[256];
 	if (fwcfg_read_file("opt/spanheap/args", fw, sizeof(fw)) > 0)
 		append_args(fw);
 	printk("spanheap: args \"%s\"\n", args);
+
+	const void *rsdp = mbi.rsdp_v2 ? mbi.rsdp_v2 : mbi.rsdp_v1;
+	smp_init(rsdp, mbi.rsdp_v2 ? mbi.rsdp_v2_len : mbi.rsdp_v1_len, TIMER_HZ);
+	arch_irq_enable();
 
 	int failed = 0;
 	if (!arg_get("notests", NULL, 0)) {

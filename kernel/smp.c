@@ -19,6 +19,7 @@
 #include "kernel/lapic.h"
 #include "kernel/trap.h"
 #include "kernel/printk.h"
+#include "kernel/kargs.h"
 #include "kernel/panic.h"
 #include "kernel/x86.h"
 #include "mm/paging.h"
@@ -40,6 +41,7 @@ struct mailbox {
 } __attribute__((aligned(64)));
 
 static struct mailbox mailboxes[MAX_CPUS];
+unsigned smp_cpus_skipped;
 /* call_lock: one smp_call_n at a time, and so the mailboxes' fn/arg/gen
  * (interrupts stay on: no interrupt handler takes it). */
 static spinlock_t call_lock = SPINLOCK_INIT("smp_call");
@@ -156,6 +158,12 @@ void smp_init(const void *rsdp, size_t rsdp_len, unsigned timer_hz)
 	cpus[0].apic_id = bsp_apic;
 	timer_hz_all = timer_hz;
 
+	/* Test aid: one more APIC id that no CPU answers to. */
+	if (kernel_arg("smp.fake_missing_cpu", NULL, 0) && ac.count < MAX_CPUS) {
+		printk("smp: smp.fake_missing_cpu: adding APIC id %u, which no CPU has\n",
+		       SMP_FAKE_APIC_ID);
+		ac.apic_ids[ac.count++] = SMP_FAKE_APIC_ID;
+	}
 	if (ac.count > 1) {
 		/* The trampoline, reachable at its physical address while APs
 		 * switch on paging. */
@@ -173,6 +181,8 @@ void smp_init(const void *rsdp, size_t rsdp_len, unsigned timer_hz)
 				continue;
 			if (start_ap(next, ac.apic_ids[i]) == 0)
 				ncpus_online++;
+			else
+				smp_cpus_skipped++;
 			next++;
 		}
 		paging_unmap(TRAMPOLINE_BASE, 4096);

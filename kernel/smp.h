@@ -10,6 +10,11 @@
  * CPU's APIC timer at timer_hz. rsdp: the multiboot2 copy or NULL. */
 void smp_init(const void *rsdp, size_t rsdp_len, unsigned timer_hz);
 
+/* CPUs the MADT listed that did not come online in time (skipped). */
+extern unsigned smp_cpus_skipped;
+/* The APIC id that the kernel argument smp.fake_missing_cpu adds. */
+#define SMP_FAKE_APIC_ID 0xf0
+
 /* Run fn(arg) on every online CPU at once (the caller's included), and
  * return when all have finished. fn gets this CPU's id via this_cpu_id().
  * Only one smp_call_all runs at a time (calls are serialised). */

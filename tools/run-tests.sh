@@ -69,17 +69,20 @@ if [ "${SKIP_HOST:-0}" != 1 ]; then
 		build/host-debug/ktest-host 2>build/logs/host-ktest-debug-heap.stderr"
 fi
 
-# Boot configurations: firmware, CPUs, memory, CPU model. qemu64 has no
-# 1 GiB pages, so that configuration exercises the 2 MiB direct map.
-ALL_CONFIGS="bios:1:64M:qemu64 bios:2:5G:max bios:4:128M:max uefi:1:5G:max uefi:2:256M:qemu64 uefi:4:4G:max"
+# Boot configurations: firmware, CPUs, memory, CPU model[, kernel args].
+# qemu64 has no 1 GiB pages, so that configuration exercises the 2 MiB
+# direct map; smp.fake_missing_cpu makes the kernel also try to start a CPU
+# that does not exist (the AP time-out path).
+ALL_CONFIGS="bios:1:64M:qemu64 bios:2:5G:max:smp.fake_missing_cpu bios:4:128M:max uefi:1:5G:max uefi:2:256M:qemu64 uefi:4:4G:max"
 for c in ${CONFIGS:-$ALL_CONFIGS}; do
-	IFS=: read -r fw smp mem cpu <<<"$c"
+	IFS=: read -r fw smp mem cpu kargs <<<"$c"
 	# Under KVM the runner picks the host CPU model itself.
 	cpuopt=(--cpu "$cpu")
 	[ "$ACCEL" = kvm ] && cpuopt=()
 	run_suite "$fw-smp$smp-$mem" tests/run-qemu --iso build/spanheap.iso \
 		--firmware "$fw" --smp "$smp" --mem "$mem" "${cpuopt[@]}" \
-		--accel "$ACCEL" --timeout "$QEMU_TIMEOUT" --name "$fw-smp$smp-$mem"
+		--accel "$ACCEL" --timeout "$QEMU_TIMEOUT" --name "$fw-smp$smp-$mem" \
+		${kargs:+--args "$kargs"}
 done
 
 if [ "${SKIP_DEBUG_HEAP:-0}" != 1 ]; then

@@ -9,6 +9,7 @@
 #include "kernel/smp.h"
 #include "kernel/percpu.h"
 #include "kernel/lapic.h"
+#include "kernel/kargs.h"
 #include "kernel/x86.h"
 #include "mm/paging.h"
 #include "lib/irqflags.h"
@@ -75,6 +76,20 @@ KTEST(smp, timer_interrupts_reach_every_cpu)
 	smp_call_all(wait_for_ticks, (void *)(uintptr_t)3);
 	for (unsigned id = 0; id < ncpus_online; id++)
 		KEXPECT_GE(cpus[id].irq_count - before[id], 3);
+}
+
+/* With the kernel argument smp.fake_missing_cpu (one boot configuration
+ * of make test passes it), smp_init also tried a CPU that does not exist:
+ * it must have been reported and skipped, and the others started. */
+KTEST(smp, silent_cpu_is_skipped)
+{
+	if (!kernel_arg("smp.fake_missing_cpu", NULL, 0)) {
+		KEXPECT_EQ(smp_cpus_skipped, 0);
+		return;
+	}
+	KEXPECT_EQ(smp_cpus_skipped, 1);
+	for (unsigned id = 0; id < ncpus_online; id++)
+		KEXPECT_NE(cpus[id].apic_id, SMP_FAKE_APIC_ID);
 }
 
 static unsigned counter;
