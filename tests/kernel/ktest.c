@@ -3,8 +3,8 @@
  * hosted test binary.
  *
  * Tests live in the "ktests" section (see ktest.h). The runner walks it in
- * link order, grouping tests by suite in order of first appearance, runs
- * each, and prints KTAP version 1 through ktest_vprint(), which each side
+ * source order, grouping tests by suite in order of first appearance, runs
+ * each followed by mheap_verify(), and prints KTAP version 1 through ktest_vprint(), which each side
  * provides (the kernel's vprintk, the hosted build's vprintf). The kernel's
  * trap handler calls ktest_abort_current() when a test faults, so the fault
  * is reported against the test that caused it.
@@ -12,6 +12,12 @@
 #include <stdarg.h>
 #include "tests/kernel/ktest.h"
 #include "tests/kernel/ktest_runner.h"
+#include "mm/kmalloc.h"
+#ifdef SPANHEAP_HOSTED
+#include <stdio.h>          /* vsnprintf */
+#else
+#include "lib/printf.h"     /* vsnprintf */
+#endif
 
 extern const struct ktest __start_ktests[] __attribute__((weak));
 extern const struct ktest __stop_ktests[] __attribute__((weak));
@@ -33,7 +39,7 @@ int ktest_snprint(char *buf, size_t size, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	int n = ktest_vsnprint(buf, size, fmt, ap);
+	int n = vsnprintf(buf, size, fmt, ap);
 	va_end(ap);
 	return n;
 }
@@ -56,7 +62,7 @@ void ktest_fail(const char *file, int line, const char *fmt, ...)
 	char msg[256];
 	va_list ap;
 	va_start(ap, fmt);
-	ktest_vsnprint(msg, sizeof(msg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	out("    # FAIL %s:%d: %s\n", file, line, msg);
 	if (current_failures++ == 0) {
@@ -74,7 +80,7 @@ void ktest_log(const char *fmt, ...)
 	char msg[256];
 	va_list ap;
 	va_start(ap, fmt);
-	ktest_vsnprint(msg, sizeof(msg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	out("    # %s\n", msg);
 }
@@ -144,9 +150,12 @@ static void run_one(const struct ktest *t)
 	current_number++;
 	current_failures = 0;
 	first_msg[0] = 0;
-	ktest_before_each(t);
 	t->fn();
-	ktest_after_each(t);
+	/* Every test leaves the heap consistent (between tests the other
+	 * CPUs are idle, as the verifier needs). */
+	if (mheap_verify() != 0)
+		ktest_fail(__FILE__, __LINE__, "expected mheap_verify() == 0 after the test, "
+			   "saw a broken heap invariant (printed above)");
 	if (current_failures) {
 		total_failed++;
 		out("not ok %d %s.%s # %s\n", current_number, t->suite, t->name,

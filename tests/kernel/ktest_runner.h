@@ -11,10 +11,6 @@
 
 /* Provided by the side: */
 void ktest_vprint(const char *fmt, va_list ap);
-int ktest_vsnprint(char *buf, size_t size, const char *fmt, va_list ap);
-/* Called around every test: the heap suites check the heap afterwards. */
-void ktest_before_each(const struct ktest *t);
-void ktest_after_each(const struct ktest *t);
 
 /* Offered by the runner: */
 int ktest_snprint(char *buf, size_t size, const char *fmt, ...)
