@@ -183,40 +183,41 @@ static void report_init(struct kmem_debug_report *r, enum kmem_bug bug, const vo
 	}
 }
 
-/* Poison of a freed object intact? Otherwise report a use after free. */
-static void check_poison(void *p, size_t objsize, struct trailer *t,
-			 const char *found_by, const void *caller)
+/* Bytes [from, objsize - trailer) of the object should all be `fill`;
+ * report the changed ones as `bug`. True if there was something to report. */
+static bool check_fill(void *p, size_t objsize, struct trailer *t, size_t from,
+		       uint8_t fill, enum kmem_bug bug, const char *found_by,
+		       const void *caller)
 {
 	struct kmem_debug_report r;
 	size_t first = 0, last = 0;
-	size_t n = count_changed(p, 0, objsize - KMEM_TRAILER_SIZE, KMEM_POISON_FREE,
-				 &first, &last);
+	size_t n = count_changed(p, from, objsize - KMEM_TRAILER_SIZE, fill, &first, &last);
 	if (!n)
-		return;
-	report_init(&r, KMEM_BUG_USE_AFTER_FREE, p, objsize, t, caller);
+		return false;
+	report_init(&r, bug, p, objsize, t, caller);
 	r.nbytes = n;
 	r.first_offset = first;
 	r.last_offset = last;
 	report(&r, found_by);
-	/* One bug, one report: the object is poisoned again. */
-	memset(p, KMEM_POISON_FREE, objsize - KMEM_TRAILER_SIZE);
+	return true;
+}
+
+/* Poison of a freed object intact? Otherwise report a use after free. */
+static void check_poison(void *p, size_t objsize, struct trailer *t,
+			 const char *found_by, const void *caller)
+{
+	if (check_fill(p, objsize, t, 0, KMEM_POISON_FREE, KMEM_BUG_USE_AFTER_FREE,
+		       found_by, caller))
+		/* One bug, one report: the object is poisoned again. */
+		memset(p, KMEM_POISON_FREE, objsize - KMEM_TRAILER_SIZE);
 }
 
 /* Red zone of a live object intact? Otherwise report an overflow. */
 static void check_redzone(void *p, size_t objsize, struct trailer *t, size_t size,
 			  const char *found_by, const void *caller)
 {
-	struct kmem_debug_report r;
-	size_t first = 0, last = 0;
-	size_t n = count_changed(p, size, objsize - KMEM_TRAILER_SIZE, KMEM_POISON_REDZONE,
-				 &first, &last);
-	if (!n)
-		return;
-	report_init(&r, KMEM_BUG_OVERFLOW, p, objsize, t, caller);
-	r.nbytes = n;
-	r.first_offset = first;
-	r.last_offset = last;
-	report(&r, found_by);
+	check_fill(p, objsize, t, size, KMEM_POISON_REDZONE, KMEM_BUG_OVERFLOW, found_by,
+		   caller);
 }
 
 /* --------------------------------------------------------- quarantine -- */
