@@ -90,17 +90,17 @@ $(ISO): $(KERNEL) boot/grub.cfg
 
 # ---------------------------------------------------------------- hosted --
 # mm/ above the pmm, built as an ordinary static library for Linux with the
-# platform layer in tests/host/, plus the hosted self-test binary (the same
+# platform layer in hosted/, plus the hosted self-test binary (the same
 # suites as tests/kernel/, under ASan + UBSan).
 
 HOST_SAN    ?= -fsanitize=address,undefined -fno-sanitize-recover=all
 HOST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -fno-omit-frame-pointer \
-	-DSPANHEAP_HOSTED -DDEBUG_HEAP=$(DEBUG_HEAP) -I. -Itests/host -MMD -MP -pthread
+	-DSPANHEAP_HOSTED -DDEBUG_HEAP=$(DEBUG_HEAP) -I. -Ihosted -MMD -MP -pthread
 # make host DEBUG_HEAP=1 builds the heap's debug mode into build/host-debug/.
 HOST_DIR    := $(BUILD)/host$(if $(filter 1,$(DEBUG_HEAP)),-debug)
 # Kernel-only parts of mm/ (they sit below the platform seam).
 MM_KERNEL_ONLY := mm/paging.c mm/pmm.c
-HOST_LIB_SRCS := $(filter-out $(MM_KERNEL_ONLY),$(wildcard mm/*.c)) tests/host/platform_host.c
+HOST_LIB_SRCS := $(filter-out $(MM_KERNEL_ONLY),$(wildcard mm/*.c)) hosted/platform_linux.c
 HOST_TEST_SRCS := tests/kernel/ktest.c $(wildcard tests/kernel/*_test.c) \
 	tests/host/ktest_host_main.c mm/pmm.c kernel/multiboot2.c
 

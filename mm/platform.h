@@ -4,8 +4,8 @@
  * Everything in mm/ above the pmm (mheap, mspan, mcentral, mcache, malloc)
  * depends on the functions below and on nothing else of its host. The
  * kernel provides them in kernel/mm_platform.h + kernel/mm_platform.c; the
- * hosted build (Linux, mmap + pthreads) in tests/host/mm_platform.h +
- * tests/host/platform_host.c. A hobby OS that lifts mm/ writes its own
+ * hosted build (Linux, mmap + pthreads) in hosted/mm_platform.h +
+ * hosted/platform_linux.c. A hobby OS that lifts mm/ writes its own
  * mm_platform.h (found through its include path) with these definitions:
  *
  *   static inline unsigned mm_cpu_id(void);

@@ -12,7 +12,7 @@
 
 BENCH_OUT    := $(BUILD)/bench
 BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -DSPANHEAP_HOSTED \
-	-I. -Itests/host -pthread
+	-I. -Ihosted -pthread
 
 $(BENCH_OUT)/bench-host: tests/bench/bench_host.c tests/bench/kbench_loops.h $(HOST_LIB)
 	@mkdir -p $(dir $@)

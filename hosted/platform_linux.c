@@ -1,5 +1,5 @@
 /*
- * tests/host/platform_host.c - mm/platform.h on Linux: mmap for memory,
+ * hosted/platform_linux.c - mm/platform.h on Linux: mmap for memory,
  * threads for CPUs, stderr for logs.
  *
  * Memory: mm_sys_alloc maps anonymous memory. A power-of-two request comes

@@ -1,5 +1,5 @@
 /*
- * tests/host/mm_platform.h - the platform seam for the hosted build.
+ * hosted/mm_platform.h - the platform seam for the hosted build.
  *
  * In the hosted library (Linux, SPANHEAP_HOSTED) a "CPU" is a thread: each
  * thread that enters the heap gets a slot id from an atomic counter on first
