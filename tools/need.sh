@@ -3,6 +3,7 @@
 #   iso   grub-mkrescue, GRUB's BIOS and UEFI images, xorriso, mtools
 #   run   iso + qemu-system-x86_64 + OVMF
 #   test  run + gnu-efi + clang's libFuzzer and sanitizer runtimes
+#   bench the peer allocators (mimalloc, jemalloc, tcmalloc), valgrind, gnuplot
 # When something is missing and we are root, install it from Debian's
 # archive with apt-get, non-interactively; otherwise print the exact
 # command and fail. Nothing is ever downloaded from anywhere else.
@@ -32,6 +33,15 @@ for what in "$@"; do
 		need_file /usr/include/efi/efi.h gnu-efi
 		need_cmd clang clang
 		need_file "$(ls -d /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null | head -n1)" libclang-rt-dev
+		;;
+	esac
+	case $what in
+	bench)
+		need_file /usr/lib/x86_64-linux-gnu/libmimalloc.so.2 libmimalloc-dev
+		need_file /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 libjemalloc-dev
+		need_file /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 libgoogle-perftools-dev
+		need_cmd valgrind valgrind
+		need_cmd gnuplot gnuplot-nox
 		;;
 	esac
 done
