@@ -89,9 +89,11 @@ $(ISO): $(KERNEL) boot/grub.cfg
 		{ cat $(BUILD)/grub-mkrescue.log; exit 1; }
 
 # ---------------------------------------------------------------- hosted --
-# mm/ above the pmm, built as an ordinary static library for Linux with the
-# platform layer in hosted/, plus the hosted self-test binary (the same
-# suites as tests/kernel/, under ASan + UBSan).
+# mm/ above the pmm, built for Linux with the platform layer in hosted/:
+# the static kmalloc library libspanheap.a, the drop-in malloc
+# libspanheap.so (hosted/libc_malloc.c; LD_PRELOAD it or link it), and the
+# hosted self-test binary (the same suites as tests/kernel/, under ASan +
+# UBSan).
 
 HOST_SAN    ?= -fsanitize=address,undefined -fno-sanitize-recover=all
 HOST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -fno-omit-frame-pointer \
@@ -100,15 +102,18 @@ HOST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -fno-omit-frame-pointer \
 HOST_DIR    := $(BUILD)/host$(if $(filter 1,$(DEBUG_HEAP)),-debug)
 # Kernel-only parts of mm/ (they sit below the platform seam).
 MM_KERNEL_ONLY := mm/paging.c mm/pmm.c
-HOST_LIB_SRCS := $(filter-out $(MM_KERNEL_ONLY),$(wildcard mm/*.c)) hosted/platform_linux.c
+HOST_LIB_SRCS := $(filter-out $(MM_KERNEL_ONLY),$(wildcard mm/*.c)) hosted/platform_linux.c \
+	hosted/format.c
+HOST_SO_SRCS  := $(HOST_LIB_SRCS) hosted/libc_malloc.c
 HOST_TEST_SRCS := tests/kernel/ktest.c $(wildcard tests/kernel/*_test.c) \
 	tests/host/ktest_host_main.c mm/pmm.c kernel/multiboot2.c
 
 HOST_LIB      := $(HOST_DIR)/libspanheap.a
 HOST_LIB_SAN  := $(HOST_DIR)/libspanheap-san.a
 HOST_KTEST    := $(HOST_DIR)/ktest-host
+HOST_SO       := $(HOST_DIR)/libspanheap.so
 
-host: $(HOST_LIB) $(HOST_KTEST)
+host: $(HOST_LIB) $(HOST_KTEST) $(HOST_SO)
 
 # Optimised, sanitizer-free library: what programs link.
 $(HOST_DIR)/opt/%.o: %.c
@@ -118,6 +123,17 @@ $(HOST_DIR)/opt/%.o: %.c
 $(HOST_DIR)/san/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_CFLAGS) $(HOST_SAN) -c $< -o $@
+
+# Position-independent objects for the shared library: hidden by default
+# (direct calls inside it), initial-exec TLS (no __tls_get_addr).
+$(HOST_DIR)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(HOST_CFLAGS) -O2 -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+		-c $< -o $@
+
+$(HOST_SO): $(patsubst %.c,$(HOST_DIR)/pic/%.o,$(HOST_SO_SRCS)) hosted/libspanheap.map
+	$(HOSTCC) -shared -pthread -Wl,--version-script=hosted/libspanheap.map \
+		-Wl,-z,now -Wl,-z,relro -o $@ $(filter %.o,$^)
 
 $(HOST_LIB): $(patsubst %.c,$(HOST_DIR)/opt/%.o,$(HOST_LIB_SRCS))
 	rm -f $@ && ar rcs $@ $^

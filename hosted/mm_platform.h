@@ -1,42 +1,84 @@
 /*
- * hosted/mm_platform.h - the platform seam for the hosted build.
+ * hosted/mm_platform.h - the platform seam for the hosted build (Linux).
  *
- * In the hosted library (Linux, SPANHEAP_HOSTED) a "CPU" is a thread: each
- * thread that enters the heap gets a slot id from an atomic counter on first
- * use and keeps it in a thread-local variable; when the thread exits, a
- * destructor drains the slot's mcache and hands the slot back. There are no
- * interrupts, so mm_irq_save/restore do nothing; mm_sys_alloc/free are mmap
- * and munmap; mm_log/mm_panic write to stderr.
+ * In the hosted library (SPANHEAP_HOSTED) a "CPU" is a slot a thread
+ * holds. A thread takes a slot on its first heap call (hosted/
+ * platform_linux.c) and keeps its id + 1 in the thread-local mm_host_slot.
+ * Slots below MM_HOST_EXCLUSIVE_SLOTS are exclusive: one live thread
+ * each, so its mcache needs no lock, as a CPU's with interrupts off; a
+ * pthread key destructor drains the slot's mcache and frees the slot when
+ * the thread exits. When every exclusive slot is taken (or a thread calls
+ * the heap again after its slot was released at exit), the thread shares
+ * one of the MM_HOST_SHARED_SLOTS last slots with other threads: for those,
+ * mm_irq_save() takes the slot's lock (counted, so nesting is fine) where
+ * the kernel would turn interrupts off, and mm_irq_restore() drops it. An
+ * exclusive thread pays one thread-local load and a compare for that.
+ *
+ * There are no interrupts; mm_sys_alloc/free are mmap and munmap; mm_log
+ * and mm_panic write(2) to stderr (never stdio, which may allocate).
  *
  * Tests can make the platform run out of memory on purpose:
  * mm_host_set_sys_limit(bytes) caps the bytes mm_sys_alloc hands out at
  * once (0 = no cap), mm_host_sys_bytes() is what is handed out now.
  */
-#ifndef TESTS_HOST_MM_PLATFORM_H
-#define TESTS_HOST_MM_PLATFORM_H
+#ifndef HOSTED_MM_PLATFORM_H
+#define HOSTED_MM_PLATFORM_H
 
 #include <stddef.h>
 
-/* Slot id + 1 of this thread, 0 until the thread first uses the heap. */
-extern __thread unsigned mm_host_cpu_plus1;
-unsigned mm_host_cpu_assign(void);
+#ifndef MM_MAX_CPUS
+#define MM_MAX_CPUS 64
+#endif
+/* The last MM_HOST_SHARED_SLOTS slots are shared by the threads that find
+ * no exclusive slot free. */
+#define MM_HOST_SHARED_SLOTS 8
+#define MM_HOST_EXCLUSIVE_SLOTS (MM_MAX_CPUS - MM_HOST_SHARED_SLOTS)
+
+/* Slot id + 1 of this thread, 0 until the thread first uses the heap.
+ * Initial-exec TLS: one %fs-relative load, also in libspanheap.so. */
+extern __thread unsigned mm_host_slot __attribute__((tls_model("initial-exec")));
+
+/* Give this thread a slot (exclusive if one is free); returns its id. */
+unsigned mm_host_slot_assign(void);
+/* The slow halves of mm_irq_save/restore: no slot yet, or a shared one. */
+unsigned long mm_host_irq_save_slow(void);
+void mm_host_irq_restore_slow(void);
 
 static inline unsigned mm_cpu_id(void)
 {
-	unsigned id = mm_host_cpu_plus1;
+	unsigned id = mm_host_slot;
 	if (__builtin_expect(id != 0, 1))
 		return id - 1;
-	return mm_host_cpu_assign();
+	return mm_host_slot_assign();
 }
 
-static inline unsigned long mm_irq_save(void) { return 0; }
-static inline void mm_irq_restore(unsigned long flags) { (void)flags; }
+/* Returns 1 when it took (one level of) a shared slot's lock. */
+static inline unsigned long mm_irq_save(void)
+{
+	if (__builtin_expect(mm_host_slot - 1u < MM_HOST_EXCLUSIVE_SLOTS, 1))
+		return 0;
+	return mm_host_irq_save_slow();
+}
+
+static inline void mm_irq_restore(unsigned long flags)
+{
+	if (__builtin_expect(flags != 0, 0))
+		mm_host_irq_restore_slow();
+}
 
 /* Cap the bytes mm_sys_alloc may have handed out at once (0: no cap). */
 void mm_host_set_sys_limit(size_t bytes);
 /* Bytes handed out by mm_sys_alloc and not yet given back. */
 size_t mm_host_sys_bytes(void);
-/* Number of thread slots ("CPUs") handed out so far (highest id + 1). */
-unsigned mm_host_ncpus(void);
+/* Exclusive slots held by live threads now. */
+unsigned mm_host_slots_in_use(void);
+
+/* Around fork(): hold every slot and heap lock in the parent, release
+ * them after; in the child also free every slot but the caller's (the
+ * other threads do not exist there). libspanheap.so registers these with
+ * pthread_atfork. */
+void mm_host_fork_prepare(void);
+void mm_host_fork_parent(void);
+void mm_host_fork_child(void);
 
 #endif

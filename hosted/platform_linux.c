@@ -1,6 +1,6 @@
 /*
  * hosted/platform_linux.c - mm/platform.h on Linux: mmap for memory,
- * threads for CPUs, stderr for logs.
+ * thread slots for CPUs, write(2) for logs.
  *
  * Memory: mm_sys_alloc maps anonymous memory. A power-of-two request comes
  * back naturally aligned (as the kernel's buddy pmm gives it): we map twice
@@ -8,40 +8,60 @@
  * counted against an optional cap, so tests can simulate running out of
  * memory (mm_host_set_sys_limit).
  *
- * CPUs: a thread gets a slot id on its first heap call, from a bitmap of
- * free slots (atomic compare-and-swap); a pthread key destructor drains the
- * slot's mcache when the thread exits and frees the slot for reuse. More
- * than MM_MAX_CPUS live threads using the heap is a clear panic.
+ * CPUs: see hosted/mm_platform.h. Exclusive slots are handed out from a
+ * bitmap (compare-and-swap); a pthread key destructor drains the slot's
+ * mcache when its thread exits and frees the slot. Threads beyond the
+ * exclusive slots, and threads calling the heap after their own slot was
+ * released at exit, share the last slots round robin, each behind a lock.
+ *
+ * Nothing here allocates: this code runs inside malloc when the library
+ * is preloaded. Messages are formatted on the stack (hosted/format.c) and
+ * written with write(2).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include "mm/platform.h"
 #include "mm/kmalloc.h"
+#include "lib/spinlock.h"
+#include "hosted/format.h"
 
-__thread unsigned mm_host_cpu_plus1;
+__thread unsigned mm_host_slot __attribute__((tls_model("initial-exec")));
+/* Levels of mm_irq_save this thread holds on its shared slot's lock. */
+static __thread unsigned shared_depth __attribute__((tls_model("initial-exec")));
+/* This thread's exclusive slot was given back (it is exiting). */
+static __thread unsigned char slot_released __attribute__((tls_model("initial-exec")));
 
-/* Bit i set: slot i is taken by a live thread. */
-static uint64_t slot_used[(MM_MAX_CPUS + 63) / 64];
-static unsigned slot_high;          /* highest slot id ever used + 1 */
+/* Bit i set: exclusive slot i is taken by a live thread. */
+static uint64_t slot_used[(MM_HOST_EXCLUSIVE_SLOTS + 63) / 64];
 static pthread_key_t slot_key;
 static pthread_once_t slot_key_once = PTHREAD_ONCE_INIT;
+/* shared_lock[i] serialises the threads on slot MM_HOST_EXCLUSIVE_SLOTS
+ * + i: held from their outermost mm_irq_save to the matching
+ * mm_irq_restore (where a CPU would have interrupts off). Outermost of all
+ * locks: taken before any heap lock. */
+static spinlock_t shared_lock[MM_HOST_SHARED_SLOTS];
+static unsigned shared_next;        /* round robin over the shared slots */
 
 static size_t sys_limit;            /* 0: no cap */
 static size_t sys_bytes;            /* handed out now */
 
+/* ------------------------------------------------------------ slots -- */
+
 static void slot_release(void *arg)
 {
-	unsigned id = (unsigned)(uintptr_t)arg - 1;
+	(void)arg;
+	unsigned id = mm_host_slot - 1;
 
 	/* Give this thread's cached spans back before another thread can
 	 * take the slot (and its mcache). */
 	kmem_drain_this_cpu();
-	mm_host_cpu_plus1 = 0;
+	slot_released = 1;
+	mm_host_slot = 0;
 	__atomic_fetch_and(&slot_used[id / 64], ~(1ULL << (id % 64)),
 			   __ATOMIC_RELEASE);
 }
@@ -49,43 +69,102 @@ static void slot_release(void *arg)
 static void slot_key_create(void)
 {
 	if (pthread_key_create(&slot_key, slot_release) != 0)
-		mm_panic("platform_host: pthread_key_create failed");
+		mm_panic("platform_linux: pthread_key_create failed");
 }
 
-unsigned mm_host_cpu_assign(void)
+static int take_exclusive_slot(void)
 {
-	pthread_once(&slot_key_once, slot_key_create);
-	for (unsigned w = 0; w < (MM_MAX_CPUS + 63) / 64; w++) {
+	for (unsigned w = 0; w < (MM_HOST_EXCLUSIVE_SLOTS + 63) / 64; w++) {
 		uint64_t used = __atomic_load_n(&slot_used[w], __ATOMIC_RELAXED);
 		while (~used) {
 			unsigned bit = (unsigned)__builtin_ctzll(~used);
 			unsigned id = w * 64 + bit;
-			if (id >= MM_MAX_CPUS)
+			if (id >= MM_HOST_EXCLUSIVE_SLOTS)
 				break;
 			if (__atomic_compare_exchange_n(&slot_used[w], &used,
 							used | (1ULL << bit), 0,
 							__ATOMIC_ACQUIRE,
-							__ATOMIC_RELAXED)) {
-				unsigned high = __atomic_load_n(&slot_high, __ATOMIC_RELAXED);
-				while (high < id + 1 &&
-				       !__atomic_compare_exchange_n(&slot_high, &high, id + 1, 0,
-								    __ATOMIC_RELAXED,
-								    __ATOMIC_RELAXED))
-					;
-				mm_host_cpu_plus1 = id + 1;
-				pthread_setspecific(slot_key, (void *)(uintptr_t)(id + 1));
-				return id;
-			}
+							__ATOMIC_RELAXED))
+				return (int)id;
 		}
 	}
-	mm_panic("platform_host: more than MM_MAX_CPUS (%d) threads use the heap at once",
-		 MM_MAX_CPUS);
+	return -1;
 }
 
-unsigned mm_host_ncpus(void)
+unsigned mm_host_slot_assign(void)
 {
-	return __atomic_load_n(&slot_high, __ATOMIC_RELAXED);
+	if (mm_host_slot)
+		return mm_host_slot - 1;
+	int id = slot_released ? -1 : take_exclusive_slot();
+	if (id >= 0) {
+		/* The slot is ours before pthread_setspecific runs: if that
+		 * allocates (keys past the first 32 do), it finds the slot. */
+		mm_host_slot = (unsigned)id + 1;
+		pthread_once(&slot_key_once, slot_key_create);
+		pthread_setspecific(slot_key, (void *)(uintptr_t)(id + 1));
+		return (unsigned)id;
+	}
+	unsigned k = __atomic_fetch_add(&shared_next, 1, __ATOMIC_RELAXED);
+	mm_host_slot = MM_HOST_EXCLUSIVE_SLOTS + k % MM_HOST_SHARED_SLOTS + 1;
+	return mm_host_slot - 1;
 }
+
+unsigned long mm_host_irq_save_slow(void)
+{
+	unsigned id = mm_cpu_id();
+	if (id < MM_HOST_EXCLUSIVE_SLOTS)
+		return 0;
+	if (shared_depth++ == 0)
+		spin_lock(&shared_lock[id - MM_HOST_EXCLUSIVE_SLOTS]);
+	return 1;
+}
+
+void mm_host_irq_restore_slow(void)
+{
+	if (--shared_depth == 0)
+		spin_unlock(&shared_lock[mm_host_slot - 1 - MM_HOST_EXCLUSIVE_SLOTS]);
+}
+
+unsigned mm_host_slots_in_use(void)
+{
+	unsigned n = 0;
+	for (unsigned w = 0; w < (MM_HOST_EXCLUSIVE_SLOTS + 63) / 64; w++)
+		n += (unsigned)__builtin_popcountll(__atomic_load_n(&slot_used[w],
+								    __ATOMIC_RELAXED));
+	return n;
+}
+
+/* ------------------------------------------------------------- fork -- */
+
+void mm_host_fork_prepare(void)
+{
+	for (unsigned i = 0; i < MM_HOST_SHARED_SLOTS; i++)
+		spin_lock(&shared_lock[i]);
+	kmem_lock_all();
+}
+
+void mm_host_fork_parent(void)
+{
+	kmem_unlock_all();
+	for (unsigned i = MM_HOST_SHARED_SLOTS; i-- > 0;)
+		spin_unlock(&shared_lock[i]);
+}
+
+void mm_host_fork_child(void)
+{
+	kmem_unlock_all();
+	for (unsigned i = 0; i < MM_HOST_SHARED_SLOTS; i++)
+		spin_lock_init(&shared_lock[i], "shared_slot");
+	/* Only this thread lives on: every other exclusive slot is free (a
+	 * thread that takes one inherits its mcache, which is fine). */
+	for (unsigned w = 0; w < (MM_HOST_EXCLUSIVE_SLOTS + 63) / 64; w++)
+		slot_used[w] = 0;
+	unsigned id = mm_host_slot - 1;
+	if (mm_host_slot && id < MM_HOST_EXCLUSIVE_SLOTS)
+		slot_used[id / 64] |= 1ULL << (id % 64);
+}
+
+/* ----------------------------------------------------------- memory -- */
 
 void mm_host_set_sys_limit(size_t bytes)
 {
@@ -143,22 +222,44 @@ void mm_sys_free(void *p, size_t bytes)
 	__atomic_fetch_sub(&sys_bytes, bytes, __ATOMIC_RELAXED);
 }
 
+/* ---------------------------------------------------------- messages -- */
+
+/* One line to stderr: formatted on the stack, one write(2). */
+static void write_line(const char *prefix, const char *fmt, va_list ap)
+{
+	char buf[512];
+	size_t n = 0;
+	while (*prefix && n < 64)
+		buf[n++] = *prefix++;
+	size_t room = sizeof buf - n - 1;   /* one byte kept for the newline */
+	int len = spanheap_vsnprintf(buf + n, room, fmt, ap);
+	if (len > 0)
+		n += (size_t)len < room ? (size_t)len : room - 1;
+	buf[n++] = '\n';
+	for (size_t off = 0; off < n;) {
+		ssize_t w = write(2, buf + off, n - off);
+		if (w <= 0 && errno != EINTR)
+			return;
+		if (w > 0)
+			off += (size_t)w;
+	}
+}
+
 void mm_log(const char *fmt, ...)
 {
+	int saved = errno;
 	va_list ap;
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	write_line("", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	errno = saved;
 }
 
 _Noreturn void mm_panic(const char *fmt, ...)
 {
 	va_list ap;
-	fputs("spanheap panic: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	write_line("spanheap panic: ", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	abort();
 }

@@ -20,7 +20,8 @@
  * kfree, krealloc and ksize may be called from any CPU and from interrupt
  * handlers. A pointer the heap never gave out, an interior pointer or a
  * double free is reported (pointer, span, class, caller) and ignored, never
- * corrupting the heap (or panics, with SPANHEAP_PANIC_ON_BAD_FREE).
+ * corrupting the heap (or panics: built with SPANHEAP_PANIC_ON_BAD_FREE,
+ * or after kmem_set_panic_on_bad_free(1)).
  */
 #ifndef MM_KMALLOC_H
 #define MM_KMALLOC_H
@@ -41,7 +42,8 @@ void *kcalloc(size_t n, size_t size, unsigned flags);
  * krealloc(NULL, n) == kmalloc(n); krealloc(p, 0) frees p and returns the
  * kmalloc(0) pointer. On failure returns NULL and p is untouched. */
 void *krealloc(void *p, size_t size, unsigned flags);
-/* align: a power of two, up to 4096. */
+/* align: any power of two. Up to 8 KiB a small object of a suitable size
+ * class; beyond, a large object whose span starts aligned. */
 void *kmalloc_aligned(size_t size, size_t align, unsigned flags);
 void kfree(const void *p);
 /* Usable size of a live object (>= the size asked for); 0 for a bad pointer. */
@@ -75,5 +77,15 @@ void kmalloc_init(void);
 void kmem_drain_this_cpu(void);
 /* Same for every CPU's cache (only when no other CPU is allocating). */
 void kmem_drain_all(void);
+
+/* Make a bad pointer given to kfree/krealloc/ksize fatal (mm_panic after
+ * the report) or, with 0, reported and ignored (the default). */
+void kmem_set_panic_on_bad_free(int on);
+
+/* Take / release every heap lock, in the lock order: nothing can change
+ * the heap's shared state in between (a CPU's own mcache excepted). For a
+ * host that forks (hosted/: pthread_atfork) or snapshots the heap. */
+void kmem_lock_all(void);
+void kmem_unlock_all(void);
 
 #endif

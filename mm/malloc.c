@@ -46,6 +46,17 @@
 uint64_t kmem_bad_frees;
 uint64_t kmem_oom;
 
+#ifdef SPANHEAP_PANIC_ON_BAD_FREE
+static int panic_on_bad_free = 1;
+#else
+static int panic_on_bad_free;
+#endif
+
+void kmem_set_panic_on_bad_free(int on)
+{
+	__atomic_store_n(&panic_on_bad_free, on, __ATOMIC_RELAXED);
+}
+
 /* init_lock (irqsave) serialises the one-time set-up of the mheap and
  * the mcentrals; afterwards mheap.ready (release/acquire) is the gate. */
 static spinlock_t init_lock = SPINLOCK_INIT("kmalloc_init");
@@ -77,10 +88,6 @@ static void bad_pointer(const char *op, const char *why, const void *p,
 	if (!op)
 		return;   /* a quiet probe (debug mode's heap_raw_size) */
 	__atomic_fetch_add(&kmem_bad_frees, 1, __ATOMIC_RELAXED);
-#ifdef SPANHEAP_PANIC_ON_BAD_FREE
-	mm_panic("%s(%p): %s (span %p, class %u, caller %p)", op, p, why,
-		 (const void *)s, s ? spanclass_sizeclass(s->spanclass) : 0, caller);
-#else
 	if (s)
 		mm_log("%s(%p): %s; span %p [%#lx, %lu pages], class %u (%u bytes), caller %p",
 		       op, p, why, (const void *)s, (unsigned long)s->startaddr,
@@ -88,7 +95,9 @@ static void bad_pointer(const char *op, const char *why, const void *p,
 		       s->elemsize, caller);
 	else
 		mm_log("%s(%p): %s; caller %p", op, p, why, caller);
-#endif
+	if (__atomic_load_n(&panic_on_bad_free, __ATOMIC_RELAXED))
+		mm_panic("%s(%p): %s (bad pointers are fatal: kmem_set_panic_on_bad_free)",
+			 op, p, why);
 }
 
 /* ------------------------------------------------------------ kmalloc -- */
@@ -115,15 +124,19 @@ static inline void *kmalloc_spc(unsigned spc, unsigned flags)
 	return p;
 }
 
-__attribute__((noinline)) static void *kmalloc_large(size_t size, unsigned flags)
+/* A large object: a span of its own, its start aligned to align (a power
+ * of two; spans are always page-aligned). */
+__attribute__((noinline)) static void *kmalloc_large_aligned(size_t size, size_t align,
+							     unsigned flags)
 {
-	if (size > KMALLOC_MAX_SIZE)
-		return NULL;
-	size_t npages = (size + MM_PAGE_SIZE - 1) >> MM_PAGE_SHIFT;
-	struct mspan *s = mheap_alloc_span(npages, 0);
+	if (size > KMALLOC_MAX_SIZE || align > KMALLOC_MAX_SIZE)
+		return NULL;   /* impossible, not out of memory */
+	size_t npages = size ? (size + MM_PAGE_SIZE - 1) >> MM_PAGE_SHIFT : 1;
+	size_t align_pages = align > MM_PAGE_SIZE ? align >> MM_PAGE_SHIFT : 1;
+	struct mspan *s = mheap_alloc_span_aligned(npages, 0, align_pages);
 	if (!s) {
 		kmem_reclaim();
-		s = mheap_alloc_span(npages, 0);
+		s = mheap_alloc_span_aligned(npages, 0, align_pages);
 		if (!s)
 			return oom();
 	}
@@ -134,6 +147,11 @@ __attribute__((noinline)) static void *kmalloc_large(size_t size, unsigned flags
 	if (flags & KM_ZERO)
 		memset(p, 0, npages << MM_PAGE_SHIFT);
 	return p;
+}
+
+static void *kmalloc_large(size_t size, unsigned flags)
+{
+	return kmalloc_large_aligned(size, MM_PAGE_SIZE, flags);
 }
 
 /* Start a new tiny block for this CPU; returns it, or NULL (OOM). */
@@ -519,8 +537,10 @@ void *kmalloc(size_t size, unsigned flags)
 
 static void *malloc_aligned_core(size_t size, size_t align, unsigned flags)
 {
-	if (align == 0 || (align & (align - 1)) || align > 4096)
+	if (align == 0 || (align & (align - 1)))
 		return NULL;
+	if (align > MM_PAGE_SIZE)
+		return kmalloc_large_aligned(size, align, flags);
 	if (size > MAX_SMALL_SIZE)
 		return kmalloc_large(size, flags);   /* spans are 8 KiB-aligned */
 	if (align <= 8 && !((flags & KM_NOSCAN) && size - 1 < TINY_SIZE - 1))
@@ -582,10 +602,12 @@ void *krealloc(void *p, size_t size, unsigned flags)
 /* ---------------------------------------------- raw API for debug mode -- */
 /* mm/mdebug.c provides the public API and wraps every object in a red
  * zone and a tracking trailer; these are the heap underneath it. align:
- * a power of two up to 8 KiB. */
+ * a power of two. */
 
 void *heap_raw_alloc(size_t size, size_t align, unsigned flags)
 {
+	if (align > MM_PAGE_SIZE)
+		return kmalloc_large_aligned(size, align, flags);
 	if (size > MAX_SMALL_SIZE)
 		return kmalloc_large(size, flags);   /* spans are 8 KiB-aligned */
 	/* Never the tiny path: debug requests are at least 64 bytes. */
@@ -623,6 +645,30 @@ void kmem_drain_this_cpu(void)
 	mcache_release_all(&mcaches[cpu], cpu);
 	mm_irq_restore(irq);
 	kmem_reclaim();
+}
+
+/* Lock order: init_lock, the debug-mode locks, the mcentrals in span
+ * class order, the mheap (see docs/ARCHITECTURE.md). */
+void kmem_lock_all(void)
+{
+	spin_lock(&init_lock);
+#if DEBUG_HEAP
+	kmem_debug_lock_all();
+#endif
+	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
+		spin_lock(&mcentrals[spc].lock);
+	spin_lock(&mheap.lock);
+}
+
+void kmem_unlock_all(void)
+{
+	spin_unlock(&mheap.lock);
+	for (unsigned spc = NUM_SPAN_CLASSES; spc-- > 0;)
+		spin_unlock(&mcentrals[spc].lock);
+#if DEBUG_HEAP
+	kmem_debug_unlock_all();
+#endif
+	spin_unlock(&init_lock);
 }
 
 void kmem_drain_all(void)

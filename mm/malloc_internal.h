@@ -29,6 +29,9 @@ void heap_raw_free(const void *p, const void *caller);
 size_t heap_raw_size(const char *op, const void *p, const void *caller);
 /* Free every quarantined object now (mm/mdebug.c). */
 void kmem_debug_flush_quarantine(void);
+/* Take / release debug mode's locks, for kmem_lock_all. */
+void kmem_debug_lock_all(void);
+void kmem_debug_unlock_all(void);
 #endif
 
 /* Heap-wide event counters (atomic). */

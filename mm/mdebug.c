@@ -462,7 +462,7 @@ void *kcalloc(size_t n, size_t size, unsigned flags)
 
 void *kmalloc_aligned(size_t size, size_t align, unsigned flags)
 {
-	if (align == 0 || (align & (align - 1)) || align > 4096)
+	if (align == 0 || (align & (align - 1)))
 		return NULL;
 	return debug_alloc(size, align < 8 ? 8 : align, flags, __builtin_return_address(0));
 }
@@ -508,6 +508,19 @@ void kmem_debug_last_report(struct kmem_debug_report *r)
 	unsigned long flags = spin_lock_irqsave(&report_lock);
 	*r = last_report;
 	spin_unlock_irqrestore(&report_lock, flags);
+}
+
+/* For kmem_lock_all (mm/malloc.c): the quarantine before the report lock. */
+void kmem_debug_lock_all(void)
+{
+	spin_lock(&quarantine_lock);
+	spin_lock(&report_lock);
+}
+
+void kmem_debug_unlock_all(void)
+{
+	spin_unlock(&report_lock);
+	spin_unlock(&quarantine_lock);
 }
 
 #endif /* DEBUG_HEAP */

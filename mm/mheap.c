@@ -144,42 +144,73 @@ static void chunk_release(struct mspan *s)
 	fixalloc_free(&mheap.span_alloc, s);
 }
 
+/* Cut the first npages pages of free run s (off every list) into a span
+ * record of their own, which is returned; the rest of s goes back on the
+ * free lists. NULL when no record can be had (s is listed again). */
+static struct mspan *split_head(struct mspan *s, size_t npages)
+{
+	struct mspan *t = fixalloc_alloc(&mheap.span_alloc);
+	if (!t) {
+		free_insert(s);
+		return NULL;
+	}
+	t->owner_cpu = -1;
+	t->startaddr = s->startaddr;
+	t->npages = npages;
+	t->chunk = s->chunk;
+	s->startaddr += npages << MM_PAGE_SHIFT;
+	s->npages -= npages;
+	free_insert(s);
+	pagemap_set(t->startaddr, npages, t);
+	return t;
+}
+
 struct mspan *mheap_alloc_span(size_t npages, unsigned spanclass)
+{
+	return mheap_alloc_span_aligned(npages, spanclass, 1);
+}
+
+struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
+				       size_t align_pages)
 {
 	struct mspan *s, *t;
 	struct tiny_meta *tiny = NULL;
 
 	if (!__atomic_load_n(&mheap.ready, __ATOMIC_ACQUIRE))
 		kmalloc_init();
-	if (npages == 0 || npages > (1UL << (47 - MM_PAGE_SHIFT)))
+	if (npages == 0 || npages > (1UL << (47 - MM_PAGE_SHIFT)) ||
+	    align_pages == 0 || (align_pages & (align_pages - 1)) ||
+	    align_pages > (1UL << (47 - MM_PAGE_SHIFT)))
 		return NULL;
+	/* Room for the span wherever an aligned start falls in the run. */
+	size_t need = npages + align_pages - 1;
+	uintptr_t align = (uintptr_t)align_pages << MM_PAGE_SHIFT;
 	unsigned long flags = spin_lock_irqsave(&mheap.lock);
 
 	if (spanclass == TINY_SPAN_CLASS && !(tiny = fixalloc_alloc(&mheap.tiny_alloc)))
 		goto oom;
-	s = free_find(npages);
+	s = free_find(need);
 	if (!s) {
-		if (!mheap_grow(npages))
+		if (!mheap_grow(need))
 			goto oom;
-		s = free_find(npages);
+		s = free_find(need);
 	}
 	free_remove(s);
+	size_t head = ((-s->startaddr) & (align - 1)) >> MM_PAGE_SHIFT;
+	if (head) {
+		/* The misaligned head stays a free run of its own. */
+		t = split_head(s, head);
+		if (!t)
+			goto oom;
+		free_remove(s);
+		__atomic_store_n(&t->state, MSPAN_FREE, __ATOMIC_RELEASE);
+		free_insert(t);
+	}
 	if (s->npages > npages) {
 		/* Split: the head becomes the new span, the tail stays free. */
-		t = fixalloc_alloc(&mheap.span_alloc);
-		if (!t) {
-			free_insert(s);
+		s = split_head(s, npages);
+		if (!s)
 			goto oom;
-		}
-		t->owner_cpu = -1;
-		t->startaddr = s->startaddr;
-		t->npages = npages;
-		t->chunk = s->chunk;
-		s->startaddr += npages << MM_PAGE_SHIFT;
-		s->npages -= npages;
-		free_insert(s);
-		pagemap_set(t->startaddr, npages, t);
-		s = t;
 	}
 	s->tiny = tiny;
 #if DEBUG_HEAP

@@ -56,6 +56,10 @@ void mheap_init(void);
 /* A span of npages pages for spanclass (0: one large object), or NULL
  * when the platform is out of memory. Takes mheap.lock. */
 struct mspan *mheap_alloc_span(size_t npages, unsigned spanclass);
+/* The same, the span's start a multiple of align_pages pages (a power of
+ * two); the pages skipped to get there stay free. */
+struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
+				       size_t align_pages);
 /* Give a span's pages back (coalescing; a whole free chunk goes back to
  * the platform). Takes mheap.lock. */
 void mheap_free_span(struct mspan *s);

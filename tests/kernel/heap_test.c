@@ -717,7 +717,8 @@ KTEST(heap_align, kmalloc_aligned_every_power)
 	enum { N = 4 };
 	static void *p[N];
 
-	for (size_t align = 1; align <= 4096; align <<= 1) {
+	/* Past 8 KiB a large object whose span starts aligned. */
+	for (size_t align = 1; align <= (1 << 20); align <<= 1) {
 		for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
 			size_t size = sizes[s];
 			unsigned flags = (s & 1) ? KM_NOSCAN : 0;
@@ -738,9 +739,10 @@ KTEST(heap_align, kmalloc_aligned_every_power)
 			}
 		}
 	}
-	/* An alignment that is not a power of two up to 4096 is refused. */
-	static const size_t bad_align[] = { 0, 3, 6, 24, 8192, 1 << 20,
-					    SIZE_MAX };
+	/* An alignment that is not a power of two is refused, and so is
+	 * one larger than any address space. */
+	static const size_t bad_align[] = { 0, 3, 6, 24, 8193, (1 << 20) + 8192,
+					    SIZE_MAX, (size_t)1 << 63 };
 	for (size_t i = 0; i < sizeof(bad_align) / sizeof(bad_align[0]); i++) {
 		void *q = kmalloc_aligned(64, bad_align[i], 0);
 		if (q)

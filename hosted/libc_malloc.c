@@ -1,0 +1,204 @@
+/*
+ * hosted/libc_malloc.c - the C library's allocation API over the heap:
+ * what makes build/host/libspanheap.so a drop-in malloc.
+ *
+ * Every function is a thin veneer over mm/kmalloc.h with glibc's
+ * behaviour at the edges: malloc(0) is a unique pointer, realloc(p, 0)
+ * frees p and returns NULL, a failure sets errno to ENOMEM (EINVAL for a
+ * bad alignment), memalign/aligned_alloc round an alignment that is not a
+ * power of two up to the next one (as glibc 2.36 does), posix_memalign
+ * wants a power of two that is a multiple of sizeof(void *). Objects are
+ * aligned as the heap aligns them (mm/kmalloc.h): 8 bytes at least,
+ * 16 for every size class that is a multiple of 16. Nothing here
+ * allocates behind the heap's back, so the library can sit under any
+ * program with LD_PRELOAD: the heap initialises itself on first use with
+ * mmap alone.
+ *
+ * A bad free (a pointer the heap never gave out, a double free) is
+ * reported on stderr with the caller's address and ignored;
+ * SPANHEAP_BAD_FREE=abort in the environment makes it abort instead, as
+ * glibc's MALLOC_CHECK_=3 does. Threads are CPUs (hosted/mm_platform.h);
+ * fork is safe: every heap lock is held across it (pthread_atfork).
+ *
+ * Only the functions below are exported from libspanheap.so (the version
+ * script hosted/libspanheap.map); the heap's own symbols stay local.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include "mm/kmalloc.h"
+#include "mm/platform.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static int is_pow2(size_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+static void *enomem(void)
+{
+	errno = ENOMEM;
+	return NULL;
+}
+
+EXPORT void *malloc(size_t size)
+{
+	void *p = kmalloc(size, 0);
+	return __builtin_expect(p != NULL, 1) ? p : enomem();
+}
+
+/* A tail call: kfree's report names free's caller. */
+EXPORT void free(void *p)
+{
+	kfree(p);
+}
+
+EXPORT void *calloc(size_t n, size_t size)
+{
+	void *p = kcalloc(n, size, 0);
+	return p ? p : enomem();
+}
+
+EXPORT void *realloc(void *p, size_t size)
+{
+	if (p && size == 0) {
+		kfree(p);
+		return NULL;
+	}
+	void *q = krealloc(p, size, 0);
+	return q ? q : enomem();
+}
+
+EXPORT void *reallocarray(void *p, size_t n, size_t size)
+{
+	size_t bytes;
+	if (__builtin_mul_overflow(n, size, &bytes))
+		return enomem();
+	return realloc(p, bytes);
+}
+
+/* glibc's memalign: an alignment up to 8 is plain malloc's, one that is
+ * not a power of two is rounded up to the next. */
+EXPORT void *memalign(size_t align, size_t size)
+{
+	if (align <= 8)
+		return malloc(size);
+	if (align > SIZE_MAX / 2 + 1) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!is_pow2(align))
+		align = (size_t)1 << (64 - __builtin_clzll(align));
+	void *p = kmalloc_aligned(size, align, 0);
+	return p ? p : enomem();
+}
+
+EXPORT void *aligned_alloc(size_t align, size_t size)
+{
+	return memalign(align, size);
+}
+
+EXPORT int posix_memalign(void **out, size_t align, size_t size)
+{
+	if (!is_pow2(align) || align % sizeof(void *))
+		return EINVAL;
+	void *p = align <= 8 ? kmalloc(size, 0) : kmalloc_aligned(size, align, 0);
+	if (!p)
+		return ENOMEM;
+	*out = p;
+	return 0;
+}
+
+static size_t page_size(void)
+{
+	static size_t pg;
+	if (!pg)
+		pg = (size_t)sysconf(_SC_PAGESIZE);
+	return pg;
+}
+
+EXPORT void *valloc(size_t size)
+{
+	return memalign(page_size(), size);
+}
+
+EXPORT void *pvalloc(size_t size)
+{
+	size_t pg = page_size();
+	if (size > SIZE_MAX - pg)
+		return enomem();
+	size = size ? (size + pg - 1) & ~(pg - 1) : pg;
+	return memalign(pg, size);
+}
+
+EXPORT size_t malloc_usable_size(void *p)
+{
+	return ksize(p);
+}
+
+/* C23's sized frees: the heap knows every object's size. */
+EXPORT void free_sized(void *p, size_t size)
+{
+	(void)size;
+	kfree(p);
+}
+
+EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
+{
+	(void)align;
+	(void)size;
+	kfree(p);
+}
+
+/* glibc's: give cached memory back; 1 when something may have been. */
+EXPORT int malloc_trim(size_t pad)
+{
+	(void)pad;
+	kmem_drain_this_cpu();
+	return 1;
+}
+
+/* ------------------------------------------- spanheap's own extras -- */
+
+/* Heap statistics, the slabinfo table, the verifier and the number of
+ * threads holding a slot: for tests and curious programs (dlsym them). */
+EXPORT void spanheap_stats(struct kmem_stats *st)
+{
+	kmem_get_stats(st);
+}
+
+EXPORT void spanheap_dump(void)
+{
+	kmem_dump();
+}
+
+EXPORT int spanheap_verify(void)
+{
+	return mheap_verify();
+}
+
+EXPORT unsigned spanheap_threads(void)
+{
+	return mm_host_slots_in_use();
+}
+
+/* ----------------------------------------------------------- set-up -- */
+
+static void read_environment(void)
+{
+	const char *v = getenv("SPANHEAP_BAD_FREE");
+	if (v && v[0] == 'a')   /* "abort" */
+		kmem_set_panic_on_bad_free(1);
+}
+
+/* Runs when the library is loaded (malloc may have run before: the heap
+ * initialises itself on first use). */
+__attribute__((constructor)) static void libspanheap_init(void)
+{
+	read_environment();
+	kmalloc_init();
+	pthread_atfork(mm_host_fork_prepare, mm_host_fork_parent, mm_host_fork_child);
+}
