@@ -1,18 +1,52 @@
-# tests/bench/bench.mk - hosted benchmarks (included by the top Makefile).
+# tests/bench/bench.mk - the benchmarks (included by the top Makefile).
 #
-#   make bench            all three below
-#   make bench-host       native rdtsc figures, spanheap next to glibc
+#   make bench            the side-by-side benchmark: every host workload
+#                         ($(BUILD)/bench/wl/*, tests/bench/workloads.mk)
+#                         under spanheap (LD_PRELOAD of libspanheap.so),
+#                         glibc, mimalloc, jemalloc and tcmalloc, interleaved,
+#                         BENCH_ROUNDS rounds on BENCH_THREADS threads; the
+#                         instructions per malloc+free pair of each under
+#                         callgrind; the in-kernel workloads and kbench under
+#                         TCG -icount on BENCH_KCPUS CPUs (and under KVM via
+#                         tests/run-microvm when it can); then
+#                         $(BUILD)/bench/report.md and $(BUILD)/bench/*.svg.
+#                         tests/bench/run-bench does the work.
+#   make bench-quick      the same, 1 round, 1 thread, a tenth of the work:
+#                         for development, not for numbers
+#   make bench-host       native rdtsc figures of kmalloc/kfree, next to glibc
 #   make bench-callgrind  instructions per kmalloc+kfree pair under callgrind
-#   make bench-kernel     the in-kernel figures (tests/bench/kbench.c) from
-#                         one QEMU boot under TCG with -icount shift=0, where
-#                         a TSC tick is one retired instruction
+#   make bench-kernel     the in-kernel figures: kbench and the workloads
+#                         (kernel argument $(BENCH_KARGS)) on BENCH_KCPUS CPUs,
+#                         under TCG with -icount shift=0 (a TSC tick is one
+#                         retired instruction), or with ACCEL=kvm under KVM
+#                         through tests/run-microvm (a tick is a TSC cycle)
 #
-# The hosted two link the optimised, sanitizer-free build/host/libspanheap.a.
-# `make run` also ends with the in-kernel figures (kernel argument "bench").
+# bench-host and bench-callgrind link the optimised, sanitizer-free
+# build/host/libspanheap.a. `make run` also ends with the in-kernel kbench
+# figures (kernel argument "bench").
 
 BENCH_OUT    := $(BUILD)/bench
 BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -DSPANHEAP_HOSTED \
 	-I. -Ihosted -pthread
+
+# Knobs of make bench (defaults: about 15 minutes on a 2-core machine).
+BENCH_ROUNDS     ?= 5
+BENCH_THREADS    ?= 1 2
+BENCH_SCALE      ?= 1
+BENCH_WORKLOADS  ?=
+BENCH_TIMEOUT    ?= 120
+BENCH_PAIR_ITERS ?= 20000
+BENCH_PAIR_SIZES ?= 16 64 1024 65536
+BENCH_KCPUS      ?= 1 2 4
+BENCH_KMEM       ?= 1G
+BENCH_KARGS      ?= wl
+BENCH_KTIMEOUT   ?= 900
+# auto: also measure under KVM when tests/run-microvm and /dev/kvm are there.
+BENCH_KVM        ?= auto
+
+BENCH_SO  := $(HOST_DIR)/libspanheap.so
+BENCH_RUN := tests/bench/run-bench
+BENCH_WL  := $(BUILD)/bench/wl
 
 $(BENCH_OUT)/bench-host: tests/bench/bench_host.c tests/bench/kbench_loops.h $(HOST_LIB)
 	@mkdir -p $(dir $@)
@@ -22,21 +56,56 @@ $(BENCH_OUT)/bench-callgrind: tests/bench/bench_callgrind.c $(HOST_LIB)
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(BENCH_CFLAGS) -o $@ tests/bench/bench_callgrind.c $(HOST_LIB) -lpthread
 
+# Plain glibc; the allocator under test is preloaded.
+$(BENCH_OUT)/bench-pair-malloc: tests/bench/bench_pair_malloc.c
+	@mkdir -p $(dir $@)
+	$(HOSTCC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -o $@ $<
+
 bench-host: $(BENCH_OUT)/bench-host
 	$(BENCH_OUT)/bench-host
 
 bench-callgrind: $(BENCH_OUT)/bench-callgrind
 	sh tests/bench/callgrind.sh $(BENCH_OUT)/bench-callgrind
 
-# The boot runs one short suite (the runner wants a KTAP plan) and then the
-# benchmark; only the kbench lines of the serial log are shown.
-bench-kernel: $(ISO)
+# One boot per CPU count; kbench rides on the first. ACCEL=kvm boots the
+# ELF through tests/run-microvm (PVH entry), or says why it cannot.
+bench-kernel: $(if $(filter kvm,$(ACCEL)),$(KERNEL),$(ISO))
 	@tools/need.sh run
-	@tests/run-qemu --iso $(ISO) --smp 1 --accel tcg --icount --name bench \
-		--args "ktest=sizeclasses bench" > /dev/null || \
-		{ echo "bench-kernel: boot failed, see $(BUILD)/logs/bench.log"; exit 1; }
-	@grep 'kbench:' $(BUILD)/logs/bench.log | tr -d '\r'
+	@$(BENCH_RUN) kernel --accel $(ACCEL) --iso $(ISO) --elf $(KERNEL) \
+		--builddir $(BUILD) --out $(BENCH_OUT) --cpus "$(BENCH_KCPUS)" \
+		--mem $(BENCH_KMEM) --args "$(BENCH_KARGS)" --timeout $(BENCH_KTIMEOUT) --print
 
-bench: bench-host bench-callgrind bench-kernel
+bench-need:
+	@tools/need.sh bench run
 
-.PHONY: bench bench-host bench-callgrind bench-kernel
+bench-build: bench-need $(BENCH_SO) bench-workloads $(BENCH_OUT)/bench-pair-malloc \
+		$(BENCH_OUT)/bench-callgrind $(ISO) $(KERNEL)
+
+# The timed runs are niced: on a shared machine they yield to nobody's
+# detriment, on a quiet one nice changes nothing.
+bench: bench-build
+	@echo "bench: $(BENCH_ROUNDS) rounds, threads $(BENCH_THREADS), scale $(BENCH_SCALE); report in $(BENCH_OUT)/report.md"
+	@rm -f $(BENCH_OUT)/host.jsonl $(BENCH_OUT)/pairs.jsonl $(BENCH_OUT)/kernel-*.jsonl $(BENCH_OUT)/meta.json
+	@set -u; start=$$(date +%s); \
+	nice -n 5 $(BENCH_RUN) host --wl-dir $(BENCH_WL) --spanheap $(BENCH_SO) --out $(BENCH_OUT) \
+		--rounds $(BENCH_ROUNDS) --threads "$(BENCH_THREADS)" --scale $(BENCH_SCALE) \
+		--timeout $(BENCH_TIMEOUT) --workloads "$(BENCH_WORKLOADS)" || exit 1; \
+	nice -n 5 $(BENCH_RUN) pairs --bin $(BENCH_OUT)/bench-pair-malloc \
+		--kmalloc-bin $(BENCH_OUT)/bench-callgrind --spanheap $(BENCH_SO) --out $(BENCH_OUT) \
+		--sizes "$(BENCH_PAIR_SIZES)" --iters $(BENCH_PAIR_ITERS) || exit 1; \
+	nice -n 5 $(BENCH_RUN) kernel --accel tcg --iso $(ISO) --builddir $(BUILD) --out $(BENCH_OUT) \
+		--cpus "$(BENCH_KCPUS)" --mem $(BENCH_KMEM) --args "$(BENCH_KARGS)" \
+		--timeout $(BENCH_KTIMEOUT) || exit 1; \
+	kvm=$(if $(filter kvm,$(ACCEL)),1,$(BENCH_KVM)); \
+	if [ $$kvm = auto ]; then [ -x tests/run-microvm ] && [ -w /dev/kvm ] && kvm=1 || kvm=0; fi; \
+	if [ $$kvm = 1 ]; then $(BENCH_RUN) kernel --accel kvm --elf $(KERNEL) --builddir $(BUILD) \
+		--out $(BENCH_OUT) --cpus "$(BENCH_KCPUS)" --mem $(BENCH_KMEM) --args "$(BENCH_KARGS)" \
+		--timeout $(BENCH_KTIMEOUT) || exit 1; fi; \
+	$(BENCH_RUN) report --out $(BENCH_OUT) --started $$start && \
+	echo "bench: done in $$(( $$(date +%s) - start )) s: $(BENCH_OUT)/report.md, $(BENCH_OUT)/*.svg"
+
+bench-quick:
+	@$(MAKE) --no-print-directory bench BENCH_ROUNDS=1 BENCH_THREADS=1 BENCH_SCALE=0.1 \
+		BENCH_KCPUS=1 BENCH_PAIR_ITERS=5000 BENCH_PAIR_SIZES="16 65536"
+
+.PHONY: bench bench-quick bench-build bench-need bench-host bench-callgrind bench-kernel
