@@ -40,7 +40,8 @@ KASFLAGS := $(KCFLAGS) -D__ASSEMBLY__
 KLDFLAGS := -n -nostdlib -z max-page-size=0x1000 --no-warn-rwx-segments
 
 KSRCS := $(wildcard boot/*.S) $(wildcard kernel/*.S) $(wildcard kernel/*.c) $(wildcard mm/*.c) \
-	 $(wildcard lib/*.c) $(wildcard tests/kernel/*.c) tests/bench/kbench.c
+	 $(wildcard lib/*.c) $(wildcard tests/kernel/*.c) tests/bench/kbench.c \
+	 $(filter-out tests/bench/wl_host.c,$(wildcard tests/bench/wl_*.c))
 KOBJS := $(patsubst %,$(BUILD)/kernel/%.o,$(KSRCS))
 
 KERNEL := $(BUILD)/spanheap.elf

@@ -6,6 +6,7 @@
  * file opt/spanheap/args (the host runner uses the latter):
  *   ktest=SUITE[,SUITE.NAME...]   run only these tests
  *   bench                         run the in-kernel benchmarks after the tests
+ *   wl[=smoke|NAME,...]           the benchmark workloads (tests/bench/wl_kernel.h)
  *   notests                       skip the self-tests
  *   smp.fake_missing_cpu          also try to start a CPU that does not
  *                                 exist (tests the AP time-out path)
@@ -28,6 +29,7 @@
 #include "mm/kmalloc.h"
 #include "mm/mcache.h"
 #include "tests/bench/kbench.h"
+#include "tests/bench/wl_kernel.h"
 #include "lib/string.h"
 #include "lib/irqflags.h"
 #include "tests/kernel/ktest_runner.h"
@@ -171,5 +173,8 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
 	kmem_dump_cpus();
 	if (arg_get("bench", NULL, 0))
 		kbench_run();
+	char wl[128];
+	if (arg_get("wl", wl, sizeof(wl)))
+		failed += wl_kernel_run(wl);
 	qemu_exit(failed ? QEMU_EXIT_FAILURE : QEMU_EXIT_SUCCESS);
 }

@@ -68,7 +68,7 @@ static void scratch_thread(struct wl_thread *t)
 {
 	const struct wl_case *c = t->run->c;
 	struct wl_obj *given = &((struct wl_obj *)t->run->shared)[t->id];
-	uint64_t ops = wl_scaled(t, c->ops, 1), writes = wl_scaled(t, c->b, 1);
+	uint64_t ops = wl_scaled(t, c->ops, 1), writes = c->b;
 	struct wl_obj o;
 
 	if (t->run->check && t->id == 0)

@@ -75,16 +75,6 @@ void wl_mem_sample(struct wl_run *r, enum wl_mem_point point, uint64_t live)
 
 /* ------------------------------------------------------------ runs --- */
 
-static uint64_t seed_of(const char *a, const char *b, unsigned id)
-{
-	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
-	for (const char *p = a; *p; p++)
-		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
-	for (const char *p = b; *p; p++)
-		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
-	return h ^ ((uint64_t)id << 48);
-}
-
 static void *thread_main(void *arg)
 {
 	struct wl_thread *t = arg;
@@ -120,7 +110,7 @@ static void run_case(struct wl_run *run, const struct wl_case *c, unsigned nthre
 		threads[i].run = run;
 		threads[i].id = i;
 		threads[i].nthreads = nthreads;
-		threads[i].rng.s = seed_of(wl->name, c->name, i);
+		threads[i].rng.s = wl_seed(wl->name, c->name, i);
 	}
 	unsigned started = 0;
 	for (; started < nthreads; started++) {

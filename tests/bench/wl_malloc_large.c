@@ -11,8 +11,18 @@
  * fresh memory); "notouch" writes only the first byte (the allocator's own
  * cost: mmap/munmap, page-run search, coalescing). One op = one free +
  * allocate.
+ *
+ * In the kernel sizes stop at 4 MiB - 1: its page allocator hands out at
+ * most 4 MiB of contiguous memory (PMM_MAX_ORDER), so kmalloc of more
+ * returns NULL there.
  */
 #include "tests/bench/workload.h"
+
+#ifdef WL_HOST
+#define LARGE_MAX_SHIFT 22 /* sizes below 2^23: 8 MiB */
+#else
+#define LARGE_MAX_SHIFT 21 /* below 2^22: 4 MiB, the kernel's largest block */
+#endif
 
 static const struct wl_case large_cases[] = {
 	/* a = live objects per thread, b = 1: touch every page */
@@ -22,7 +32,7 @@ static const struct wl_case large_cases[] = {
 
 static uint32_t large_size(struct wl_thread *t)
 {
-	unsigned e = 16 + (unsigned)wl_rng_below(&t->rng, 7); /* 2^16 .. 2^22 */
+	unsigned e = 16 + (unsigned)wl_rng_below(&t->rng, LARGE_MAX_SHIFT - 16 + 1);
 	return (1u << e) + (uint32_t)wl_rng_below(&t->rng, 1u << e);
 }
 

@@ -134,6 +134,17 @@ static inline uint64_t wl_rng_next(struct wl_rng *r)
 	return z ^ (z >> 31);
 }
 
+/* A thread's seed: FNV-1a of the workload and case names, and its id. */
+static inline uint64_t wl_seed(const char *workload, const char *case_name, unsigned id)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (const char *p = workload; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	for (const char *p = case_name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	return h ^ ((uint64_t)id << 48);
+}
+
 /* Uniform in [0, n), n > 0 (multiply-shift, no division). */
 static inline uint64_t wl_rng_below(struct wl_rng *r, uint64_t n)
 {
