@@ -54,7 +54,7 @@ if [ "${SKIP_HOST:-0}" != 1 ]; then
 	# The heap's and pmm's reports of deliberately bad calls go to stderr:
 	# kept in build/logs/, out of the way of the test results.
 	run_suite host-ktest sh -c "build/host/ktest-host 2>build/logs/host-ktest.stderr"
-	for t in sizeclasses-check host-stress host-fuzz-short; do
+	for t in sizeclasses-check host-stress host-fuzz-short bench-smoke; do
 		if $MAKE -n $t >/dev/null 2>&1; then
 			run_suite "$t" $MAKE -s $MAKE_FLAGS $t
 		fi
@@ -84,6 +84,10 @@ for c in ${CONFIGS:-$ALL_CONFIGS}; do
 		--accel "$ACCEL" --timeout "$QEMU_TIMEOUT" --name "$fw-smp$smp-$mem" \
 		${kargs:+--args "$kargs"}
 done
+
+# The benchmark workloads at smoke scale in the kernel (tests/bench/wl_kernel.h).
+run_suite bench-smoke-kernel tests/run-qemu --iso build/spanheap.iso --smp 2 --mem 512M \
+	--accel "$ACCEL" --timeout "$QEMU_TIMEOUT" --name bench-smoke-kernel --args "notests wl=smoke"
 
 if [ "${SKIP_DEBUG_HEAP:-0}" != 1 ]; then
 	run_suite debug-heap-bios-smp2-256M sh -c "$MAKE -s $MAKE_FLAGS BUILD=build/debug-heap DEBUG_HEAP=1 all \

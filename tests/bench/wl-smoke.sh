@@ -5,6 +5,7 @@
 # its own count line counts as one failure.
 set -u
 preload=$1; shift
+[ -n "$preload" ] && [ -e "$preload" ] && preload=$(realpath "$preload")
 passed=0 failed=0
 echo "bench-smoke: allocator ${preload:-glibc malloc}"
 for bin in "$@"; do

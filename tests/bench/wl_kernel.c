@@ -49,12 +49,12 @@ static const struct workload *const all_workloads[] = {
 static uint64_t kernel_scale(const struct workload *wl)
 {
 	if (wl == &wl_malloc_large)
-		return 100000;  /* 10 %: the kernel takes no page faults */
+		return 200000;  /* 20 %: the kernel takes no page faults */
 	if (wl == &wl_mem)
 		return 250000;  /* 50 MiB live */
 	if (wl == &wl_cache_scratch)
-		return 5000;
-	return 10000;           /* 1 % */
+		return 15000;
+	return 30000;           /* 3 % */
 }
 
 #define WL_SMOKE_SCALE 1000u /* a few thousand operations per case */

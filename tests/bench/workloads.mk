@@ -6,8 +6,8 @@
 #                         LD_PRELOAD)
 #   make bench-smoke      every program --smoke (tiny scale, contents checked,
 #                         1 and 2 threads) under LD_PRELOAD of
-#                         $(HOST_DIR)/libspanheap.so when that target exists,
-#                         or of WL_PRELOAD if given (WL_PRELOAD= for none);
+#                         $(HOST_DIR)/libspanheap.so, or of WL_PRELOAD if
+#                         given (WL_PRELOAD= for glibc's malloc);
 #                         last line "N passed, N failed"
 #
 # The kernel side (tests/bench/wl_kernel.c) is linked into the kernel by
@@ -29,13 +29,11 @@ $(foreach s,$(WL_STEMS),$(eval $(call WL_PROGRAM,$(s))))
 
 bench-workloads: $(WL_BINS)
 
-# WL_PRELOAD unset: the spanheap library when the tree can build it.
-bench-smoke: $(WL_BINS)
-	@preload='$(WL_PRELOAD)'; \
-	if [ '$(origin WL_PRELOAD)' = undefined ] && $(MAKE) -s -n $(HOST_DIR)/libspanheap.so >/dev/null 2>&1; then \
-		$(MAKE) -s $(HOST_DIR)/libspanheap.so >/dev/null || exit 1; \
-		preload=$(HOST_DIR)/libspanheap.so; \
-	fi; \
-	bash tests/bench/wl-smoke.sh "$$preload" $(WL_BINS)
+# The allocator under test: spanheap's drop-in malloc unless WL_PRELOAD
+# says otherwise (WL_PRELOAD= for glibc itself).
+WL_PRELOAD ?= $(HOST_DIR)/libspanheap.so
+
+bench-smoke: $(WL_BINS) $(filter $(HOST_DIR)/libspanheap.so,$(WL_PRELOAD))
+	@bash tests/bench/wl-smoke.sh "$(WL_PRELOAD)" $(WL_BINS)
 
 .PHONY: bench-workloads bench-smoke
