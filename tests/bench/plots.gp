@@ -61,7 +61,10 @@ if (exists_file(f)) {
 	set logscale y 2
 	set xlabel "live objects"
 	set ylabel "ns per operation (median)"
-	plot for [i=0:*] f index i using 1:2 with linespoints title columnheader(1) noenhanced
+	# Colour: the allocator; dashes: the variant (fifo, lifo, ...).
+	K = int(system("sed -n 's/^# allocators: //p' '" . f . "'"))
+	plot for [i=0:*] f index i using 1:2 with linespoints ls (i % K + 1) dt 1+i/K \
+		title columnheader(1) noenhanced
 	unset logscale x
 	unset logscale y
 	set xlabel
