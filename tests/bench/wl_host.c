@@ -15,6 +15,8 @@
  *
  * RESULT workload=W case=C threads=N ops=O seconds=S ns_per_op=X
  *        [peak_rss_kb=.. rss_after_free_kb=.. live_kb=.. rss_per_live=..]
+ * then, for a workload that traces its memory (mem), RSS against time:
+ * SAMPLE workload=W case=C t=<seconds since the clock started> rss_kb=<VmRSS>
  *
  * The clock (CLOCK_MONOTONIC) runs from the workload's wl_go() to its
  * wl_stop(), both barriers; set-up and clean-up are not timed. Memory
@@ -73,6 +75,22 @@ void wl_mem_sample(struct wl_run *r, enum wl_mem_point point, uint64_t live)
 	}
 }
 
+/* The RSS trace of the last run: (ns since wl_go, VmRSS kB), printed as
+ * "SAMPLE t=<s> rss_kb=<n>" lines after the RESULT line. */
+#define TRACE_MAX 4096
+static struct { uint64_t ns, rss_kb; } trace[TRACE_MAX];
+static unsigned ntrace;
+
+void wl_mem_trace(struct wl_run *r)
+{
+	if (r->check || ntrace == TRACE_MAX)
+		return;
+	uint64_t now = wl_now();
+	trace[ntrace].rss_kb = proc_status_kb("VmRSS");
+	trace[ntrace].ns = now - r->t_start;
+	ntrace++;
+}
+
 /* ------------------------------------------------------------ runs --- */
 
 static void *thread_main(void *arg)
@@ -88,6 +106,7 @@ static void run_case(struct wl_run *run, const struct wl_case *c, unsigned nthre
 		     uint64_t scale, bool check, uint64_t *ops_out)
 {
 	memset(run, 0, sizeof(*run));
+	ntrace = 0;
 	run->wl = wl;
 	run->c = c;
 	run->nthreads = nthreads;
@@ -182,6 +201,9 @@ static int bench_one(const char *case_name, unsigned nthreads, uint64_t scale)
 		       live_kb ? (double)run.mem_peak_bytes / (double)run.mem_live_bytes : 0.0);
 	}
 	printf("\n");
+	for (unsigned i = 0; i < ntrace; i++)
+		printf("SAMPLE workload=%s case=%s t=%.6f rss_kb=%llu\n", wl->name, c->name,
+		       (double)trace[i].ns / 1e9, (unsigned long long)trace[i].rss_kb);
 	return 0;
 }
 

@@ -80,6 +80,11 @@ void wl_mem_sample(struct wl_run *r, enum wl_mem_point point, uint64_t live)
 	}
 }
 
+void wl_mem_trace(struct wl_run *r)
+{
+	(void)r;
+}
+
 /* ----------------------------------------------------------- runs ---- */
 
 static void drain_cpu(void *arg)

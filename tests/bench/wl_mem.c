@@ -10,8 +10,9 @@
  * each allocates again up to its share, and the driver samples again (the
  * peak figures, with the live bytes at that point). On Linux: peak RSS
  * (VmHWM), RSS after the free, RSS per live byte; in the kernel: heap
- * bytes and metadata per live byte. The timed phase is all three steps;
- * one op = one allocation.
+ * bytes and metadata per live byte. Thread 0 also has the driver trace
+ * RSS every 2 MiB it allocates or frees (Linux: SAMPLE lines, RSS against
+ * time). The timed phase is all three steps; one op = one allocation.
  */
 #include "tests/bench/workload.h"
 
@@ -50,9 +51,23 @@ static uint32_t mem_size(struct wl_thread *t)
 	return (uint32_t)wl_rng_range(&t->rng, 65536, (1u << 20) - 1);
 }
 
+#define MEM_TRACE_EVERY (2u << 20) /* bytes allocated or freed by thread 0 */
+
+/* Thread 0 traces memory every MEM_TRACE_EVERY bytes of churn. */
+static void mem_churned(struct wl_thread *t, uint64_t *churn, uint64_t bytes)
+{
+	if (t->id != 0)
+		return;
+	*churn += bytes;
+	if (*churn >= MEM_TRACE_EVERY) {
+		*churn = 0;
+		wl_mem_trace(t->run);
+	}
+}
+
 /* Allocate into empty slots until this thread holds *live >= share. */
 static uint64_t mem_fill(struct wl_thread *t, struct wl_obj *set, uint64_t n,
-			 uint64_t share, uint64_t *live)
+			 uint64_t share, uint64_t *live, uint64_t *churn)
 {
 	uint64_t made = 0;
 	for (uint64_t i = 0; i < n && *live < share; i++) {
@@ -64,6 +79,7 @@ static uint64_t mem_fill(struct wl_thread *t, struct wl_obj *set, uint64_t n,
 			memset(set[i].p, (int)set[i].tag, set[i].size);
 		*live += set[i].size;
 		made++;
+		mem_churned(t, churn, set[i].size);
 	}
 	return made;
 }
@@ -74,33 +90,38 @@ static void mem_thread(struct wl_thread *t)
 	uint64_t total = wl_scaled(t, t->run->c->ops, 1 << 20);
 	uint64_t share = total / t->nthreads;
 	uint64_t n = share / 512 + 1024; /* slots: about 20 x the expected count */
-	uint64_t live = 0, ops = 0;
+	uint64_t live = 0, ops = 0, churn = 0;
 	struct wl_obj *set = wl_obj_array(n);
 	if (!set)
 		wl_fail(t->run, "no memory for the slot array", n, 0, 0, 0);
 
 	wl_go(t);
 	if (set) {
-		ops += mem_fill(t, set, n, share, &live);
+		ops += mem_fill(t, set, n, share, &live, &churn);
 		for (uint64_t i = 0; i < n; i++) {
 			if (set[i].p && wl_rng_below(&t->rng, 100) < 70) {
 				live -= set[i].size;
+				mem_churned(t, &churn, set[i].size);
 				wl_obj_free(t, &set[i]);
 			}
 		}
 	}
 	__atomic_add_fetch(&m->live, live, __ATOMIC_RELAXED);
 	wl_barrier(t);
-	if (t->id == 0)
+	if (t->id == 0) {
+		wl_mem_trace(t->run);
 		wl_mem_sample(t->run, WL_MEM_AFTER_FREE, WL_LOAD(&m->live));
+	}
 	wl_barrier(t);
 	uint64_t before = live;
 	if (set)
-		ops += mem_fill(t, set, n, share, &live);
+		ops += mem_fill(t, set, n, share, &live, &churn);
 	__atomic_add_fetch(&m->live, live - before, __ATOMIC_RELAXED);
 	wl_barrier(t);
-	if (t->id == 0)
+	if (t->id == 0) {
+		wl_mem_trace(t->run);
 		wl_mem_sample(t->run, WL_MEM_PEAK, WL_LOAD(&m->live));
+	}
 	t->ops = ops;
 	wl_stop(t);
 	if (set) {

@@ -291,6 +291,10 @@ static inline void wl_stop(struct wl_thread *t)
  * the heap's statistics. */
 enum wl_mem_point { WL_MEM_PEAK, WL_MEM_AFTER_FREE };
 void wl_mem_sample(struct wl_run *r, enum wl_mem_point point, uint64_t live);
+/* Thread 0 calls this now and then in the timed phase: the host driver
+ * records (time, RSS) for an RSS-against-time trace; the kernel's ignores
+ * it. */
+void wl_mem_trace(struct wl_run *r);
 
 /* ------------------------------------------------------------- objects -- */
 
