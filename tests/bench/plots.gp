@@ -107,11 +107,11 @@ if (exists_file(f)) {
 f = dir . "/mem-rss.dat"
 if (exists_file(f)) {
 	set output dir . "/mem-rss.svg"
-	set title "Memory workload: RSS against time"
+	set title "Memory workload: RSS against time (one run, 1 thread)"
 	set xlabel "seconds"
 	set ylabel "RSS MiB"
 	set yrange [0:*]
-	plot for [i=0:*] f index i using 1:2 with linespoints title columnheader(1) noenhanced
+	plot for [i=0:*] f index i using 1:2 with lines title columnheader(1) noenhanced
 	set yrange [*:*]
 	set xlabel
 }
