@@ -107,7 +107,7 @@ HOST_LIB_SRCS := $(filter-out $(MM_KERNEL_ONLY),$(wildcard mm/*.c)) hosted/platf
 	hosted/format.c
 HOST_SO_SRCS  := $(HOST_LIB_SRCS) hosted/libc_malloc.c
 HOST_TEST_SRCS := tests/kernel/ktest.c $(wildcard tests/kernel/*_test.c) \
-	tests/host/ktest_host_main.c mm/pmm.c kernel/multiboot2.c
+	tests/host/ktest_host_main.c mm/pmm.c kernel/multiboot2.c kernel/pvh.c
 
 HOST_LIB      := $(HOST_DIR)/libspanheap.a
 HOST_LIB_SAN  := $(HOST_DIR)/libspanheap-san.a

@@ -2,12 +2,21 @@
  * boot/boot.S - multiboot2 header and the 32-bit entry that takes the CPU
  * to 64-bit C.
  *
- * GRUB enters _start32 in 32-bit protected mode, paging off, with
- * EAX = multiboot2 magic and EBX = physical address of the boot
- * information. We check the magic (a wrong one prints a message on COM1 and
- * halts), check CPUID for long mode, build the boot page tables, enable PAE,
- * EFER.LME (+ NXE when present) and paging, load a 64-bit GDT and jump to
- * the higher half, where kmain(magic, mbi_phys) runs on the boot stack.
+ * Two ways in, both in 32-bit protected mode with paging off:
+ *  - multiboot2 (GRUB, BIOS or UEFI): GRUB finds the multiboot2 header and
+ *    enters _start32 with EAX = multiboot2 magic and EBX = physical address
+ *    of the boot information. A wrong magic prints a message on COM1 and
+ *    halts.
+ *  - PVH (QEMU `-M microvm -kernel spanheap.elf`, Xen, Firecracker): the
+ *    loader finds the XEN_ELFNOTE_PHYS32_ENTRY note (type 18, name "Xen",
+ *    in .note.Xen) and enters _start_pvh32 with EBX = physical address of
+ *    struct hvm_start_info (kernel/pvh.h). Its "magic" for kmain is
+ *    PVH_START_MAGIC; kmain turns the start information into a multiboot2
+ *    block (kernel/pvh.c) and goes on as for GRUB.
+ * Both then check CPUID for long mode, build the boot page tables, enable
+ * PAE, EFER.LME (+ NXE when present) and paging, load a 64-bit GDT and jump
+ * to the higher half, where kmain(magic, boot_info_phys) runs on the boot
+ * stack.
  *
  * Boot page tables (all in .boot.bss, physical addresses): the first 4 GiB
  * are mapped with 2 MiB pages three times over: identity (needed only for
@@ -18,6 +27,8 @@
 #define MB2_MAGIC        0xe85250d6
 #define MB2_BOOT_MAGIC   0x36d76289
 #define MB2_ARCH_I386    0
+#define PVH_START_MAGIC  0x336ec578     /* kernel/pvh.h */
+#define XEN_ELFNOTE_PHYS32_ENTRY 18
 #define KERNEL_VMA       0xffffffff80000000
 #define COM1             0x3f8
 
@@ -45,8 +56,33 @@ mb2_header:
 	.long 8
 mb2_header_end:
 
+	/* PVH: the ELF note a PVH loader looks for. A 64-bit ELF's note
+	 * carries the entry as 8 bytes (QEMU reads a size_t) after the
+	 * 4-byte-padded name; the section is 4-byte aligned, like Linux's. */
+	.section .note.Xen, "a", @note
+	.balign 4
+	.long 4                         /* namesz: "Xen\0" */
+	.long 8                         /* descsz */
+	.long XEN_ELFNOTE_PHYS32_ENTRY
+	.asciz "Xen"
+	.balign 4
+	.quad _start_pvh32
+
 	.section .boot.text, "ax"
 	.code32
+	/* PVH entry: EBX = hvm_start_info (physical); flat 32-bit segments,
+	 * paging off, interrupts off. */
+	.globl _start_pvh32
+_start_pvh32:
+	cli
+	cld
+	movl $boot_stack_top - KERNEL_VMA, %esp
+	movl $PVH_START_MAGIC, %edi     /* kmain's "magic": PVH */
+	movl %ebx, %esi                 /* hvm_start_info physical address */
+	call serial_init32
+	jmp boot_common32
+
+	/* multiboot2 entry: EAX = magic, EBX = boot information. */
 	.globl _start32
 _start32:
 	cli
@@ -58,7 +94,7 @@ _start32:
 	call serial_init32
 
 	cmpl $MB2_BOOT_MAGIC, %edi
-	je 1f
+	je boot_common32
 	movl $msg_bad_magic, %eax
 	call puts32
 	movl %edi, %eax
@@ -66,7 +102,8 @@ _start32:
 	movl $msg_bad_magic2, %eax
 	call puts32
 	jmp halt32
-1:
+boot_common32:
+	movl %edi, boot_magic           /* edi is reused below */
 	/* CPUID present (EFLAGS.ID toggles)? */
 	pushfl
 	popl %eax
@@ -143,8 +180,8 @@ _start32:
 	movl %eax, %cr0
 
 	lgdt boot_gdt_ptr
-	/* restore magic/mbi (edi was reused) */
-	movl $MB2_BOOT_MAGIC, %edi
+	/* restore the magic (edi was reused); esi still holds the boot info */
+	movl boot_magic, %edi
 	ljmp $0x08, $start64_low
 
 no_long_mode:
@@ -257,7 +294,7 @@ hexdigits:
 msg_bad_magic:
 	.asciz "\r\nspanheap: bad multiboot2 magic "
 msg_bad_magic2:
-	.asciz " (expected 0x36d76289): boot this kernel with GRUB's multiboot2 command. Halting.\r\n"
+	.asciz " (expected 0x36d76289): boot this kernel with GRUB's multiboot2 command or through its PVH note. Halting.\r\n"
 msg_no_lm:
 	.asciz "\r\nspanheap: this CPU has no long mode (CPUID 0x80000001 EDX.LM = 0); a 64-bit CPU is required. Halting.\r\n"
 
@@ -268,6 +305,7 @@ boot_pml4:	.skip 4096
 boot_pdpt_low:	.skip 4096
 boot_pdpt_high:	.skip 4096
 boot_pd:	.skip 4 * 4096
+boot_magic:	.skip 4                 /* kmain's magic, across the setup */
 
 	.section .text.entry, "ax"
 	.code64

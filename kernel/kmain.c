@@ -2,8 +2,9 @@
  * kernel/kmain.c - the boot CPU's C entry: bring every layer up in order,
  * run the self-tests, report, and leave QEMU with the verdict.
  *
- * Arguments come from the multiboot2 command line and from QEMU's fw_cfg
- * file opt/spanheap/args (the host runner uses the latter):
+ * Arguments come from the multiboot2 command line (a PVH boot's command
+ * line, `-append`, becomes one) and from QEMU's fw_cfg file
+ * opt/spanheap/args (tests/run-qemu uses the latter):
  *   ktest=SUITE[,SUITE.NAME...]   run only these tests
  *   bench                         run the in-kernel benchmarks after the tests
  *   wl[=smoke|NAME,...]           the benchmark workloads (tests/bench/wl_kernel.h)
@@ -22,6 +23,7 @@
 #include "kernel/fwcfg.h"
 #include "kernel/x86.h"
 #include "kernel/multiboot2.h"
+#include "kernel/pvh.h"
 #include "kernel/kargs.h"
 #include "mm/paging.h"
 #include "mm/pmm.h"
@@ -44,6 +46,9 @@ static struct pmm_range ram[MAX_RANGES], reserved[MAX_RANGES + MB2_MAX_MODULES +
 static size_t nram, nreserved;
 
 static char args[512];
+
+/* The multiboot2 block made from PVH's start information (kernel/pvh.c). */
+static uint64_t pvh_mbi[1024];
 
 /* Value of "key=" in args (copied into out), or whether bare "key" is set. */
 static int arg_get(const char *key, char *out, size_t size)
@@ -108,6 +113,19 @@ static void read_boot_info(uint32_t mbi_phys)
 		printk("multiboot2: %zu memory ranges beyond our tables ignored\n", dropped);
 }
 
+/* Entered through the PVH note: convert the start information at
+ * si_phys into pvh_mbi and return that block's physical address. */
+static uint32_t boot_info_from_pvh(uint32_t si_phys)
+{
+	const char *error;
+	if (pvh_to_mb2(si_phys, DIRECT_MAP_BASE, pvh_mbi, sizeof(pvh_mbi), &error) == 0)
+		panic("pvh: start information at %#x rejected: %s", si_phys, error);
+	uint32_t mbi_phys = (uint32_t)((uintptr_t)pvh_mbi - KERNEL_VMA);
+	printk("spanheap: PVH start information at %#x converted to multiboot2 at %#x\n",
+	       si_phys, mbi_phys);
+	return mbi_phys;
+}
+
 /* Each CPU's mcache counters (what `make run` ends with). */
 static void kmem_dump_cpus(void)
 {
@@ -127,7 +145,12 @@ static void kmem_dump_cpus(void)
 void kmain(uint32_t magic, uint32_t mbi_phys)
 {
 	serial_init();
-	printk("\nspanheap: booting (multiboot2 magic %#x, boot info at %#x)\n", magic, mbi_phys);
+	printk("\nspanheap: booting (%s magic %#x, boot info at %#x)\n",
+	       magic == PVH_START_MAGIC ? "PVH" : "multiboot2", magic, mbi_phys);
+	if (magic == PVH_START_MAGIC) {
+		mbi_phys = boot_info_from_pvh(mbi_phys);
+		magic = MB2_BOOTLOADER_MAGIC;
+	}
 	if (magic != MB2_BOOTLOADER_MAGIC)
 		panic("bad multiboot2 magic %#x", magic);
 	percpu_init(0);

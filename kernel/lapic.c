@@ -4,8 +4,9 @@
  * x2APIC registers are MSRs 0x800 + (xAPIC offset >> 4); the ICR is one
  * 64-bit MSR with the destination in its high half. In xAPIC mode the
  * registers are 32-bit MMIO at the base from the MADT, mapped uncached.
- * The TSC and the APIC timer are calibrated once against PIT channel 2
- * (10 ms, gate on port 0x61), which every PC and QEMU machine has.
+ * The TSC and the APIC timer are calibrated once against a 10 ms PIT
+ * one-shot: channel 2 (gate on port 0x61), which every PC has, or channel 0
+ * on a machine without port 0x61 (QEMU's microvm).
  */
 #include "kernel/lapic.h"
 #include "kernel/x86.h"
@@ -137,7 +138,14 @@ void lapic_start_ap(uint32_t apic_id, uint8_t vector)
 	}
 }
 
-/* PIT channel 2 one-shot of ms milliseconds; returns when it expires. */
+/* A PIT one-shot of ms milliseconds (mode 0), polled by pit_expired().
+ * Channel 2, whose gate and output are on port 0x61, as on every PC. A
+ * machine without port 0x61 (QEMU's microvm: no speaker port) reads 0xff
+ * there, so OUT2 looks high right after the start, when mode 0 holds it
+ * low; then channel 0 (always gated on) runs the one-shot instead and its
+ * OUT is read with the read-back command. */
+static bool pit_use_ch0;
+
 static void pit_wait_start(unsigned ms)
 {
 	uint32_t count = 1193182u * ms / 1000;
@@ -149,11 +157,20 @@ static void pit_wait_start(unsigned ms)
 	uint8_t v = inb(0x61);
 	outb(0x61, v & ~0x01);
 	outb(0x61, v | 0x01);
+	pit_use_ch0 = inb(0x61) & 0x20;
+	if (pit_use_ch0) {
+		outb(0x43, 0x30);                 /* ch0, lo/hi, mode 0 */
+		outb(0x40, count & 0xff);
+		outb(0x40, count >> 8);
+	}
 }
 
 static int pit_expired(void)
 {
-	return inb(0x61) & 0x20;
+	if (!pit_use_ch0)
+		return inb(0x61) & 0x20;
+	outb(0x43, 0xe2);                         /* read back ch0's status */
+	return inb(0x40) & 0x80;                  /* OUT */
 }
 
 void lapic_timer_calibrate(void)
@@ -174,8 +191,8 @@ void lapic_timer_calibrate(void)
 		tsc_per_ms = 1000000;
 	if (!apic_ticks_per_ms)
 		apic_ticks_per_ms = 1000;
-	printk("lapic: %s mode, TSC %lu kHz, APIC timer %u kHz (bus/16)\n",
-	       x2apic ? "x2APIC" : "xAPIC", tsc_per_ms, apic_ticks_per_ms);
+	printk("lapic: %s mode, TSC %lu kHz, APIC timer %u kHz (bus/16), against PIT channel %d\n",
+	       x2apic ? "x2APIC" : "xAPIC", tsc_per_ms, apic_ticks_per_ms, pit_use_ch0 ? 0 : 2);
 }
 
 void lapic_timer_start(unsigned hz)
