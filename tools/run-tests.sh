@@ -7,7 +7,8 @@
 # Environment: ACCEL=tcg|kvm, CONFIGS="name ..." to run only some boot
 # configurations, MAKE_FLAGS for extra make variables (e.g. KTEST_SELFCHECK=1),
 # SKIP_HOST=1 to skip the hosted suites, SKIP_DEBUG_HEAP=1 to skip the
-# heap debug-mode boot, QEMU_TIMEOUT seconds per boot.
+# heap debug-mode boot, SKIP_MICROVM=1 to skip the microvm (PVH) boot,
+# QEMU_TIMEOUT seconds per boot.
 set -u
 cd "$(dirname "$0")/.."
 MAKE=${MAKE:-make}
@@ -84,6 +85,11 @@ for c in ${CONFIGS:-$ALL_CONFIGS}; do
 		--accel "$ACCEL" --timeout "$QEMU_TIMEOUT" --name "$fw-smp$smp-$mem" \
 		${kargs:+--args "$kargs"}
 done
+
+# The PVH entry: the kernel ELF itself on QEMU's microvm (no GRUB, no ISO).
+[ "${SKIP_MICROVM:-0}" != 1 ] && run_suite microvm-smp2-256M tests/run-microvm \
+	--kernel build/spanheap.elf --smp 2 --mem 256M --accel "$ACCEL" \
+	--timeout "$QEMU_TIMEOUT" --name microvm-smp2-256M
 
 # The benchmark workloads at smoke scale in the kernel (tests/bench/wl_kernel.h).
 run_suite bench-smoke-kernel tests/run-qemu --iso build/spanheap.iso --smp 2 --mem 512M \
