@@ -70,6 +70,12 @@ if [ "${SKIP_HOST:-0}" != 1 ]; then
 		build/host-debug/ktest-host 2>build/logs/host-ktest-debug-heap.stderr"
 fi
 
+# Real programs (python3, sort, gcc, git, the project's own build) with
+# LD_PRELOAD of build/host/libspanheap.so, compared with runs without it.
+if [ "${SKIP_HOST:-0}" != 1 ] && $MAKE -n host-realprogs >/dev/null 2>&1; then
+	run_suite host-realprogs $MAKE -s $MAKE_FLAGS host-realprogs
+fi
+
 # Boot configurations: firmware, CPUs, memory, CPU model[, kernel args].
 # qemu64 has no 1 GiB pages, so that configuration exercises the 2 MiB
 # direct map; smp.fake_missing_cpu makes the kernel also try to start a CPU
