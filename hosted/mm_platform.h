@@ -12,7 +12,9 @@
  * one of the MM_HOST_SHARED_SLOTS last slots with other threads: for those,
  * mm_irq_save() takes the slot's lock (counted, so nesting is fine) where
  * the kernel would turn interrupts off, and mm_irq_restore() drops it. An
- * exclusive thread pays one thread-local load and a compare for that.
+ * exclusive thread pays a thread-local load, a counter of its own and a
+ * look at one flag: what lets fork find the heap quiet (see fork in
+ * platform_linux.c).
  *
  * There are no interrupts; mm_sys_alloc/free are mmap and munmap; mm_log
  * and mm_panic write(2) to stderr (never stdio, which may allocate).
@@ -38,11 +40,22 @@
  * Initial-exec TLS: one %fs-relative load, also in libspanheap.so. */
 extern __thread unsigned mm_host_slot __attribute__((tls_model("initial-exec")));
 
+/* Per exclusive slot: how deep its thread is in mm_irq_save sections (its
+ * own cache line; written only by that thread). fork waits for every depth
+ * to be 0 (hosted/platform_linux.c, "fork"). */
+struct mm_host_slot_state {
+	unsigned depth;
+} __attribute__((aligned(64)));
+extern struct mm_host_slot_state mm_host_slots[MM_HOST_EXCLUSIVE_SLOTS];
+/* Set while a fork waits for the heap to be quiet. */
+extern int mm_host_forking;
+
 /* Give this thread a slot (exclusive if one is free); returns its id. */
 unsigned mm_host_slot_assign(void);
-/* The slow halves of mm_irq_save/restore: no slot yet, or a shared one. */
+/* The slow halves of mm_irq_save/restore: no slot yet, a shared slot, or
+ * a fork in progress. */
 unsigned long mm_host_irq_save_slow(void);
-void mm_host_irq_restore_slow(void);
+void mm_host_irq_restore_slow(unsigned long flags);
 
 static inline unsigned mm_cpu_id(void)
 {
@@ -52,18 +65,34 @@ static inline unsigned mm_cpu_id(void)
 	return mm_host_slot_assign();
 }
 
-/* Returns 1 when it took (one level of) a shared slot's lock. */
+/*
+ * Enter a section the kernel would run with interrupts off. Exclusive
+ * slot: depth + 1 and a look at mm_host_forking (no atomic instruction:
+ * a fork pairs it with membarrier). Returns slot id << 1, with bit 0 set
+ * when a shared slot's lock was taken.
+ */
 static inline unsigned long mm_irq_save(void)
 {
-	if (__builtin_expect(mm_host_slot - 1u < MM_HOST_EXCLUSIVE_SLOTS, 1))
-		return 0;
+	unsigned id = mm_host_slot - 1u;
+	if (__builtin_expect(id < MM_HOST_EXCLUSIVE_SLOTS, 1)) {
+		unsigned d = mm_host_slots[id].depth;
+		__atomic_store_n(&mm_host_slots[id].depth, d + 1, __ATOMIC_RELAXED);
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		if (__builtin_expect(!__atomic_load_n(&mm_host_forking, __ATOMIC_RELAXED) || d, 1))
+			return (unsigned long)id << 1;
+		__atomic_store_n(&mm_host_slots[id].depth, d, __ATOMIC_RELEASE);
+	}
 	return mm_host_irq_save_slow();
 }
 
 static inline void mm_irq_restore(unsigned long flags)
 {
-	if (__builtin_expect(flags != 0, 0))
-		mm_host_irq_restore_slow();
+	if (__builtin_expect(flags & 1, 0)) {
+		mm_host_irq_restore_slow(flags);
+		return;
+	}
+	struct mm_host_slot_state *st = &mm_host_slots[flags >> 1];
+	__atomic_store_n(&st->depth, st->depth - 1, __ATOMIC_RELEASE);
 }
 
 /* Cap the bytes mm_sys_alloc may have handed out at once (0: no cap). */
@@ -73,10 +102,10 @@ size_t mm_host_sys_bytes(void);
 /* Exclusive slots held by live threads now. */
 unsigned mm_host_slots_in_use(void);
 
-/* Around fork(): hold every slot and heap lock in the parent, release
- * them after; in the child also free every slot but the caller's (the
- * other threads do not exist there). libspanheap.so registers these with
- * pthread_atfork. */
+/* Around fork(): wait until no thread is inside the heap and hold every
+ * slot and heap lock, release them after; in the child also free every
+ * slot but the caller's (the other threads do not exist there).
+ * libspanheap.so registers these with pthread_atfork. */
 void mm_host_fork_prepare(void);
 void mm_host_fork_parent(void);
 void mm_host_fork_child(void);

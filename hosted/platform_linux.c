@@ -23,7 +23,10 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <linux/membarrier.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "mm/platform.h"
 #include "mm/kmalloc.h"
@@ -31,6 +34,8 @@
 #include "hosted/format.h"
 
 __thread unsigned mm_host_slot __attribute__((tls_model("initial-exec")));
+struct mm_host_slot_state mm_host_slots[MM_HOST_EXCLUSIVE_SLOTS];
+int mm_host_forking;
 /* Levels of mm_irq_save this thread holds on its shared slot's lock. */
 static __thread unsigned shared_depth __attribute__((tls_model("initial-exec")));
 /* This thread's exclusive slot was given back (it is exiting). */
@@ -111,18 +116,31 @@ unsigned mm_host_slot_assign(void)
 
 unsigned long mm_host_irq_save_slow(void)
 {
-	unsigned id = mm_cpu_id();
-	if (id < MM_HOST_EXCLUSIVE_SLOTS)
-		return 0;
-	if (shared_depth++ == 0)
-		spin_lock(&shared_lock[id - MM_HOST_EXCLUSIVE_SLOTS]);
-	return 1;
+	for (;;) {
+		unsigned id = mm_cpu_id();   /* takes a slot if need be */
+		if (id >= MM_HOST_EXCLUSIVE_SLOTS) {
+			if (shared_depth++ == 0)
+				spin_lock(&shared_lock[id - MM_HOST_EXCLUSIVE_SLOTS]);
+			return ((unsigned long)id << 1) | 1;
+		}
+		/* Exclusive: the fast path's protocol, after waiting out a
+		 * fork if this is an outermost entry. */
+		struct mm_host_slot_state *st = &mm_host_slots[id];
+		unsigned d = st->depth;
+		while (d == 0 && __atomic_load_n(&mm_host_forking, __ATOMIC_ACQUIRE))
+			sched_yield();
+		__atomic_store_n(&st->depth, d + 1, __ATOMIC_RELAXED);
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		if (d || !__atomic_load_n(&mm_host_forking, __ATOMIC_RELAXED))
+			return (unsigned long)id << 1;
+		__atomic_store_n(&st->depth, d, __ATOMIC_RELEASE);
+	}
 }
 
-void mm_host_irq_restore_slow(void)
+void mm_host_irq_restore_slow(unsigned long flags)
 {
 	if (--shared_depth == 0)
-		spin_unlock(&shared_lock[mm_host_slot - 1 - MM_HOST_EXCLUSIVE_SLOTS]);
+		spin_unlock(&shared_lock[(flags >> 1) - MM_HOST_EXCLUSIVE_SLOTS]);
 }
 
 unsigned mm_host_slots_in_use(void)
@@ -135,9 +153,40 @@ unsigned mm_host_slots_in_use(void)
 }
 
 /* ------------------------------------------------------------- fork -- */
+/*
+ * A thread of an exclusive slot changes its mcache and its spans without
+ * a lock, so holding the heap's locks is not enough for a consistent copy
+ * in the child: fork must also find no thread inside the heap. The
+ * forking thread sets mm_host_forking, then membarrier() makes every
+ * other thread of the process execute a full barrier: afterwards, a
+ * thread that is in the heap has its depth > 0 visible to us, and one that
+ * enters sees the flag and waits at the door (mm_irq_save). We wait for
+ * every depth to reach 0, take the shared slots' locks and every heap lock
+ * (the mheap and mcentrals are also used outside mm_irq_save sections).
+ * This is the asymmetric Dekker pattern: the fast path pays plain stores
+ * and a load, the rare fork pays the barrier.
+ */
+
+/* A full barrier on every thread of the process; false if the kernel has
+ * no membarrier (then fork is only as safe as the locks make it). */
+static int barrier_all_threads(void)
+{
+	static int registered;
+	if (!registered && syscall(__NR_membarrier,
+				   MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0)
+		registered = 1;
+	if (registered)
+		return syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+	return syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0;
+}
 
 void mm_host_fork_prepare(void)
 {
+	__atomic_store_n(&mm_host_forking, 1, __ATOMIC_SEQ_CST);
+	barrier_all_threads();
+	for (unsigned i = 0; i < MM_HOST_EXCLUSIVE_SLOTS; i++)
+		while (__atomic_load_n(&mm_host_slots[i].depth, __ATOMIC_ACQUIRE) != 0)
+			sched_yield();
 	for (unsigned i = 0; i < MM_HOST_SHARED_SLOTS; i++)
 		spin_lock(&shared_lock[i]);
 	kmem_lock_all();
@@ -148,20 +197,22 @@ void mm_host_fork_parent(void)
 	kmem_unlock_all();
 	for (unsigned i = MM_HOST_SHARED_SLOTS; i-- > 0;)
 		spin_unlock(&shared_lock[i]);
+	__atomic_store_n(&mm_host_forking, 0, __ATOMIC_RELEASE);
 }
 
 void mm_host_fork_child(void)
 {
-	kmem_unlock_all();
+	kmem_unlock_all_in_child();
 	for (unsigned i = 0; i < MM_HOST_SHARED_SLOTS; i++)
 		spin_lock_init(&shared_lock[i], "shared_slot");
-	/* Only this thread lives on: every other exclusive slot is free (a
-	 * thread that takes one inherits its mcache, which is fine). */
+	/* Only this thread lives on: every other exclusive slot is free, its
+	 * mcache whole (a thread that takes one inherits its spans). */
 	for (unsigned w = 0; w < (MM_HOST_EXCLUSIVE_SLOTS + 63) / 64; w++)
 		slot_used[w] = 0;
 	unsigned id = mm_host_slot - 1;
 	if (mm_host_slot && id < MM_HOST_EXCLUSIVE_SLOTS)
 		slot_used[id / 64] |= 1ULL << (id % 64);
+	__atomic_store_n(&mm_host_forking, 0, __ATOMIC_RELEASE);
 }
 
 /* ----------------------------------------------------------- memory -- */

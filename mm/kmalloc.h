@@ -87,5 +87,7 @@ void kmem_set_panic_on_bad_free(int on);
  * host that forks (hosted/: pthread_atfork) or snapshots the heap. */
 void kmem_lock_all(void);
 void kmem_unlock_all(void);
+/* After fork, in the child (one thread left): every lock set free. */
+void kmem_unlock_all_in_child(void);
 
 #endif

@@ -671,6 +671,20 @@ void kmem_unlock_all(void)
 	spin_unlock(&init_lock);
 }
 
+/* In the child of a fork made under kmem_lock_all: the other threads'
+ * tickets (they may have queued on a lock) died with them, so each lock is
+ * set free afresh rather than handed to the next ticket. */
+void kmem_unlock_all_in_child(void)
+{
+	spin_lock_init(&init_lock, init_lock.name);
+#if DEBUG_HEAP
+	kmem_debug_reset_locks();
+#endif
+	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
+		spin_lock_init(&mcentrals[spc].lock, mcentrals[spc].lock.name);
+	spin_lock_init(&mheap.lock, mheap.lock.name);
+}
+
 void kmem_drain_all(void)
 {
 	if (!mheap_ready())

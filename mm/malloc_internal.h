@@ -32,6 +32,7 @@ void kmem_debug_flush_quarantine(void);
 /* Take / release debug mode's locks, for kmem_lock_all. */
 void kmem_debug_lock_all(void);
 void kmem_debug_unlock_all(void);
+void kmem_debug_reset_locks(void);
 #endif
 
 /* Heap-wide event counters (atomic). */

@@ -523,4 +523,10 @@ void kmem_debug_unlock_all(void)
 	spin_unlock(&quarantine_lock);
 }
 
+void kmem_debug_reset_locks(void)
+{
+	spin_lock_init(&report_lock, report_lock.name);
+	spin_lock_init(&quarantine_lock, quarantine_lock.name);
+}
+
 #endif /* DEBUG_HEAP */
