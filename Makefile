@@ -126,10 +126,11 @@ $(HOST_DIR)/san/%.o: %.c
 	$(HOSTCC) $(HOST_CFLAGS) $(HOST_SAN) -c $< -o $@
 
 # Position-independent objects for the shared library: hidden by default
-# (direct calls inside it), initial-exec TLS (no __tls_get_addr).
+# (direct calls inside it), initial-exec TLS (no __tls_get_addr), no frame
+# pointer (as the peers ship theirs).
 $(HOST_DIR)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(HOSTCC) $(HOST_CFLAGS) -O2 -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+	$(HOSTCC) $(HOST_CFLAGS) -O2 -fPIC -fvisibility=hidden -ftls-model=initial-exec -fomit-frame-pointer \
 		-c $< -o $@
 
 $(HOST_SO): $(patsubst %.c,$(HOST_DIR)/pic/%.o,$(HOST_SO_SRCS)) hosted/libspanheap.map

@@ -3,7 +3,7 @@
  *
  * In the hosted library (SPANHEAP_HOSTED) a "CPU" is a slot a thread
  * holds. A thread takes a slot on its first heap call (hosted/
- * platform_linux.c) and keeps its id + 1 in the thread-local mm_host_slot.
+ * platform_linux.c) and keeps its id + 1 in the thread-local mm_host_thread.
  * Slots below MM_HOST_EXCLUSIVE_SLOTS are exclusive: one live thread
  * each, so its mcache needs no lock, as a CPU's with interrupts off; a
  * pthread key destructor drains the slot's mcache and frees the slot when
@@ -12,8 +12,8 @@
  * one of the MM_HOST_SHARED_SLOTS last slots with other threads: for those,
  * mm_irq_save() takes the slot's lock (counted, so nesting is fine) where
  * the kernel would turn interrupts off, and mm_irq_restore() drops it. An
- * exclusive thread pays a thread-local load, a counter of its own and a
- * look at one flag: what lets fork find the heap quiet (see fork in
+ * exclusive thread pays a thread-local load, a counter of its own slot and
+ * a look at one flag: what lets fork find the heap quiet (see fork in
  * platform_linux.c).
  *
  * There are no interrupts; mm_sys_alloc/free are mmap and munmap; mm_log
@@ -36,9 +36,10 @@
 #define MM_HOST_SHARED_SLOTS 8
 #define MM_HOST_EXCLUSIVE_SLOTS (MM_MAX_CPUS - MM_HOST_SHARED_SLOTS)
 
-/* Slot id + 1 of this thread, 0 until the thread first uses the heap.
- * Initial-exec TLS: one %fs-relative load, also in libspanheap.so. */
-extern __thread unsigned mm_host_slot __attribute__((tls_model("initial-exec")));
+#include "lib/spinlock.h"
+
+/* Everything below is the library's own: no GOT indirection in the .so. */
+#define MM_HOST_HIDDEN __attribute__((visibility("hidden")))
 
 /* Per exclusive slot: how deep its thread is in mm_irq_save sections (its
  * own cache line; written only by that thread). fork waits for every depth
@@ -46,53 +47,66 @@ extern __thread unsigned mm_host_slot __attribute__((tls_model("initial-exec")))
 struct mm_host_slot_state {
 	unsigned depth;
 } __attribute__((aligned(64)));
-extern struct mm_host_slot_state mm_host_slots[MM_HOST_EXCLUSIVE_SLOTS];
+extern struct mm_host_slot_state mm_host_slots[MM_HOST_EXCLUSIVE_SLOTS] MM_HOST_HIDDEN;
+
+/* This thread's view of its slot. Initial-exec TLS: %fs-relative loads,
+ * also in libspanheap.so. */
+struct mm_host_thread {
+	unsigned slot;           /* slot id + 1; 0 until the first heap call */
+	unsigned shared_depth;   /* levels held on a shared slot's lock */
+	unsigned *depth;         /* &mm_host_slots[slot - 1].depth if exclusive */
+};
+extern __thread struct mm_host_thread mm_host_thread
+	__attribute__((tls_model("initial-exec"))) MM_HOST_HIDDEN;
+
 /* Set while a fork waits for the heap to be quiet. */
-extern int mm_host_forking;
+extern int mm_host_forking MM_HOST_HIDDEN;
+/* mm_host_shared_lock[i] serialises the threads of slot
+ * MM_HOST_EXCLUSIVE_SLOTS + i, from their outermost mm_irq_save to the
+ * matching mm_irq_restore (where a CPU has interrupts off). The outermost
+ * lock of all. */
+extern spinlock_t mm_host_shared_lock[MM_HOST_SHARED_SLOTS] MM_HOST_HIDDEN;
 
 /* Give this thread a slot (exclusive if one is free); returns its id. */
-unsigned mm_host_slot_assign(void);
-/* The slow halves of mm_irq_save/restore: no slot yet, a shared slot, or
- * a fork in progress. */
-unsigned long mm_host_irq_save_slow(void);
-void mm_host_irq_restore_slow(unsigned long flags);
+unsigned mm_host_slot_assign(void) MM_HOST_HIDDEN;
+/* mm_irq_save's slow half: no slot yet, a shared slot, or a fork waiting. */
+unsigned long mm_host_irq_save_slow(void) MM_HOST_HIDDEN;
 
+/* This thread's slot. The heap calls it only inside an mm_irq_save
+ * section, which has given the thread a slot. */
 static inline unsigned mm_cpu_id(void)
 {
-	unsigned id = mm_host_slot;
-	if (__builtin_expect(id != 0, 1))
-		return id - 1;
-	return mm_host_slot_assign();
+	return mm_host_thread.slot - 1;
 }
 
 /*
  * Enter a section the kernel would run with interrupts off. Exclusive
- * slot: depth + 1 and a look at mm_host_forking (no atomic instruction:
- * a fork pairs it with membarrier). Returns slot id << 1, with bit 0 set
- * when a shared slot's lock was taken.
+ * slot: its depth + 1 and a look at mm_host_forking, no atomic instruction
+ * (a fork pairs it with membarrier). Returns the depth counter's address,
+ * or 1 when a shared slot's lock was taken.
  */
 static inline unsigned long mm_irq_save(void)
 {
-	unsigned id = mm_host_slot - 1u;
-	if (__builtin_expect(id < MM_HOST_EXCLUSIVE_SLOTS, 1)) {
-		unsigned d = mm_host_slots[id].depth;
-		__atomic_store_n(&mm_host_slots[id].depth, d + 1, __ATOMIC_RELAXED);
+	unsigned *depth = mm_host_thread.depth;
+	if (__builtin_expect(depth != NULL, 1)) {
+		__atomic_store_n(depth, *depth + 1, __ATOMIC_RELAXED);
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
-		if (__builtin_expect(!__atomic_load_n(&mm_host_forking, __ATOMIC_RELAXED) || d, 1))
-			return (unsigned long)id << 1;
-		__atomic_store_n(&mm_host_slots[id].depth, d, __ATOMIC_RELEASE);
+		if (__builtin_expect(!__atomic_load_n(&mm_host_forking, __ATOMIC_RELAXED), 1))
+			return (unsigned long)depth;
 	}
 	return mm_host_irq_save_slow();
 }
 
 static inline void mm_irq_restore(unsigned long flags)
 {
-	if (__builtin_expect(flags & 1, 0)) {
-		mm_host_irq_restore_slow(flags);
+	if (__builtin_expect(flags == 1, 0)) {
+		if (--mm_host_thread.shared_depth == 0)
+			spin_unlock(&mm_host_shared_lock[mm_host_thread.slot - 1 -
+							 MM_HOST_EXCLUSIVE_SLOTS]);
 		return;
 	}
-	struct mm_host_slot_state *st = &mm_host_slots[flags >> 1];
-	__atomic_store_n(&st->depth, st->depth - 1, __ATOMIC_RELEASE);
+	unsigned *depth = (unsigned *)flags;
+	__atomic_store_n(depth, *depth - 1, __ATOMIC_RELEASE);
 }
 
 /* Cap the bytes mm_sys_alloc may have handed out at once (0: no cap). */

@@ -33,11 +33,10 @@
 #include "lib/spinlock.h"
 #include "hosted/format.h"
 
-__thread unsigned mm_host_slot __attribute__((tls_model("initial-exec")));
+__thread struct mm_host_thread mm_host_thread __attribute__((tls_model("initial-exec")));
 struct mm_host_slot_state mm_host_slots[MM_HOST_EXCLUSIVE_SLOTS];
 int mm_host_forking;
-/* Levels of mm_irq_save this thread holds on its shared slot's lock. */
-static __thread unsigned shared_depth __attribute__((tls_model("initial-exec")));
+spinlock_t mm_host_shared_lock[MM_HOST_SHARED_SLOTS];
 /* This thread's exclusive slot was given back (it is exiting). */
 static __thread unsigned char slot_released __attribute__((tls_model("initial-exec")));
 
@@ -45,11 +44,6 @@ static __thread unsigned char slot_released __attribute__((tls_model("initial-ex
 static uint64_t slot_used[(MM_HOST_EXCLUSIVE_SLOTS + 63) / 64];
 static pthread_key_t slot_key;
 static pthread_once_t slot_key_once = PTHREAD_ONCE_INIT;
-/* shared_lock[i] serialises the threads on slot MM_HOST_EXCLUSIVE_SLOTS
- * + i: held from their outermost mm_irq_save to the matching
- * mm_irq_restore (where a CPU would have interrupts off). Outermost of all
- * locks: taken before any heap lock. */
-static spinlock_t shared_lock[MM_HOST_SHARED_SLOTS];
 static unsigned shared_next;        /* round robin over the shared slots */
 
 static size_t sys_limit;            /* 0: no cap */
@@ -60,13 +54,14 @@ static size_t sys_bytes;            /* handed out now */
 static void slot_release(void *arg)
 {
 	(void)arg;
-	unsigned id = mm_host_slot - 1;
+	unsigned id = mm_host_thread.slot - 1;
 
 	/* Give this thread's cached spans back before another thread can
 	 * take the slot (and its mcache). */
 	kmem_drain_this_cpu();
 	slot_released = 1;
-	mm_host_slot = 0;
+	mm_host_thread.depth = NULL;
+	mm_host_thread.slot = 0;
 	__atomic_fetch_and(&slot_used[id / 64], ~(1ULL << (id % 64)),
 			   __ATOMIC_RELEASE);
 }
@@ -98,49 +93,49 @@ static int take_exclusive_slot(void)
 
 unsigned mm_host_slot_assign(void)
 {
-	if (mm_host_slot)
-		return mm_host_slot - 1;
+	struct mm_host_thread *t = &mm_host_thread;
+	if (t->slot)
+		return t->slot - 1;
 	int id = slot_released ? -1 : take_exclusive_slot();
 	if (id >= 0) {
 		/* The slot is ours before pthread_setspecific runs: if that
 		 * allocates (keys past the first 32 do), it finds the slot. */
-		mm_host_slot = (unsigned)id + 1;
+		t->slot = (unsigned)id + 1;
+		t->depth = &mm_host_slots[id].depth;
 		pthread_once(&slot_key_once, slot_key_create);
 		pthread_setspecific(slot_key, (void *)(uintptr_t)(id + 1));
 		return (unsigned)id;
 	}
 	unsigned k = __atomic_fetch_add(&shared_next, 1, __ATOMIC_RELAXED);
-	mm_host_slot = MM_HOST_EXCLUSIVE_SLOTS + k % MM_HOST_SHARED_SLOTS + 1;
-	return mm_host_slot - 1;
+	t->slot = MM_HOST_EXCLUSIVE_SLOTS + k % MM_HOST_SHARED_SLOTS + 1;
+	return t->slot - 1;
 }
 
 unsigned long mm_host_irq_save_slow(void)
 {
-	for (;;) {
-		unsigned id = mm_cpu_id();   /* takes a slot if need be */
-		if (id >= MM_HOST_EXCLUSIVE_SLOTS) {
-			if (shared_depth++ == 0)
-				spin_lock(&shared_lock[id - MM_HOST_EXCLUSIVE_SLOTS]);
-			return ((unsigned long)id << 1) | 1;
-		}
-		/* Exclusive: the fast path's protocol, after waiting out a
-		 * fork if this is an outermost entry. */
-		struct mm_host_slot_state *st = &mm_host_slots[id];
-		unsigned d = st->depth;
-		while (d == 0 && __atomic_load_n(&mm_host_forking, __ATOMIC_ACQUIRE))
-			sched_yield();
-		__atomic_store_n(&st->depth, d + 1, __ATOMIC_RELAXED);
-		__atomic_signal_fence(__ATOMIC_SEQ_CST);
-		if (d || !__atomic_load_n(&mm_host_forking, __ATOMIC_RELAXED))
-			return (unsigned long)id << 1;
-		__atomic_store_n(&st->depth, d, __ATOMIC_RELEASE);
+	struct mm_host_thread *t = &mm_host_thread;
+	if (!t->slot)
+		mm_host_slot_assign();   /* new; its depth is not counted yet */
+	else if (t->depth && *t->depth > 1)
+		return (unsigned long)t->depth;   /* nested: already inside */
+	else if (t->depth)
+		__atomic_store_n(t->depth, 0, __ATOMIC_RELEASE);   /* step back out */
+	if (!t->depth) {
+		if (t->shared_depth++ == 0)
+			spin_lock(&mm_host_shared_lock[t->slot - 1 - MM_HOST_EXCLUSIVE_SLOTS]);
+		return 1;
 	}
-}
-
-void mm_host_irq_restore_slow(unsigned long flags)
-{
-	if (--shared_depth == 0)
-		spin_unlock(&shared_lock[(flags >> 1) - MM_HOST_EXCLUSIVE_SLOTS]);
+	/* Exclusive, outermost, a fork waiting (or a new slot): the fast
+	 * path's protocol once the fork is done. */
+	for (;;) {
+		while (__atomic_load_n(&mm_host_forking, __ATOMIC_ACQUIRE))
+			sched_yield();
+		__atomic_store_n(t->depth, 1, __ATOMIC_RELAXED);
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		if (!__atomic_load_n(&mm_host_forking, __ATOMIC_RELAXED))
+			return (unsigned long)t->depth;
+		__atomic_store_n(t->depth, 0, __ATOMIC_RELEASE);
+	}
 }
 
 unsigned mm_host_slots_in_use(void)
@@ -188,7 +183,7 @@ void mm_host_fork_prepare(void)
 		while (__atomic_load_n(&mm_host_slots[i].depth, __ATOMIC_ACQUIRE) != 0)
 			sched_yield();
 	for (unsigned i = 0; i < MM_HOST_SHARED_SLOTS; i++)
-		spin_lock(&shared_lock[i]);
+		spin_lock(&mm_host_shared_lock[i]);
 	kmem_lock_all();
 }
 
@@ -196,7 +191,7 @@ void mm_host_fork_parent(void)
 {
 	kmem_unlock_all();
 	for (unsigned i = MM_HOST_SHARED_SLOTS; i-- > 0;)
-		spin_unlock(&shared_lock[i]);
+		spin_unlock(&mm_host_shared_lock[i]);
 	__atomic_store_n(&mm_host_forking, 0, __ATOMIC_RELEASE);
 }
 
@@ -204,13 +199,13 @@ void mm_host_fork_child(void)
 {
 	kmem_unlock_all_in_child();
 	for (unsigned i = 0; i < MM_HOST_SHARED_SLOTS; i++)
-		spin_lock_init(&shared_lock[i], "shared_slot");
+		spin_lock_init(&mm_host_shared_lock[i], "shared_slot");
 	/* Only this thread lives on: every other exclusive slot is free, its
 	 * mcache whole (a thread that takes one inherits its spans). */
 	for (unsigned w = 0; w < (MM_HOST_EXCLUSIVE_SLOTS + 63) / 64; w++)
 		slot_used[w] = 0;
-	unsigned id = mm_host_slot - 1;
-	if (mm_host_slot && id < MM_HOST_EXCLUSIVE_SLOTS)
+	unsigned id = mm_host_thread.slot - 1;
+	if (mm_host_thread.depth)
 		slot_used[id / 64] |= 1ULL << (id % 64);
 	__atomic_store_n(&mm_host_forking, 0, __ATOMIC_RELEASE);
 }
