@@ -14,7 +14,9 @@
 #
 #   python-threads  tests/host/realprogs/threads.py with PYTHONMALLOC=malloc
 #                   (every object from malloc): thread pool, short-lived
-#                   threads, cross-thread producer/consumer; digests compared
+#                   threads, cross-thread producer/consumer, 80 threads
+#                   alive at once, fork() while threads allocate; digests
+#                   compared
 #   sort            GNU sort --parallel=2 with a small -S (temporary files and
 #                   merges) on 800 000 generated lines, three orders; output
 #                   files compared byte for byte

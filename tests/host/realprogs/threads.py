@@ -19,7 +19,10 @@ only those above pymalloc's 512 bytes, comes from the C allocator):
     than the one that allocated them;
   - all of it on a concurrent.futures thread pool and on short-lived
     threading.Thread workers (more threads over the run than CPUs, each
-    exiting while others still allocate).
+    exiting while others still allocate);
+  - many-threads: 80 threads alive at once (more than the heap's 64 CPU
+    slots), each freeing what its neighbour allocated;
+  - fork-pool: multiprocessing pools forked while three threads allocate.
 
 Usage: threads.py [--scale N]   (default 1; the work grows linearly)
 Prints one "name digest" line per phase and a final "total" line.
@@ -178,6 +181,65 @@ def short_lived_threads(seed, rounds, width, n):
     return digest(out)
 
 
+def many_threads(seed, nthreads, n):
+    """More threads alive at once than the heap has CPU slots (64): each
+    builds records, waits for all the others, then frees its neighbour's
+    records and builds new ones."""
+    barrier = threading.Barrier(nthreads)
+    held = [None] * nthreads
+    res = [None] * nthreads
+
+    def work(j):
+        held[j] = [records_task(seed + j, n), [str(i) * (i % 50) for i in range(n)]]
+        barrier.wait()
+        neighbour = held[(j + 1) % nthreads]
+        barrier.wait()
+        held[(j + 1) % nthreads] = None
+        res[j] = (neighbour[0], records_task(seed + 10000 + j, n))
+
+    threads = [threading.Thread(target=work, args=(j,)) for j in range(nthreads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return digest(res)
+
+
+def fork_task(i):
+    rng = random.Random(i)
+    d = [{"k": rng.randint(0, 10**9), "v": "y" * rng.randint(1, 5000)} for _ in range(2000)]
+    d.sort(key=lambda r: r["k"])
+    return digest(d)
+
+
+def fork_pool(seed, rounds, ntasks):
+    """multiprocessing pools made with fork() while other threads are busy
+    allocating: the children's heap must be whole."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+    stop = threading.Event()
+
+    def churn(s):
+        rng = random.Random(s)
+        while not stop.is_set():
+            d = [{"k": rng.random(), "s": "x" * rng.randint(1, 3000)} for _ in range(100)]
+            json.loads(json.dumps(d))
+
+    busy = [threading.Thread(target=churn, args=(seed + s,)) for s in range(3)]
+    for t in busy:
+        t.start()
+    out = []
+    try:
+        for r in range(rounds):
+            with ctx.Pool(2) as pool:
+                out.append(pool.map(fork_task, range(seed + r * ntasks, seed + (r + 1) * ntasks)))
+    finally:
+        stop.set()
+        for t in busy:
+            t.join()
+    return digest(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, default=1)
@@ -193,6 +255,8 @@ def main():
             lambda s: grow_task(s, 20000 * k), range(300, 304))))))
     phases.append(("pipeline", pipeline(400, 3, 3000 * k)))
     phases.append(("short-threads", short_lived_threads(500, 4, 5, 300 * k)))
+    phases.append(("many-threads", many_threads(600, 80, 40 * k)))
+    phases.append(("fork-pool", fork_pool(700, 3, 4 * k)))
 
     total = hashlib.sha256()
     for name, d in phases:
