@@ -328,3 +328,6 @@ boot_stack_guard:
 boot_stack_bottom:
 	.skip 16384
 boot_stack_top:
+
+/* No executable stack is needed (silences ld's warning). */
+	.section .note.GNU-stack,"",@progbits

@@ -116,3 +116,6 @@ isr_table:
 	.quad isr16, isr17, isr18, isr19, isr20, isr21, isr22, isr23
 	.quad isr24, isr25, isr26, isr27, isr28, isr29, isr30, isr31
 	.quad isr32, isr33, isr255
+
+/* No executable stack is needed (silences ld's warning). */
+	.section .note.GNU-stack,"",@progbits

@@ -37,3 +37,6 @@ kjmp_long:
 	popfq
 	movl %esi, %eax
 	jmp *56(%rdi)
+
+/* No executable stack is needed (silences ld's warning). */
+	.section .note.GNU-stack,"",@progbits
