@@ -6,7 +6,8 @@
 #                         glibc, mimalloc, jemalloc and tcmalloc, interleaved,
 #                         BENCH_ROUNDS rounds on BENCH_THREADS threads; the
 #                         instructions per malloc+free pair of each under
-#                         callgrind; the in-kernel workloads and kbench under
+#                         callgrind; kmalloc/kfree natively (bench-host, rdtsc);
+#                         the in-kernel workloads and kbench under
 #                         TCG -icount on BENCH_KCPUS CPUs (and under KVM via
 #                         tests/run-microvm when it can); then
 #                         $(BUILD)/bench/report.md and $(BUILD)/bench/*.svg.
@@ -79,13 +80,14 @@ bench-need:
 	@tools/need.sh bench run
 
 bench-build: bench-need $(BENCH_SO) bench-workloads $(BENCH_OUT)/bench-pair-malloc \
-		$(BENCH_OUT)/bench-callgrind $(ISO) $(KERNEL)
+		$(BENCH_OUT)/bench-callgrind $(BENCH_OUT)/bench-host $(ISO) $(KERNEL)
 
 # The timed runs are niced: on a shared machine they yield to nobody's
 # detriment, on a quiet one nice changes nothing.
 bench: bench-build
 	@echo "bench: $(BENCH_ROUNDS) rounds, threads $(BENCH_THREADS), scale $(BENCH_SCALE); report in $(BENCH_OUT)/report.md"
-	@rm -f $(BENCH_OUT)/host.jsonl $(BENCH_OUT)/pairs.jsonl $(BENCH_OUT)/kernel-*.jsonl $(BENCH_OUT)/meta.json
+	@rm -f $(BENCH_OUT)/host.jsonl $(BENCH_OUT)/pairs.jsonl $(BENCH_OUT)/native.jsonl \
+		$(BENCH_OUT)/kernel-*.jsonl $(BENCH_OUT)/meta.json
 	@set -u; start=$$(date +%s); \
 	nice -n 5 $(BENCH_RUN) host --wl-dir $(BENCH_WL) --spanheap $(BENCH_SO) --out $(BENCH_OUT) \
 		--rounds $(BENCH_ROUNDS) --threads "$(BENCH_THREADS)" --scale $(BENCH_SCALE) \
@@ -93,6 +95,7 @@ bench: bench-build
 	nice -n 5 $(BENCH_RUN) pairs --bin $(BENCH_OUT)/bench-pair-malloc \
 		--kmalloc-bin $(BENCH_OUT)/bench-callgrind --spanheap $(BENCH_SO) --out $(BENCH_OUT) \
 		--sizes "$(BENCH_PAIR_SIZES)" --iters $(BENCH_PAIR_ITERS) || exit 1; \
+	nice -n 5 $(BENCH_RUN) native --bin $(BENCH_OUT)/bench-host --out $(BENCH_OUT) || exit 1; \
 	nice -n 5 $(BENCH_RUN) kernel --accel tcg --iso $(ISO) --builddir $(BUILD) --out $(BENCH_OUT) \
 		--cpus "$(BENCH_KCPUS)" --mem $(BENCH_KMEM) --args "$(BENCH_KARGS)" \
 		--timeout $(BENCH_KTIMEOUT) || exit 1; \
