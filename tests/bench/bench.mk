@@ -14,6 +14,7 @@
 #                         tests/bench/run-bench does the work.
 #   make bench-quick      the same, 1 round, 1 thread, a tenth of the work:
 #                         for development, not for numbers
+#   make bench-docs       copy the last report's tables into docs/PERFORMANCE.md
 #   make bench-host       native rdtsc figures of kmalloc/kfree, next to glibc
 #   make bench-callgrind  instructions per kmalloc+kfree pair under callgrind
 #   make bench-kernel     the in-kernel figures: kbench and the workloads
@@ -107,8 +108,13 @@ bench: bench-build
 	$(BENCH_RUN) report --out $(BENCH_OUT) --started $$start && \
 	echo "bench: done in $$(( $$(date +%s) - start )) s: $(BENCH_OUT)/report.md, $(BENCH_OUT)/*.svg"
 
+# Copy the latest report's tables into docs/PERFORMANCE.md (its
+# <!-- bench: SECTION --> blocks); the prose around them is written by hand.
+bench-docs:
+	@$(BENCH_RUN) docs --out $(BENCH_OUT) --doc docs/PERFORMANCE.md
+
 bench-quick:
 	@$(MAKE) --no-print-directory bench BENCH_ROUNDS=1 BENCH_THREADS=1 BENCH_SCALE=0.1 \
 		BENCH_KCPUS=1 BENCH_PAIR_ITERS=5000 BENCH_PAIR_SIZES="16 65536"
 
-.PHONY: bench bench-quick bench-build bench-need bench-host bench-callgrind bench-kernel
+.PHONY: bench bench-quick bench-docs bench-build bench-need bench-host bench-callgrind bench-kernel
