@@ -12,11 +12,12 @@
  *   kfree(p); kfree(s);                 // kfree(NULL) is a no-op
  *
  * Guarantees: kmalloc(0) returns a unique non-NULL pointer kfree accepts;
- * an impossible size returns NULL; power-of-two sizes up to 4 KiB are
- * naturally aligned; every object is at least 8-aligned, and aligned to the
- * largest power of two (up to 8 KiB) dividing its size class's object size
- * (Go's classes: a 24-byte object is 8-aligned, a 48-byte one 16-aligned);
- * use kmalloc_aligned for more;
+ * an impossible size returns NULL; a power-of-two size is naturally
+ * aligned (as Linux's kmalloc since 5.4: up to 32 KiB by its size class,
+ * larger ones are page-aligned large objects); every object is at least
+ * 8-aligned, and aligned to the largest power of two (up to 32 KiB)
+ * dividing its size class's object size (Go's classes: a 24-byte object is
+ * 8-aligned, a 48-byte one 16-aligned); use kmalloc_aligned for more;
  * kfree, krealloc and ksize may be called from any CPU and from interrupt
  * handlers. A pointer the heap never gave out, an interior pointer or a
  * double free is reported (pointer, span, class, caller) and ignored, never
@@ -42,8 +43,9 @@ void *kcalloc(size_t n, size_t size, unsigned flags);
  * krealloc(NULL, n) == kmalloc(n); krealloc(p, 0) frees p and returns the
  * kmalloc(0) pointer. On failure returns NULL and p is untouched. */
 void *krealloc(void *p, size_t size, unsigned flags);
-/* align: any power of two. Up to 8 KiB a small object of a suitable size
- * class; beyond, a large object whose span starts aligned. */
+/* align: any power of two. Up to 32 KiB a small object of a suitable size
+ * class (when the size fits one); beyond, a large object whose span
+ * starts aligned. */
 void *kmalloc_aligned(size_t size, size_t align, unsigned flags);
 void kfree(const void *p);
 /* Usable size of a live object (>= the size asked for); 0 for a bad pointer. */

@@ -246,9 +246,11 @@ static inline void *malloc_core(size_t size, unsigned flags)
 }
 
 /* A small object (size <= MAX_SMALL_SIZE) aligned to align (a power of
- * two): from the smallest class whose size is a multiple of align, since
- * objects sit at multiples of their size from an 8 KiB-aligned span start
- * (powers of two up to 32 KiB are all classes, so one exists). */
+ * two up to 32 KiB): from the smallest class whose size is a multiple of
+ * align, since objects sit at multiples of their size from a span start
+ * aligned to 8 KiB and, for the power-of-two classes above 8 KiB, to their
+ * size (mcentral_cache_span); powers of two up to 32 KiB are all classes,
+ * so one exists. */
 static void *kmalloc_align_class(size_t size, size_t align, unsigned flags)
 {
 	unsigned cls = size ? size_to_class(size) : 1;
@@ -539,7 +541,7 @@ static void *malloc_aligned_core(size_t size, size_t align, unsigned flags)
 {
 	if (align == 0 || (align & (align - 1)))
 		return NULL;
-	if (align > MM_PAGE_SIZE)
+	if (align > MAX_SMALL_SIZE || (align > MM_PAGE_SIZE && size > MAX_SMALL_SIZE))
 		return kmalloc_large_aligned(size, align, flags);
 	if (size > MAX_SMALL_SIZE)
 		return kmalloc_large(size, flags);   /* spans are 8 KiB-aligned */

@@ -172,8 +172,15 @@ struct mspan *mcentral_cache_span(struct mcentral *c, unsigned cpu)
 	}
 	spin_unlock_irqrestore(&c->lock, flags);
 
+	/* A power-of-two class larger than a page gets a span aligned to its
+	 * object size, so that every power-of-two size is naturally aligned
+	 * (smaller ones are: 8 KiB-aligned spans, objects at multiples of
+	 * their size). Linux promises the same since 5.4. */
 	unsigned cls = spanclass_sizeclass(c->spanclass);
-	s = mheap_alloc_span(class_to_npages[cls], c->spanclass);
+	size_t elem = class_to_size[cls];
+	size_t align_pages = (elem & (elem - 1)) == 0 && elem > MM_PAGE_SIZE ?
+		elem >> MM_PAGE_SHIFT : 1;
+	s = mheap_alloc_span_aligned(class_to_npages[cls], c->spanclass, align_pages);
 	if (!s)
 		return NULL;
 	flags = spin_lock_irqsave(&c->lock);

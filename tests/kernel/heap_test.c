@@ -675,7 +675,7 @@ KTEST(heap_align, powers_of_two_naturally_aligned)
 {
 	enum { N = 24 };
 	static void *p[N];
-	for (size_t size = 1; size <= 4096; size <<= 1) {
+	for (size_t size = 1; size <= 32768; size <<= 1) {
 		for (unsigned flags = 0; flags <= KM_NOSCAN; flags += KM_NOSCAN) {
 			/* Tiny noscan objects follow Go's rules instead. */
 			size_t want = (flags & KM_NOSCAN) && size < TINY_SIZE
@@ -706,6 +706,51 @@ KTEST(heap_align, powers_of_two_naturally_aligned)
 		KEXPECT_GE(want, 8);
 		kfree(q);
 	}
+	KEXPECT_EQ(mheap_verify(), 0);
+}
+
+/* The failure this guards against: spans are placed at any free page, so
+ * once 8 KiB and 24 KiB objects have cut the free runs into odd page
+ * counts, 16 and 32 KiB objects used to land on 8 KiB boundaries. */
+KTEST(heap_align, powers_of_two_aligned_after_fragmenting)
+{
+	enum { FRAG = 24, N = 64 };
+	static void *frag[FRAG], *p[N];
+	static const size_t sizes[] = { 8192, 16384, 32768 };
+
+	for (int i = 0; i < FRAG; i++)
+		frag[i] = kmalloc(i % 2 ? 8192 : 24576, 0);
+	for (int i = 0; i < FRAG; i += 3) {
+		kfree(frag[i]);
+		frag[i] = NULL;
+	}
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		size_t size = sizes[k], misaligned = 0;
+		for (int i = 0; i < N; i++) {
+			p[i] = kmalloc(size, 0);
+			KASSERT_NOT_NULL(p[i]);
+			misaligned += (uintptr_t)p[i] % size != 0;
+		}
+		if (misaligned)
+			ktest_log("%zu of %d objects of %zu bytes not naturally aligned",
+				  misaligned, N, size);
+		KEXPECT_EQ(misaligned, 0);
+		for (int i = 0; i < N; i++) {
+			void *q = kmalloc_aligned(100 + (size_t)i, size, 0);
+			KASSERT_NOT_NULL(q);
+			misaligned += (uintptr_t)q % size != 0;
+			kfree(p[i]);
+			p[i] = q;
+		}
+		if (misaligned)
+			ktest_log("%zu kmalloc_aligned(.., %zu) results misaligned",
+				  misaligned, size);
+		KEXPECT_EQ(misaligned, 0);
+		for (int i = 0; i < N; i++)
+			kfree(p[i]);
+	}
+	for (int i = 0; i < FRAG; i++)
+		kfree(frag[i]);
 	KEXPECT_EQ(mheap_verify(), 0);
 }
 

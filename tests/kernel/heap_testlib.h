@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include "lib/string.h"
 #include "mm/kmalloc.h"
+#include "mm/sizeclasses.h"   /* MAX_SMALL_SIZE */
 #include "tests/kernel/ktest.h"
 
 /*
@@ -257,8 +258,9 @@ static inline size_t heap_tiny_align(size_t size)
  * The alignment mm/kmalloc.h promises for a live object p of `size` bytes
  * asked with `flags`: Go's tiny rules for a noscan request under 16 bytes;
  * otherwise the largest power of two dividing its class's object size
- * (ksize), up to 8 KiB, and at least 8. Power-of-two sizes up to 4 KiB are
- * their own class, so they come out naturally aligned.
+ * (ksize), up to 32 KiB (8 KiB, a page, for a large object), and at least
+ * 8. Power-of-two sizes up to 32 KiB are their own class, so they come out
+ * naturally aligned.
  */
 static inline size_t heap_expected_align(const void *p, size_t size,
 					 unsigned flags)
@@ -267,8 +269,10 @@ static inline size_t heap_expected_align(const void *p, size_t size,
 		return heap_tiny_align(size);
 	size_t usable = ksize(p);
 	size_t a = usable ? usable & -usable : 8;
-	if (a > 8192)
-		a = 8192;
+	/* Small: up to the 32 KiB class; a large object is page-aligned. */
+	size_t cap = usable > MAX_SMALL_SIZE ? 8192 : 32768;
+	if (a > cap)
+		a = cap;
 	return a < 8 ? 8 : a;
 }
 
