@@ -17,6 +17,10 @@
 # Terminal: svg (gnuplot-nox has it), one file per plot.
 
 if (!exists("dir")) dir = "build/bench"
+# only='ratio' (or liveset, threads, kernel, mem) draws that plot alone:
+# run-bench calls gnuplot once per plot, so one that fails costs no other.
+if (!exists("only")) only = ""
+want(name) = (only eq "" || only eq name)
 exists_file(f) = system("test -e '" . f . "' && echo 1 || echo 0") eq "1"
 
 set terminal svg size 960,540 dynamic enhanced font "sans,12" background "white"
@@ -31,7 +35,7 @@ set style increment user
 
 # Time per workload per allocator, as a ratio to the best peer.
 f = dir . "/ratio.dat"
-if (exists_file(f)) {
+if (want("ratio") && exists_file(f)) {
 	set output dir . "/ratio.svg"
 	set title "Time per operation relative to the best peer (lower is better; 1 = best of mimalloc, jemalloc, tcmalloc)"
 	set style data histograms
@@ -54,7 +58,7 @@ if (exists_file(f)) {
 
 # Time against the size of the live set (glibc-simple).
 f = dir . "/liveset.dat"
-if (exists_file(f)) {
+if (want("liveset") && exists_file(f)) {
 	set output dir . "/liveset.svg"
 	set title "glibc-simple: time per operation against live objects (1 thread)"
 	set logscale x 10
@@ -71,7 +75,7 @@ if (exists_file(f)) {
 }
 
 # Throughput against threads, one plot per workload.
-files = system("ls " . dir . "/threads-*.dat 2>/dev/null")
+files = want("threads") ? system("ls " . dir . "/threads-*.dat 2>/dev/null") : ""
 do for [f in files] {
 	name = f[strstrt(f, "threads-") + 8 : strlen(f) - 4]
 	set output dir . "/threads-" . name . ".svg"
@@ -88,7 +92,7 @@ do for [f in files] {
 
 # In-kernel throughput against CPUs.
 f = dir . "/kernel-cpus.dat"
-if (exists_file(f)) {
+if (want("kernel") && exists_file(f)) {
 	set output dir . "/kernel-cpus.svg"
 	set title "In the kernel (TCG -icount): operations per 1000 instructions against CPUs"
 	set xlabel "CPUs"
@@ -105,7 +109,7 @@ if (exists_file(f)) {
 
 # RSS against time for the memory workload.
 f = dir . "/mem-rss.dat"
-if (exists_file(f)) {
+if (want("mem") && exists_file(f)) {
 	set output dir . "/mem-rss.svg"
 	set title "Memory workload: RSS against time (one run, 1 thread)"
 	set xlabel "seconds"
@@ -116,7 +120,7 @@ if (exists_file(f)) {
 	set xlabel
 }
 f = dir . "/mem-phases.dat"
-if (exists_file(f)) {
+if (want("mem") && exists_file(f)) {
 	set output dir . "/mem-rss.svg"
 	set title "Memory workload: live bytes, peak RSS and RSS after the free, per allocator"
 	set style data histograms
