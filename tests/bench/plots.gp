@@ -96,14 +96,14 @@ if (want("kernel") && exists_file(f)) {
 	set output dir . "/kernel-cpus.svg"
 	set title "In the kernel (TCG -icount): operations per 1000 instructions against CPUs"
 	set xlabel "CPUs"
-	set ylabel "operations per 1000 ticks"
+	set ylabel "operations per 1000 instructions (geometric mean over cases)"
 	set logscale x 2
-	set yrange [0:*]
+	set logscale y 10
 	set key outside right top font ",9"
 	plot for [i=0:*] f index i using 1:2 with linespoints title columnheader(1) noenhanced
 	set key font ",12"
 	unset logscale x
-	set yrange [*:*]
+	unset logscale y
 	set xlabel
 }
 
