@@ -90,7 +90,7 @@ $(ISO): $(KERNEL) boot/grub.cfg
 		{ cat $(BUILD)/grub-mkrescue.log; exit 1; }
 
 # ---------------------------------------------------------------- hosted --
-# mm/ above the pmm, built for Linux with the platform layer in hosted/:
+# mm/ (the portable heap), built for Linux with the platform layer in hosted/:
 # the static kmalloc library libspanheap.a, the drop-in malloc
 # libspanheap.so (hosted/libc_malloc.c; LD_PRELOAD it or link it), and the
 # hosted self-test binary (the same suites as tests/kernel/, under ASan +
@@ -101,13 +101,10 @@ HOST_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -fno-omit-frame-pointer \
 	-DSPANHEAP_HOSTED -DDEBUG_HEAP=$(DEBUG_HEAP) -I. -Ihosted -MMD -MP -pthread
 # make host DEBUG_HEAP=1 builds the heap's debug mode into build/host-debug/.
 HOST_DIR    := $(BUILD)/host$(if $(filter 1,$(DEBUG_HEAP)),-debug)
-# Kernel-only parts of mm/ (they sit below the platform seam).
-MM_KERNEL_ONLY := mm/paging.c mm/pmm.c
-HOST_LIB_SRCS := $(filter-out $(MM_KERNEL_ONLY),$(wildcard mm/*.c)) hosted/platform_linux.c \
-	hosted/format.c
+HOST_LIB_SRCS := $(wildcard mm/*.c) hosted/platform_linux.c hosted/format.c
 HOST_SO_SRCS  := $(HOST_LIB_SRCS) hosted/libc_malloc.c
 HOST_TEST_SRCS := tests/kernel/ktest.c $(wildcard tests/kernel/*_test.c) \
-	tests/host/ktest_host_main.c mm/pmm.c kernel/multiboot2.c kernel/pvh.c
+	tests/host/ktest_host_main.c kernel/pmm.c kernel/multiboot2.c kernel/pvh.c
 
 HOST_LIB      := $(HOST_DIR)/libspanheap.a
 HOST_LIB_SAN  := $(HOST_DIR)/libspanheap-san.a

@@ -21,7 +21,7 @@
  * Boot page tables (all in .boot.bss, physical addresses): the first 4 GiB
  * are mapped with 2 MiB pages three times over: identity (needed only for
  * the jump), at the direct-map base 0xffff800000000000 and, for the first
- * GiB, at the kernel base 0xffffffff80000000. mm/paging.c replaces them with
+ * GiB, at the kernel base 0xffffffff80000000. kernel/paging.c replaces them with
  * the kernel's own tables early in kmain, which drops the identity map.
  */
 #define MB2_MAGIC        0xe85250d6

@@ -9,7 +9,7 @@
  * falls back to one CPU.
  */
 #include "kernel/acpi.h"
-#include "mm/paging.h"
+#include "kernel/paging.h"
 #include "lib/string.h"
 
 struct sdt_header {

@@ -13,7 +13,7 @@
 #include "kernel/printk.h"
 #include "kernel/panic.h"
 #include "kernel/trap.h"
-#include "mm/paging.h"
+#include "kernel/paging.h"
 
 #define MSR_APIC_BASE 0x1b
 #define APIC_BASE_ENABLE (1UL << 11)

@@ -5,7 +5,7 @@
  */
 #include <stdarg.h>
 #include "mm/platform.h"
-#include "mm/pmm.h"
+#include "kernel/pmm.h"
 #include "kernel/printk.h"
 #include "kernel/panic.h"
 #include "kernel/ksyms.h"

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
-#include "mm/pmm.h"     /* struct pmm_range */
+#include "kernel/pmm.h"     /* struct pmm_range */
 
 /* Value in EAX when a multiboot2 loader jumps to the kernel. */
 #define MB2_BOOTLOADER_MAGIC 0x36d76289u

@@ -22,7 +22,7 @@
 #include "kernel/kargs.h"
 #include "kernel/panic.h"
 #include "kernel/x86.h"
-#include "mm/paging.h"
+#include "kernel/paging.h"
 #include "lib/string.h"
 #include "lib/spinlock.h"
 

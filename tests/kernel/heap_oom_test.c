@@ -29,7 +29,7 @@
 #ifdef SPANHEAP_HOSTED
 #include "mm/platform.h" /* mm_host_set_sys_limit, mm_host_sys_bytes */
 #else
-#include "mm/pmm.h"
+#include "kernel/pmm.h"
 #endif
 
 /* A filled object: the list runs through the objects. */

@@ -12,7 +12,7 @@
 #include "tests/kernel/ktest.h"
 #include "tests/kernel/heap_testlib.h"
 #include "mm/kmalloc.h"
-#include "mm/pmm.h"
+#include "kernel/pmm.h"
 #include "mm/pagemap.h"
 #include "kernel/smp.h"
 #include "kernel/percpu.h"

@@ -6,8 +6,8 @@
 #ifndef SPANHEAP_HOSTED
 #include <stdint.h>
 #include "tests/kernel/ktest.h"
-#include "mm/paging.h"
-#include "mm/pmm.h"
+#include "kernel/paging.h"
+#include "kernel/pmm.h"
 #include "kernel/trap.h"
 #include "kernel/x86.h"
 #include "lib/string.h"

@@ -9,7 +9,7 @@
  * allocator: every free frame taken and given back, and bad frees refused.
  */
 #include "tests/kernel/ktest.h"
-#include "mm/pmm.h"
+#include "kernel/pmm.h"
 #include "lib/string.h"
 
 #define FAKE_ORDER  PMM_MAX_ORDER

@@ -11,7 +11,7 @@
 #include "kernel/lapic.h"
 #include "kernel/kargs.h"
 #include "kernel/x86.h"
-#include "mm/paging.h"
+#include "kernel/paging.h"
 #include "lib/irqflags.h"
 
 static uint32_t seen_id[MAX_CPUS];

@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include "tests/kernel/ktest.h"
 #include "mm/kmalloc.h"
-#include "mm/pmm.h"
+#include "kernel/pmm.h"
 #include "mm/pagemap.h"
 #include "kernel/smp.h"
 #include "kernel/percpu.h"

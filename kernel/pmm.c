@@ -1,5 +1,5 @@
 /*
- * mm/pmm.c - buddy allocator over 4 KiB physical frames.
+ * kernel/pmm.c - buddy allocator over 4 KiB physical frames.
  *
  * Physical memory is handed out in blocks of 2^order frames whose first
  * frame number is a multiple of 2^order. A free block of order k has a
@@ -16,8 +16,8 @@
  * without touching anything. The descriptor array covers the frames from the
  * lowest to the highest usable one and is carved out of usable RAM at init.
  */
-#include "mm/pmm.h"
-#include "mm/platform.h"
+#include "kernel/pmm.h"
+#include "kernel/printk.h"
 #include "lib/string.h"
 
 #define PMM_NIL 0xffffffffu
@@ -236,7 +236,7 @@ static int init_ranges(struct pmm *p, const struct pmm_range *ram, size_t nram,
 		if (ram[i].end <= ram[i].start)
 			continue;
 		if (range_insert(p->usable, &p->nusable, ram[i].start, ram[i].end)) {
-			mm_log("pmm: more than %d RAM ranges, ignoring [%#llx-%#llx)",
+			printk("pmm: more than %d RAM ranges, ignoring [%#llx-%#llx)\n",
 			       PMM_MAX_RANGES, (unsigned long long)ram[i].start,
 			       (unsigned long long)ram[i].end);
 		}
@@ -260,7 +260,7 @@ static int init_ranges(struct pmm *p, const struct pmm_range *ram, size_t nram,
 		if (range_insert(p->reserved, &p->nreserved,
 				 round_down(reserved[i].start),
 				 round_up(reserved[i].end))) {
-			mm_log("pmm: more than %d reserved ranges", PMM_MAX_RANGES);
+			printk("pmm: more than %d reserved ranges\n", PMM_MAX_RANGES);
 			return -1;
 		}
 	}
@@ -283,13 +283,13 @@ static int pmm_setup(struct pmm *p, const struct pmm_range *ram, size_t nram,
 	struct bounds b = { UINT64_MAX, 0 };
 	for_each_free_run(p, run_bounds, &b);
 	if (b.hi == 0) {
-		mm_log("pmm: no usable RAM outside the reserved ranges");
+		printk("pmm: no usable RAM outside the reserved ranges\n");
 		return -1;
 	}
 	p->base_pfn = b.lo >> PAGE_SHIFT;
 	p->end_pfn = b.hi >> PAGE_SHIFT;
 	if (p->end_pfn - p->base_pfn >= PMM_NIL) {
-		mm_log("pmm: RAM span of %llu frames is too large",
+		printk("pmm: RAM span of %llu frames is too large\n",
 		       (unsigned long long)(p->end_pfn - p->base_pfn));
 		return -1;
 	}
@@ -299,12 +299,12 @@ static int pmm_setup(struct pmm *p, const struct pmm_range *ram, size_t nram,
 	struct fit fit = { round_up(bytes), 0, false };
 	for_each_free_run(p, run_fit, &fit);
 	if (!fit.found) {
-		mm_log("pmm: no run of %llu bytes for the frame descriptors",
+		printk("pmm: no run of %llu bytes for the frame descriptors\n",
 		       (unsigned long long)fit.need);
 		return -1;
 	}
 	if (range_insert(p->reserved, &p->nreserved, fit.at, fit.at + fit.need)) {
-		mm_log("pmm: more than %d reserved ranges", PMM_MAX_RANGES);
+		printk("pmm: more than %d reserved ranges\n", PMM_MAX_RANGES);
 		return -1;
 	}
 	p->st.meta_phys = fit.at;
@@ -416,7 +416,7 @@ int pmm_free(struct pmm *p, void *addr, unsigned order)
 	spin_unlock_irqrestore(&p->lock, irq);
 
 	if (bad) {
-		mm_log("pmm: bad free_pages(%p, order %u), phys %#llx: %s; ignored",
+		printk("pmm: bad free_pages(%p, order %u), phys %#llx: %s; ignored\n",
 		       addr, order, (unsigned long long)phys, bad_free_reason[bad]);
 		return -bad;
 	}
@@ -537,7 +537,7 @@ int pmm_verify(struct pmm *p)
 	const char *why = verify_locked(p, &where);
 	spin_unlock_irqrestore(&p->lock, irq);
 	if (why)
-		mm_log("pmm: verify failed at pfn %#llx: %s",
+		printk("pmm: verify failed at pfn %#llx: %s\n",
 		       (unsigned long long)where, why);
 	return why ? -1 : 0;
 }
@@ -546,8 +546,8 @@ void pmm_dump_instance(struct pmm *p)
 {
 	struct pmm_stats st;
 	pmm_get_stats(p, &st);
-	mm_log("pmm: %llu frames (%llu MiB) managed, %llu free (%llu MiB), "
-	       "pfn [%#llx-%#llx), descriptors %llu KiB at %#llx",
+	printk("pmm: %llu frames (%llu MiB) managed, %llu free (%llu MiB), "
+	       "pfn [%#llx-%#llx), descriptors %llu KiB at %#llx\n",
 	       (unsigned long long)st.total_frames,
 	       (unsigned long long)(st.total_frames >> 8),
 	       (unsigned long long)st.free_frames,
@@ -555,20 +555,20 @@ void pmm_dump_instance(struct pmm *p)
 	       (unsigned long long)st.base_pfn, (unsigned long long)st.end_pfn,
 	       (unsigned long long)(st.meta_frames * 4),
 	       (unsigned long long)st.meta_phys);
-	mm_log("pmm: free blocks by order:"
-	       " %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
+	printk("pmm: free blocks by order:"
+	       " %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu\n",
 	       (unsigned long long)st.free_blocks[0], (unsigned long long)st.free_blocks[1],
 	       (unsigned long long)st.free_blocks[2], (unsigned long long)st.free_blocks[3],
 	       (unsigned long long)st.free_blocks[4], (unsigned long long)st.free_blocks[5],
 	       (unsigned long long)st.free_blocks[6], (unsigned long long)st.free_blocks[7],
 	       (unsigned long long)st.free_blocks[8], (unsigned long long)st.free_blocks[9],
 	       (unsigned long long)st.free_blocks[10]);
-	mm_log("pmm: %llu allocs, %llu frees, %llu failed allocs, %llu bad frees",
+	printk("pmm: %llu allocs, %llu frees, %llu failed allocs, %llu bad frees\n",
 	       (unsigned long long)st.nalloc, (unsigned long long)st.nfree,
 	       (unsigned long long)st.alloc_failures,
 	       (unsigned long long)st.bad_frees);
 	for (size_t i = 0; i < p->nreserved; i++)
-		mm_log("pmm: reserved [mem 0x%016llx-0x%016llx]",
+		printk("pmm: reserved [mem 0x%016llx-0x%016llx]\n",
 		       (unsigned long long)p->reserved[i].start,
 		       (unsigned long long)p->reserved[i].end - 1);
 }

@@ -1,5 +1,5 @@
 /*
- * mm/pmm.h - the physical page allocator: a buddy allocator over 4 KiB
+ * kernel/pmm.h - the physical page allocator: a buddy allocator over 4 KiB
  * frames, fed from the boot memory map.
  *
  * Blocks are 2^order contiguous, naturally aligned frames, order 0 (4 KiB)
@@ -47,7 +47,7 @@ enum pmm_free_error {
  * linked through their head frame's descriptor (indices, not pointers). */
 struct pmm_frame {
 	uint32_t next, prev;  /* free-list links, PMM_NIL at the ends */
-	uint8_t state;        /* PMM_FRAME_* (mm/pmm.c) */
+	uint8_t state;        /* PMM_FRAME_* (kernel/pmm.c) */
 	uint8_t order;        /* for block heads */
 	uint16_t pad;
 };

@@ -1,5 +1,5 @@
 /*
- * mm/paging.c - the kernel's page tables (layout in mm/paging.h).
+ * kernel/paging.c - the kernel's page tables (layout in kernel/paging.h).
  *
  * paging_init() replaces the boot tables (boot/boot.S) with the kernel's
  * own: the kernel image at 4 KiB granularity with per-section permissions
@@ -15,8 +15,8 @@
  * stack-area cursor. Translation (paging_translate) reads without it: it
  * only follows entries that, once present, never change their target.
  */
-#include "mm/paging.h"
-#include "mm/pmm.h"
+#include "kernel/paging.h"
+#include "kernel/pmm.h"
 #include "kernel/x86.h"
 #include "kernel/printk.h"
 #include "kernel/panic.h"

@@ -1,5 +1,5 @@
 /*
- * mm/paging.h - the kernel's 4-level page tables and virtual memory layout.
+ * kernel/paging.h - the kernel's 4-level page tables and virtual memory layout.
  *
  *   0x0000000000000000 - 0x00007fffffffffff  unmapped (no user space yet)
  *   0xffff800000000000 - +RAM                direct map of all usable RAM and
@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
-#include "mm/pmm.h"
+#include "kernel/pmm.h"
 
 #define DIRECT_MAP_BASE   0xffff800000000000UL
 #define KSTACK_AREA_BASE  0xffffc00000000000UL
