@@ -10,9 +10,10 @@
 #define KERNEL_PERCPU_H
 
 #include <stdint.h>
-#include "mm/platform.h"
 
-#define MAX_CPUS MM_MAX_CPUS
+/* The most CPUs the kernel brings up; CPU ids are 0..MAX_CPUS-1. The heap
+ * is told this through kernel/mm_platform.h (its MM_MAX_CPUS). */
+#define MAX_CPUS 64
 
 struct tss {
 	uint32_t reserved0;
