@@ -17,7 +17,9 @@ LD      ?= ld
 OBJCOPY ?= objcopy
 ACCEL   ?= tcg
 
-# Build switches (each 0 or 1).
+# Build switches (each 0 or 1). KTESTS=0 links no self-tests and no
+# benchmarks into the kernel (it then boots, reports and exits).
+KTESTS          ?= 1
 KTEST_SELFCHECK ?= 0
 DEBUG_HEAP      ?= 0
 DEBUG           ?= 0
@@ -39,9 +41,12 @@ KCFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
 KASFLAGS := $(KCFLAGS) -D__ASSEMBLY__
 KLDFLAGS := -n -nostdlib -z max-page-size=0x1000 --no-warn-rwx-segments
 
-KSRCS := $(wildcard boot/*.S) $(wildcard kernel/*.S) $(wildcard kernel/*.c) $(wildcard mm/*.c) \
-	 $(wildcard lib/*.c) $(wildcard tests/kernel/*.c) tests/bench/kbench.c \
+# The self-tests and benchmarks reach the kernel only as boot jobs
+# (kernel/bootjob.h) and ktests entries, so leaving them out is a link choice.
+KTEST_SRCS := $(wildcard tests/kernel/*.c) tests/bench/kbench.c \
 	 $(filter-out tests/bench/wl_host.c,$(wildcard tests/bench/wl_*.c))
+KSRCS := $(wildcard boot/*.S) $(wildcard kernel/*.S) $(wildcard kernel/*.c) $(wildcard mm/*.c) \
+	 $(wildcard lib/*.c) $(if $(filter 1,$(KTESTS)),$(KTEST_SRCS))
 KOBJS := $(patsubst %,$(BUILD)/kernel/%.o,$(KSRCS))
 
 KERNEL := $(BUILD)/spanheap.elf
@@ -50,7 +55,7 @@ ISO    := $(BUILD)/spanheap.iso
 all: $(KERNEL) $(ISO)
 
 # Objects are rebuilt when the build switches change.
-KFLAGS_STAMP := $(BUILD)/kernel/flags.$(KTEST_SELFCHECK)$(DEBUG_HEAP)$(DEBUG)
+KFLAGS_STAMP := $(BUILD)/kernel/flags.$(KTEST_SELFCHECK)$(DEBUG_HEAP)$(DEBUG)$(KTESTS)
 $(KFLAGS_STAMP):
 	@mkdir -p $(dir $@) && rm -f $(BUILD)/kernel/flags.* && touch $@
 

@@ -1,17 +1,24 @@
 /*
  * kernel/kmain.c - the boot CPU's C entry: bring every layer up in order,
- * run the self-tests, report, and leave QEMU with the verdict.
+ * run the boot jobs (kernel/bootjob.h: the self-tests, then the
+ * benchmarks, whichever are linked in), report, and leave QEMU with the
+ * verdict.
  *
- * Arguments come from the multiboot2 command line (a PVH boot's command
- * line, `-append`, becomes one) and from QEMU's fw_cfg file
- * opt/spanheap/args (tests/run-qemu uses the latter):
- *   ktest=SUITE[,SUITE.NAME...]   run only these tests
- *   bench                         run the in-kernel benchmarks after the tests
- *   wl[=smoke|NAME,...]           the benchmark workloads (tests/bench/wl_kernel.h)
- *   notests                       skip the self-tests
+ * Arguments (kernel/kargs.h) come from the multiboot2 command line (a PVH
+ * boot's command line, `-append`, becomes one) and from QEMU's fw_cfg file
+ * opt/spanheap/args (tests/run-qemu uses the latter). The kernel's own:
  *   smp.fake_missing_cpu          also try to start a CPU that does not
- *                                 exist (tests the AP time-out path)
- *   soak=long                     the soak self-test runs 10M operations
+ *                                 exist, after the real ones (tests the
+ *                                 AP time-out path)
+ *   smp.fake_missing_cpu=N        insert it at position N of the MADT's
+ *                                 CPU list instead (N=1: a gap between the
+ *                                 boot CPU and the first real AP)
+ * and those of the boot jobs, each documented where it is read:
+ *   ktest=SUITE[,SUITE.NAME...], notests, soak=long  (tests/kernel/)
+ *   bench, wl[=smoke|NAME,...]                       (tests/bench/)
+ *
+ * A kernel built with `make KTESTS=0` has no boot jobs: it says so, prints
+ * the heap's state and exits with success.
  */
 #include <stdint.h>
 #include "kernel/printk.h"
@@ -25,16 +32,14 @@
 #include "kernel/multiboot2.h"
 #include "kernel/pvh.h"
 #include "kernel/kargs.h"
+#include "kernel/bootjob.h"
 #include "kernel/paging.h"
 #include "kernel/pmm.h"
 #include "kernel/smp.h"
 #include "mm/kmalloc.h"
 #include "mm/mcache.h"
-#include "tests/bench/kbench.h"
-#include "tests/bench/wl_kernel.h"
 #include "lib/string.h"
 #include "lib/irqflags.h"
-#include "tests/kernel/ktest_runner.h"
 
 extern char _kernel_phys_start[], _kernel_end[];
 
@@ -45,49 +50,8 @@ static struct mb2_info mbi;
 static struct pmm_range ram[MAX_RANGES], reserved[MAX_RANGES + MB2_MAX_MODULES + 3];
 static size_t nram, nreserved;
 
-static char args[512];
-
 /* The multiboot2 block made from PVH's start information (kernel/pvh.c). */
 static uint64_t pvh_mbi[1024];
-
-/* Value of "key=" in args (copied into out), or whether bare "key" is set. */
-static int arg_get(const char *key, char *out, size_t size)
-{
-	size_t klen = strlen(key);
-	const char *p = args;
-	while (*p) {
-		while (*p == ' ')
-			p++;
-		const char *end = p;
-		while (*end && *end != ' ')
-			end++;
-		if ((size_t)(end - p) >= klen && strncmp(p, key, klen) == 0 &&
-		    (p[klen] == '=' || p + klen == end)) {
-			if (out && size) {
-				const char *v = p[klen] == '=' ? p + klen + 1 : end;
-				size_t n = (size_t)(end - v) < size - 1 ? (size_t)(end - v) : size - 1;
-				memcpy(out, v, n);
-				out[n] = 0;
-			}
-			return 1;
-		}
-		p = end;
-	}
-	return 0;
-}
-
-int kernel_arg(const char *key, char *out, size_t size)
-{
-	return arg_get(key, out, size);
-}
-
-static void append_args(const char *s)
-{
-	size_t len = strlen(args);
-	if (len && len + 1 < sizeof(args))
-		args[len++] = ' ';
-	strlcpy(args + len, s, sizeof(args) - len);
-}
 
 /* Parse the boot information (still through the boot tables' direct map)
  * and collect usable RAM and everything that must never be handed out:
@@ -142,6 +106,23 @@ static void kmem_dump_cpus(void)
 	}
 }
 
+extern const struct boot_job __start_boot_jobs[], __stop_boot_jobs[];
+
+static unsigned boot_jobs_linked(void)
+{
+	return (unsigned)(__stop_boot_jobs - __start_boot_jobs);
+}
+
+/* Run every boot job of this stage, in link order; their failures summed. */
+static int run_boot_jobs(enum boot_job_stage stage)
+{
+	int failed = 0;
+	for (const struct boot_job *j = __start_boot_jobs; j < __stop_boot_jobs; j++)
+		if (j->stage == stage)
+			failed += j->run();
+	return failed;
+}
+
 void kmain(uint32_t magic, uint32_t mbi_phys)
 {
 	serial_init();
@@ -175,29 +156,25 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
 	pmm_dump();
 	kmalloc_init();
 	if (mbi.cmdline && *mbi.cmdline)
-		append_args(mbi.cmdline);
+		kargs_append(mbi.cmdline);
 	char fw[256];
 	if (fwcfg_read_file("opt/spanheap/args", fw, sizeof(fw)) > 0)
-		append_args(fw);
-	printk("spanheap: args \"%s\"\n", args);
+		kargs_append(fw);
+	printk("spanheap: args \"%s\"\n", kargs_line());
 
 	const void *rsdp = mbi.rsdp_v2 ? mbi.rsdp_v2 : mbi.rsdp_v1;
 	smp_init(rsdp, mbi.rsdp_v2 ? mbi.rsdp_v2_len : mbi.rsdp_v1_len, TIMER_HZ);
 	arch_irq_enable();
 
-	int failed = 0;
-	if (!arg_get("notests", NULL, 0)) {
-		char filter[256] = "";
-		arg_get("ktest", filter, sizeof(filter));
-		failed = ktest_run_all(filter);
+	if (boot_jobs_linked() == 0) {
+		printk("spanheap: no tests or benchmarks linked (built with KTESTS=0); "
+		       "nothing more to do\n");
+		kmem_dump();
+		qemu_exit(QEMU_EXIT_SUCCESS);
 	}
-	printk("spanheap: %s\n", failed ? "self-tests FAILED" : "all self-tests passed");
+	int failed = run_boot_jobs(BOOT_JOB_TESTS);
 	kmem_dump();
 	kmem_dump_cpus();
-	if (arg_get("bench", NULL, 0))
-		kbench_run();
-	char wl[128];
-	if (arg_get("wl", wl, sizeof(wl)))
-		failed += wl_kernel_run(wl);
+	failed += run_boot_jobs(BOOT_JOB_BENCH);
 	qemu_exit(failed ? QEMU_EXIT_FAILURE : QEMU_EXIT_SUCCESS);
 }

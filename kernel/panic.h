@@ -1,8 +1,9 @@
 /*
  * kernel/panic.h - stop the kernel with a report: the message, the CPU's
  * registers and a stack trace with symbol names; then leave QEMU with the
- * failure code (or halt on real hardware). If a self-test is running, it is
- * reported `not ok` first.
+ * failure code (or halt on real hardware). A hook installed with
+ * panic_set_hook() runs after the report, before the exit: the self-test
+ * runner uses it to report the running test `not ok`.
  */
 #ifndef KERNEL_PANIC_H
 #define KERNEL_PANIC_H
@@ -11,6 +12,10 @@ _Noreturn void panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 /* Same, with the registers of an exception frame. */
 _Noreturn void panic_frame(struct trap_frame *f, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* hook(message) is called once by the first panic, after the report, with
+ * interrupts off; NULL removes it. The hook must not panic (a panic inside
+ * it exits at once). */
+void panic_set_hook(void (*hook)(const char *msg));
 /* Print a stack trace starting from frame pointer rbp. */
 void dump_stack_from(unsigned long rbp, unsigned long rip);
 

@@ -12,6 +12,8 @@
 #include "mm/platform.h"
 #include "tests/bench/kbench.h"
 #include "tests/bench/kbench_loops.h"
+#include "kernel/bootjob.h"
+#include "kernel/kargs.h"
 
 #define KBENCH_RUNS        63    /* batch loops */
 #define KBENCH_SINGLE_RUNS 201   /* single-call timings */
@@ -51,3 +53,12 @@ void kbench_run(void)
 		     kbench_pair_x10(kmalloc, kfree, KBENCH_LARGE_SIZE, 0,
 				     KBENCH_LARGE_ITERS, KBENCH_RUNS));
 }
+
+/* Kernel argument "bench": run after the self-tests (`make run`). */
+static int kbench_boot_job(void)
+{
+	if (kernel_arg("bench", NULL, 0))
+		kbench_run();
+	return 0;
+}
+BOOT_JOB(kbench, BOOT_JOB_BENCH, kbench_boot_job);

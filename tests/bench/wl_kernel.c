@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "kernel/bootjob.h"
 #include "kernel/kargs.h"
 #include "kernel/percpu.h"
 #include "kernel/printk.h"
@@ -302,3 +303,13 @@ int wl_kernel_run(const char *arg)
 		return smoke();
 	return bench(arg);
 }
+
+/* Kernel argument "wl[=...]": run after the self-tests and kbench. */
+static int wl_boot_job(void)
+{
+	char wl[128];
+	if (!kernel_arg("wl", wl, sizeof(wl)))
+		return 0;
+	return wl_kernel_run(wl);
+}
+BOOT_JOB(wl, BOOT_JOB_BENCH, wl_boot_job);
