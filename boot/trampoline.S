@@ -6,8 +6,16 @@
  * INIT-SIPI-SIPI with vector 0x08: the AP wakes in real mode at 0800:0000.
  * It loads a small GDT, turns on PAE, the kernel's CR3, EFER.LME (+NXE),
  * and PE|PG|WP in one go, far-jumps into 64-bit mode (the page is
- * identity-mapped for the duration of AP start-up), takes its own stack and
- * jumps to ap_main(cpu_id) in the higher half.
+ * identity-mapped for the duration of AP start-up), claims the start-up
+ * slot, takes its own stack and jumps to ap_main(cpu_id) in the higher half.
+ *
+ * The claim (tramp_claim: 0 open, 1 taken by an AP, 2 given up by the boot
+ * CPU) is a lock cmpxchg 0 -> 1 made before the AP touches the stack or
+ * id slots. smp.c opens it for each AP it starts and, when an AP stays
+ * silent, closes it (0 -> 2) before reusing the slots for the next one: an
+ * AP that wakes after that, or a second CPU racing for the same slots,
+ * loses the claim and parks here (cli; hlt) without touching anything, so
+ * no two CPUs ever share a stack or a CPU id.
  */
 #define TRAMPOLINE_BASE 0x8000
 #define T(x) (TRAMPOLINE_BASE + (x) - trampoline_start)
@@ -15,7 +23,7 @@
 	.section .rodata
 	.balign 16
 	.globl trampoline_start, trampoline_end
-	.globl tramp_cr3, tramp_nx, tramp_stack, tramp_entry, tramp_cpu
+	.globl tramp_cr3, tramp_nx, tramp_stack, tramp_entry, tramp_cpu, tramp_claim
 	.code16
 trampoline_start:
 	cli
@@ -47,11 +55,19 @@ tramp64:
 	xorw %ax, %ax
 	movw %ax, %fs
 	movw %ax, %gs
+	xorl %eax, %eax
+	movl $1, %ecx
+	lock cmpxchgl %ecx, T(tramp_claim)
+	jne tramp_park
 	movq T(tramp_stack), %rsp
 	xorl %ebp, %ebp
 	movl T(tramp_cpu), %edi
 	movq T(tramp_entry), %rax
 	jmp *%rax
+tramp_park:
+	cli
+	hlt
+	jmp tramp_park
 
 	.balign 8
 tramp_gdt:
@@ -67,5 +83,6 @@ tramp_nx:	.long 0
 tramp_stack:	.quad 0
 tramp_entry:	.quad 0
 tramp_cpu:	.long 0
+tramp_claim:	.long 0
 trampoline_end:
 	.section .note.GNU-stack, "", @progbits

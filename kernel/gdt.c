@@ -32,7 +32,7 @@ void percpu_init(unsigned id)
 	struct cpu *c = &cpus[id];
 	c->self = c;
 	c->id = id;
-	c->online = 1;
+	/* c->online is set by smp.c once the CPU is fully up. */
 
 	c->gdt[0] = 0;
 	c->gdt[1] = 0x00af9a000000ffffULL; /* 0x08 kernel code, 64-bit */

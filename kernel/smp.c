@@ -4,10 +4,15 @@
  * The boot CPU reads the MADT, enables its local APIC, and starts each AP
  * in turn: a fresh guarded stack (kstack_alloc), the trampoline's data
  * slots filled in (boot/trampoline.S), INIT-SIPI-SIPI, then up to
- * AP_TIMEOUT_MS for the AP to say it is online. An AP that stays silent is
- * reported and skipped (its id is not reused, in case it wakes late). Each
- * AP then sits in ap_idle(): interrupts on, halted until its mailbox gets a
- * function (smp_call_all) or its timer fires.
+ * AP_TIMEOUT_MS for the AP to say it is online. CPU ids are dense: an AP
+ * is offered the next free id (ncpus_online) and keeps it only if it comes
+ * online, so the online CPUs are always 0..ncpus_online-1, whatever the
+ * MADT listed in between. An AP that stays silent is reported and skipped,
+ * and its id goes to the next one: the trampoline's claim word (see
+ * boot/trampoline.S) is closed first, so a late waker parks instead of
+ * taking an id or a stack that is no longer its own. Each AP then sits in
+ * ap_idle(): interrupts on, halted until its mailbox gets a function
+ * (smp_call_all) or its timer fires.
  *
  * Mailboxes: each CPU's mailbox is written by the caller of smp_call_all
  * (holding call_lock) and read by its owner; `gen` is the handshake
@@ -31,7 +36,11 @@
 #define AP_TIMEOUT_MS 2000
 
 extern const char trampoline_start[], trampoline_end[];
-extern const char tramp_cr3[], tramp_nx[], tramp_stack[], tramp_entry[], tramp_cpu[];
+extern const char tramp_cr3[], tramp_nx[], tramp_stack[], tramp_entry[], tramp_cpu[],
+	tramp_claim[];
+
+/* tramp_claim's states (boot/trampoline.S). */
+enum { CLAIM_OPEN, CLAIM_TAKEN, CLAIM_CLOSED };
 
 struct mailbox {
 	void (*fn)(void *);
@@ -116,6 +125,35 @@ static void put_slot(const char *slot, uint64_t v, size_t size)
 	memcpy(base + (slot - trampoline_start), &v, size);
 }
 
+/* The trampoline's claim word, as the boot CPU sees it (direct map). */
+static uint32_t *claim_word(void)
+{
+	return (uint32_t *)(DIRECT_MAP_BASE + TRAMPOLINE_BASE + (tramp_claim - trampoline_start));
+}
+
+static int wait_online(unsigned id, unsigned ms)
+{
+	for (; ms; ms--) {
+		if (__atomic_load_n(&cpus[id].online, __ATOMIC_ACQUIRE))
+			return 1;
+		udelay(1000);
+	}
+	return __atomic_load_n(&cpus[id].online, __ATOMIC_ACQUIRE);
+}
+
+/* Close the claim so that no AP can take the slots any more. 1 if it was
+ * still open (no AP got in: the slots are free again), 0 if an AP had
+ * already claimed them. */
+static int close_claim(void)
+{
+	uint32_t open = CLAIM_OPEN;
+	return __atomic_compare_exchange_n(claim_word(), &open, CLAIM_CLOSED, false,
+					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+/* Start the AP with this APIC id as CPU `id` (the next dense id). 0 when
+ * it came online; -1 when it stayed silent, and then nothing of it
+ * remains: no CPU has the id or runs on the stack. */
 static int start_ap(unsigned id, uint32_t apic_id)
 {
 	void *stack = kstack_alloc(AP_STACK_PAGES);
@@ -124,19 +162,50 @@ static int start_ap(unsigned id, uint32_t apic_id)
 		return -1;
 	}
 	cpus[id].stack_top = stack;
-	cpus[id].apic_id = apic_id;
 	put_slot(tramp_stack, (uintptr_t)stack, 8);
 	put_slot(tramp_cpu, id, 4);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	__atomic_store_n(claim_word(), CLAIM_OPEN, __ATOMIC_SEQ_CST);
 	lapic_start_ap(apic_id, TRAMPOLINE_BASE >> 12);
-	for (unsigned ms = 0; ms < AP_TIMEOUT_MS; ms++) {
-		if (__atomic_load_n(&cpus[id].online, __ATOMIC_ACQUIRE))
+	if (wait_online(id, AP_TIMEOUT_MS))
+		return 0;
+	if (!close_claim()) {
+		/* An AP took the slots just now: it is on its way to ap_main. */
+		if (wait_online(id, AP_TIMEOUT_MS))
 			return 0;
-		udelay(1000);
+		panic("smp: an AP took CPU id %u but never came online", id);
 	}
 	printk("smp: CPU with APIC id %u did not come online within %u ms; skipped\n",
 	       apic_id, AP_TIMEOUT_MS);
+	/* The stack's guarded area is not reused; the id is. */
+	cpus[id].stack_top = NULL;
 	return -1;
+}
+
+/* The MADT position of smp.fake_missing_cpu's APIC id: its value, or the
+ * end of the list when it has none. -1 without the argument. */
+static int fake_missing_cpu_position(unsigned count)
+{
+	char val[16];
+	if (!kernel_arg("smp.fake_missing_cpu", val, sizeof(val)))
+		return -1;
+	if (!val[0])
+		return (int)count;
+	unsigned pos = 0;
+	for (const char *p = val; *p >= '0' && *p <= '9'; p++)
+		pos = pos * 10 + (unsigned)(*p - '0');
+	return pos < count ? (int)pos : (int)count;
+}
+
+/* Test aid: one more APIC id that no CPU answers to, at MADT position pos
+ * (after the boot CPU's own entry if pos is 0 and that entry is first). */
+static void insert_fake_cpu(struct acpi_cpus *ac, unsigned pos)
+{
+	for (unsigned i = ac->count; i > pos; i--)
+		ac->apic_ids[i] = ac->apic_ids[i - 1];
+	ac->apic_ids[pos] = SMP_FAKE_APIC_ID;
+	ac->count++;
+	printk("smp: smp.fake_missing_cpu: APIC id %u, which no CPU has, inserted at MADT position %u\n",
+	       SMP_FAKE_APIC_ID, pos);
 }
 
 void smp_init(const void *rsdp, size_t rsdp_len, unsigned timer_hz)
@@ -156,14 +225,12 @@ void smp_init(const void *rsdp, size_t rsdp_len, unsigned timer_hz)
 	lapic_timer_calibrate();
 	uint32_t bsp_apic = lapic_id();
 	cpus[0].apic_id = bsp_apic;
+	cpus[0].online = 1;
 	timer_hz_all = timer_hz;
 
-	/* Test aid: one more APIC id that no CPU answers to. */
-	if (kernel_arg("smp.fake_missing_cpu", NULL, 0) && ac.count < MAX_CPUS) {
-		printk("smp: smp.fake_missing_cpu: adding APIC id %u, which no CPU has\n",
-		       SMP_FAKE_APIC_ID);
-		ac.apic_ids[ac.count++] = SMP_FAKE_APIC_ID;
-	}
+	int fake = fake_missing_cpu_position(ac.count);
+	if (fake >= 0 && ac.count < MAX_CPUS)
+		insert_fake_cpu(&ac, (unsigned)fake);
 	if (ac.count > 1) {
 		/* The trampoline, reachable at its physical address while APs
 		 * switch on paging. */
@@ -175,15 +242,13 @@ void smp_init(const void *rsdp, size_t rsdp_len, unsigned timer_hz)
 		if (paging_map(TRAMPOLINE_BASE, TRAMPOLINE_BASE, 4096,
 			       PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
 			panic("smp: cannot identity-map the AP trampoline");
-		unsigned next = 1;
-		for (unsigned i = 0; i < ac.count && next < MAX_CPUS; i++) {
+		for (unsigned i = 0; i < ac.count && ncpus_online < MAX_CPUS; i++) {
 			if (ac.apic_ids[i] == bsp_apic)
 				continue;
-			if (start_ap(next, ac.apic_ids[i]) == 0)
+			if (start_ap(ncpus_online, ac.apic_ids[i]) == 0)
 				ncpus_online++;
 			else
 				smp_cpus_skipped++;
-			next++;
 		}
 		paging_unmap(TRAMPOLINE_BASE, 4096);
 	}

@@ -7,12 +7,16 @@
 #include "kernel/percpu.h"
 
 /* Find the CPUs (ACPI MADT), start every AP (INIT-SIPI-SIPI), start each
- * CPU's APIC timer at timer_hz. rsdp: the multiboot2 copy or NULL. */
+ * CPU's APIC timer at timer_hz. rsdp: the multiboot2 copy or NULL.
+ * Afterwards the online CPUs' ids are exactly 0..ncpus_online-1 (the boot
+ * CPU is 0): an AP that did not start leaves no gap, so a loop over
+ * 0..ncpus_online visits every online CPU and no other. */
 void smp_init(const void *rsdp, size_t rsdp_len, unsigned timer_hz);
 
 /* CPUs the MADT listed that did not come online in time (skipped). */
 extern unsigned smp_cpus_skipped;
-/* The APIC id that the kernel argument smp.fake_missing_cpu adds. */
+/* The APIC id that the kernel argument smp.fake_missing_cpu[=POSITION]
+ * adds to the MADT's CPU list (at the end, or at that position). */
 #define SMP_FAKE_APIC_ID 0xf0
 
 /* Run fn(arg) on every online CPU at once (the caller's included), and

@@ -79,8 +79,9 @@ fi
 # Boot configurations: firmware, CPUs, memory, CPU model[, kernel args].
 # qemu64 has no 1 GiB pages, so that configuration exercises the 2 MiB
 # direct map; smp.fake_missing_cpu makes the kernel also try to start a CPU
-# that does not exist (the AP time-out path).
-ALL_CONFIGS="bios:1:64M:qemu64 bios:2:5G:max:smp.fake_missing_cpu bios:4:128M:max uefi:1:5G:max uefi:2:256M:qemu64 uefi:4:4G:max"
+# that does not exist (the AP time-out path), after the real ones or, with
+# =1, between the boot CPU and the first AP (CPU ids must stay dense).
+ALL_CONFIGS="bios:1:64M:qemu64 bios:2:5G:max:smp.fake_missing_cpu bios:4:128M:max:smp.fake_missing_cpu=1 uefi:1:5G:max uefi:2:256M:qemu64 uefi:4:4G:max"
 for c in ${CONFIGS:-$ALL_CONFIGS}; do
 	IFS=: read -r fw smp mem cpu kargs <<<"$c"
 	# Under KVM the runner picks the host CPU model itself.

@@ -92,6 +92,35 @@ KTEST(smp, silent_cpu_is_skipped)
 		KEXPECT_NE(cpus[id].apic_id, SMP_FAKE_APIC_ID);
 }
 
+/* Online CPU ids are dense: 0..ncpus_online-1 are online and nothing
+ * above. With smp.fake_missing_cpu=1 (a make test boot passes it) the
+ * silent CPU sits between the boot CPU and the real APs in the MADT list,
+ * so an AP that kept the id it was offered before a failure would leave a
+ * gap here. Every online CPU runs smp_call_all's work exactly once. */
+static unsigned runs_on[MAX_CPUS];
+static void count_run(void *arg)
+{
+	(void)arg;
+	__atomic_fetch_add(&runs_on[this_cpu_id()], 1, __ATOMIC_RELAXED);
+}
+
+KTEST(smp, online_ids_are_dense)
+{
+	for (unsigned id = 0; id < MAX_CPUS; id++) {
+		KEXPECT_EQ(cpus[id].online, id < ncpus_online);
+		if (id < ncpus_online)
+			KEXPECT_EQ(cpus[id].id, id);
+		runs_on[id] = 0;
+	}
+	smp_call_all(count_run, NULL);
+	for (unsigned id = 0; id < MAX_CPUS; id++)
+		KEXPECT_EQ(runs_on[id], id < ncpus_online ? 1u : 0u);
+	char pos[16];
+	if (kernel_arg("smp.fake_missing_cpu", pos, sizeof(pos)) && pos[0])
+		ktest_log("silent CPU at MADT position %s; %u CPU(s) online, %u skipped", pos,
+			  ncpus_online, smp_cpus_skipped);
+}
+
 static unsigned counter;
 static void contend(void *arg)
 {
