@@ -6,7 +6,8 @@
  * BOOT_JOB(), which puts a struct boot_job into the "boot_jobs" linker
  * section (linker.ld collects it between __start_boot_jobs and
  * __stop_boot_jobs); kmain walks the section once per stage, in stage
- * order, calling every job of that stage. A job reads its own kernel
+ * order, calling every job of that stage (within a stage, in link order:
+ * the Makefile lists kbench.c before the workloads). A job reads its own kernel
  * arguments (kernel/kargs.h) to decide whether it has anything to do, and
  * returns how many of its checks failed (0 when it did nothing), which
  * decides the kernel's exit status. Which jobs exist is a link-time
