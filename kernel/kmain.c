@@ -38,7 +38,6 @@
 #include "kernel/smp.h"
 #include "mm/kmalloc.h"
 #include "mm/mcache.h"
-#include "lib/string.h"
 #include "lib/irqflags.h"
 
 extern char _kernel_phys_start[], _kernel_end[];
