@@ -4,7 +4,8 @@
  * The same suites as in the kernel (those that do not need hardware), linked
  * against build/host/libspanheap.a and run under AddressSanitizer and
  * UndefinedBehaviorSanitizer. Usage: ktest-host [suite[,suite.name...]]
- * Prints KTAP and ends with "N passed, N failed". The kernel's pmm
+ * Prints KTAP and ends with "N passed, N failed" (preceded by "N skipped"
+ * when a test skipped itself, which counts as neither). The kernel's pmm
  * (kernel/pmm.c) is linked in for its suite and logs through printk, which
  * here writes to stderr, out of the KTAP stream.
  */
@@ -31,9 +32,12 @@ void ktest_vprint(const char *fmt, va_list ap)
 int main(int argc, char **argv)
 {
 	ktest_run_all(argc > 1 ? argv[1] : NULL);
-	int passed, failed;
+	int passed, failed, skipped = ktest_skipped();
 	ktest_totals(&passed, &failed);
-	/* The closing line tools/run-tests.sh sums. */
+	/* Skipped tests are counted apart, on a line of their own; the
+	 * closing line, which tools/run-tests.sh sums, is passed and failed. */
+	if (skipped)
+		printf("%d skipped\n", skipped);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

@@ -8,7 +8,8 @@
  *   KTAP version 1
  *   1..N
  *   ok 1 suite.name
- *   not ok 2 suite.other # expected a == b, saw a=3 (0x3), b=4 (0x4) at file.c:12
+ *   not ok 2 suite.other # expected a == b; a = 3, b = 4 at file.c:12
+ *   ok 3 suite.big # SKIP needs 18 MiB, have 15 MiB
  *
  * The same test files build into the kernel and into the hosted test
  * binary (tests/host/), so a test that does not need hardware runs in both.
@@ -17,8 +18,12 @@
  *
  * KEXPECT_* record a failure and go on; KASSERT_* record it and return from
  * the test. Every message says what was expected and what was seen, with
- * file and line. A test that faults or panics is reported `not ok` with the
- * fault, and the run stops there with a failure exit code.
+ * file and line: each side once (a literal side not repeated), in decimal
+ * and, when large, in hex too. A test that needs more memory than the
+ * machine has skips itself (KTEST_REQUIRE_FREE_BYTES), which counts as
+ * neither passed nor failed. A test that faults or panics is reported
+ * `not ok` with the fault, and the run stops there with a failure exit
+ * code.
  */
 #ifndef TESTS_KTEST_H
 #define TESTS_KTEST_H
@@ -51,51 +56,92 @@ void ktest_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Number of failures recorded so far in the running test. */
 int ktest_failures(void);
 
-#define KTEST_CMP_(a, op, b, ret)                                             \
+/* Skip the running test: KTAP "ok N suite.name # SKIP reason". Only for
+ * lack of something the test genuinely needs (memory), with the numbers in
+ * the reason; a test that recorded a failure before still fails. */
+void ktest_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define KTEST_SKIP(...)                                                       \
+	do {                                                                 \
+		ktest_skip(__VA_ARGS__);                                     \
+		return;                                                      \
+	} while (0)
+
+/* Memory a test can still get: the heap's caches are given back first,
+ * then it is the kernel's free frames (hosted: the machine's available
+ * memory) plus what the heap holds unused. */
+uint64_t ktest_free_bytes(void);
+/* True when at least `bytes` are free (ktest_free_bytes); otherwise the
+ * running test is skipped "needs X MiB, have Y MiB". The macro returns
+ * from the test. */
+int ktest_require_free_bytes(uint64_t bytes);
+#define KTEST_REQUIRE_FREE_BYTES(bytes)                                       \
+	do {                                                                 \
+		if (!ktest_require_free_bytes(bytes))                        \
+			return;                                              \
+	} while (0)
+
+/* How a failed comparison shows its two values: a pointer as NULL or hex,
+ * a signed type's negative value as such (the comparison itself is done on
+ * the values converted to uint64_t). */
+#define KTEST_SHOW_SIGNED 1u
+#define KTEST_SHOW_POINTER 2u
+#define KTEST_SHOW_(x)                                                        \
+	(__builtin_classify_type(x) == 5 /* pointer */                       \
+		 ? KTEST_SHOW_POINTER                                        \
+		 : _Generic((x), signed char: KTEST_SHOW_SIGNED,             \
+			    short: KTEST_SHOW_SIGNED, int: KTEST_SHOW_SIGNED, \
+			    long: KTEST_SHOW_SIGNED,                          \
+			    long long: KTEST_SHOW_SIGNED, default: 0u))
+/* Record "expected A op B; A = 3, B = 4": each side once, a side that is
+ * a literal (0, 4096, NULL) not repeated. */
+void ktest_fail_cmp(const char *file, int line, const char *a_text,
+		    const char *op, const char *b_text, uint64_t a, uint64_t b,
+		    unsigned a_show, unsigned b_show);
+
+#define KTEST_CMP_(a, op, b, a_text, b_text, ret)                             \
 	do {                                                                 \
 		uint64_t ktest_a_ = (uint64_t)(a), ktest_b_ = (uint64_t)(b); \
 		if (!(ktest_a_ op ktest_b_)) {                               \
-			ktest_fail(__FILE__, __LINE__,                       \
-				   "expected %s %s %s, saw %s=%lld (%#llx), " \
-				   "%s=%lld (%#llx)",                         \
-				   #a, #op, #b, #a, (long long)ktest_a_,      \
-				   (unsigned long long)ktest_a_, #b,          \
-				   (long long)ktest_b_,                       \
-				   (unsigned long long)ktest_b_);             \
+			ktest_fail_cmp(__FILE__, __LINE__, a_text, #op,      \
+				       b_text, ktest_a_, ktest_b_,           \
+				       KTEST_SHOW_(a), KTEST_SHOW_(b));      \
 			ret;                                                 \
 		}                                                            \
 	} while (0)
 
-#define KTEST_TRUE_(c, ret)                                                   \
+#define KTEST_TRUE_(c, want, text, ret)                                       \
 	do {                                                                 \
-		if (!(c)) {                                                  \
+		if (!(c) != !(want)) {                                       \
 			ktest_fail(__FILE__, __LINE__,                       \
-				   "expected %s, saw false", #c);             \
+				   (want) ? "expected %s; it is false"        \
+					  : "expected !(%s); it is true",     \
+				   text);                                     \
 			ret;                                                 \
 		}                                                            \
 	} while (0)
 
-#define KEXPECT_TRUE(c) KTEST_TRUE_(c, (void)0)
-#define KEXPECT_FALSE(c) KTEST_TRUE_(!(c), (void)0)
-#define KEXPECT_EQ(a, b) KTEST_CMP_(a, ==, b, (void)0)
-#define KEXPECT_NE(a, b) KTEST_CMP_(a, !=, b, (void)0)
-#define KEXPECT_LT(a, b) KTEST_CMP_(a, <, b, (void)0)
-#define KEXPECT_LE(a, b) KTEST_CMP_(a, <=, b, (void)0)
-#define KEXPECT_GT(a, b) KTEST_CMP_(a, >, b, (void)0)
-#define KEXPECT_GE(a, b) KTEST_CMP_(a, >=, b, (void)0)
-#define KEXPECT_NULL(p) KTEST_CMP_(p, ==, 0, (void)0)
-#define KEXPECT_NOT_NULL(p) KTEST_CMP_(p, !=, 0, (void)0)
+/* The texts are taken here, before NULL or SIZE_MAX would be expanded. */
+#define KEXPECT_TRUE(c) KTEST_TRUE_(c, 1, #c, (void)0)
+#define KEXPECT_FALSE(c) KTEST_TRUE_(c, 0, #c, (void)0)
+#define KEXPECT_EQ(a, b) KTEST_CMP_(a, ==, b, #a, #b, (void)0)
+#define KEXPECT_NE(a, b) KTEST_CMP_(a, !=, b, #a, #b, (void)0)
+#define KEXPECT_LT(a, b) KTEST_CMP_(a, <, b, #a, #b, (void)0)
+#define KEXPECT_LE(a, b) KTEST_CMP_(a, <=, b, #a, #b, (void)0)
+#define KEXPECT_GT(a, b) KTEST_CMP_(a, >, b, #a, #b, (void)0)
+#define KEXPECT_GE(a, b) KTEST_CMP_(a, >=, b, #a, #b, (void)0)
+#define KEXPECT_NULL(p) KTEST_CMP_(p, ==, 0, #p, "NULL", (void)0)
+#define KEXPECT_NOT_NULL(p) KTEST_CMP_(p, !=, 0, #p, "NULL", (void)0)
 
-#define KASSERT_TRUE(c) KTEST_TRUE_(c, return)
-#define KASSERT_FALSE(c) KTEST_TRUE_(!(c), return)
-#define KASSERT_EQ(a, b) KTEST_CMP_(a, ==, b, return)
-#define KASSERT_NE(a, b) KTEST_CMP_(a, !=, b, return)
-#define KASSERT_LT(a, b) KTEST_CMP_(a, <, b, return)
-#define KASSERT_LE(a, b) KTEST_CMP_(a, <=, b, return)
-#define KASSERT_GT(a, b) KTEST_CMP_(a, >, b, return)
-#define KASSERT_GE(a, b) KTEST_CMP_(a, >=, b, return)
-#define KASSERT_NULL(p) KTEST_CMP_(p, ==, 0, return)
-#define KASSERT_NOT_NULL(p) KTEST_CMP_(p, !=, 0, return)
+#define KASSERT_TRUE(c) KTEST_TRUE_(c, 1, #c, return)
+#define KASSERT_FALSE(c) KTEST_TRUE_(c, 0, #c, return)
+#define KASSERT_EQ(a, b) KTEST_CMP_(a, ==, b, #a, #b, return)
+#define KASSERT_NE(a, b) KTEST_CMP_(a, !=, b, #a, #b, return)
+#define KASSERT_LT(a, b) KTEST_CMP_(a, <, b, #a, #b, return)
+#define KASSERT_LE(a, b) KTEST_CMP_(a, <=, b, #a, #b, return)
+#define KASSERT_GT(a, b) KTEST_CMP_(a, >, b, #a, #b, return)
+#define KASSERT_GE(a, b) KTEST_CMP_(a, >=, b, #a, #b, return)
+#define KASSERT_NULL(p) KTEST_CMP_(p, ==, 0, #p, "NULL", return)
+#define KASSERT_NOT_NULL(p) KTEST_CMP_(p, !=, 0, #p, "NULL", return)
 
 /* Deterministic xorshift64* generator for randomized tests: the same seed
  * gives the same sequence in the kernel and hosted. */
