@@ -550,11 +550,20 @@ KTEST(heap_large, many_sizes_random_order)
 	static size_t size[N];
 	struct ktest_rng rng;
 	ktest_rng_seed(&rng, 0x1a46e);
+	/* All N are live at once, each in whole heap pages. */
+	uint64_t need = 0;
+	for (size_t i = 0; i < N; i++) {
+		size[i] = MAX_SMALL_SIZE + 1 + (size_t)ktest_rng_below(&rng, 300 * 1024);
+		need += (size[i] + MM_PAGE_SIZE - 1) / MM_PAGE_SIZE * MM_PAGE_SIZE;
+	}
+	KTEST_REQUIRE_FREE_BYTES(need);
 	uint64_t start_bytes = heap_drained_bytes();
 
 	for (size_t i = 0; i < N; i++) {
-		size[i] = MAX_SMALL_SIZE + 1 + (size_t)ktest_rng_below(&rng, 300 * 1024);
 		p[i] = kmalloc(size[i], 0);
+		if (!p[i])  /* a failure must not starve the tests after it */
+			for (size_t k = 0; k < i; k++)
+				kfree(p[k]);
 		KASSERT_NOT_NULL(p[i]);
 		heap_fill(p[i], i, size[i]);
 	}
@@ -769,6 +778,9 @@ KTEST(heap_align, kmalloc_aligned_every_power)
 			unsigned flags = (s & 1) ? KM_NOSCAN : 0;
 			for (int i = 0; i < N; i++) {
 				p[i] = kmalloc_aligned(size, align, flags);
+				if (!p[i])  /* a failure must not starve the tests after it */
+					for (int k = 0; k < i; k++)
+						kfree(p[k]);
 				KASSERT_NOT_NULL(p[i]);
 				if ((uintptr_t)p[i] % align)
 					ktest_log("kmalloc_aligned(%zu, %zu, %#x) "
