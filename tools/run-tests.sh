@@ -2,7 +2,9 @@
 # tools/run-tests.sh - what `make test` runs: build everything, run the
 # hosted suites, boot every configuration, and sum it all up in one last
 # line "N passed, N failed". Each suite prints its own "N passed, N failed"
-# as its last line; a suite that dies without one counts as 1 failed.
+# as its last line; a suite that dies without one counts as 1 failed. A
+# suite's "N skipped" line (tests that skipped themselves, e.g. for lack of
+# memory) is shown in the summary, counted as neither.
 #
 # Environment: ACCEL=tcg|kvm, CONFIGS="name ..." to run only some boot
 # configurations, MAKE_FLAGS for extra make variables (e.g. KTEST_SELFCHECK=1),
@@ -27,7 +29,7 @@ run_suite() {
 	local t0=$(date +%s)
 	"$@" 2>&1 | tee "$out"
 	local rc=${PIPESTATUS[0]}
-	local line p f
+	local line p f sk
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
 	if [ -n "$line" ]; then
 		p=$(echo "$line" | sed -E 's/^([0-9]+) passed.*/\1/')
@@ -40,7 +42,9 @@ run_suite() {
 	fi
 	total_passed=$((total_passed + p))
 	total_failed=$((total_failed + f))
-	summary+=("$(printf '%-28s %5d passed, %3d failed  (%ss)' "$name" "$p" "$f" $(( $(date +%s) - t0 )))")
+	sk=$(grep -E '^[0-9]+ skipped$' "$out" | tail -n 1 | cut -d' ' -f1)
+	summary+=("$(printf '%-28s %5d passed, %3d failed  (%ss)%s' "$name" "$p" "$f" \
+		$(( $(date +%s) - t0 )) "${sk:+  $sk skipped}")")
 }
 
 echo "=== build"
@@ -81,7 +85,9 @@ fi
 # direct map; smp.fake_missing_cpu makes the kernel also try to start a CPU
 # that does not exist (the AP time-out path), after the real ones or, with
 # =1, between the boot CPU and the first AP (CPU ids must stay dense).
-ALL_CONFIGS="bios:1:64M:qemu64 bios:2:5G:max:smp.fake_missing_cpu bios:4:128M:max:smp.fake_missing_cpu=1 uefi:1:5G:max uefi:2:256M:qemu64 uefi:4:4G:max"
+# The 24 MiB boot is the smallest machine: a test that needs more memory
+# than there is skips itself ("# SKIP needs X MiB, have Y MiB").
+ALL_CONFIGS="bios:1:24M:qemu64 bios:1:64M:qemu64 bios:2:5G:max:smp.fake_missing_cpu bios:4:128M:max:smp.fake_missing_cpu=1 uefi:1:5G:max uefi:2:256M:qemu64 uefi:4:4G:max"
 for c in ${CONFIGS:-$ALL_CONFIGS}; do
 	IFS=: read -r fw smp mem cpu kargs <<<"$c"
 	# Under KVM the runner picks the host CPU model itself.
