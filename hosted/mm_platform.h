@@ -17,7 +17,9 @@
  * platform_linux.c).
  *
  * There are no interrupts; mm_sys_alloc/free are mmap and munmap; mm_log
- * and mm_panic write(2) to stderr (never stdio, which may allocate).
+ * and mm_panic write(2) to stderr (never stdio, which may allocate);
+ * memset and memcpy are the C library's. The shared slots' own locks are
+ * lib/spinlock.h's (the heap's locks are mm/mlock.h's).
  *
  * Tests can make the platform run out of memory on purpose:
  * mm_host_set_sys_limit(bytes) caps the bytes mm_sys_alloc hands out at
@@ -27,6 +29,7 @@
 #define HOSTED_MM_PLATFORM_H
 
 #include <stddef.h>
+#include <sched.h>
 
 #ifndef MM_MAX_CPUS
 #define MM_MAX_CPUS 64
@@ -95,6 +98,16 @@ static inline unsigned long mm_irq_save(void)
 			return (unsigned long)depth;
 	}
 	return mm_host_irq_save_slow();
+}
+
+/* A hosted "CPU" is a thread the OS may preempt while it holds a heap
+ * lock (in the kernel, interrupts are off instead), so a waiter gives its
+ * core to the holder rather than spin: with more threads than cores, plain
+ * spinning (worse under ThreadSanitizer) can stall for minutes. */
+static inline void mm_cpu_relax(void)
+{
+	__builtin_ia32_pause();
+	sched_yield();
 }
 
 static inline void mm_irq_restore(unsigned long flags)

@@ -1,7 +1,8 @@
 /*
  * kernel/mm_platform.c - the kernel's implementation of the heap's platform
  * seam: memory comes from the buddy pmm through the direct map; logging is
- * printk; panic is panic.
+ * printk; panic is panic; the debug-lock build's holder id is the per-CPU
+ * id once the per-CPU area is up.
  */
 #include <stdarg.h>
 #include "mm/platform.h"
@@ -9,6 +10,7 @@
 #include "kernel/printk.h"
 #include "kernel/panic.h"
 #include "kernel/ksyms.h"
+#include "kernel/percpu.h"
 #include "lib/printf.h"
 
 static unsigned order_for(size_t bytes)
@@ -61,3 +63,10 @@ const char *mm_symbolize(const void *addr, unsigned long *offset)
 	*offset = off;
 	return name;
 }
+
+#if MM_LOCK_DEBUG
+int mm_lock_debug_cpu(void)
+{
+	return percpu_ready ? (int)this_cpu_id() : 0;
+}
+#endif

@@ -1,13 +1,21 @@
 /*
  * kernel/mm_platform.h - the kernel's side of the heap's platform seam
- * (mm/platform.h documents it). The CPU id comes from the per-CPU area
- * (struct cpu.id at %gs:8, see kernel/percpu.h); interrupts are turned off
- * with pushfq+cli and back on with a conditional sti (no popfq).
+ * (mm/platform.h documents it). The kernel sizes the heap's per-CPU state
+ * (MM_MAX_CPUS is the kernel's MAX_CPUS); the CPU id comes from the
+ * per-CPU area (struct cpu.id at %gs:8, see kernel/percpu.h; not volatile,
+ * so the compiler may reuse it within an mm_irq_save section); interrupts are
+ * turned off with pushfq+cli and back on with a conditional sti (no
+ * popfq), lib/irqflags.h. The debug-lock build (`make DEBUG=1`, which
+ * defines SPINLOCK_DEBUG for the kernel's own locks too) turns on the heap
+ * locks' checks, timed with the TSC.
  */
 #ifndef KERNEL_MM_PLATFORM_H
 #define KERNEL_MM_PLATFORM_H
 
 #include "lib/irqflags.h"
+#include "kernel/percpu.h"
+
+#define MM_MAX_CPUS MAX_CPUS
 
 static inline unsigned mm_cpu_id(void)
 {
@@ -25,5 +33,20 @@ static inline void mm_irq_restore(unsigned long flags)
 {
 	arch_irq_restore(flags);
 }
+
+static inline void mm_cpu_relax(void)
+{
+	cpu_relax();
+}
+
+#ifdef SPINLOCK_DEBUG
+#define MM_LOCK_DEBUG 1
+/* The holder's CPU id, also before the per-CPU area is set up (0 then). */
+int mm_lock_debug_cpu(void);
+static inline unsigned long long mm_lock_debug_clock(void)
+{
+	return __builtin_ia32_rdtsc();
+}
+#endif
 
 #endif

@@ -1,12 +1,14 @@
 /*
- * lib/spinlock.h - ticket spinlock, FIFO-fair, usable in the kernel and in
- * the hosted build.
+ * lib/spinlock.h - ticket spinlock, FIFO-fair: the kernel's own locks
+ * (printk, smp, the pmm, page tables) and the hosted platform's shared-slot
+ * locks. The heap in mm/ has its own, built on its platform seam
+ * (mm/mlock.h), so that it needs nothing from lib/.
  *
  * spin_lock()/spin_unlock() leave the interrupt flag alone: use them only
  * where interrupts are already off or no interrupt handler takes the lock.
  * spin_lock_irqsave()/spin_unlock_irqrestore() disable interrupts on this
  * CPU for as long as the lock is held, which is what any lock that an
- * interrupt handler may also take needs (the heap's locks all are).
+ * interrupt handler may also take needs.
  *
  * Debug builds (SPINLOCK_DEBUG, `make DEBUG=1`) record the holder's CPU in
  * `owner_cpu`, and a CPU that waits more than SPINLOCK_DEBUG_TICKS TSC
@@ -62,19 +64,6 @@ static inline void spin_lock(spinlock_t *l)
 	while (__atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) != me)
 		cpu_relax();
 #endif
-}
-
-static inline int spin_trylock(spinlock_t *l)
-{
-	uint32_t serving = __atomic_load_n(&l->serving, __ATOMIC_RELAXED);
-	uint32_t expect = serving;
-	int got = __atomic_compare_exchange_n(&l->next, &expect, serving + 1, 0,
-					      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
-#ifdef SPINLOCK_DEBUG
-	if (got)
-		l->owner_cpu = spinlock_debug_cpu();
-#endif
-	return got;
 }
 
 static inline void spin_unlock(spinlock_t *l)

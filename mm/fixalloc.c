@@ -10,8 +10,8 @@
  * platform. Blocks with free records sit on a doubly linked list.
  */
 #include "mm/fixalloc.h"
+#include "mm/mbug.h"
 #include "mm/platform.h"
-#include "lib/string.h"
 
 struct fixalloc_block {
 	struct fixalloc_block *next, *prev;  /* on fixalloc.partial */
@@ -24,10 +24,9 @@ struct fixalloc_block {
 
 #define FIXALLOC_HDR 64
 
-void fixalloc_init(struct fixalloc *f, size_t size, const char *name)
+void fixalloc_init(struct fixalloc *f, size_t size)
 {
 	f->size = (size + 63) & ~(size_t)63;
-	f->name = name;
 	f->partial = NULL;
 	f->inuse = 0;
 	f->sys_bytes = 0;
@@ -94,6 +93,7 @@ void fixalloc_free(struct fixalloc *f, void *p)
 {
 	struct fixalloc_block *b =
 		(void *)((uintptr_t)p & ~(uintptr_t)(FIXALLOC_BLOCK_SIZE - 1));
+	MM_BUG_ON(b->inuse == 0);
 	*(void **)p = b->free;
 	b->free = p;
 	b->inuse--;

@@ -20,13 +20,12 @@ struct fixalloc_block;
 
 struct fixalloc {
 	size_t size;                       /* object size, multiple of 64 */
-	const char *name;
 	struct fixalloc_block *partial;    /* blocks with a free object */
 	uint64_t inuse;                    /* objects handed out */
 	uint64_t sys_bytes;                /* blocks held, in bytes */
 };
 
-void fixalloc_init(struct fixalloc *f, size_t size, const char *name);
+void fixalloc_init(struct fixalloc *f, size_t size);
 /* A zeroed object, or NULL when the platform is out of memory. */
 void *fixalloc_alloc(struct fixalloc *f);
 void fixalloc_free(struct fixalloc *f, void *p);

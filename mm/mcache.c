@@ -14,11 +14,12 @@
  * it sweeps it locally (frees recorded since the last sweep become free
  * slots) and keeps it if that freed at least an eighth of it; otherwise it
  * gives the span to its mcentral and takes another one (a lock per span,
- * never per object).
+ * never per object). Out of memory, it has every mcentral sweep its
+ * pending spans (empty ones go back to the mheap) and tries once more.
  */
 #include "mm/mcache.h"
 #include "mm/mcentral.h"
-#include "mm/malloc_internal.h"
+#include "mm/mbug.h"
 
 struct mcache mcaches[MM_MAX_CPUS];
 
@@ -27,9 +28,8 @@ void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 	struct mspan *s = mc->alloc[spc];
 	struct mcentral *c = &mcentrals[spc];
 
-	if (!mheap_ready())
-		kmalloc_init();
 	if (s) {
+		MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
 		if (mspan_next_cache_word(s))
 			return mspan_alloc_fast(s);
 		unsigned freed = mspan_sweep(s);
@@ -40,9 +40,7 @@ void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 	}
 	s = mcentral_cache_span(c, cpu);
 	if (!s) {
-		/* Out of memory: sweep what other classes have pending (empty
-		 * spans go back to the mheap) and try once more. */
-		kmem_reclaim();
+		mcentral_reclaim_every_class();
 		s = mcentral_cache_span(c, cpu);
 		if (!s)
 			return NULL;
@@ -51,29 +49,12 @@ void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 	return mspan_alloc_fast(s);
 }
 
-void mcache_tiny_retire(struct mcache *mc, unsigned cpu)
-{
-	if (!mc->tiny)
-		return;
-	uintptr_t block = mc->tiny;
-	int16_t live = (int16_t)(mc->tiny_handed - mc->tiny_local_frees);
-	int16_t left = __atomic_add_fetch(mc->tiny_balance, live, __ATOMIC_ACQ_REL);
-	mc->tiny = 0;
-	mc->tiny_offset = 0;
-	mc->tiny_handed = 0;
-	mc->tiny_local_frees = 0;
-	mc->tiny_ends = NULL;
-	mc->tiny_balance = NULL;
-	if (left == 0)
-		kfree_block(block, cpu);
-}
-
 void mcache_release_all(struct mcache *mc, unsigned cpu)
 {
-	mcache_tiny_retire(mc, cpu);
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++) {
 		struct mspan *s = mc->alloc[spc];
 		if (s) {
+			MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
 			mc->alloc[spc] = NULL;
 			mcentral_uncache_span(&mcentrals[spc], s);
 		}

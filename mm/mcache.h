@@ -19,7 +19,8 @@ struct mcache {
 	 */
 	struct mspan *alloc[NUM_SPAN_CLASSES];  /* NULL: none cached yet */
 
-	/* The tiny allocator's current 16-byte block (0: none). */
+	/* The tiny allocator's current 16-byte block (0: none), kept here
+	 * with the rest of the CPU's state; mm/tiny.c owns these fields. */
 	uintptr_t tiny;
 	uint32_t tiny_offset;       /* next free byte in the block */
 	uint32_t tiny_handed;       /* objects handed out from it */
@@ -43,36 +44,30 @@ static inline void stat_inc(uint64_t *c)
 	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
 }
 
-/* Next free object of a cached span, or NULL when its cache word is used
- * up: ctz, clear the lowest bit, mark the slot in alloc_bits. */
-static inline void *mspan_alloc_fast(struct mspan *s)
+/* An object of span class spc from the span this CPU caches, or NULL
+ * (none cached, or its cache word used up). Interrupts off. */
+static inline void *mcache_alloc_fast(struct mcache *mc, unsigned spc)
 {
-	uint64_t c = s->alloc_cache;
-	if (__builtin_expect(c == 0, 0))
-		return NULL;
-	unsigned i = (unsigned)__builtin_ctzll(c);
-	unsigned w = s->cache_word;
-	st64(&s->alloc_cache, c & (c - 1));
-	st64(&s->alloc_bits[w], ld64(&s->alloc_bits[w]) | (1ULL << i));
-	return (void *)(s->startaddr + (uintptr_t)(w * 64u + i) * s->elemsize);
+	struct mspan *s = mc->alloc[spc];
+	return __builtin_expect(s != NULL, 1) ? mspan_alloc_fast(s) : NULL;
 }
 
 /* Slow path of an allocation from span class spc on this CPU (interrupts
  * off): next word, local sweep, or a span from the mcentral. NULL when
- * out of memory. */
+ * out of memory. The heap must be initialized (kmalloc_init). */
 void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu);
+
 /* Allocate one object of spc on this CPU (interrupts off). */
 static inline void *mcache_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 {
-	struct mspan *s = mc->alloc[spc];
-	void *p;
-	if (__builtin_expect(s != NULL, 1) && (p = mspan_alloc_fast(s)) != NULL)
+	void *p = mcache_alloc_fast(mc, spc);
+	if (__builtin_expect(p != NULL, 1))
 		return p;
 	return mcache_refill_alloc(mc, spc, cpu);
 }
-/* Give every cached span (and the tiny block) back (interrupts off). */
+
+/* Give every cached span back to its mcentral (interrupts off). The
+ * tiny block is the tiny allocator's: tiny_retire() it first. */
 void mcache_release_all(struct mcache *mc, unsigned cpu);
-/* Retire the current tiny block (interrupts off). */
-void mcache_tiny_retire(struct mcache *mc, unsigned cpu);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * mm/mcentral.c - the spans of one span class (Go's mcentral).
+ * mm/mcentral.c - the spans of one span class (Go's mcentral), and the
+ * one protocol by which any CPU frees an object into a span.
  *
  * Each span class has an mcentral: a spinlock, a list of swept spans with
  * free slots (partial) and a list of spans that were full when last swept
@@ -9,30 +10,17 @@
  * from partial, else a fresh span from the mheap). Spans held by an mcache
  * are on no list; their owner_cpu says which mcache holds them.
  *
- * Frees into a span that no mcache holds (and frees from CPUs other than
- * the holder) are recorded in the span's remote_bits. So that a full span
- * that gets such frees is found again, and an emptied one goes back to the
- * mheap, the freeing CPU pushes the span on the mcentral's `pending` stack
- * the first time (a lock-free push; the flag span->remote_pending keeps a
- * span on the stack at most once). The stack is emptied, under the lock,
- * before every refill (mcentral_reclaim) and whenever the mheap would
- * otherwise have to grow.
- *
- * The remote-free protocol (malloc.c, kfree_remote) and the rule for
- * giving a span back are what make this safe without a lock per object:
- *
- *   freer:   inflight++;  remote_bits |= bit;  if pending 0->1: push;
- *            inflight--                       (all seq_cst atomics)
- *   sweeper: pending = 0 (when popping);  harvest remote_bits;
- *            give the span back only if it is empty, not cached,
- *            pending == 0 and inflight == 0.
- *
- * A bit set after the sweeper harvested its word is followed by the
- * freer's look at the flag, which then sees 0 (or a newer push) and
- * pushes: no free is ever stranded. A freer still touching the span keeps
- * inflight > 0, so the span record is never recycled under it.
+ * Frees into a span that no mcache holds, and frees from CPUs other than
+ * the holder, are remote frees (mcentral_free, below, where the protocol
+ * and its races are described). So that a full span that gets such frees
+ * is found again, and an emptied one goes back to the mheap, the freeing
+ * CPU pushes the span on the mcentral's `pending` stack; the stack is
+ * emptied, under the lock, before every refill (mcentral_reclaim) and
+ * whenever the heap would otherwise run out of memory.
  */
 #include "mm/mcentral.h"
+#include "mm/badptr.h"
+#include "mm/mbug.h"
 #include "mm/mheap.h"
 #include "mm/platform.h"
 
@@ -42,7 +30,7 @@ void mcentral_init(void)
 {
 	for (unsigned i = 0; i < NUM_SPAN_CLASSES; i++) {
 		struct mcentral *c = &mcentrals[i];
-		spin_lock_init(&c->lock, "mcentral");
+		mm_spin_lock_init(&c->lock, "mcentral");
 		c->spanclass = i;
 	}
 }
@@ -52,8 +40,10 @@ static struct mspan **list_head(struct mcentral *c, uint8_t id)
 	return id == MSPAN_ON_PARTIAL ? &c->partial : &c->full;
 }
 
+/* Under c->lock. */
 static void list_push(struct mcentral *c, struct mspan *s, uint8_t id)
 {
+	MM_HELD(&c->lock);
 	struct mspan **head = list_head(c, id);
 	s->prev = NULL;
 	s->next = *head;
@@ -63,8 +53,10 @@ static void list_push(struct mcentral *c, struct mspan *s, uint8_t id)
 	s->list = id;
 }
 
+/* Under c->lock. */
 static void list_remove(struct mcentral *c, struct mspan *s)
 {
+	MM_HELD(&c->lock);
 	if (s->list == MSPAN_ON_NONE)
 		return;
 	struct mspan **head = list_head(c, s->list);
@@ -82,6 +74,8 @@ static void list_remove(struct mcentral *c, struct mspan *s)
  * the mheap when it is empty and no remote free still touches it. */
 static void place_swept(struct mcentral *c, struct mspan *s)
 {
+	MM_HELD(&c->lock);
+	MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) >= 0);
 	if (s->alloc_count == 0 &&
 	    __atomic_load_n(&s->remote_pending, __ATOMIC_SEQ_CST) == 0 &&
 	    __atomic_load_n(&s->remote_inflight, __ATOMIC_SEQ_CST) == 0) {
@@ -93,7 +87,8 @@ static void place_swept(struct mcentral *c, struct mspan *s)
 	list_push(c, s, s->alloc_count < s->nelems ? MSPAN_ON_PARTIAL : MSPAN_ON_FULL);
 }
 
-void mcentral_push_pending(struct mcentral *c, struct mspan *s)
+/* Put s on c's pending stack (mcentral_free, once per pending period). */
+static void push_pending(struct mcentral *c, struct mspan *s)
 {
 	struct mspan *head = __atomic_load_n(&c->pending, __ATOMIC_RELAXED);
 	do {
@@ -102,9 +97,10 @@ void mcentral_push_pending(struct mcentral *c, struct mspan *s)
 					      __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 
-/* Under c->lock. */
+/* Under c->lock: sweep and place every span on the pending stack. */
 static void reclaim_locked(struct mcentral *c)
 {
+	MM_HELD(&c->lock);
 	if (!__atomic_load_n(&c->pending, __ATOMIC_RELAXED))
 		return;
 	struct mspan *s = __atomic_exchange_n(&c->pending, NULL, __ATOMIC_ACQUIRE);
@@ -121,16 +117,22 @@ static void reclaim_locked(struct mcentral *c)
 	}
 }
 
+void mcentral_reclaim_every_class(void)
+{
+	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
+		mcentral_reclaim(&mcentrals[spc]);
+}
+
 void mcentral_reclaim(struct mcentral *c)
 {
-	unsigned long flags = spin_lock_irqsave(&c->lock);
+	unsigned long flags = mm_spin_lock_irqsave(&c->lock);
 	reclaim_locked(c);
-	spin_unlock_irqrestore(&c->lock, flags);
+	mm_spin_unlock_irqrestore(&c->lock, flags);
 }
 
 void mcentral_reclaim_all(struct mcentral *c)
 {
-	unsigned long flags = spin_lock_irqsave(&c->lock);
+	unsigned long flags = mm_spin_lock_irqsave(&c->lock);
 	reclaim_locked(c);
 	struct mspan *lists[2] = { c->partial, c->full };
 	c->partial = c->full = NULL;
@@ -145,32 +147,35 @@ void mcentral_reclaim_all(struct mcentral *c)
 			s = next;
 		}
 	}
-	spin_unlock_irqrestore(&c->lock, flags);
+	mm_spin_unlock_irqrestore(&c->lock, flags);
 }
 
+/* Under c->lock: mcache `cpu` holds s from now on. */
 static void take_ownership(struct mcentral *c, struct mspan *s, unsigned cpu)
 {
+	MM_HELD(&c->lock);
+	MM_BUG_ON(s->list != MSPAN_ON_NONE);
 	__atomic_store_n(&s->owner_cpu, (int32_t)cpu, __ATOMIC_RELAXED);
 	c->nrefill++;
 }
 
 struct mspan *mcentral_cache_span(struct mcentral *c, unsigned cpu)
 {
-	unsigned long flags = spin_lock_irqsave(&c->lock);
+	unsigned long flags = mm_spin_lock_irqsave(&c->lock);
 	struct mspan *s;
 
 	reclaim_locked(c);
-	while ((s = c->partial) != NULL) {
+	if ((s = c->partial) != NULL) {
 		list_remove(c, s);
 		mspan_sweep(s);         /* pick up remote frees since it was listed */
-		if (s->alloc_count < s->nelems) {
-			take_ownership(c, s, cpu);
-			spin_unlock_irqrestore(&c->lock, flags);
-			return s;
-		}
-		list_push(c, s, MSPAN_ON_FULL);   /* cannot happen; keep it listed */
+		/* It was listed partial, and nobody allocates from a listed
+		 * span; a sweep only adds free slots. */
+		MM_BUG_ON(s->alloc_count >= s->nelems);
+		take_ownership(c, s, cpu);
+		mm_spin_unlock_irqrestore(&c->lock, flags);
+		return s;
 	}
-	spin_unlock_irqrestore(&c->lock, flags);
+	mm_spin_unlock_irqrestore(&c->lock, flags);
 
 	/* A power-of-two class larger than a page gets a span aligned to its
 	 * object size, so that every power-of-two size is naturally aligned
@@ -183,19 +188,85 @@ struct mspan *mcentral_cache_span(struct mcentral *c, unsigned cpu)
 	s = mheap_alloc_span_aligned(class_to_npages[cls], c->spanclass, align_pages);
 	if (!s)
 		return NULL;
-	flags = spin_lock_irqsave(&c->lock);
+	flags = mm_spin_lock_irqsave(&c->lock);
 	c->nspans++;
 	c->ngrow++;
 	take_ownership(c, s, cpu);
-	spin_unlock_irqrestore(&c->lock, flags);
+	mm_spin_unlock_irqrestore(&c->lock, flags);
 	return s;
 }
 
 void mcentral_uncache_span(struct mcentral *c, struct mspan *s)
 {
-	unsigned long flags = spin_lock_irqsave(&c->lock);
+	unsigned long flags = mm_spin_lock_irqsave(&c->lock);
 	__atomic_store_n(&s->owner_cpu, -1, __ATOMIC_RELAXED);
 	mspan_sweep(s);
 	place_swept(c, s);
-	spin_unlock_irqrestore(&c->lock, flags);
+	mm_spin_unlock_irqrestore(&c->lock, flags);
+}
+
+/*
+ * The span-free protocol. The CPU whose mcache holds the span records a
+ * free in free_bits with plain stores (nobody else writes them; the fast
+ * path of kfree, mspan_free_owned, is this case). Any other CPU (or any
+ * CPU, when no mcache holds the span) must not take a lock per object,
+ * must not lose the free, and must not touch a span record that has been
+ * given back and reused:
+ *
+ *   freer:   inflight++; if !live(i): report;
+ *            old = fetch_or(remote_bits[w], bit); if old & bit: report
+ *                double free
+ *            if pending == 0 && xchg(pending, 1) == 0: push the span on
+ *                its mcentral's lock-free pending stack (CAS)
+ *            inflight--                          (all seq_cst atomics)
+ *   popper (mcentral lock, reclaim_locked): take the whole stack (xchg
+ *            head, NULL); for each span: read its link, pending = 0, and
+ *            if no mcache holds it: sweep (xchg each remote word to 0),
+ *            place it (place_swept)
+ *   a span goes back to the mheap only if: swept empty, no mcache holds
+ *            it, pending == 0 and inflight == 0 (under the mcentral lock)
+ *
+ * - A bit set after the popper harvested its word is followed by the
+ *   freer's look at `pending`, which then reads 0 (or a later push): the
+ *   span is pushed again, so no free is stranded.
+ * - Every freer that touches the span keeps `inflight` > 0 until it is
+ *   done, so the record is never given back (and recycled) under a freer.
+ * - A span is on the pending stack at most once (the `pending` flag) and
+ *   never given back while on it; the popper reads the link before
+ *   clearing the flag.
+ * - `owner_cpu == me` is stable for the CPU asking (only it caches and
+ *   uncaches its own spans, with interrupts off), so the owner/remote
+ *   decision is race-free. alloc_bits has one writer at a time (the
+ *   owner, or the mcentral under its lock) and loses only bits of freed
+ *   objects, so the liveness check of a valid free never fails spuriously.
+ */
+bool mcentral_free(struct mspan *s, unsigned i, unsigned cpu, const void *p,
+		   const void *caller)
+{
+	unsigned w = i / 64;
+	uint64_t bit = 1ULL << (i % 64);
+
+	if (__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) == (int32_t)cpu) {
+		if (!mspan_obj_live(s, i)) {
+			mm_bad_pointer("kfree", "double free (object not allocated)", p, s, caller);
+			return false;
+		}
+		st64(&s->free_bits[w], s->free_bits[w] | bit);
+		return true;
+	}
+
+	__atomic_add_fetch(&s->remote_inflight, 1, __ATOMIC_SEQ_CST);
+	bool ok = false;
+	if (!mspan_obj_live(s, i)) {
+		mm_bad_pointer("kfree", "double free (object not allocated)", p, s, caller);
+	} else if (__atomic_fetch_or(&s->remote_bits[w], bit, __ATOMIC_SEQ_CST) & bit) {
+		mm_bad_pointer("kfree", "double free (already freed remotely)", p, s, caller);
+	} else {
+		ok = true;
+		if (__atomic_load_n(&s->remote_pending, __ATOMIC_SEQ_CST) == 0 &&
+		    __atomic_exchange_n(&s->remote_pending, 1, __ATOMIC_SEQ_CST) == 0)
+			push_pending(&mcentrals[s->spanclass], s);
+	}
+	__atomic_sub_fetch(&s->remote_inflight, 1, __ATOMIC_SEQ_CST);
+	return ok;
 }

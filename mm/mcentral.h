@@ -1,11 +1,13 @@
 /*
- * mm/mcentral.h - per-span-class span lists (Go's mcentral).
+ * mm/mcentral.h - per-span-class span lists (Go's mcentral) and the
+ * protocol that frees an object into a span. See mm/mcentral.c.
  */
 #ifndef MM_MCENTRAL_H
 #define MM_MCENTRAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
-#include "lib/spinlock.h"
+#include "mm/mlock.h"
 #include "mm/mspan.h"
 
 struct mcentral {
@@ -14,7 +16,7 @@ struct mcentral {
 	 * and owner_cpu / sweeping of every span of this class that no mcache
 	 * holds. Taken with interrupts off (irqsave); mheap.lock nests inside.
 	 */
-	spinlock_t lock;
+	mm_spinlock_t lock;
 	unsigned spanclass;
 	struct mspan *partial;    /* swept, has free slots */
 	struct mspan *full;       /* no free slot as of its last sweep */
@@ -29,17 +31,24 @@ struct mcentral {
 
 extern struct mcentral mcentrals[NUM_SPAN_CLASSES];
 
+/* Once, before any other call (kmalloc_init). */
 void mcentral_init(void);
 /* A span with at least one free slot, now owned by mcache `cpu`; NULL when
  * out of memory. */
 struct mspan *mcentral_cache_span(struct mcentral *c, unsigned cpu);
 /* The mcache of its owner gives span s back (swept here). */
 void mcentral_uncache_span(struct mcentral *c, struct mspan *s);
-/* Record that span s (of class c) has remote frees to be swept. */
-void mcentral_push_pending(struct mcentral *c, struct mspan *s);
+/* Free object i of small span s (interrupts off, on CPU `cpu`): into
+ * free_bits if this CPU's mcache holds s, else the remote-free protocol
+ * (described at its definition). False, and reported as a bad kfree of p
+ * by caller, if the object is not live. */
+bool mcentral_free(struct mspan *s, unsigned i, unsigned cpu, const void *p,
+		   const void *caller);
 /* Sweep every pending span of this class: full spans with frees become
  * partial, empty spans go back to the mheap. */
 void mcentral_reclaim(struct mcentral *c);
+/* The same for every span class (out of memory: empties go back). */
+void mcentral_reclaim_every_class(void);
 /* Sweep every span on the lists (all CPUs quiescent or not, correct either
  * way) and give empty ones back to the mheap. */
 void mcentral_reclaim_all(struct mcentral *c);

@@ -38,10 +38,10 @@
 #if DEBUG_HEAP
 #include "mm/kmalloc.h"
 #include "mm/malloc_internal.h"
+#include "mm/badptr.h"
 #include "mm/mheap.h"
+#include "mm/mlock.h"
 #include "mm/platform.h"
-#include "lib/spinlock.h"
-#include "lib/string.h"
 
 /* Optional platform hook: name of the function containing a code address
  * and the offset into it, or NULL. The kernel provides it (ksyms). */
@@ -100,7 +100,7 @@ static size_t count_changed(const void *p, size_t from, size_t to, uint8_t patte
 /* ------------------------------------------------------------ reports -- */
 
 /* report_lock (irqsave) protects last_report; the counters are atomic. */
-static spinlock_t report_lock = SPINLOCK_INIT("kmem_debug_report");
+static mm_spinlock_t report_lock = MM_SPINLOCK_INIT("kmem_debug_report");
 static struct kmem_debug_report last_report;
 static struct kmem_debug_stats dstats;
 
@@ -133,7 +133,7 @@ static void report(const struct kmem_debug_report *r, const char *found_by)
 			    r->bug == KMEM_BUG_OVERFLOW ? &dstats.overflow :
 			    r->bug == KMEM_BUG_DOUBLE_FREE ? &dstats.double_free :
 			    &dstats.freed_access;
-	unsigned long flags = spin_lock_irqsave(&report_lock);
+	unsigned long flags = mm_spin_lock_irqsave(&report_lock);
 	last_report = *r;
 	if (r->sizeclass)
 		mm_log("BUG: heap: %s %p (kmalloc-%zu, %zu bytes requested)",
@@ -159,7 +159,7 @@ static void report(const struct kmem_debug_report *r, const char *found_by)
 		log_site("freed at", r->free_site);
 	if (r->caller)
 		log_site("found in the call from", r->caller);
-	spin_unlock_irqrestore(&report_lock, flags);
+	mm_spin_unlock_irqrestore(&report_lock, flags);
 	__atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
 	/* A double free or a freed pointer handed to ksize/krealloc is a bad
 	 * pointer the heap ignored, as in the normal build. */
@@ -229,7 +229,7 @@ struct qentry {
 	void *p;
 	size_t objsize;
 };
-static spinlock_t quarantine_lock = SPINLOCK_INIT("kmem_quarantine");
+static mm_spinlock_t quarantine_lock = MM_SPINLOCK_INIT("kmem_quarantine");
 static struct qentry quarantine[KMEM_QUARANTINE_OBJS];
 static unsigned q_head, q_count;
 static size_t q_bytes, q_large_bytes;
@@ -261,7 +261,7 @@ static void quarantine_put(void *p, size_t objsize)
 	struct qentry evict[EVICT_BATCH];
 	unsigned n = 0;
 
-	unsigned long flags = spin_lock_irqsave(&quarantine_lock);
+	unsigned long flags = mm_spin_lock_irqsave(&quarantine_lock);
 	while (n < EVICT_BATCH && q_count &&
 	       (q_count == KMEM_QUARANTINE_OBJS || q_bytes + objsize > KMEM_QUARANTINE_BYTES))
 		evict[n++] = quarantine_pop_locked();
@@ -274,7 +274,7 @@ static void quarantine_put(void *p, size_t objsize)
 		if (objsize > MAX_SMALL_SIZE)
 			q_large_bytes += objsize;
 	}
-	spin_unlock_irqrestore(&quarantine_lock, flags);
+	mm_spin_unlock_irqrestore(&quarantine_lock, flags);
 	if (keep)
 		__atomic_fetch_add(&dstats.quarantined, 1, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < n; i++)
@@ -287,11 +287,11 @@ void kmem_debug_flush_quarantine(void)
 {
 	for (;;) {
 		struct qentry e;
-		unsigned long flags = spin_lock_irqsave(&quarantine_lock);
+		unsigned long flags = mm_spin_lock_irqsave(&quarantine_lock);
 		bool any = q_count != 0;
 		if (any)
 			e = quarantine_pop_locked();
-		spin_unlock_irqrestore(&quarantine_lock, flags);
+		mm_spin_unlock_irqrestore(&quarantine_lock, flags);
 		if (!any)
 			return;
 		quarantine_release(e);
@@ -306,20 +306,20 @@ static bool quarantine_empty(void)
 /* ---------------------------------------------------------- operations -- */
 
 /* The alignment a debug object of `size` bytes gets: what the normal heap
- * gives (the largest power of two dividing the class size; 8 KiB for
- * large objects), and since ksize() is `size` here, also the largest power
- * of two dividing `size`, so the kmalloc.h promise holds either way. */
+ * gives (the largest power of two dividing the class size, up to 32 KiB:
+ * the power-of-two classes are naturally aligned; 8 KiB for large
+ * objects), and since ksize() is `size` here, also the largest power of
+ * two dividing `size` (up to the same cap), so the kmalloc.h promise holds
+ * either way. */
 static size_t debug_align(size_t size)
 {
-	size_t a = MM_PAGE_SIZE;
-	if (size <= MAX_SMALL_SIZE) {
-		uint32_t cs = class_to_size[size ? size_to_class(size) : 1];
-		a = cs & -cs;
-	}
-	size_t b = size & -size;
+	if (size > MAX_SMALL_SIZE)
+		return MM_PAGE_SIZE;
+	uint32_t cs = class_to_size[size ? size_to_class(size) : 1];
+	size_t a = cs & -cs, b = size & -size;
 	if (b > a)
 		a = b;
-	return a > MM_PAGE_SIZE ? MM_PAGE_SIZE : a < 8 ? 8 : a;
+	return a < 8 ? 8 : a;
 }
 
 static void *debug_alloc(size_t size, size_t align, unsigned flags, const void *caller)
@@ -496,37 +496,66 @@ void kmem_debug_get_stats(struct kmem_debug_stats *st)
 	st->freed_access = __atomic_load_n(&dstats.freed_access, __ATOMIC_RELAXED);
 	st->quarantined = __atomic_load_n(&dstats.quarantined, __ATOMIC_RELAXED);
 	st->released = __atomic_load_n(&dstats.released, __ATOMIC_RELAXED);
-	unsigned long flags = spin_lock_irqsave(&quarantine_lock);
+	unsigned long flags = mm_spin_lock_irqsave(&quarantine_lock);
 	st->quarantine_objs = q_count;
 	st->quarantine_bytes = q_bytes;
 	st->quarantine_large_bytes = q_large_bytes;
-	spin_unlock_irqrestore(&quarantine_lock, flags);
+	mm_spin_unlock_irqrestore(&quarantine_lock, flags);
+}
+
+void kmem_debug_quarantined(uint64_t *objs, uint64_t *large_bytes)
+{
+	unsigned long flags = mm_spin_lock_irqsave(&quarantine_lock);
+	*objs = q_count;
+	*large_bytes = q_large_bytes;
+	mm_spin_unlock_irqrestore(&quarantine_lock, flags);
 }
 
 void kmem_debug_last_report(struct kmem_debug_report *r)
 {
-	unsigned long flags = spin_lock_irqsave(&report_lock);
+	unsigned long flags = mm_spin_lock_irqsave(&report_lock);
 	*r = last_report;
-	spin_unlock_irqrestore(&report_lock, flags);
+	mm_spin_unlock_irqrestore(&report_lock, flags);
 }
 
-/* For kmem_lock_all (mm/malloc.c): the quarantine before the report lock. */
-void kmem_debug_lock_all(void)
+/* ------------------------------------------------- drain and lock_all -- */
+/* The heap's own (mm/malloc.c, heap_raw_kmem_*), with the quarantine
+ * emptied first, or debug mode's two locks taken first (they are leaves:
+ * never held across a heap call, so their place in the order is free). */
+
+void kmem_drain_this_cpu(void)
 {
-	spin_lock(&quarantine_lock);
-	spin_lock(&report_lock);
+	if (mheap_ready())
+		kmem_debug_flush_quarantine();
+	heap_raw_kmem_drain_this_cpu();
 }
 
-void kmem_debug_unlock_all(void)
+void kmem_drain_all(void)
 {
-	spin_unlock(&report_lock);
-	spin_unlock(&quarantine_lock);
+	if (mheap_ready())
+		kmem_debug_flush_quarantine();
+	heap_raw_kmem_drain_all();
 }
 
-void kmem_debug_reset_locks(void)
+void kmem_lock_all(void)
 {
-	spin_lock_init(&report_lock, report_lock.name);
-	spin_lock_init(&quarantine_lock, quarantine_lock.name);
+	mm_spin_lock(&quarantine_lock);
+	mm_spin_lock(&report_lock);
+	heap_raw_kmem_lock_all();
+}
+
+void kmem_unlock_all(void)
+{
+	heap_raw_kmem_unlock_all();
+	mm_spin_unlock(&report_lock);
+	mm_spin_unlock(&quarantine_lock);
+}
+
+void kmem_unlock_all_in_child(void)
+{
+	heap_raw_kmem_unlock_all_in_child();
+	mm_spin_lock_init(&report_lock, report_lock.name);
+	mm_spin_lock_init(&quarantine_lock, quarantine_lock.name);
 }
 
 #endif /* DEBUG_HEAP */

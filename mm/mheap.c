@@ -14,20 +14,20 @@
  * slow path, visited once per span, never per object.
  */
 #include "mm/mheap.h"
+#include "mm/mbug.h"
 #include "mm/platform.h"
-#include "mm/kmalloc.h"
-#include "lib/string.h"
 
-struct mheap mheap = { .lock = SPINLOCK_INIT("mheap") };
+struct mheap mheap = { .lock = MM_SPINLOCK_INIT("mheap") };
 
 /* Called once, by kmalloc_init, before mheap.ready is set. */
 void mheap_init(void)
 {
-	fixalloc_init(&mheap.span_alloc, sizeof(struct mspan), "mspan");
-	fixalloc_init(&mheap.chunk_alloc, sizeof(struct heap_chunk), "chunk");
-	fixalloc_init(&mheap.tiny_alloc, sizeof(struct tiny_meta), "tiny_meta");
+	fixalloc_init(&mheap.span_alloc, sizeof(struct mspan));
+	fixalloc_init(&mheap.chunk_alloc, sizeof(struct heap_chunk));
+	fixalloc_init(&mheap.tiny_alloc, sizeof(struct tiny_meta));
 }
 
+/* Everything below that is static runs under mheap.lock. */
 static unsigned free_list_index(size_t npages)
 {
 	return npages < MHEAP_NFREE ? (unsigned)npages : 0;
@@ -35,6 +35,7 @@ static unsigned free_list_index(size_t npages)
 
 static void free_insert(struct mspan *s)
 {
+	MM_HELD(&mheap.lock);
 	unsigned i = free_list_index(s->npages);
 	s->prev = NULL;
 	s->next = mheap.free[i];
@@ -48,6 +49,7 @@ static void free_insert(struct mspan *s)
 
 static void free_remove(struct mspan *s)
 {
+	MM_HELD(&mheap.lock);
 	unsigned i = free_list_index(s->npages);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -65,6 +67,7 @@ static void free_remove(struct mspan *s)
 /* Smallest free run of at least npages pages, or NULL. */
 static struct mspan *free_find(size_t npages)
 {
+	MM_HELD(&mheap.lock);
 	if (npages < MHEAP_NFREE) {
 		for (unsigned w = (unsigned)npages / 64; w < MHEAP_NFREE / 64; w++) {
 			uint64_t m = mheap.free_nonempty[w];
@@ -86,6 +89,7 @@ static struct mspan *free_find(size_t npages)
  * one free run. False when out of memory. */
 static bool mheap_grow(size_t npages)
 {
+	MM_HELD(&mheap.lock);
 	size_t bytes = npages << MM_PAGE_SHIFT;
 	if (bytes < MHEAP_CHUNK_MIN)
 		bytes = MHEAP_CHUNK_MIN;
@@ -126,6 +130,7 @@ static bool mheap_grow(size_t npages)
 
 static void chunk_release(struct mspan *s)
 {
+	MM_HELD(&mheap.lock);
 	struct heap_chunk *c = s->chunk;
 
 	pagemap_set(c->base, c->npages, NULL);
@@ -149,6 +154,7 @@ static void chunk_release(struct mspan *s)
  * free lists. NULL when no record can be had (s is listed again). */
 static struct mspan *split_head(struct mspan *s, size_t npages)
 {
+	MM_HELD(&mheap.lock);
 	struct mspan *t = fixalloc_alloc(&mheap.span_alloc);
 	if (!t) {
 		free_insert(s);
@@ -176,8 +182,7 @@ struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 	struct mspan *s, *t;
 	struct tiny_meta *tiny = NULL;
 
-	if (!__atomic_load_n(&mheap.ready, __ATOMIC_ACQUIRE))
-		kmalloc_init();
+	MM_BUG_ON(!__atomic_load_n(&mheap.ready, __ATOMIC_RELAXED));
 	if (npages == 0 || npages > (1UL << (47 - MM_PAGE_SHIFT)) ||
 	    align_pages == 0 || (align_pages & (align_pages - 1)) ||
 	    align_pages > (1UL << (47 - MM_PAGE_SHIFT)))
@@ -185,7 +190,7 @@ struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 	/* Room for the span wherever an aligned start falls in the run. */
 	size_t need = npages + align_pages - 1;
 	uintptr_t align = (uintptr_t)align_pages << MM_PAGE_SHIFT;
-	unsigned long flags = spin_lock_irqsave(&mheap.lock);
+	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
 
 	if (spanclass == TINY_SPAN_CLASS && !(tiny = fixalloc_alloc(&mheap.tiny_alloc)))
 		goto oom;
@@ -194,6 +199,7 @@ struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 		if (!mheap_grow(need))
 			goto oom;
 		s = free_find(need);
+		MM_BUG_ON(!s);   /* the chunk just added is a run that fits */
 	}
 	free_remove(s);
 	size_t head = ((-s->startaddr) & (align - 1)) >> MM_PAGE_SHIFT;
@@ -213,27 +219,26 @@ struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 			goto oom;
 	}
 	s->tiny = tiny;
-#if DEBUG_HEAP
-	/* Debug mode: no stale tracking trailer of an earlier span on these
-	 * pages may pass for one of this span's objects (mm/mdebug.c). */
-	memset((void *)s->startaddr, 0, npages << MM_PAGE_SHIFT);
-#endif
+	if (DEBUG_HEAP)
+		/* Debug mode: no stale tracking trailer of an earlier span on
+		 * these pages may pass for one of this span's objects
+		 * (mm/mdebug.c). */
+		memset((void *)s->startaddr, 0, npages << MM_PAGE_SHIFT);
 	mspan_init_objects(s, spanclass);
 	if (spanclass_sizeclass(spanclass) == 0) {
 		mheap.large_pages += npages;
 		mheap.nlarge++;
-		mheap.nlarge_alloc++;
 		__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
 	} else {
 		mheap.small_pages += npages;
 		__atomic_store_n(&s->state, MSPAN_INUSE, __ATOMIC_RELEASE);
 	}
-	spin_unlock_irqrestore(&mheap.lock, flags);
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	return s;
 oom:
 	if (tiny)
 		fixalloc_free(&mheap.tiny_alloc, tiny);
-	spin_unlock_irqrestore(&mheap.lock, flags);
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	return NULL;
 }
 
@@ -241,6 +246,7 @@ oom:
  * whichever rewrites fewer page-map entries; returns the survivor. */
 static struct mspan *merge_runs(struct mspan *a, struct mspan *b)
 {
+	MM_HELD(&mheap.lock);
 	if (a->npages >= b->npages) {
 		pagemap_set(b->startaddr, b->npages, a);
 		a->npages += b->npages;
@@ -258,10 +264,11 @@ static struct mspan *merge_runs(struct mspan *a, struct mspan *b)
 
 static void free_span_locked(struct mspan *s)
 {
+	MM_HELD(&mheap.lock);
+	MM_BUG_ON(s->state != MSPAN_INUSE && s->state != MSPAN_LARGE);
 	if (mspan_state_of(s) == MSPAN_LARGE) {
 		mheap.large_pages -= s->npages;
 		mheap.nlarge--;
-		mheap.nlarge_free++;
 	} else {
 		mheap.small_pages -= s->npages;
 	}
@@ -297,21 +304,19 @@ static void free_span_locked(struct mspan *s)
 
 void mheap_free_span(struct mspan *s)
 {
-	unsigned long flags = spin_lock_irqsave(&mheap.lock);
+	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
 	free_span_locked(s);
-	spin_unlock_irqrestore(&mheap.lock, flags);
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 }
 
-bool mheap_free_large(uintptr_t p, uintptr_t *npages)
+bool mheap_free_large(uintptr_t p)
 {
-	unsigned long flags = spin_lock_irqsave(&mheap.lock);
+	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
 	struct mspan *s = pagemap_lookup(p);
 	bool ok = s && s->state == MSPAN_LARGE && s->startaddr == p;
-	if (ok) {
-		*npages = s->npages;
+	if (ok)
 		free_span_locked(s);
-	}
-	spin_unlock_irqrestore(&mheap.lock, flags);
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	return ok;
 }
 

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "lib/spinlock.h"
+#include "mm/mlock.h"
 #include "mm/fixalloc.h"
 #include "mm/mspan.h"
 #include "mm/pagemap.h"
@@ -33,7 +33,7 @@ struct mheap {
 	 * chunk of every span record. Taken with interrupts off (irqsave);
 	 * nests inside an mcentral lock, never the other way round.
 	 */
-	spinlock_t lock;
+	mm_spinlock_t lock;
 	struct mspan *free[MHEAP_NFREE];
 	uint64_t free_nonempty[MHEAP_NFREE / 64];
 	struct heap_chunk *chunks;
@@ -45,13 +45,13 @@ struct mheap {
 	uint64_t small_pages;         /* in small-object spans */
 	uint64_t large_pages;         /* in large objects */
 	uint64_t nlarge;              /* live large objects */
-	uint64_t nlarge_alloc, nlarge_free;
 	uint64_t ngrow, nrelease;     /* chunks obtained / given back */
-	int ready;
+	int ready;                    /* set once by kmalloc_init (release) */
 };
 
 extern struct mheap mheap;
 
+/* Once, before any other call (kmalloc_init). */
 void mheap_init(void);
 /* A span of npages pages for spanclass (0: one large object), or NULL
  * when the platform is out of memory. Takes mheap.lock. */
@@ -64,9 +64,9 @@ struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
  * the platform). Takes mheap.lock. */
 void mheap_free_span(struct mspan *s);
 /* Free the large object starting at p, checked under mheap.lock (so two
- * racing frees cannot both succeed): true when done (its page count in
- * *npages), false when p is not a live large object (nothing changed). */
-bool mheap_free_large(uintptr_t p, uintptr_t *npages);
+ * racing frees cannot both succeed): true when done, false when p is not
+ * a live large object (nothing changed). */
+bool mheap_free_large(uintptr_t p);
 /* Bytes held from the platform: chunks + span metadata (page-map leaves,
  * which are never given back, are counted by pagemap_sys_bytes()). */
 uint64_t mheap_sys_bytes(void);

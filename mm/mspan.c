@@ -19,7 +19,9 @@
  * into alloc_bits, allocation restarts at slot 0 and alloc_count is
  * recounted. A span is swept by its owner when it runs out of slots, and
  * by its mcentral (under the mcentral lock) whenever it is uncached or
- * found on the mcentral's pending stack (see mm/mcentral.c).
+ * found on the mcentral's pending stack. How a free from another CPU is
+ * recorded without a lock, and why no free is lost: mm/mcentral.c,
+ * mcentral_free.
  *
  * Liveness check (double free, free of a never-allocated slot): object i is
  * live iff its alloc_bits bit is set and neither free_bits nor remote_bits
@@ -29,7 +31,6 @@
  */
 #include "mm/mspan.h"
 #include "mm/platform.h"
-#include "lib/string.h"
 
 static unsigned span_nwords(const struct mspan *s)
 {
@@ -134,13 +135,4 @@ bool mspan_obj_live(const struct mspan *s, unsigned i)
 	if (ld64(&s->free_bits[w]) & bit)
 		return false;
 	return !(__atomic_load_n(&s->remote_bits[w], __ATOMIC_RELAXED) & bit);
-}
-
-unsigned mspan_nfree(const struct mspan *s)
-{
-	unsigned n = (unsigned)__builtin_popcountll(ld64(&s->alloc_cache));
-	for (unsigned w = s->cache_word + 1u; w < span_nwords(s); w++)
-		n += (unsigned)__builtin_popcountll(~ld64(&s->alloc_bits[w]) &
-						    span_word_mask(s, w));
-	return n;
 }

@@ -42,7 +42,8 @@ enum mspan_list_id {
 struct heap_chunk;
 
 /* Tiny blocks: per 16-byte block, a live-object balance and the end
- * offsets of the objects packed into it (see mm/malloc.c). */
+ * offsets of the objects packed into it (see mm/tiny.c). The mheap
+ * allocates one with every span of TINY_SPAN_CLASS. */
 struct tiny_meta {
 	int16_t balance[MAX_OBJS_PER_SPAN / 2];
 	uint16_t ends[MAX_OBJS_PER_SPAN / 2];
@@ -50,10 +51,20 @@ struct tiny_meta {
 
 struct mspan {
 	/*
-	 * Owner-hot fields: written only by the CPU whose mcache holds the
-	 * span (owner_cpu), or under the mcentral lock while no mcache holds
-	 * it. alloc_cache and cache_word are also read (relaxed) by other
-	 * CPUs checking a free, hence the atomic accessors.
+	 * Who writes what (readers: see each field):
+	 * - allocation state (alloc_cache, cache_word, alloc_bits, free_bits,
+	 *   alloc_count): the CPU whose mcache holds the span (owner_cpu),
+	 *   or, while no mcache holds it, whoever holds its mcentral's lock;
+	 * - owner_cpu, list, next/prev while on an mcentral list: under the
+	 *   mcentral lock;
+	 * - startaddr, npages, state, chunk, tiny, and next/prev while a free
+	 *   run: under mheap.lock; elemsize, nelems, spanclass and divmagic
+	 *   are set (mspan_init_objects) under mheap.lock as the span is made
+	 *   and do not change while it lives;
+	 * - remote_bits, remote_pending, remote_inflight, pending_next: the
+	 *   remote-free protocol (mm/mcentral.c, mcentral_free).
+	 * alloc_cache and cache_word are also read (relaxed) by other CPUs
+	 * checking a free, hence the atomic accessors.
 	 */
 	uint64_t alloc_cache;     /* free slots of word cache_word, one bit each (Go's allocCache) */
 	uintptr_t startaddr;
@@ -78,7 +89,8 @@ struct mspan {
 	 * checks a free (relaxed atomics; one writer at a time). */
 	uint64_t alloc_bits[MSPAN_BITMAP_WORDS];
 
-	/* Remote side, on its own cache lines: frees from other CPUs. */
+	/* Remote side, on its own cache lines: frees from other CPUs
+	 * (the protocol: mm/mcentral.c, mcentral_free). */
 	uint64_t remote_bits[MSPAN_BITMAP_WORDS] __attribute__((aligned(64)));
 	uint32_t remote_pending;       /* 1 while on its mcentral's pending stack */
 	uint32_t remote_inflight;      /* remote frees between their first and last touch */
@@ -93,6 +105,41 @@ static inline void st64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOM
 static inline uint32_t mspan_offset_index(const struct mspan *s, uint32_t off)
 {
 	return (uint32_t)(((uint64_t)off * s->divmagic) >> 32);
+}
+
+/* Next free object of a span this CPU's mcache holds, or NULL when its
+ * cache word is used up: ctz, clear the lowest bit, mark the slot in
+ * alloc_bits. Owner only. */
+static inline void *mspan_alloc_fast(struct mspan *s)
+{
+	uint64_t c = s->alloc_cache;
+	if (__builtin_expect(c == 0, 0))
+		return NULL;
+	unsigned i = (unsigned)__builtin_ctzll(c);
+	unsigned w = s->cache_word;
+	st64(&s->alloc_cache, c & (c - 1));
+	st64(&s->alloc_bits[w], ld64(&s->alloc_bits[w]) | (1ULL << i));
+	void *p = (void *)(s->startaddr + ((uintptr_t)w * 64 + i) * s->elemsize);
+	if (p == NULL)
+		__builtin_unreachable();   /* lets callers drop their NULL test */
+	return p;
+}
+
+/* Free p into small span s that this CPU's mcache holds, if p is the
+ * start of a live object: its bit in free_bits, plain stores. False (and
+ * nothing changed) otherwise. Owner only. */
+static inline bool mspan_free_owned(struct mspan *s, const void *p)
+{
+	uintptr_t off = (uintptr_t)p - s->startaddr;
+	uint32_t i = mspan_offset_index(s, (uint32_t)off);
+	unsigned w = i / 64;
+	uint64_t bit = 1ULL << (i % 64);
+	if (__builtin_expect((uintptr_t)i * s->elemsize == off &&
+			     (ld64(&s->alloc_bits[w]) & ~s->free_bits[w] & bit), 1)) {
+		st64(&s->free_bits[w], s->free_bits[w] | bit);
+		return true;
+	}
+	return false;
 }
 
 /* Turn a fresh page run into a span of spanclass (0 = one large object). */
@@ -110,7 +157,4 @@ unsigned mspan_sweep(struct mspan *s);
 int mspan_obj_index(const struct mspan *s, uintptr_t addr);
 /* Is slot i handed out and not yet freed (as far as this CPU can see)? */
 bool mspan_obj_live(const struct mspan *s, unsigned i);
-/* Slots free for allocation right now (owner's view). */
-unsigned mspan_nfree(const struct mspan *s);
-
 #endif

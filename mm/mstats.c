@@ -12,7 +12,7 @@
 #include "mm/mcache.h"
 #include "mm/mcentral.h"
 #include "mm/mheap.h"
-#include "mm/mdebug.h"
+#include "mm/badptr.h"
 #include "mm/platform.h"
 
 static uint64_t rd(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
@@ -42,19 +42,17 @@ void kmem_get_stats(struct kmem_stats *st)
 		nf += rd(&mcaches[cpu].large_free);
 		tiny += rd(&mcaches[cpu].nmalloc[TINY_SPAN_CLASS]);
 	}
-	unsigned long flags = spin_lock_irqsave(&mheap.lock);
+	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
 	st->heap_bytes = mheap_ready() ? mheap_sys_bytes() : 0;
 	st->span_bytes_inuse = mheap.small_pages << MM_PAGE_SHIFT;
 	st->large_bytes = mheap.large_pages << MM_PAGE_SHIFT;
-	spin_unlock_irqrestore(&mheap.lock, flags);
-#if DEBUG_HEAP
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	/* Debug mode: objects in the quarantine are freed as far as their
-	 * users are concerned (mm/mdebug.c). */
-	struct kmem_debug_stats ds;
-	kmem_debug_get_stats(&ds);
-	nf += ds.quarantine_objs;
-	st->large_bytes -= ds.quarantine_large_bytes;
-#endif
+	 * users are concerned (mm/mdebug.c); none in a normal build. */
+	uint64_t qobjs, qlarge;
+	kmem_debug_quarantined(&qobjs, &qlarge);
+	nf += qobjs;
+	st->large_bytes -= qlarge;
 	st->nmalloc = nm;
 	st->nfree = nf;
 	st->objects_inuse = nm >= nf ? nm - nf : 0;
@@ -75,10 +73,10 @@ void kmem_dump(void)
 		unsigned cls = spanclass_sizeclass(spc);
 		uint64_t a, f;
 		class_counts(spc, &a, &f);
-		unsigned long flags = spin_lock_irqsave(&c->lock);
+		unsigned long flags = mm_spin_lock_irqsave(&c->lock);
 		uint64_t nspans = c->nspans, nrefill = c->nrefill;
 		uint64_t ngrow = c->ngrow, nrelease = c->nrelease;
-		spin_unlock_irqrestore(&c->lock, flags);
+		mm_spin_unlock_irqrestore(&c->lock, flags);
 		if (!nspans && !a && !nrefill)
 			continue;
 		unsigned objs = (unsigned)size_class_obj_index(cls,
@@ -93,11 +91,11 @@ void kmem_dump(void)
 		       (unsigned long)nrelease);
 	}
 	kmem_get_stats(&st);
-	unsigned long flags = spin_lock_irqsave(&mheap.lock);
+	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
 	uint64_t nlarge = mheap.nlarge, free_pages = mheap.free_pages;
 	uint64_t ngrow = mheap.ngrow, nrelease = mheap.nrelease;
 	uint64_t chunk_bytes = mheap.chunk_bytes;
-	spin_unlock_irqrestore(&mheap.lock, flags);
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	mm_log("large objects: %lu live, %lu KiB", (unsigned long)nlarge,
 	       (unsigned long)(st.large_bytes >> 10));
 	mm_log("heap: %lu KiB from the platform (%lu KiB in chunks, %lu KiB free runs), "

@@ -244,8 +244,8 @@ int mheap_verify(void)
 		return 0;
 	unsigned long irq = mm_irq_save();
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
-		spin_lock(&mcentrals[spc].lock);
-	spin_lock(&mheap.lock);
+		mm_spin_lock(&mcentrals[spc].lock);
+	mm_spin_lock(&mheap.lock);
 
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
 		tally[spc].listed = tally[spc].cached = tally[spc].live = 0;
@@ -286,9 +286,9 @@ int mheap_verify(void)
 		}
 	}
 
-	spin_unlock(&mheap.lock);
+	mm_spin_unlock(&mheap.lock);
 	for (unsigned spc = NUM_SPAN_CLASSES; spc-- > 0;)
-		spin_unlock(&mcentrals[spc].lock);
+		mm_spin_unlock(&mcentrals[spc].lock);
 	mm_irq_restore(irq);
 	return bad;
 }

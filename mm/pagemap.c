@@ -6,8 +6,8 @@
  * in each, for the verifier and for a future release policy).
  */
 #include "mm/pagemap.h"
+#include "mm/mheap.h"
 #include "mm/platform.h"
-#include "lib/string.h"
 
 struct mspan **pagemap_l1[1UL << PAGEMAP_L1_BITS];
 /* Chunks overlapping each leaf. Protected by mheap.lock. */
@@ -18,6 +18,7 @@ static uint64_t l1_index(uint64_t pn) { return pn >> PAGEMAP_LEAF_BITS; }
 
 bool pagemap_add_chunk(uintptr_t base, size_t npages)
 {
+	MM_HELD(&mheap.lock);
 	uint64_t first = l1_index(pagemap_pageno(base));
 	uint64_t last = l1_index(pagemap_pageno(base) + npages - 1);
 
@@ -48,18 +49,22 @@ bool pagemap_add_chunk(uintptr_t base, size_t npages)
 
 void pagemap_remove_chunk(uintptr_t base, size_t npages)
 {
+	MM_HELD(&mheap.lock);
 	uint64_t first = l1_index(pagemap_pageno(base));
 	uint64_t last = l1_index(pagemap_pageno(base) + npages - 1);
 
 	/* Leaves are kept once made (as Go keeps its arena index): giving
 	 * them back would make the next growth into this GiB cost an extra
 	 * 1 MiB, which an almost exhausted platform may not have. */
-	for (uint64_t i = first; i <= last; i++)
+	for (uint64_t i = first; i <= last; i++) {
+		MM_BUG_ON(leaf_chunks[i] == 0);
 		leaf_chunks[i]--;
+	}
 }
 
 void pagemap_set(uintptr_t base, size_t npages, struct mspan *s)
 {
+	MM_HELD(&mheap.lock);
 	uint64_t pn = pagemap_pageno(base);
 	for (size_t k = 0; k < npages; k++, pn++) {
 		struct mspan **leaf = pagemap_l1[l1_index(pn)];

@@ -1,39 +1,58 @@
 /*
  * mm/platform.h - the seam between the heap and whatever runs it.
  *
- * Everything in mm/ above the pmm (mheap, mspan, mcentral, mcache, malloc)
- * depends on the functions below and on nothing else of its host. The
- * kernel provides them in kernel/mm_platform.h + kernel/mm_platform.c; the
- * hosted build (Linux, mmap + pthreads) in hosted/mm_platform.h +
+ * Every file of mm/ reaches its host through this header and through
+ * nothing else: no file of mm/ includes a header of the kernel, of lib/ or
+ * of the tests, and none contains inline assembly or a build switch for a
+ * particular host (tools/check-layers.sh checks both). The kernel provides
+ * the seam in kernel/mm_platform.h + kernel/mm_platform.c, the hosted
+ * build (Linux, mmap + pthreads) in hosted/mm_platform.h +
  * hosted/platform_linux.c. A hobby OS that lifts mm/ writes its own
- * mm_platform.h (found through its include path) with these definitions:
+ * mm_platform.h (found through its include path), which must provide:
  *
  *   static inline unsigned mm_cpu_id(void);
  *       Index of the running CPU, 0 <= id < MM_MAX_CPUS. Must be cheap: the
- *       kmalloc fast path calls it once. Only meaningful while interrupts are
- *       off (or the caller cannot migrate).
+ *       kmalloc fast path calls it once. Only meaningful inside an
+ *       mm_irq_save section (the caller cannot migrate).
  *   static inline unsigned long mm_irq_save(void);
  *   static inline void mm_irq_restore(unsigned long flags);
  *       Disable interrupts on this CPU and return the previous state /
- *       restore it. The hosted build makes these no-ops.
+ *       restore it; sections nest. The heap's fast paths run inside one,
+ *       and so does every heap lock taken irqsave (mm/mlock.h). The hosted
+ *       build counts a per-thread depth instead (a fork waits for 0).
+ *   static inline void mm_cpu_relax(void);
+ *       What a CPU does while it spins on a heap lock (x86: pause).
+ *   MM_MAX_CPUS (optional)
+ *       How many CPUs (mcaches) there are; 64 when not defined.
+ *   MM_LOCK_DEBUG (optional, 0 or 1)
+ *       1 turns on the heap locks' debug checks (mm/mlock.h): each lock
+ *       records its holder, MM_HELD() checks the holder is this CPU, and a
+ *       CPU that waits more than MM_LOCK_DEBUG_TICKS ticks for a lock
+ *       panics naming the lock and its holder. The platform then also
+ *       provides:
+ *         int mm_lock_debug_cpu(void);      (holder id, callable any time)
+ *         unsigned long long mm_lock_debug_clock(void);   (a cheap clock)
+ *       (functions or static inline functions).
+ *
+ * and implements these functions:
+ *
  *   void *mm_sys_alloc(size_t bytes);
  *       Hand the heap `bytes` of fresh memory (a multiple of MM_SYS_ALIGN,
  *       8 KiB), aligned to MM_SYS_ALIGN, mapped read-write, or NULL when out
- *       of memory. Requests that are a power of two come back naturally
- *       aligned in the kernel (buddy pmm); the hosted build guarantees it
- *       too. The kernel takes frames from the pmm and returns their
- *       direct-map address; the hosted build uses mmap.
+ *       of memory. A request that is a power of two comes back naturally
+ *       aligned (the kernel's buddy pmm does that; the hosted build too).
  *   void mm_sys_free(void *p, size_t bytes);
  *       Give back a region exactly as obtained from mm_sys_alloc.
  *   void mm_log(const char *fmt, ...);
- *       printk-style diagnostic line (the kernel's printk, fprintf(stderr)).
+ *       printk-style diagnostic line (the kernel's printk, write(2)).
  *   _Noreturn void mm_panic(const char *fmt, ...);
  *       Report and stop.
+ *   void *memset(void *, int, size_t), void *memcpy(void *, const void *, size_t);
+ *       The C library's (the kernel's lib/string.c).
  *   const char *mm_symbolize(const void *addr, unsigned long *offset);
  *       Optional (a weak symbol): the name of the function containing
  *       addr, for debug-mode reports (mm/mdebug.c); NULL if unknown.
  *
- * plus lib/spinlock.h (ticket spinlock) and lib/string.h-style memset/memcpy.
  * Formats passed to mm_log / mm_panic use only: %d %u %x %s %c %p with the
  * l / ll / z length modifiers, '#', '-', '0' and a width.
  */
@@ -43,18 +62,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mm_platform.h"
+
 #ifndef MM_MAX_CPUS
 #define MM_MAX_CPUS 64
+#endif
+
+#ifndef MM_LOCK_DEBUG
+#define MM_LOCK_DEBUG 0
+#endif
+
+/* The heap's debug mode (mm/mdebug.c), a build switch: -DDEBUG_HEAP=1. */
+#ifndef DEBUG_HEAP
+#define DEBUG_HEAP 0
 #endif
 
 /* Granule and minimum alignment of mm_sys_alloc: one 8 KiB heap page. */
 #define MM_SYS_ALIGN (8UL * 1024)
 
-#include "mm_platform.h"
-
 void *mm_sys_alloc(size_t bytes);
 void mm_sys_free(void *p, size_t bytes);
 void mm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void mm_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+void *memset(void *dst, int c, size_t n);
+void *memcpy(void *restrict dst, const void *restrict src, size_t n);
 
 #endif

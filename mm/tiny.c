@@ -1,0 +1,103 @@
+/*
+ * mm/tiny.c - the tiny allocator (Go's, with explicit free).
+ *
+ * KM_NOSCAN requests of 1..15 bytes are packed into the CPU's current
+ * 16-byte block (aligned 8 if the size is a multiple of 8, else 4, else
+ * 2), which is an object of the dedicated span class TINY_SPAN_CLASS
+ * (16-byte, noscan; ordinary 16-byte requests use the scan class, so a
+ * free knows what it has). With explicit free a block is reclaimed only
+ * when every tiny object in it is freed: each block has a balance in its
+ * span's tiny_meta (allocated by the mheap with the span). While the block
+ * is this CPU's current block, the CPU counts objects handed out and
+ * freed locally in its mcache (no atomics); frees from elsewhere decrement
+ * the balance atomically; when the block is retired the CPU adds (handed
+ * out - freed locally) to it. Whoever brings a retired block's balance to
+ * 0 frees the block (mcentral_free). Each block also records where its
+ * objects end (one bit per byte, written by the allocating CPU only),
+ * which gives ksize() of a tiny object exactly.
+ *
+ * Known limit: a double free of a tiny object is caught only while its
+ * block is current, or once its block is free.
+ */
+#include "mm/tiny.h"
+#include "mm/badptr.h"
+#include "mm/mbug.h"
+#include "mm/mcentral.h"
+#include "mm/mheap.h"
+
+void tiny_retire(struct mcache *mc, unsigned cpu)
+{
+	if (!mc->tiny)
+		return;
+	uintptr_t block = mc->tiny;
+	int16_t live = (int16_t)(mc->tiny_handed - mc->tiny_local_frees);
+	int16_t left = __atomic_add_fetch(mc->tiny_balance, live, __ATOMIC_ACQ_REL);
+	mc->tiny = 0;
+	mc->tiny_offset = 0;
+	mc->tiny_handed = 0;
+	mc->tiny_local_frees = 0;
+	mc->tiny_ends = NULL;
+	mc->tiny_balance = NULL;
+	if (left == 0) {
+		struct mspan *s = mheap_span_of((void *)block);
+		unsigned blk = (unsigned)((block - s->startaddr) / TINY_SIZE);
+		mcentral_free(s, blk, cpu, (void *)block, NULL);
+	}
+}
+
+bool tiny_new_block(struct mcache *mc, unsigned cpu)
+{
+	tiny_retire(mc, cpu);
+	void *b = mcache_alloc(mc, TINY_SPAN_CLASS, cpu);
+	if (!b)
+		return false;
+	struct mspan *s = mheap_span_of(b);
+	MM_BUG_ON(s->spanclass != TINY_SPAN_CLASS || !s->tiny);
+	unsigned blk = (unsigned)(((uintptr_t)b - s->startaddr) / TINY_SIZE);
+	mc->tiny = (uintptr_t)b;
+	mc->tiny_offset = 0;
+	mc->tiny_handed = 0;
+	mc->tiny_local_frees = 0;
+	mc->tiny_ends = &s->tiny->ends[blk];
+	mc->tiny_balance = &s->tiny->balance[blk];
+	__atomic_store_n(mc->tiny_ends, 0, __ATOMIC_RELAXED);
+	return true;
+}
+
+void tiny_free(struct mspan *s, const void *p, unsigned cpu, const void *caller)
+{
+	uintptr_t off = (uintptr_t)p - s->startaddr;
+	unsigned blk = (unsigned)(off / TINY_SIZE), o = (unsigned)(off % TINY_SIZE);
+	uintptr_t block = s->startaddr + (uintptr_t)blk * TINY_SIZE;
+
+	if (blk >= s->nelems || !mspan_obj_live(s, blk)) {
+		mm_bad_pointer("kfree", "tiny object in a free block (double free?)", p, s, caller);
+		return;
+	}
+	if (!(__atomic_load_n(&s->tiny->ends[blk], __ATOMIC_RELAXED) >> o)) {
+		mm_bad_pointer("kfree", "not a tiny object", p, s, caller);
+		return;
+	}
+	struct mcache *mc = &mcaches[cpu];
+	if (mc->tiny == block) {
+		/* The current block: what tiny_free_local checks, and the
+		 * only thing left that can fail is the count. */
+		if (!tiny_free_local(mc, p))
+			mm_bad_pointer("kfree", "double free of a tiny object", p, s, caller);
+		return;
+	}
+	stat_inc(&mc->nfree[TINY_SPAN_CLASS]);
+	if (__atomic_sub_fetch(&s->tiny->balance[blk], 1, __ATOMIC_ACQ_REL) == 0)
+		mcentral_free(s, blk, cpu, (void *)block, caller);
+}
+
+size_t tiny_size(const struct mspan *s, const void *p)
+{
+	uintptr_t off = (uintptr_t)p - s->startaddr;
+	unsigned blk = (unsigned)(off / TINY_SIZE), o = (unsigned)(off % TINY_SIZE);
+	uint16_t ends = blk < s->nelems && mspan_obj_live(s, blk) ?
+		__atomic_load_n(&s->tiny->ends[blk], __ATOMIC_RELAXED) : 0;
+	if (!(ends >> o))
+		return 0;
+	return (size_t)__builtin_ctz((unsigned)ends >> o) + 1;
+}

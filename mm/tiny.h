@@ -1,0 +1,103 @@
+/*
+ * mm/tiny.h - the tiny allocator: KM_NOSCAN requests of 1..15 bytes packed
+ * into 16-byte blocks (Go's tiny allocator, with explicit free). See
+ * mm/tiny.c.
+ */
+#ifndef MM_TINY_H
+#define MM_TINY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "mm/mcache.h"
+#include "mm/platform.h"
+
+/* Where a tiny object of `size` bytes would start in the current block:
+ * Go's rule, 8-aligned if size % 8 == 0, else 4 if % 4, else 2 if % 2 (the
+ * lowest set bit of size, capped at 8). Past TINY_SIZE: it does not fit. */
+static inline uint32_t tiny_fit(const struct mcache *mc, size_t size)
+{
+	uint32_t align_mask = (1u << __builtin_ctz((unsigned)size | 8)) - 1;
+	uint32_t off = (mc->tiny_offset + align_mask) & ~align_mask;
+	return mc->tiny ? off : TINY_SIZE + 1;
+}
+
+/* Hand out the object at off of the current block (interrupts off). */
+static inline void *tiny_take(struct mcache *mc, uint32_t off, size_t size)
+{
+	void *p = (void *)(mc->tiny + off);
+	mc->tiny_offset = off + (uint32_t)size;
+	mc->tiny_handed++;
+	__atomic_store_n(mc->tiny_ends,
+			 (uint16_t)(__atomic_load_n(mc->tiny_ends, __ATOMIC_RELAXED) |
+				    (1u << (off + size - 1))), __ATOMIC_RELAXED);
+	stat_inc(&mc->nmalloc[TINY_SPAN_CLASS]); /* tiny objects, not blocks */
+	if (p == NULL)
+		__builtin_unreachable();   /* lets callers drop their NULL test */
+	return p;
+}
+
+/* A tiny object (1 <= size < TINY_SIZE) from this CPU's current block,
+ * or NULL when it does not fit there (or there is none): a leaf, no
+ * lock, no atomic read-modify-write. */
+static inline void *tiny_alloc_fast(size_t size)
+{
+	unsigned long irq = mm_irq_save();
+	struct mcache *mc = &mcaches[mm_cpu_id()];
+	uint32_t off = tiny_fit(mc, size);
+	void *p = NULL;
+	if (__builtin_expect(off + size <= TINY_SIZE, 1))
+		p = tiny_take(mc, off, size);
+	mm_irq_restore(irq);
+	return p;
+}
+
+/* Retire this CPU's current block and open a new one (interrupts off);
+ * false when out of memory. The heap must be initialized (kmalloc_init). */
+bool tiny_new_block(struct mcache *mc, unsigned cpu);
+
+/* A tiny object, opening a new block when the current one is full; NULL
+ * when out of memory. The heap must be initialized (kmalloc_init). */
+static inline void *tiny_alloc(size_t size)
+{
+	unsigned long irq = mm_irq_save();
+	unsigned cpu = mm_cpu_id();
+	struct mcache *mc = &mcaches[cpu];
+	/* An interrupt may have opened a block since the fast path looked. */
+	uint32_t off = tiny_fit(mc, size);
+	void *p = NULL;
+	if (off + size <= TINY_SIZE || (off = 0, tiny_new_block(mc, cpu)))
+		p = tiny_take(mc, off, size);
+	mm_irq_restore(irq);
+	return p;
+}
+
+/* Free tiny object p of this CPU's current block (interrupts off): only
+ * counted in the mcache; the block's balance is settled when it is
+ * retired. False (nothing changed) when p is not a live object of the
+ * current block. */
+static inline bool tiny_free_local(struct mcache *mc, const void *p)
+{
+	uintptr_t block = (uintptr_t)p & ~(uintptr_t)(TINY_SIZE - 1);
+	unsigned o = (unsigned)((uintptr_t)p & (TINY_SIZE - 1));
+	if (mc->tiny != block || mc->tiny_local_frees >= mc->tiny_handed ||
+	    !(__atomic_load_n(mc->tiny_ends, __ATOMIC_RELAXED) >> o))
+		return false;
+	mc->tiny_local_frees++;
+	stat_inc(&mc->nfree[TINY_SPAN_CLASS]);
+	return true;
+}
+
+/* Free p, a pointer into span s of TINY_SPAN_CLASS, on CPU `cpu`
+ * (interrupts off); a bad one is reported as kfree's by caller. */
+void tiny_free(struct mspan *s, const void *p, unsigned cpu, const void *caller);
+
+/* Usable size of live tiny object p of span s (up to where it ends in
+ * its block), or 0 when p is not one. */
+size_t tiny_size(const struct mspan *s, const void *p);
+
+/* Retire this CPU's current block (interrupts off): what it handed out
+ * and did not see freed goes into the block's balance. */
+void tiny_retire(struct mcache *mc, unsigned cpu);
+
+#endif
