@@ -74,6 +74,9 @@ if [ "${SKIP_HOST:-0}" != 1 ]; then
 		build/host-debug/ktest-host 2>build/logs/host-ktest-debug-heap.stderr"
 fi
 
+# mm/ is one seam and one direction: includes, no asm, nm of the objects.
+run_suite check-layers tools/check-layers.sh
+
 # Real programs (python3, sort, gcc, git, the project's own build) with
 # LD_PRELOAD of build/host/libspanheap.so, compared with runs without it.
 if [ "${SKIP_HOST:-0}" != 1 ] && $MAKE -n host-realprogs >/dev/null 2>&1; then
