@@ -97,11 +97,13 @@ hits=$(grep -n 'SPANHEAP_HOSTED' mm/*.c mm/*.h)
 [ -z "$hits" ] && result OK "no SPANHEAP_HOSTED under mm/" ||
 	result FAIL "no SPANHEAP_HOSTED under mm/" "expected none, found:" "$hits"
 
-# Symbol table of a directory of objects: "file D sym" for each global
-# symbol a file defines, "file U sym" for each it needs.
+# Symbol table of a directory of objects (those whose source is in mm/):
+# "file D sym" for each global symbol a file defines, "file U sym" for
+# each it needs.
 symbols() {
 	local o
 	for o in "$1"/*.o; do
+		[ -f "mm/$(basename "$o" .o).c" ] || continue   # stale: source gone
 		nm -P "$o" | awk -v f="$(basename "$o" .o)" '
 			$2 == "U" { print f, "U", $1; next }
 			$2 ~ /^[TDBRCVW]$/ { print f, "D", $1 }'
