@@ -102,7 +102,9 @@ __attribute__((noinline)) static void *kmalloc_large_aligned(size_t size, size_t
 	size_t align_pages = align > MM_PAGE_SIZE ? align >> MM_PAGE_SHIFT : 1;
 	struct mspan *s = mheap_alloc_span_aligned(npages, 0, align_pages);
 	if (!s) {
-		mcentral_reclaim_every_class();
+		/* Memory pressure: this CPU's cached spans may hold whole
+		 * chunks (and in the kernel, whole buddy blocks) hostage. */
+		HEAP_API(kmem_drain_this_cpu)();
 		s = mheap_alloc_span_aligned(npages, 0, align_pages);
 		if (!s)
 			return oom();
