@@ -91,6 +91,19 @@ static inline void *kmalloc_spc(unsigned spc, unsigned flags)
 	return p;
 }
 
+/* The span of a large object, counted on this CPU in the same section (no
+ * moment where the heap holds an object its counters do not: a fork in
+ * the hosted build waits for the section to end). */
+static struct mspan *large_span(size_t npages, size_t align_pages)
+{
+	unsigned long irq = mm_irq_save();
+	struct mspan *s = mheap_alloc_span_aligned(npages, 0, align_pages);
+	if (s)
+		stat_inc(&mcaches[mm_cpu_id()].large_alloc);
+	mm_irq_restore(irq);
+	return s;
+}
+
 /* A large object: a span of its own, its start aligned to align (a power
  * of two; spans are always page-aligned). */
 __attribute__((noinline)) static void *kmalloc_large_aligned(size_t size, size_t align,
@@ -100,18 +113,15 @@ __attribute__((noinline)) static void *kmalloc_large_aligned(size_t size, size_t
 		return NULL;   /* impossible, not out of memory */
 	size_t npages = size ? (size + MM_PAGE_SIZE - 1) >> MM_PAGE_SHIFT : 1;
 	size_t align_pages = align > MM_PAGE_SIZE ? align >> MM_PAGE_SHIFT : 1;
-	struct mspan *s = mheap_alloc_span_aligned(npages, 0, align_pages);
+	struct mspan *s = large_span(npages, align_pages);
 	if (!s) {
 		/* Memory pressure: this CPU's cached spans may hold whole
 		 * chunks (and in the kernel, whole buddy blocks) hostage. */
 		HEAP_API(kmem_drain_this_cpu)();
-		s = mheap_alloc_span_aligned(npages, 0, align_pages);
+		s = large_span(npages, align_pages);
 		if (!s)
 			return oom();
 	}
-	unsigned long irq = mm_irq_save();
-	stat_inc(&mcaches[mm_cpu_id()].large_alloc);
-	mm_irq_restore(irq);
 	void *p = (void *)s->startaddr;
 	if (flags & KM_ZERO)
 		memset(p, 0, npages << MM_PAGE_SHIFT);
