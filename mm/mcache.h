@@ -18,6 +18,13 @@ struct mcache {
 	 * which need every CPU quiescent.
 	 */
 	struct mspan *alloc[NUM_SPAN_CLASSES];  /* NULL: none cached yet */
+	/* Spans this CPU still owns but does not allocate from (used up,
+	 * or with local frees), per class: a circular list through the
+	 * spans' next/prev, newest first, at most MCACHE_OWNED_PER_CLASS
+	 * spans, and at most MCACHE_OWNED_PAGES pages over all classes. */
+	struct mspan *owned[NUM_SPAN_CLASSES];
+	uint8_t nowned[NUM_SPAN_CLASSES];
+	uint32_t owned_pages;
 
 	/* The tiny allocator's current 16-byte block (0: none), kept here
 	 * with the rest of the CPU's state; mm/tiny.c owns these fields. */
@@ -25,7 +32,9 @@ struct mcache {
 	uint32_t tiny_offset;       /* next free byte in the block */
 	uint32_t tiny_handed;       /* objects handed out from it */
 	uint32_t tiny_local_frees;  /* of those, freed on this CPU while current */
+	uint16_t tiny_freed_local;  /* their end bytes (as tiny_meta.freed) */
 	uint16_t *tiny_ends;        /* the block's end-offset mask (tiny_meta) */
+	uint16_t *tiny_freed;       /* the block's freed mask (tiny_meta) */
 	int16_t *tiny_balance;      /* the block's live balance (tiny_meta) */
 
 	/* Counters (owner-written, relaxed). Per span class: objects handed
@@ -38,6 +47,11 @@ struct mcache {
 } __attribute__((aligned(64)));
 
 extern struct mcache mcaches[MM_MAX_CPUS];
+
+/* Caps of a CPU's owned set (mm/mcache.c): spans per class, and pages
+ * over all classes (4 MiB of 8 KiB pages). */
+#define MCACHE_OWNED_PER_CLASS 8u
+#define MCACHE_OWNED_PAGES 512u
 
 static inline void stat_inc(uint64_t *c)
 {
@@ -66,8 +80,11 @@ static inline void *mcache_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 	return mcache_refill_alloc(mc, spc, cpu);
 }
 
-/* Give every cached span back to its mcentral (interrupts off). The
- * tiny block is the tiny allocator's: tiny_retire() it first. */
+/* Give every owned span (the allocation spans and the owned sets) back
+ * to its mcentral (interrupts off). The tiny block is the tiny
+ * allocator's: tiny_retire() it first. */
 void mcache_release_all(struct mcache *mc, unsigned cpu);
+/* Give back the owned sets only (interrupts off; memory pressure). */
+void mcache_release_owned(struct mcache *mc, unsigned cpu);
 
 #endif

@@ -4,15 +4,16 @@
  *
  * Each span class has an mcentral: a spinlock, a list of swept spans with
  * free slots (partial) and a list of spans that were full when last swept
- * (full). An mcache that runs out of slots gives its span back
- * (mcentral_uncache_span: swept here, then listed, or handed to the mheap
- * if it is empty) and takes one with free slots (mcentral_cache_span:
- * from partial, else a fresh span from the mheap). Spans held by an mcache
- * are on no list; their owner_cpu says which mcache holds them.
+ * (full). An mcache takes spans with free slots (mcentral_cache_span:
+ * from partial, else a fresh span from the mheap) and owns them until it
+ * gives them back (mcentral_uncache_span: swept here, then listed, or
+ * handed to the mheap if it is empty): its allocation span and its owned
+ * set (mm/mcache.c). Spans an mcache owns are on no mcentral list; their
+ * owner_cpu says which mcache owns them.
  *
- * Frees into a span that no mcache holds, and frees from CPUs other than
- * the holder, are remote frees (mcentral_free, below, where the protocol
- * and its races are described). So that a full span that gets such frees
+ * Frees into a span that no mcache owns, and frees from CPUs other than
+ * the owner, are remote frees (mcentral_free, below, where the protocol
+ * and its races are described; mm/mcentral.pml models it). So that a full span that gets such frees
  * is found again, and an emptied one goes back to the mheap, the freeing
  * CPU pushes the span on the mcentral's `pending` stack; the stack is
  * emptied, under the lock, before every refill (mcentral_reclaim) and
@@ -112,7 +113,7 @@ static void reclaim_locked(struct mcentral *c)
 			mspan_sweep(s);
 			place_swept(c, s);
 		}
-		/* else an mcache holds it; its owner sweeps it. */
+		/* else an mcache owns it; its owner sweeps it. */
 		s = next;
 	}
 }
@@ -206,9 +207,10 @@ void mcentral_uncache_span(struct mcentral *c, struct mspan *s)
 }
 
 /*
- * The span-free protocol. The CPU whose mcache holds the span records a
- * free in free_bits with plain stores (nobody else writes them; the fast
- * path of kfree, mspan_free_owned, is this case). Any other CPU (or any
+ * The span-free protocol. The CPU whose mcache owns the span (allocates
+ * from it or keeps it in its owned set) records a free in free_bits with
+ * plain stores (nobody else writes them; the fast path of kfree,
+ * mspan_free_owned, is this case). Any other CPU (or any
  * CPU, when no mcache holds the span) must not take a lock per object,
  * must not lose the free, and must not touch a span record that has been
  * given back and reused:
@@ -239,6 +241,13 @@ void mcentral_uncache_span(struct mcentral *c, struct mspan *s)
  *   decision is race-free. alloc_bits has one writer at a time (the
  *   owner, or the mcentral under its lock) and loses only bits of freed
  *   objects, so the liveness check of a valid free never fails spuriously.
+ * - Double frees: a free is refused if the object's bit is in free_bits
+ *   or remote_bits, whoever frees (the owner's fast path reads the remote
+ *   word too, relaxed); a second remote free finds its bit already set by
+ *   the fetch_or. A free that happened before another is always seen by
+ *   it; two frees of one object racing on two CPUs with no order between
+ *   them are a use-after-free race the checks may miss (the sweep then
+ *   counts the object once).
  */
 bool mcentral_free(struct mspan *s, unsigned i, unsigned cpu, const void *p,
 		   const void *caller)
@@ -247,7 +256,7 @@ bool mcentral_free(struct mspan *s, unsigned i, unsigned cpu, const void *p,
 	uint64_t bit = 1ULL << (i % 64);
 
 	if (__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) == (int32_t)cpu) {
-		if (!mspan_obj_live(s, i)) {
+		if (!mspan_obj_live(s, i)) {   /* its free, remote and alloc bits */
 			mm_bad_pointer("kfree", "double free (object not allocated)", p, s, caller);
 			return false;
 		}

@@ -36,10 +36,11 @@ void mcentral_init(void);
 /* A span with at least one free slot, now owned by mcache `cpu`; NULL when
  * out of memory. */
 struct mspan *mcentral_cache_span(struct mcentral *c, unsigned cpu);
-/* The mcache of its owner gives span s back (swept here). */
+/* The mcache of its owner gives span s back (swept here); s is on no
+ * list. */
 void mcentral_uncache_span(struct mcentral *c, struct mspan *s);
 /* Free object i of small span s (interrupts off, on CPU `cpu`): into
- * free_bits if this CPU's mcache holds s, else the remote-free protocol
+ * free_bits if this CPU's mcache owns s, else the remote-free protocol
  * (described at its definition). False, and reported as a bad kfree of p
  * by caller, if the object is not live. */
 bool mcentral_free(struct mspan *s, unsigned i, unsigned cpu, const void *p,

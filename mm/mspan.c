@@ -25,7 +25,10 @@
  *
  * Liveness check (double free, free of a never-allocated slot): object i is
  * live iff its alloc_bits bit is set and neither free_bits nor remote_bits
- * has it. alloc_bits has one writer at a time (the owner, or the mcentral
+ * has it; the check reads the recorded frees before alloc_bits, and a sweep
+ * clears alloc_bits before the recorded frees, so a second free racing
+ * with the sweep of the first is refused (the order mm/mcentral.pml
+ * checks). alloc_bits has one writer at a time (the owner, or the mcentral
  * under its lock) and only ever loses bits of objects already freed, so a
  * CPU checking the free of a live object always sees its bit.
  */
@@ -92,16 +95,22 @@ unsigned mspan_sweep(struct mspan *s)
 	unsigned nw = span_nwords(s), freed = 0, count = 0;
 
 	for (unsigned w = 0; w < nw; w++) {
-		uint64_t pend = s->free_bits[w];
-		if (pend)
-			st64(&s->free_bits[w], 0);
-		if (__atomic_load_n(&s->remote_bits[w], __ATOMIC_SEQ_CST))
-			pend |= __atomic_exchange_n(&s->remote_bits[w], 0, __ATOMIC_SEQ_CST);
+		/* Snapshot the recorded frees, free their slots, and only
+		 * then clear what was snapshot (a remote bit set meanwhile
+		 * stays for the next sweep): a free that finds an object's
+		 * recorded bit gone finds its slot free (mspan_obj_live), so
+		 * a double free racing with a sweep is still refused. */
+		uint64_t f = s->free_bits[w];
+		uint64_t r = __atomic_load_n(&s->remote_bits[w], __ATOMIC_ACQUIRE);
 		uint64_t a = ld64(&s->alloc_bits[w]);
-		if (pend) {
-			freed += (unsigned)__builtin_popcountll(a & pend);
-			a &= ~pend;
+		if (f | r) {
+			freed += (unsigned)__builtin_popcountll(a & (f | r));
+			a &= ~(f | r);
 			st64(&s->alloc_bits[w], a);
+			if (f)
+				__atomic_store_n(&s->free_bits[w], 0, __ATOMIC_RELEASE);
+			if (r)
+				__atomic_fetch_and(&s->remote_bits[w], ~r, __ATOMIC_SEQ_CST);
 		}
 		count += (unsigned)__builtin_popcountll(a);
 	}
@@ -130,9 +139,11 @@ bool mspan_obj_live(const struct mspan *s, unsigned i)
 	uint64_t bit = 1ULL << (i % 64);
 	unsigned w = i / 64;
 
-	if (!(ld64(&s->alloc_bits[w]) & bit))
+	/* The recorded frees first, alloc_bits last: a sweep clears them
+	 * in the other order (mspan_sweep). */
+	if (__atomic_load_n(&s->free_bits[w], __ATOMIC_ACQUIRE) & bit)
 		return false;
-	if (ld64(&s->free_bits[w]) & bit)
+	if (__atomic_load_n(&s->remote_bits[w], __ATOMIC_ACQUIRE) & bit)
 		return false;
-	return !(__atomic_load_n(&s->remote_bits[w], __ATOMIC_RELAXED) & bit);
+	return ld64(&s->alloc_bits[w]) & bit;
 }

@@ -33,10 +33,11 @@ enum mspan_state {
 
 /* Where a span is listed (for the verifier and for list removal). */
 enum mspan_list_id {
-	MSPAN_ON_NONE = 0,   /* cached by an mcache, or a large object */
+	MSPAN_ON_NONE = 0,   /* an mcache allocates from it, or a large object */
 	MSPAN_ON_PARTIAL,    /* mcentral: has free slots */
 	MSPAN_ON_FULL,       /* mcentral: no free slot as of its last sweep */
 	MSPAN_ON_HEAP_FREE,  /* mheap: free run list */
+	MSPAN_ON_OWNED,      /* an mcache's owned set (mm/mcache.c) */
 };
 
 struct heap_chunk;
@@ -47,6 +48,10 @@ struct heap_chunk;
 struct tiny_meta {
 	int16_t balance[MAX_OBJS_PER_SPAN / 2];
 	uint16_t ends[MAX_OBJS_PER_SPAN / 2];
+	/* Objects freed other than on their block's CPU while current (and
+	 * all of them once it is retired): a bit at each one's end byte,
+	 * set by an atomic OR, so a second free is seen. */
+	uint16_t freed[MAX_OBJS_PER_SPAN / 2];
 };
 
 struct mspan {
@@ -56,7 +61,8 @@ struct mspan {
 	 *   alloc_count): the CPU whose mcache holds the span (owner_cpu),
 	 *   or, while no mcache holds it, whoever holds its mcentral's lock;
 	 * - owner_cpu, list, next/prev while on an mcentral list: under the
-	 *   mcentral lock;
+	 *   mcentral lock; list, next/prev while in an mcache's owned set:
+	 *   that mcache's CPU;
 	 * - startaddr, npages, state, chunk, tiny, and next/prev while a free
 	 *   run: under mheap.lock; elemsize, nelems, spanclass and divmagic
 	 *   are set (mspan_init_objects) under mheap.lock as the span is made
@@ -74,7 +80,7 @@ struct mspan {
 	uint16_t alloc_count;     /* live objects as of the last sweep (set by mspan_sweep) */
 	uint8_t spanclass;
 	uint8_t state;            /* enum mspan_state, read lock-free by kfree */
-	int32_t owner_cpu;        /* mcache holding the span, -1 if none */
+	int32_t owner_cpu;        /* mcache owning the span (allocating from it or in its owned set), -1 if none */
 	uint32_t divmagic;        /* class_to_divmagic[class]: offset -> index without a lookup (Go's divMul) */
 	uintptr_t npages;
 	uint8_t list;             /* enum mspan_list_id */
@@ -125,9 +131,11 @@ static inline void *mspan_alloc_fast(struct mspan *s)
 	return p;
 }
 
-/* Free p into small span s that this CPU's mcache holds, if p is the
- * start of a live object: its bit in free_bits, plain stores. False (and
- * nothing changed) otherwise. Owner only. */
+/* Free p into small span s that this CPU's mcache owns, if p is the
+ * start of a live object: its bit in free_bits, plain stores. Live means
+ * allocated and freed neither here nor remotely (a relaxed load of the
+ * remote word: a remote free that happened before this one is seen).
+ * False (and nothing changed) otherwise. Owner only. */
 static inline bool mspan_free_owned(struct mspan *s, const void *p)
 {
 	uintptr_t off = (uintptr_t)p - s->startaddr;
@@ -135,7 +143,8 @@ static inline bool mspan_free_owned(struct mspan *s, const void *p)
 	unsigned w = i / 64;
 	uint64_t bit = 1ULL << (i % 64);
 	if (__builtin_expect((uintptr_t)i * s->elemsize == off &&
-			     (ld64(&s->alloc_bits[w]) & ~s->free_bits[w] & bit), 1)) {
+			     (ld64(&s->alloc_bits[w]) & ~s->free_bits[w] &
+			      ~ld64(&s->remote_bits[w]) & bit), 1)) {
 		st64(&s->free_bits[w], s->free_bits[w] | bit);
 		return true;
 	}

@@ -6,7 +6,9 @@
  * that they agree: each page maps to the span that covers it, spans tile
  * their chunk, free runs are maximal (no two free neighbours) and each is
  * on the free list of its length, each small span is in exactly one place
- * (one mcache, or one list of its own mcentral), bitmaps are consistent
+ * (the allocation span or the owned set of the one mcache whose CPU owns
+ * it, or one list of its own mcentral; owned sets well formed, counted and
+ * within their caps), bitmaps are consistent
  * (frees only of allocated slots, nothing past nelems, alloc_count of
  * listed spans equal to their bits), and the totals add up (pages per
  * state, spans per class, live objects per class against the per-CPU
@@ -75,12 +77,17 @@ static int check_small_span(const struct mspan *s)
 		live += (uint64_t)__builtin_popcountll(a & ~f & ~r);
 	}
 	if (s->owner_cpu >= 0) {
-		if (s->owner_cpu >= MM_MAX_CPUS || mcaches[s->owner_cpu].alloc[spc] != s)
-			FAIL("span %p class %u: owner CPU %d does not hold it", (void *)s,
-			     cls, s->owner_cpu);
-		if (s->list != MSPAN_ON_NONE)
-			FAIL("span %p class %u: cached by CPU %d and on list %u", (void *)s,
-			     cls, s->owner_cpu, s->list);
+		if (s->owner_cpu >= MM_MAX_CPUS)
+			FAIL("span %p class %u: owner CPU %d out of range", (void *)s, cls,
+			     s->owner_cpu);
+		bool allocating = mcaches[s->owner_cpu].alloc[spc] == s;
+		if (allocating && s->list != MSPAN_ON_NONE)
+			FAIL("span %p class %u: CPU %d allocates from it and it is on list %u",
+			     (void *)s, cls, s->owner_cpu, s->list);
+		if (!allocating && s->list != MSPAN_ON_OWNED)
+			FAIL("span %p class %u: owner CPU %d neither allocates from it nor "
+			     "holds it in its owned set (list %u)", (void *)s, cls,
+			     s->owner_cpu, s->list);
 		if (s->alloc_cache & ~(~s->alloc_bits[s->cache_word] & word_mask(s, s->cache_word)))
 			FAIL("span %p class %u: alloc_cache offers allocated slots", (void *)s, cls);
 		tally[spc].cached++;
@@ -184,6 +191,43 @@ static int check_free_lists(void)
 	return 0;
 }
 
+/* CPU cpu's owned set of class spc: a well-formed circular list of
+ * in-use spans of the class, owned by cpu, marked MSPAN_ON_OWNED, as many
+ * as the mcache counts and within the caps; its pages added to *pages. */
+static uint64_t owned_pages_seen[MM_MAX_CPUS];
+
+static int check_owned_set(unsigned cpu, unsigned spc, uint64_t *n)
+{
+	const struct mcache *mc = &mcaches[cpu];
+	const struct mspan *head = mc->owned[spc], *s = head;
+	if (spc == 2)
+		owned_pages_seen[cpu] = 0;
+	if (head) {
+		do {
+			if (s->state != MSPAN_INUSE || s->spanclass != spc ||
+			    s->owner_cpu != (int)cpu || s->list != MSPAN_ON_OWNED ||
+			    s->next->prev != s || mc->alloc[spc] == s)
+				FAIL("CPU %u owned set of class %u holds span %p (state %u, "
+				     "class %u, owner %d, list %u)", cpu, spc, (void *)s,
+				     s->state, s->spanclass, s->owner_cpu, s->list);
+			if (++*n > MCACHE_OWNED_PER_CLASS)
+				FAIL("CPU %u owned set of class %u: more than %u spans", cpu,
+				     spc, MCACHE_OWNED_PER_CLASS);
+			owned_pages_seen[cpu] += s->npages;
+			s = s->next;
+		} while (s != head);
+	}
+	if (*n != mc->nowned[spc])
+		FAIL("CPU %u owned set of class %u: %lu spans, the mcache counts %u", cpu,
+		     spc, (unsigned long)*n, mc->nowned[spc]);
+	if (spc == NUM_SPAN_CLASSES - 1 &&
+	    (owned_pages_seen[cpu] != mc->owned_pages || mc->owned_pages > MCACHE_OWNED_PAGES))
+		FAIL("CPU %u owned sets: %lu pages, the mcache counts %u (cap %u)", cpu,
+		     (unsigned long)owned_pages_seen[cpu], mc->owned_pages,
+		     MCACHE_OWNED_PAGES);
+	return 0;
+}
+
 static int check_centrals(void)
 {
 	for (unsigned spc = 2; spc < NUM_SPAN_CLASSES; spc++) {
@@ -220,6 +264,12 @@ static int check_centrals(void)
 			if (s->state != MSPAN_INUSE || s->spanclass != spc || s->owner_cpu != (int)cpu)
 				FAIL("CPU %u mcache class %u holds span %p (state %u, class %u, owner %d)",
 				     cpu, spc, (void *)s, s->state, s->spanclass, s->owner_cpu);
+		}
+		for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
+			uint64_t n = 0;
+			if (check_owned_set(cpu, spc, &n))
+				return 1;
+			cached += n;
 		}
 		if (cached != tally[spc].cached)
 			FAIL("class %u: %lu spans in mcaches, %lu spans owned", spc,

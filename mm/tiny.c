@@ -16,8 +16,14 @@
  * objects end (one bit per byte, written by the allocating CPU only),
  * which gives ksize() of a tiny object exactly.
  *
- * Known limit: a double free of a tiny object is caught only while its
- * block is current, or once its block is free.
+ * Double frees: each object is named by its end bit. A free on the
+ * block's CPU while the block is current sets the bit in the mcache
+ * (tiny_freed_local, plain); any other free sets it in the block's
+ * `freed` mask with an atomic OR, and finding it set is a double free
+ * (reported, the balance untouched). Either kind checks both masks it can
+ * see. At retirement the local bits are ORed into `freed`; a bit found in
+ * both (a local free and a free from elsewhere of the same object, which
+ * neither could see at the time) is reported then and counted once.
  */
 #include "mm/tiny.h"
 #include "mm/badptr.h"
@@ -30,16 +36,30 @@ void tiny_retire(struct mcache *mc, unsigned cpu)
 	if (!mc->tiny)
 		return;
 	uintptr_t block = mc->tiny;
-	int16_t live = (int16_t)(mc->tiny_handed - mc->tiny_local_frees);
+	struct mspan *s = mheap_span_of((void *)block);
+	uint16_t local = mc->tiny_freed_local;
+	uint16_t twice = local ? __atomic_fetch_or(mc->tiny_freed, local, __ATOMIC_ACQ_REL) & local : 0;
+	int16_t live = (int16_t)(mc->tiny_handed - mc->tiny_local_frees +
+				 (unsigned)__builtin_popcount(twice));
+	if (twice) {
+		/* The free from elsewhere was counted; count it undone. */
+		uint64_t *nfree = &mc->nfree[TINY_SPAN_CLASS];
+		__atomic_store_n(nfree, __atomic_load_n(nfree, __ATOMIC_RELAXED) -
+				 (unsigned)__builtin_popcount(twice), __ATOMIC_RELAXED);
+		mm_bad_pointer("kfree", "double free of a tiny object (one free on its CPU, one "
+			       "elsewhere; found when its block was retired)",
+			       (void *)block, s, NULL);
+	}
 	int16_t left = __atomic_add_fetch(mc->tiny_balance, live, __ATOMIC_ACQ_REL);
 	mc->tiny = 0;
 	mc->tiny_offset = 0;
 	mc->tiny_handed = 0;
 	mc->tiny_local_frees = 0;
+	mc->tiny_freed_local = 0;
 	mc->tiny_ends = NULL;
+	mc->tiny_freed = NULL;
 	mc->tiny_balance = NULL;
 	if (left == 0) {
-		struct mspan *s = mheap_span_of((void *)block);
 		unsigned blk = (unsigned)((block - s->startaddr) / TINY_SIZE);
 		mcentral_free(s, blk, cpu, (void *)block, NULL);
 	}
@@ -58,9 +78,12 @@ bool tiny_new_block(struct mcache *mc, unsigned cpu)
 	mc->tiny_offset = 0;
 	mc->tiny_handed = 0;
 	mc->tiny_local_frees = 0;
+	mc->tiny_freed_local = 0;
 	mc->tiny_ends = &s->tiny->ends[blk];
+	mc->tiny_freed = &s->tiny->freed[blk];
 	mc->tiny_balance = &s->tiny->balance[blk];
 	__atomic_store_n(mc->tiny_ends, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(mc->tiny_freed, 0, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -74,16 +97,21 @@ void tiny_free(struct mspan *s, const void *p, unsigned cpu, const void *caller)
 		mm_bad_pointer("kfree", "tiny object in a free block (double free?)", p, s, caller);
 		return;
 	}
-	if (!(__atomic_load_n(&s->tiny->ends[blk], __ATOMIC_RELAXED) >> o)) {
+	uint16_t bit = tiny_end_bit(__atomic_load_n(&s->tiny->ends[blk], __ATOMIC_RELAXED), o);
+	if (!bit) {
 		mm_bad_pointer("kfree", "not a tiny object", p, s, caller);
 		return;
 	}
 	struct mcache *mc = &mcaches[cpu];
 	if (mc->tiny == block) {
 		/* The current block: what tiny_free_local checks, and the
-		 * only thing left that can fail is the count. */
+		 * only thing left that can fail is the freed masks. */
 		if (!tiny_free_local(mc, p))
 			mm_bad_pointer("kfree", "double free of a tiny object", p, s, caller);
+		return;
+	}
+	if (__atomic_fetch_or(&s->tiny->freed[blk], bit, __ATOMIC_ACQ_REL) & bit) {
+		mm_bad_pointer("kfree", "double free of a tiny object", p, s, caller);
 		return;
 	}
 	stat_inc(&mc->nfree[TINY_SPAN_CLASS]);

@@ -72,17 +72,30 @@ static inline void *tiny_alloc(size_t size)
 	return p;
 }
 
+/* Bit of the end byte of the tiny object at offset o of a block whose
+ * end mask is ends (0 when no object ends at or after o). */
+static inline uint16_t tiny_end_bit(uint16_t ends, unsigned o)
+{
+	unsigned rest = (unsigned)ends >> o;
+	return rest ? (uint16_t)(1u << (o + (unsigned)__builtin_ctz(rest))) : 0;
+}
+
 /* Free tiny object p of this CPU's current block (interrupts off): only
- * counted in the mcache; the block's balance is settled when it is
- * retired. False (nothing changed) when p is not a live object of the
- * current block. */
+ * recorded in the mcache (its end bit, a count); the block's balance and
+ * freed mask are settled when it is retired. False (nothing changed) when
+ * p is not a live object of the current block (not one, or freed already
+ * here or elsewhere). */
 static inline bool tiny_free_local(struct mcache *mc, const void *p)
 {
 	uintptr_t block = (uintptr_t)p & ~(uintptr_t)(TINY_SIZE - 1);
 	unsigned o = (unsigned)((uintptr_t)p & (TINY_SIZE - 1));
-	if (mc->tiny != block || mc->tiny_local_frees >= mc->tiny_handed ||
-	    !(__atomic_load_n(mc->tiny_ends, __ATOMIC_RELAXED) >> o))
+	if (mc->tiny != block)
 		return false;
+	uint16_t bit = tiny_end_bit(__atomic_load_n(mc->tiny_ends, __ATOMIC_RELAXED), o);
+	if (!bit || ((mc->tiny_freed_local |
+		      __atomic_load_n(mc->tiny_freed, __ATOMIC_RELAXED)) & bit))
+		return false;
+	mc->tiny_freed_local |= bit;
 	mc->tiny_local_frees++;
 	stat_inc(&mc->nfree[TINY_SPAN_CLASS]);
 	return true;

@@ -2,7 +2,7 @@
 # tools/need.sh WHAT... - make sure the tools a target needs are installed.
 #   iso   grub-mkrescue, GRUB's BIOS and UEFI images, xorriso, mtools
 #   run   iso + qemu-system-x86_64 + OVMF
-#   test  run + gnu-efi + clang's libFuzzer and sanitizer runtimes
+#   test  run + gnu-efi + clang's libFuzzer and sanitizer runtimes + spin
 #   bench the peer allocators (mimalloc, jemalloc, tcmalloc), valgrind, gnuplot
 # When something is missing and we are root, install it from Debian's
 # archive with apt-get, non-interactively; otherwise print the exact
@@ -33,6 +33,7 @@ for what in "$@"; do
 		need_file /usr/include/efi/efi.h gnu-efi
 		need_cmd clang clang
 		need_file "$(ls -d /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null | head -n1)" libclang-rt-dev
+		need_cmd spin spin
 		;;
 	esac
 	case $what in

@@ -76,6 +76,8 @@ fi
 
 # mm/ is one seam and one direction: includes, no asm, nm of the objects.
 run_suite check-layers tools/check-layers.sh
+# The cross-CPU free protocol's Promela model (mm/mcentral.pml), by spin.
+run_suite check-model tools/check-model.sh
 
 # Real programs (python3, sort, gcc, git, the project's own build) with
 # LD_PRELOAD of build/host/libspanheap.so, compared with runs without it.

@@ -339,3 +339,175 @@ KTEST(heap_badptr, double_free_tiny)
 	expect_heap_usable();
 	KEXPECT_EQ(mheap_verify(), 0);
 }
+
+/*
+ * Frees from another CPU (hosted: another thread, which the heap gives
+ * another CPU slot; kernel: the next online CPU through smp_call_all).
+ * False when there is no other CPU to free from.
+ */
+struct other_cpu_free {
+	void *p;
+	unsigned target;
+};
+
+#ifdef SPANHEAP_HOSTED
+#include <pthread.h>
+static void *other_cpu_free_thread(void *arg)
+{
+	kfree(((struct other_cpu_free *)arg)->p);
+	return NULL;
+}
+
+static bool free_on_another_cpu(void *p)
+{
+	struct other_cpu_free r = { p, 0 };
+	pthread_t t;
+	if (pthread_create(&t, NULL, other_cpu_free_thread, &r))
+		return false;
+	pthread_join(t, NULL);
+	return true;
+}
+#else
+#include "kernel/percpu.h"
+#include "kernel/smp.h"
+static void other_cpu_free_call(void *arg)
+{
+	struct other_cpu_free *r = arg;
+	if (this_cpu_id() == r->target)
+		kfree(r->p);
+}
+
+static bool free_on_another_cpu(void *p)
+{
+	if (ncpus_online < 2)
+		return false;
+	struct other_cpu_free r = { p, this_cpu_id() == 0 ? 1u : 0u };
+	smp_call_all(other_cpu_free_call, &r);
+	return true;
+}
+#endif
+
+/* Debug mode (mm/mdebug.c) wraps every object: no tiny blocks to share. */
+#if defined(DEBUG_HEAP) && DEBUG_HEAP
+#define SKIP_IF_NO_TINY() KTEST_SKIP("debug mode has no tiny allocator")
+#else
+#define SKIP_IF_NO_TINY() do { } while (0)
+#endif
+
+static bool another_cpu_exists(void)
+{
+#ifdef SPANHEAP_HOSTED
+	return true;
+#else
+	return ncpus_online >= 2;
+#endif
+}
+
+KTEST(heap_badptr, double_free_tiny_block_with_live_objects)
+{
+	SKIP_IF_PANICKING();
+	SKIP_IF_NO_TINY();
+	KASSERT_TRUE(canaries_alloc());
+	struct kmem_stats before = heap_stats();
+	/* Two objects in one block (8 + 4 bytes), then a 15-byte one that
+	 * does not fit behind them: their block is retired with x2 live. */
+	uint8_t *x1 = kmalloc(8, KM_NOSCAN), *x2 = kmalloc(4, KM_NOSCAN);
+	uint8_t *x3 = kmalloc(15, KM_NOSCAN);
+	KASSERT_NOT_NULL(x1);
+	KASSERT_NOT_NULL(x2);
+	KASSERT_NOT_NULL(x3);
+	KEXPECT_EQ((uintptr_t)x1 / TINY_SIZE, (uintptr_t)x2 / TINY_SIZE);
+	KEXPECT_NE((uintptr_t)x2 / TINY_SIZE, (uintptr_t)x3 / TINY_SIZE);
+	heap_fill(x2, 2, 4);
+	kfree(x1);
+	/* Before: the balance went to 0 and the block was freed under x2. */
+	expect_refused_kfree(x1, "double free of a tiny object (retired block, x2 live)");
+	KEXPECT_EQ(ksize(x2), 4);
+	KEXPECT_TRUE(heap_check(x2, 2, 4));
+
+	/* The same in the current block: x4 and x5 share x3's successor. */
+	uint8_t *x4 = kmalloc(8, KM_NOSCAN), *x5 = kmalloc(4, KM_NOSCAN);
+	KASSERT_NOT_NULL(x4);
+	KASSERT_NOT_NULL(x5);
+	KEXPECT_EQ((uintptr_t)x4 / TINY_SIZE, (uintptr_t)x5 / TINY_SIZE);
+	heap_fill(x5, 5, 4);
+	kfree(x4);
+	/* Before: only counts were kept, 1 freed of 2 handed out looked fine. */
+	expect_refused_kfree(x4, "double free of a tiny object (current block, x5 live)");
+	KEXPECT_TRUE(heap_check(x5, 5, 4));
+	kfree(x2);
+	kfree(x3);
+	kfree(x5);
+	struct kmem_stats after = heap_stats();
+	KEXPECT_EQ(after.nfree - before.nfree, 5);
+	KEXPECT_EQ(after.objects_inuse, before.objects_inuse);
+	canaries_check_and_free();
+	expect_heap_usable();
+	KEXPECT_EQ(mheap_verify(), 0);
+}
+
+KTEST(heap_badptr, double_free_tiny_here_and_elsewhere)
+{
+	SKIP_IF_PANICKING();
+	SKIP_IF_NO_TINY();
+	if (!another_cpu_exists())
+		KTEST_SKIP("needs a second CPU");
+	KASSERT_TRUE(canaries_alloc());
+	struct kmem_stats before = heap_stats();
+	uint8_t *x1 = kmalloc(8, KM_NOSCAN), *x2 = kmalloc(4, KM_NOSCAN);
+	KASSERT_NOT_NULL(x1);
+	KASSERT_NOT_NULL(x2);
+	KEXPECT_EQ((uintptr_t)x1 / TINY_SIZE, (uintptr_t)x2 / TINY_SIZE);
+	heap_fill(x2, 2, 4);
+	/* Freed here while its block is current, then again elsewhere: the
+	 * second CPU cannot see this CPU's record; the retirement finds
+	 * both and reports one double free. */
+	kfree(x1);
+	uint64_t bad = heap_stats().bad_frees;
+	KASSERT_TRUE(free_on_another_cpu(x1));
+	kmem_drain_this_cpu();
+	KEXPECT_EQ(heap_stats().bad_frees, bad + 1);
+	KEXPECT_EQ(ksize(x2), 4);
+	KEXPECT_TRUE(heap_check(x2, 2, 4));
+	kfree(x2);
+	struct kmem_stats after = heap_stats();
+	KEXPECT_EQ(after.objects_inuse, before.objects_inuse);
+	canaries_check_and_free();
+	expect_heap_usable();
+	KEXPECT_EQ(mheap_verify(), 0);
+}
+
+KTEST(heap_badptr, double_free_remote_then_owner)
+{
+	SKIP_IF_PANICKING();
+	if (!another_cpu_exists())
+		KTEST_SKIP("needs a second CPU");
+	KASSERT_TRUE(canaries_alloc());
+	struct kmem_stats before = heap_stats();
+	static const size_t sizes[] = { 16, 64, 1024, 8192 };
+	for (unsigned k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		/* b keeps the span live and owned by this CPU. */
+		void *a = kmalloc(sizes[k], 0), *b = kmalloc(sizes[k], 0), *c = kmalloc(sizes[k], 0);
+		KASSERT_NOT_NULL(a);
+		KASSERT_NOT_NULL(b);
+		KASSERT_NOT_NULL(c);
+		heap_fill(b, 7, sizes[k]);
+		/* Remote free, then the owner frees it again before any sweep:
+		 * before, the owner's fast path looked only at its own bits. */
+		KASSERT_TRUE(free_on_another_cpu(a));
+		expect_bad_kfree(a, "owner free after a remote free");
+		/* Owner free, then a remote one. */
+		kfree(c);
+		uint64_t bad = heap_stats().bad_frees;
+		KASSERT_TRUE(free_on_another_cpu(c));
+		KEXPECT_EQ(heap_stats().bad_frees, bad + 1);
+		KEXPECT_TRUE(heap_check(b, 7, sizes[k]));
+		kfree(b);
+	}
+	struct kmem_stats after = heap_stats();
+	KEXPECT_EQ(after.nfree - before.nfree, 12);
+	KEXPECT_EQ(after.objects_inuse, before.objects_inuse);
+	canaries_check_and_free();
+	expect_heap_usable();
+	KEXPECT_EQ(mheap_verify(), 0);
+}

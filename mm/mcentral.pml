@@ -1,0 +1,317 @@
+/*
+ * mm/mcentral.pml - Promela model of the span-free protocol of
+ * mm/mcentral.c (mcentral_free, reclaim_locked, place_swept,
+ * mcentral_cache_span, mcentral_uncache_span), mm/mspan.c (mspan_sweep,
+ * the liveness check) and mm/mcache.c (owner frees into its allocation
+ * span or owned set, local sweeps, giving a span back, taking it again).
+ * Checked by tools/check-model.sh (spin, make test).
+ *
+ * One span of NOBJ objects, NCPU CPUs. A CPU is one process doing, in
+ * any order and up to STEPS times: take the span from the mcentral (it
+ * becomes the owner), allocate a free slot (owner), sweep it (owner), give
+ * it back to the mcentral (owner), reclaim the mcentral's pending stack,
+ * free a live object (as the owner: free_bits, plain; otherwise the
+ * remote protocol: inflight, liveness check, fetch_or, pending flag and
+ * push, inflight), or free again an object whose free has completed (a
+ * double free in program order). Every statement is one atomic step of
+ * the C code (a load, a store, an atomic read-modify-write, or a section
+ * under the mcentral lock); the memory model is sequentially consistent
+ * (the C code uses seq_cst for every access of the remote protocol whose
+ * order matters). The pending stack holds this one span, so it is a flag
+ * (the stack's own CAS loop is not modelled).
+ *
+ * Checked: an object is never handed out twice (alloc asserts it is not
+ * live to the program); a valid free is always accepted and a double free
+ * always refused; the span record is never given back while a remote
+ * free is between its first and last touch, nor while it is on the
+ * pending stack; and no free is lost: when every CPU is done, a drain
+ * (give back, reclaim, sweep every listed span) leaves every freed object
+ * free in the bitmaps, and gives the span back once nothing is live.
+ */
+#ifndef NCPU
+#define NCPU 2
+#endif
+#define NOBJ 2   /* the object choices below spell out 0 and 1 */
+#ifndef STEPS
+#define STEPS 5
+#endif
+
+/* Span state (mspan). */
+bit alloc_bits[NOBJ];
+bit free_bits[NOBJ];          /* owner-local frees */
+bit remote_bits[NOBJ];        /* remote frees (one word: swept at once) */
+byte alloc_count;
+bit remote_pending;           /* on the pending stack */
+byte remote_inflight;
+short owner = 0;              /* CPU 0 got it fresh from the mheap */
+bit listed;                   /* on an mcentral list (partial or full) */
+bit released;                 /* given back to the mheap */
+bit lock;                     /* the mcentral lock */
+
+/* The program's view of each object (ghost): 0 not handed out (or its
+ * free completed), 1 live, 2 a free of it is in progress. */
+byte prog[NOBJ];
+bit ever[NOBJ];               /* handed out at least once */
+byte dbl[NOBJ];               /* double frees of it being tried:
+                                 meanwhile the slot is not handed out again
+                                 (that would make it a valid free of the
+                                 new object) nor the span given back (its
+                                 record may be reused: the same race) */
+
+/* Object k was handed out and its free has completed. */
+#define DONE(k)  (prog[k] == 0 && ever[k])
+
+#define LOCK()   atomic { lock == 0 -> lock = 1 }
+#define UNLOCK() lock = 0
+
+/* mspan_sweep, one word: snapshot the owner's and the remote frees,
+ * clear their slots in alloc_bits, and only then clear the recorded bits
+ * (free_bits by a store, remote_bits by fetch_and of the snapshot: a bit
+ * set after the snapshot stays for the next sweep). A freer that finds
+ * its bit gone therefore finds the slot free. */
+inline sweep() {
+	d_step {
+		i = 0;
+		do
+		:: i < NOBJ -> fsnap[i] = free_bits[i]; rsnap[i] = remote_bits[i]; i++
+		:: else -> break
+		od
+	};
+	d_step {
+		i = 0;
+		do
+		:: i < NOBJ ->
+			if
+			:: fsnap[i] || rsnap[i] -> alloc_bits[i] = 0
+			:: else -> skip
+			fi;
+			i++
+		:: else -> break
+		od
+	};
+	d_step {
+		i = 0;
+		do
+		:: i < NOBJ -> if :: fsnap[i] -> free_bits[i] = 0 :: else -> skip fi; i++
+		:: else -> break
+		od
+	};
+	d_step {
+		i = 0;
+		do
+		:: i < NOBJ -> if :: rsnap[i] -> remote_bits[i] = 0 :: else -> skip fi; i++
+		:: else -> break
+		od;
+		alloc_count = 0;
+		i = 0;
+		do
+		:: i < NOBJ -> alloc_count = alloc_count + alloc_bits[i]; i++
+		:: else -> break
+		od
+	}
+}
+
+/* place_swept (under the lock, span owned by nobody). */
+inline place() {
+	assert(owner < 0 && !released);
+	atomic {   /* the checks are separate loads in C; see the monitor */
+		if
+		:: alloc_count == 0 && remote_pending == 0 && remote_inflight == 0 &&
+		   dbl[0] == 0 && dbl[1] == 0 ->   /* ghost: see dbl */
+			released = 1; listed = 0
+		:: else -> listed = 1
+		fi
+	}
+}
+
+/* reclaim_locked (under the lock): pop the stack, clear the flag, and
+ * sweep and place the span if nobody owns it. */
+inline reclaim() {
+	if
+	:: remote_pending == 1 ->
+		remote_pending = 0;
+		if
+		:: owner < 0 -> listed = 0; sweep(); place()
+		:: else -> skip
+		fi
+	:: else -> skip
+	fi
+}
+
+/* The program's free of o took effect (the step that records it). */
+inline freed() {
+	if
+	:: prog[o] == 2 -> prog[o] = 0
+	:: else -> skip
+	fi
+}
+
+/* mcentral_free by CPU me of object o; accepted is set to the verdict. */
+inline span_free() {
+	if
+	:: owner == me ->
+		/* mspan_free_owned / the owner branch: plain loads and a store. */
+		if
+		:: alloc_bits[o] && !free_bits[o] && !remote_bits[o] ->
+			free_bits[o] = 1; accepted = 1; freed()
+		:: else -> accepted = 0
+		fi
+	:: else ->
+		assert(!released);
+		remote_inflight++;
+		assert(!released);
+		/* the liveness check, one load per bitmap: the recorded
+		 * frees first, alloc_bits last (see sweep) */
+		if
+		:: free_bits[o] -> accepted = 0
+		:: else ->
+			if
+			:: remote_bits[o] -> accepted = 0
+			:: else ->
+				if
+				:: !alloc_bits[o] -> accepted = 0
+				:: else ->
+					/* fetch_or: refused if the bit was set meanwhile */
+					atomic {
+						if
+						:: remote_bits[o] -> accepted = 0
+						:: else -> remote_bits[o] = 1; accepted = 1; freed()
+						fi
+					};
+					assert(!released);
+					if
+					:: accepted && remote_pending == 0 ->
+						atomic {
+							if
+							:: remote_pending == 0 -> remote_pending = 1; push = 1
+							:: else -> push = 0
+							fi
+						};
+						assert(!released)
+					:: else -> push = 0
+					fi
+				fi
+			fi
+		fi;
+		remote_inflight--
+	fi
+}
+
+proctype cpu(short me)
+{
+	byte i, o, n = 0;
+	bit accepted, push;
+	bit fsnap[NOBJ], rsnap[NOBJ];
+
+	do
+	:: n < STEPS -> n++;
+		if
+		/* mcentral_cache_span: reclaim, then take a listed span with room */
+		:: owner < 0 && !released ->
+			LOCK();
+			reclaim();
+			if
+			:: listed && alloc_count < NOBJ ->
+				listed = 0; sweep(); owner = me
+			:: else -> skip
+			fi;
+			UNLOCK()
+		/* the owner allocates a free slot */
+		:: owner == me ->
+			/* one step: only the owner writes alloc_bits, and its
+			 * store is what other CPUs can see */
+			atomic {
+				o = 0;
+				do
+				:: o < NOBJ && alloc_bits[o] -> o++
+				:: o < NOBJ && !alloc_bits[o] && dbl[o] == 0 -> break
+				:: o < NOBJ && !alloc_bits[o] && dbl[o] > 0 -> o = NOBJ; break
+				:: o == NOBJ -> break
+				od;
+				if
+				:: o < NOBJ ->
+					assert(prog[o] == 0);   /* never handed out twice */
+					alloc_bits[o] = 1; prog[o] = 1; ever[o] = 1
+				:: else -> skip
+				fi
+			}
+		/* the owner sweeps (refill, or looking through its owned set) */
+		:: owner == me -> sweep()
+		/* the owner gives the span back (mcentral_uncache_span) */
+		:: owner == me ->
+			LOCK();
+			owner = -1; sweep(); place();
+			UNLOCK()
+		/* any CPU reclaims the pending stack */
+		:: true -> LOCK(); reclaim(); UNLOCK()
+		/* the program frees a live object on this CPU */
+		:: atomic { (prog[0] == 1 || prog[1] == 1) ->
+			    if
+			    :: prog[0] == 1 -> o = 0
+			    :: prog[1] == 1 -> o = 1
+			    fi;
+			    prog[o] = 2 } ->
+			span_free();
+			assert(accepted)         /* a valid free is never refused */
+		/* the program frees again an object whose free completed */
+		:: atomic { !released && (DONE(0) || DONE(1)) ->
+			    if
+			    :: DONE(0) -> o = 0
+			    :: DONE(1) -> o = 1
+			    fi;
+			    dbl[o]++ } ->
+			span_free();
+			assert(!accepted);       /* a double free is always refused */
+			dbl[o]--
+		fi
+	:: else -> break
+	od
+}
+
+/* Never given back under a remote free or while on the pending stack. */
+active proctype monitor()
+{
+end:	do
+	:: atomic { released && (remote_inflight > 0 || remote_pending) -> assert(false) }
+	od
+}
+
+init {
+	byte i, k;
+	bit fsnap[NOBJ], rsnap[NOBJ];
+	atomic {
+		k = 0;
+		do
+		:: k < NCPU -> run cpu(k); k++
+		:: else -> break
+		od
+	};
+	_nr_pr == 2;    /* every CPU done (monitor and init left) */
+	/* The drain (kmem_drain_all): the owner gives the span back, the
+	 * mcentral reclaims its stack and sweeps every listed span. */
+	if
+	:: owner >= 0 -> owner = -1; sweep(); place()
+	:: else -> skip
+	fi;
+	if
+	:: remote_pending -> remote_pending = 0; listed = 0; sweep(); place()
+	:: else -> skip
+	fi;
+	if
+	:: listed -> listed = 0; sweep(); place()
+	:: else -> skip
+	fi;
+	/* No lost free: a freed object is free in the bitmaps, nothing is
+	 * left recorded, and an empty span went back. */
+	assert(remote_inflight == 0 && !remote_pending);
+	k = 0;
+	do
+	:: k < NOBJ ->
+		assert(prog[k] != 2);
+		assert(released || (prog[k] == 1) == (alloc_bits[k] == 1));
+		assert(!free_bits[k] && !remote_bits[k]);
+		k++
+	:: else -> break
+	od;
+	assert(released == (prog[0] == 0 && prog[1] == 0))
+}

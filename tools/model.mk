@@ -1,0 +1,6 @@
+# tools/model.mk - make check-model: spin checks mm/mcentral.pml (the
+# cross-CPU free protocol) exhaustively; make test runs it.
+.PHONY: check-model
+check-model:
+	@tools/need.sh test
+	@tools/check-model.sh --build $(BUILD)
