@@ -16,6 +16,10 @@
 #include "kernel/percpu.h"
 
 #define MM_MAX_CPUS MAX_CPUS
+/* Free chunks the heap keeps from the pmm for reuse (at least; more while
+ * the heap is large, see mm/mheap.c): small, since the pmm's other users
+ * (page tables, DMA-ish buffers) need frames too. */
+#define MM_RETAIN_MIN_BYTES (2UL << 20)
 
 static inline unsigned mm_cpu_id(void)
 {

@@ -30,6 +30,7 @@
 #include "kernel/paging.h"
 #include "lib/string.h"
 #include "lib/spinlock.h"
+#include "mm/kmalloc.h"
 
 #define TRAMPOLINE_BASE 0x8000
 #define AP_STACK_PAGES 8
@@ -99,6 +100,11 @@ static _Noreturn void ap_idle(unsigned id)
 			run_mailbox(id);
 			continue;
 		}
+		/* The heap's background scavenger: an idle CPU trims the free
+		 * chunks the heap retains to its policy's target (two loads
+		 * when there is nothing to give back; interrupts are off, the
+		 * heap's locks are irqsave ones). */
+		kmem_scavenge_idle();
 		/* sti's one-instruction shadow makes "sti; hlt" atomic: an IPI
 		 * sent after the check above still wakes us. */
 		__asm__ volatile("sti; hlt" : : : "memory");

@@ -61,6 +61,11 @@ struct kmem_stats {
 	uint64_t tiny_allocs;       /* served by the tiny path */
 	uint64_t bad_frees;         /* reported and ignored */
 	uint64_t oom;               /* NULL returns for lack of memory */
+	uint64_t retained_bytes;    /* held from the platform in free page runs
+	                             * and per-CPU page caches, ready for reuse */
+	uint64_t scavenged_bytes;   /* given back to the platform by the
+	                             * scavenger (policy, kmem_scavenge, drain), ever */
+	uint64_t page_cache_bytes;  /* in the per-CPU page caches (part of retained) */
 };
 void kmem_get_stats(struct kmem_stats *st);
 /* /proc/slabinfo-style table of every size class, then the heap totals. */
@@ -79,6 +84,15 @@ void kmalloc_init(void);
 void kmem_drain_this_cpu(void);
 /* Same for every CPU's cache (only when no other CPU is allocating). */
 void kmem_drain_all(void);
+
+/* Give every free chunk the heap retains back to the platform now;
+ * returns the bytes given back (cached spans and page caches are not
+ * touched: kmem_drain_* give those back, and kmem_drain_all scavenges). */
+uint64_t kmem_scavenge(void);
+/* The background scavenger's step, for an idle CPU: trim the retained
+ * free chunks to the policy's target (docs/HEAP.md); two loads when there
+ * is nothing to do. Not from an interrupt handler. */
+void kmem_scavenge_idle(void);
 
 /* Make a bad pointer given to kfree/krealloc/ksize fatal (mm_panic after
  * the report) or, with 0, reported and ignored (the default). */

@@ -97,9 +97,10 @@ static inline void *kmalloc_spc(unsigned spc, unsigned flags)
 static struct mspan *large_span(size_t npages, size_t align_pages)
 {
 	unsigned long irq = mm_irq_save();
-	struct mspan *s = mheap_alloc_span_aligned(npages, 0, align_pages);
+	unsigned cpu = mm_cpu_id();
+	struct mspan *s = mheap_alloc_large(npages, align_pages, cpu);
 	if (s)
-		stat_inc(&mcaches[mm_cpu_id()].large_alloc);
+		stat_inc(&mcaches[cpu].large_alloc);
 	mm_irq_restore(irq);
 	return s;
 }
@@ -209,6 +210,8 @@ classify(const void *p, const struct mspan *s)
 		if ((uintptr_t)p != s->startaddr)
 			return (struct ptr_class){ PTR_BAD, 0, "interior pointer into a large object" };
 		return (struct ptr_class){ PTR_LARGE, 0, NULL };
+	case MSPAN_CACHED:
+		return (struct ptr_class){ PTR_BAD, 0, "pointer into a free page run (page cache)" };
 	case MSPAN_INUSE:
 		break;
 	default:
@@ -231,7 +234,7 @@ static void kfree_checked(const void *p, struct mspan *s, unsigned cpu, const vo
 		mm_bad_pointer("kfree", pc.why, p, s, caller);
 		return;
 	case PTR_LARGE:
-		if (!mheap_free_large((uintptr_t)p)) {
+		if (!mheap_free_large((uintptr_t)p, s, cpu)) {
 			mm_bad_pointer("kfree", "double free of a large object", p, s, caller);
 			return;
 		}
@@ -422,6 +425,14 @@ void *krealloc(void *p, size_t size, unsigned flags)
 		return NULL;
 	if (size <= usable)
 		return p;
+	if (usable > MAX_SMALL_SIZE && size <= KMALLOC_MAX_SIZE &&
+	    mheap_grow_large((uintptr_t)p, (size + MM_PAGE_SIZE - 1) >> MM_PAGE_SHIFT)) {
+		/* Grown in place into the free pages right after it. */
+		if (flags & KM_ZERO)
+			memset((char *)p + usable, 0,
+			       (((size + MM_PAGE_SIZE - 1) >> MM_PAGE_SHIFT) << MM_PAGE_SHIFT) - usable);
+		return p;
+	}
 	void *q = alloc_slow(size, 0, flags);
 	if (!q)
 		return NULL;
@@ -463,8 +474,10 @@ void HEAP_API(kmem_drain_this_cpu)(void)
 	unsigned cpu = mm_cpu_id();
 	tiny_retire(&mcaches[cpu], cpu);
 	mcache_release_all(&mcaches[cpu], cpu);
+	mheap_pcache_drain(cpu);
 	mm_irq_restore(irq);
 	mcentral_reclaim_every_class();
+	mheap_scavenge(0);   /* a drain keeps nothing: every free chunk back */
 }
 
 void HEAP_API(kmem_drain_all)(void)
@@ -478,7 +491,26 @@ void HEAP_API(kmem_drain_all)(void)
 	}
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
 		mcentral_reclaim_all(&mcentrals[spc]);
+	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
+		mheap_pcache_drain(cpu);
+	mheap_scavenge(0);   /* every retained chunk back: nothing is kept */
 	mm_irq_restore(irq);
+}
+
+/* ---------------------------------------------------------- scavenge -- */
+
+uint64_t kmem_scavenge(void)
+{
+	return mheap_ready() ? mheap_scavenge(0) : 0;
+}
+
+void kmem_scavenge_idle(void)
+{
+	if (!mheap_ready())
+		return;
+	uint64_t target = mheap_retain_target();
+	if ((__atomic_load_n(&mheap.retained_pages, __ATOMIC_RELAXED) << MM_PAGE_SHIFT) > target)
+		mheap_scavenge(target);
 }
 
 /* Lock order: init_lock, the mcentrals in span class order, the mheap

@@ -8,16 +8,39 @@
  * free page runs on lists by length (exact lists up to 127 pages, one list
  * for longer runs, a bitmap of non-empty lists). Allocation takes the
  * smallest run that fits and splits it; freeing coalesces with free
- * neighbours found through the page map, so free runs are always maximal;
- * a chunk that has become one free run again goes back to the platform.
+ * neighbours found through the page map, so free runs are always maximal.
  * One spinlock (mheap.lock, irqsave) protects it all: the mheap is the
  * slow path, visited once per span, never per object.
+ *
+ * Retention (Go's retained heap and scavenger, whole chunks): a chunk
+ * that has become one free run again is not given back at once but put
+ * on the retained list (oldest first); its run stays on the free lists and
+ * the next allocation that fits reuses it, already mapped and faulted in.
+ * The policy: with T = max(MM_RETAIN_MIN_BYTES, in-use pages / 4) (in-use:
+ * small spans + large objects), a free that leaves more than 2T bytes
+ * retained gives the oldest retained chunks back (mm_sys_free) until at
+ * most T are; kmem_scavenge_idle (an idle CPU) trims to T; kmem_scavenge,
+ * kmem_drain_all and an allocation the platform refuses give every
+ * retained chunk back (then the allocation is retried). Free runs inside
+ * chunks that still hold spans are not given back (as before).
+ *
+ * Page caches (per CPU, Go's pageCache idea for frees): a large object of
+ * PCACHE_MIN_PAGES..PCACHE_MAX_RUN pages freed on a CPU stays that CPU's,
+ * in state MSPAN_CACHED on a list by size, up to PCACHE_MAX_PAGES pages;
+ * the CPU's next large allocation of that size takes it back without the
+ * mheap lock. A cached run is never coalesced (its state is not FREE) and
+ * pins its chunk, so the cache lives only until the CPU's next large
+ * allocation that misses it: that one gives the whole cache back to the
+ * mheap before the mheap searches its free runs (same-size churn hits,
+ * mixed sizes cost one extra lock round); kmem_drain_this_cpu and
+ * kmem_drain_all give it back too.
  */
 #include "mm/mheap.h"
 #include "mm/mbug.h"
 #include "mm/platform.h"
 
 struct mheap mheap = { .lock = MM_SPINLOCK_INIT("mheap") };
+struct page_cache page_caches[MM_MAX_CPUS];
 
 /* Called once, by kmalloc_init, before mheap.ready is set. */
 void mheap_init(void)
@@ -33,9 +56,44 @@ static unsigned free_list_index(size_t npages)
 	return npages < MHEAP_NFREE ? (unsigned)npages : 0;
 }
 
+/* A chunk wholly free: retained, the youngest. */
+static void chunk_retain(struct heap_chunk *c)
+{
+	MM_HELD(&mheap.lock);
+	c->retained = true;
+	c->rnext = NULL;
+	c->rprev = mheap.retained_tail;
+	if (c->rprev)
+		c->rprev->rnext = c;
+	else
+		mheap.retained_head = c;
+	mheap.retained_tail = c;
+	mheap.retained_pages += c->npages;
+}
+
+static void chunk_unretain(struct heap_chunk *c)
+{
+	MM_HELD(&mheap.lock);
+	if (c->rprev)
+		c->rprev->rnext = c->rnext;
+	else
+		mheap.retained_head = c->rnext;
+	if (c->rnext)
+		c->rnext->rprev = c->rprev;
+	else
+		mheap.retained_tail = c->rprev;
+	c->rnext = c->rprev = NULL;
+	c->retained = false;
+	mheap.retained_pages -= c->npages;
+}
+
+/* Free runs are the only place a chunk is wholly free: a run covering its
+ * chunk is listed exactly while the chunk is retained. */
 static void free_insert(struct mspan *s)
 {
 	MM_HELD(&mheap.lock);
+	if (s->npages == s->chunk->npages)
+		chunk_retain(s->chunk);
 	unsigned i = free_list_index(s->npages);
 	s->prev = NULL;
 	s->next = mheap.free[i];
@@ -50,6 +108,8 @@ static void free_insert(struct mspan *s)
 static void free_remove(struct mspan *s)
 {
 	MM_HELD(&mheap.lock);
+	if (s->chunk->retained)
+		chunk_unretain(s->chunk);
 	unsigned i = free_list_index(s->npages);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -110,6 +170,8 @@ static bool mheap_grow(size_t npages)
 	}
 	c->base = (uintptr_t)mem;
 	c->npages = bytes >> MM_PAGE_SHIFT;
+	c->retained = false;
+	c->rnext = c->rprev = NULL;
 	c->prev = NULL;
 	c->next = mheap.chunks;
 	if (c->next)
@@ -147,6 +209,46 @@ static void chunk_release(struct mspan *s)
 	__atomic_store_n(&s->state, MSPAN_DEAD, __ATOMIC_RELEASE);
 	fixalloc_free(&mheap.chunk_alloc, c);
 	fixalloc_free(&mheap.span_alloc, s);
+}
+
+/* Give the oldest retained chunks back until at most keep_pages pages
+ * are retained; returns the pages given back. */
+static uint64_t scavenge_locked(uint64_t keep_pages)
+{
+	MM_HELD(&mheap.lock);
+	uint64_t released = 0;
+	while (mheap.retained_pages > keep_pages) {
+		struct heap_chunk *c = mheap.retained_head;
+		struct mspan *s = pagemap_lookup(c->base);
+		MM_BUG_ON(!s || s->state != MSPAN_FREE || s->npages != c->npages);
+		free_remove(s);
+		released += c->npages;
+		chunk_release(s);
+	}
+	mheap.scavenged_bytes += released << MM_PAGE_SHIFT;
+	return released;
+}
+
+/* The policy's target in pages: max(MM_RETAIN_MIN_BYTES, in use / 4). */
+static uint64_t retain_target_pages(void)
+{
+	uint64_t inuse = __atomic_load_n(&mheap.small_pages, __ATOMIC_RELAXED) +
+			 __atomic_load_n(&mheap.large_pages, __ATOMIC_RELAXED);
+	uint64_t floor = MM_RETAIN_MIN_BYTES >> MM_PAGE_SHIFT;
+	return inuse / 4 > floor ? inuse / 4 : floor;
+}
+
+uint64_t mheap_retain_target(void)
+{
+	return retain_target_pages() << MM_PAGE_SHIFT;
+}
+
+uint64_t mheap_scavenge(uint64_t keep_bytes)
+{
+	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
+	uint64_t pages = scavenge_locked(keep_bytes >> MM_PAGE_SHIFT);
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	return pages << MM_PAGE_SHIFT;
 }
 
 /* Cut the first npages pages of free run s (off every list) into a span
@@ -191,8 +293,10 @@ struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 	size_t need = npages + align_pages - 1;
 	uintptr_t align = (uintptr_t)align_pages << MM_PAGE_SHIFT;
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-
-	if (spanclass == TINY_SPAN_CLASS && !(tiny = fixalloc_alloc(&mheap.tiny_alloc)))
+	bool retried = false;
+retry:
+	if (spanclass == TINY_SPAN_CLASS && !tiny &&
+	    !(tiny = fixalloc_alloc(&mheap.tiny_alloc)))
 		goto oom;
 	s = free_find(need);
 	if (!s) {
@@ -236,6 +340,13 @@ struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	return s;
 oom:
+	/* Out of memory (for the pages, or for a span record or a tiny
+	 * table) while chunks are retained: every run is listed again; give
+	 * every retained chunk back to the platform and try once more. */
+	if (!retried && scavenge_locked(0)) {
+		retried = true;
+		goto retry;
+	}
 	if (tiny)
 		fixalloc_free(&mheap.tiny_alloc, tiny);
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
@@ -265,8 +376,9 @@ static struct mspan *merge_runs(struct mspan *a, struct mspan *b)
 static void free_span_locked(struct mspan *s)
 {
 	MM_HELD(&mheap.lock);
-	MM_BUG_ON(s->state != MSPAN_INUSE && s->state != MSPAN_LARGE);
-	if (mspan_state_of(s) == MSPAN_LARGE) {
+	uint8_t state = mspan_state_of(s);
+	MM_BUG_ON(state != MSPAN_INUSE && state != MSPAN_LARGE && state != MSPAN_CACHED);
+	if (state != MSPAN_INUSE) {
 		mheap.large_pages -= s->npages;
 		mheap.nlarge--;
 	} else {
@@ -283,7 +395,7 @@ static void free_span_locked(struct mspan *s)
 	struct heap_chunk *c = s->chunk;
 	if (s->startaddr > c->base) {
 		struct mspan *left = pagemap_lookup(s->startaddr - 1);
-		if (left->state == MSPAN_FREE) {
+		if (mspan_state_of(left) == MSPAN_FREE) {
 			free_remove(left);
 			s = merge_runs(left, s);
 		}
@@ -291,15 +403,15 @@ static void free_span_locked(struct mspan *s)
 	uintptr_t end = s->startaddr + ((uintptr_t)s->npages << MM_PAGE_SHIFT);
 	if (end < c->base + (c->npages << MM_PAGE_SHIFT)) {
 		struct mspan *right = pagemap_lookup(end);
-		if (right->state == MSPAN_FREE) {
+		if (mspan_state_of(right) == MSPAN_FREE) {
 			free_remove(right);
 			s = merge_runs(s, right);
 		}
 	}
-	if (s->npages == c->npages)
-		chunk_release(s);
-	else
-		free_insert(s);
+	free_insert(s);
+	uint64_t target = retain_target_pages();
+	if (mheap.retained_pages > 2 * target)
+		scavenge_locked(target);
 }
 
 void mheap_free_span(struct mspan *s)
@@ -309,13 +421,116 @@ void mheap_free_span(struct mspan *s)
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 }
 
-bool mheap_free_large(uintptr_t p)
+/* ------------------------------------------------------ page caches -- */
+
+struct mspan *mheap_alloc_large(size_t npages, size_t align_pages, unsigned cpu)
+{
+	struct page_cache *pc = &page_caches[cpu];
+	struct mspan *s;
+	if (align_pages == 1 && npages >= PCACHE_MIN_PAGES && npages <= PCACHE_MAX_RUN &&
+	    (s = pc->runs[npages]) != NULL) {
+		pc->runs[npages] = s->next;
+		s->next = NULL;
+		__atomic_store_n(&pc->pages, pc->pages - npages, __ATOMIC_RELAXED);
+		__atomic_store_n(&pc->nruns, pc->nruns - 1, __ATOMIC_RELAXED);
+		if (DEBUG_HEAP)   /* as mheap_alloc_span_aligned: no stale trailer */
+			memset((void *)s->startaddr, 0, npages << MM_PAGE_SHIFT);
+		__atomic_store_n(&s->owner_cpu, -1, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
+		return s;
+	}
+	/* A miss: the cache goes back first, so that the mheap chooses among
+	 * all the free pages (cached runs do not coalesce; kept across
+	 * misses of other sizes they fragment a small heap). */
+	mheap_pcache_drain(cpu);
+	return mheap_alloc_span_aligned(npages, 0, align_pages);
+}
+
+bool mheap_free_large(uintptr_t p, struct mspan *s, unsigned cpu)
+{
+	uint8_t large = MSPAN_LARGE;
+	/* The claim: of two racing frees, one wins. */
+	if (!__atomic_compare_exchange_n(&s->state, &large, MSPAN_CACHED, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		return false;
+	/* A live large span's start and size do not change, but the caller
+	 * read s before the claim: its record may have been reused since. */
+	if (s->startaddr != p || pagemap_lookup(p) != s) {
+		__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
+		return false;
+	}
+	struct page_cache *pc = &page_caches[cpu];
+	size_t n = s->npages;
+	if (n >= PCACHE_MIN_PAGES && n <= PCACHE_MAX_RUN && pc->pages + n <= PCACHE_MAX_PAGES) {
+		__atomic_store_n(&s->owner_cpu, (int32_t)cpu, __ATOMIC_RELAXED);
+		s->next = pc->runs[n];
+		pc->runs[n] = s;
+		__atomic_store_n(&pc->pages, pc->pages + n, __ATOMIC_RELAXED);
+		__atomic_store_n(&pc->nruns, pc->nruns + 1, __ATOMIC_RELAXED);
+		return true;
+	}
+	mheap_free_span(s);
+	return true;
+}
+
+void mheap_pcache_drain(unsigned cpu)
+{
+	struct page_cache *pc = &page_caches[cpu];
+	if (!pc->nruns)
+		return;
+	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
+	for (unsigned n = 0; n <= PCACHE_MAX_RUN; n++) {
+		while (pc->runs[n]) {
+			struct mspan *s = pc->runs[n];
+			pc->runs[n] = s->next;
+			s->next = NULL;
+			free_span_locked(s);
+		}
+	}
+	__atomic_store_n(&pc->pages, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&pc->nruns, 0, __ATOMIC_RELAXED);
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+}
+
+/* mheap_grow_large's work, under mheap.lock, s claimed. */
+static bool grow_claimed(struct mspan *s, size_t npages)
+{
+	MM_HELD(&mheap.lock);
+	size_t extra = npages - s->npages;
+	struct heap_chunk *c = s->chunk;
+	uintptr_t end = s->startaddr + ((uintptr_t)s->npages << MM_PAGE_SHIFT);
+	if (end >= c->base + (c->npages << MM_PAGE_SHIFT))
+		return false;
+	struct mspan *right = pagemap_lookup(end);
+	if (mspan_state_of(right) != MSPAN_FREE || right->npages < extra)
+		return false;
+	free_remove(right);
+	struct mspan *t = right;
+	if (right->npages > extra && !(t = split_head(right, extra)))
+		return false;   /* right is listed again */
+	pagemap_set(t->startaddr, extra, s);
+	__atomic_store_n(&t->state, MSPAN_DEAD, __ATOMIC_RELEASE);
+	fixalloc_free(&mheap.span_alloc, t);
+	s->npages = npages;
+	mheap.large_pages += extra;
+	return true;
+}
+
+bool mheap_grow_large(uintptr_t p, size_t npages)
 {
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
 	struct mspan *s = pagemap_lookup(p);
-	bool ok = s && s->state == MSPAN_LARGE && s->startaddr == p;
-	if (ok)
-		free_span_locked(s);
+	uint8_t large = MSPAN_LARGE;
+	bool ok = false;
+	if (!s || s->startaddr != p || npages <= s->npages)
+		goto out;
+	/* Claimed as a free claims it (a racing free of p fails meanwhile). */
+	if (!__atomic_compare_exchange_n(&s->state, &large, MSPAN_CACHED, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		goto out;
+	ok = grow_claimed(s, npages);
+	__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
+out:
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	return ok;
 }

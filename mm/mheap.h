@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
+#include "mm/platform.h"
 #include "mm/mlock.h"
 #include "mm/fixalloc.h"
 #include "mm/mspan.h"
@@ -19,12 +21,29 @@
 
 /* A region obtained from the platform with one mm_sys_alloc call. Free
  * runs never coalesce across chunks; a chunk that is one free run again is
- * given back. */
+ * retained (on the retained list, oldest first) until the scavenger gives
+ * it back. */
 struct heap_chunk {
 	uintptr_t base;
 	size_t npages;
 	struct heap_chunk *next, *prev;
+	struct heap_chunk *rnext, *rprev;   /* retained list, while wholly free */
+	bool retained;
 };
+
+/* Per-CPU page cache: free runs of PCACHE_MIN_PAGES..PCACHE_MAX_RUN pages
+ * (large objects of 33..128 KiB), kept in state MSPAN_CACHED by the CPU
+ * that freed them, at most PCACHE_MAX_PAGES pages per CPU. Only its CPU
+ * touches it, with interrupts off (as an mcache); pages and nruns are also
+ * read (relaxed) by the statistics. */
+#define PCACHE_MIN_PAGES 5
+#define PCACHE_MAX_RUN 16
+#define PCACHE_MAX_PAGES 64
+struct page_cache {
+	struct mspan *runs[PCACHE_MAX_RUN + 1];   /* by page count, linked by next */
+	uint64_t pages, nruns;
+} __attribute__((aligned(64)));
+extern struct page_cache page_caches[MM_MAX_CPUS];
 
 struct mheap {
 	/*
@@ -43,9 +62,12 @@ struct mheap {
 	uint64_t chunk_bytes;         /* in chunks */
 	uint64_t free_pages;          /* in free runs */
 	uint64_t small_pages;         /* in small-object spans */
-	uint64_t large_pages;         /* in large objects */
-	uint64_t nlarge;              /* live large objects */
+	uint64_t large_pages;         /* in large objects and page caches */
+	uint64_t nlarge;              /* large objects + runs in page caches */
 	uint64_t ngrow, nrelease;     /* chunks obtained / given back */
+	struct heap_chunk *retained_head, *retained_tail;   /* oldest first */
+	uint64_t retained_pages;      /* in wholly free (retained) chunks */
+	uint64_t scavenged_bytes;     /* given back by the scavenger, ever */
 	int ready;                    /* set once by kmalloc_init (release) */
 };
 
@@ -60,13 +82,32 @@ struct mspan *mheap_alloc_span(size_t npages, unsigned spanclass);
  * two); the pages skipped to get there stay free. */
 struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 				       size_t align_pages);
-/* Give a span's pages back (coalescing; a whole free chunk goes back to
- * the platform). Takes mheap.lock. */
+/* Give a span's pages back (coalescing; a chunk wholly free is retained,
+ * and the retained chunks beyond the policy's bound go back to the
+ * platform). Takes mheap.lock. */
 void mheap_free_span(struct mspan *s);
-/* Free the large object starting at p, checked under mheap.lock (so two
- * racing frees cannot both succeed): true when done, false when p is not
- * a live large object (nothing changed). */
-bool mheap_free_large(uintptr_t p);
+/* A large object of npages pages aligned to align_pages pages, for CPU
+ * cpu (interrupts off): from its page cache when a run of that size is
+ * there (no lock), else mheap_alloc_span_aligned. */
+struct mspan *mheap_alloc_large(size_t npages, size_t align_pages, unsigned cpu);
+/* Free the large object starting at p, whose span the caller found to be
+ * s, on CPU cpu (interrupts off). Claimed by one compare-and-swap of its
+ * state (so two racing frees cannot both succeed), then kept in the CPU's
+ * page cache or given to the mheap. True when done, false when p is not a
+ * live large object (nothing changed). */
+bool mheap_free_large(uintptr_t p, struct mspan *s, unsigned cpu);
+/* Grow the live large object at p in place to npages pages when the pages
+ * right after it are free in its chunk. True when done. */
+bool mheap_grow_large(uintptr_t p, size_t npages);
+/* Give CPU cpu's page cache back to the mheap (interrupts off, on that
+ * CPU, or with every CPU quiescent). */
+void mheap_pcache_drain(unsigned cpu);
+/* Give retained chunks back to the platform, oldest first, until at most
+ * keep_bytes are retained. Returns the bytes given back. */
+uint64_t mheap_scavenge(uint64_t keep_bytes);
+/* The policy's target for retained bytes (see mm/mheap.c): the idle
+ * scavenger trims to it, frees keep at most twice it. Lock-free read. */
+uint64_t mheap_retain_target(void);
 /* Bytes held from the platform: chunks + span metadata (page-map leaves,
  * which are never given back, are counted by pagemap_sys_bytes()). */
 uint64_t mheap_sys_bytes(void);

@@ -29,6 +29,7 @@ enum mspan_state {
 	MSPAN_FREE,       /* a free page run owned by the mheap */
 	MSPAN_INUSE,      /* small-object span (mcentral or an mcache) */
 	MSPAN_LARGE,      /* one large object */
+	MSPAN_CACHED,     /* a free page run in one CPU's page cache (mm/mheap.c) */
 };
 
 /* Where a span is listed (for the verifier and for list removal). */

@@ -42,10 +42,20 @@ void kmem_get_stats(struct kmem_stats *st)
 		nf += rd(&mcaches[cpu].large_free);
 		tiny += rd(&mcaches[cpu].nmalloc[TINY_SPAN_CLASS]);
 	}
+	uint64_t cached_pages = 0;
+	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
+		cached_pages += rd(&page_caches[cpu].pages);
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
 	st->heap_bytes = mheap_ready() ? mheap_sys_bytes() : 0;
 	st->span_bytes_inuse = mheap.small_pages << MM_PAGE_SHIFT;
-	st->large_bytes = mheap.large_pages << MM_PAGE_SHIFT;
+	/* Page-cached runs count as large pages in the mheap (the heap
+	 * gave them out) but hold no object. */
+	if (cached_pages > mheap.large_pages)
+		cached_pages = mheap.large_pages;
+	st->large_bytes = (mheap.large_pages - cached_pages) << MM_PAGE_SHIFT;
+	st->retained_bytes = (mheap.free_pages + cached_pages) << MM_PAGE_SHIFT;
+	st->scavenged_bytes = mheap.scavenged_bytes;
+	st->page_cache_bytes = cached_pages << MM_PAGE_SHIFT;
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	/* Debug mode: objects in the quarantine are freed as far as their
 	 * users are concerned (mm/mdebug.c); none in a normal build. */
@@ -96,8 +106,19 @@ void kmem_dump(void)
 	uint64_t ngrow = mheap.ngrow, nrelease = mheap.nrelease;
 	uint64_t chunk_bytes = mheap.chunk_bytes;
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
-	mm_log("large objects: %lu live, %lu KiB", (unsigned long)nlarge,
-	       (unsigned long)(st.large_bytes >> 10));
+	uint64_t cached_runs = 0;
+	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
+		cached_runs += rd(&page_caches[cpu].nruns);
+	mm_log("large objects: %lu live, %lu KiB; page caches: %lu runs, %lu KiB",
+	       (unsigned long)(nlarge >= cached_runs ? nlarge - cached_runs : 0),
+	       (unsigned long)(st.large_bytes >> 10), (unsigned long)cached_runs,
+	       (unsigned long)(st.page_cache_bytes >> 10));
+	mm_log("retained: %lu KiB free (%lu KiB in wholly free chunks, target %lu KiB), "
+	       "%lu KiB scavenged", (unsigned long)(st.retained_bytes >> 10),
+	       (unsigned long)((__atomic_load_n(&mheap.retained_pages, __ATOMIC_RELAXED)
+				<< MM_PAGE_SHIFT) >> 10),
+	       (unsigned long)(mheap_retain_target() >> 10),
+	       (unsigned long)(st.scavenged_bytes >> 10));
 	mm_log("heap: %lu KiB from the platform (%lu KiB in chunks, %lu KiB free runs), "
 	       "%lu KiB in small spans; chunks grown %lu, released %lu",
 	       (unsigned long)(st.heap_bytes >> 10), (unsigned long)(chunk_bytes >> 10),

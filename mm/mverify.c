@@ -111,6 +111,11 @@ static int check_small_span(const struct mspan *s)
 	return 0;
 }
 
+/* Page-cached runs met by the chunk walk. */
+static struct {
+	uint64_t pages, runs;
+} cached_seen;
+
 static int walk_chunks(uint64_t *free_pages, uint64_t *small_pages, uint64_t *large_pages,
 		       uint64_t *nlarge, uint64_t *chunk_bytes)
 {
@@ -141,6 +146,18 @@ static int walk_chunks(uint64_t *free_pages, uint64_t *small_pages, uint64_t *la
 					FAIL("free run %p not on a free list", (void *)s);
 				*free_pages += s->npages;
 				break;
+			case MSPAN_CACHED:
+				/* A run in a page cache: the mheap counts it
+				 * with the large pages (check_page_caches). */
+				cached_seen.pages += s->npages;
+				cached_seen.runs++;
+				*large_pages += s->npages;
+				(*nlarge)++;
+				if (s->spanclass != 0 || s->owner_cpu < 0 ||
+				    s->owner_cpu >= MM_MAX_CPUS)
+					FAIL("page-cached run %p: class %u, owner CPU %d", (void *)s,
+					     s->spanclass, s->owner_cpu);
+				break;
 			case MSPAN_LARGE:
 				*large_pages += s->npages;
 				(*nlarge)++;
@@ -159,10 +176,74 @@ static int walk_chunks(uint64_t *free_pages, uint64_t *small_pages, uint64_t *la
 			prev_free = s->state == MSPAN_FREE;
 			a += s->npages << MM_PAGE_SHIFT;
 		}
-		if (prev_free && pagemap_lookup(c->base)->npages == c->npages)
-			FAIL("chunk %#lx is entirely free but was not given back",
-			     (unsigned long)c->base);
+		bool whole_free = prev_free && pagemap_lookup(c->base)->npages == c->npages;
+		if (whole_free != c->retained)
+			FAIL("chunk %#lx: %s free but %s on the retained list",
+			     (unsigned long)c->base, whole_free ? "entirely" : "not entirely",
+			     c->retained ? "" : "not");
 	}
+	return 0;
+}
+
+/* The retained list holds exactly the wholly free chunks (the walk
+ * checked each chunk's flag), oldest first, as many pages as counted,
+ * and no more than the policy's bound: twice the target after any free. */
+static int check_retained(void)
+{
+	uint64_t pages = 0;
+	struct heap_chunk *prev = NULL;
+	for (struct heap_chunk *c = mheap.retained_head; c; prev = c, c = c->rnext) {
+		if (!c->retained || c->rprev != prev)
+			FAIL("retained list: chunk %#lx badly linked (flag %d)",
+			     (unsigned long)c->base, c->retained);
+		pages += c->npages;
+		if (pages > mheap.chunk_bytes >> MM_PAGE_SHIFT)
+			FAIL("retained list longer than the heap");
+	}
+	if (prev != mheap.retained_tail || pages != mheap.retained_pages)
+		FAIL("retained list: %lu pages, mheap counts %lu (tail %s)", (unsigned long)pages,
+		     (unsigned long)mheap.retained_pages,
+		     prev == mheap.retained_tail ? "right" : "wrong");
+	if (pages > 2 * (mheap_retain_target() >> MM_PAGE_SHIFT))
+		FAIL("%lu KiB retained, over the policy's bound of twice %lu KiB",
+		     (unsigned long)((pages << MM_PAGE_SHIFT) >> 10),
+		     (unsigned long)(mheap_retain_target() >> 10));
+	return 0;
+}
+
+/* Each CPU's page cache: runs of the list's size, MSPAN_CACHED, owned by
+ * that CPU, in the page map, within the cap, counted right; together all
+ * the cached runs the walk found. */
+static int check_page_caches(void)
+{
+	uint64_t pages = 0, runs = 0;
+	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
+		const struct page_cache *pc = &page_caches[cpu];
+		uint64_t p = 0, r = 0;
+		for (unsigned n = 0; n <= PCACHE_MAX_RUN; n++) {
+			for (const struct mspan *s = pc->runs[n]; s; s = s->next) {
+				if (s->state != MSPAN_CACHED || s->npages != n ||
+				    n < PCACHE_MIN_PAGES || s->owner_cpu != (int)cpu ||
+				    pagemap_lookup(s->startaddr) != s)
+					FAIL("CPU %u page cache list %u holds span %p (state %u, "
+					     "%lu pages, owner %d)", cpu, n, (void *)s, s->state,
+					     (unsigned long)s->npages, s->owner_cpu);
+				p += n;
+				if (++r > cached_seen.runs)
+					FAIL("CPU %u page cache: more runs than the heap holds", cpu);
+			}
+		}
+		if (p != pc->pages || r != pc->nruns || p > PCACHE_MAX_PAGES)
+			FAIL("CPU %u page cache: %lu runs of %lu pages, counted %lu of %lu (cap %u)",
+			     cpu, (unsigned long)r, (unsigned long)p, (unsigned long)pc->nruns,
+			     (unsigned long)pc->pages, PCACHE_MAX_PAGES);
+		pages += p;
+		runs += r;
+	}
+	if (pages != cached_seen.pages || runs != cached_seen.runs)
+		FAIL("page caches hold %lu runs of %lu pages, the heap %lu of %lu",
+		     (unsigned long)runs, (unsigned long)pages, (unsigned long)cached_seen.runs,
+		     (unsigned long)cached_seen.pages);
 	return 0;
 }
 
@@ -300,9 +381,14 @@ int mheap_verify(void)
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
 		tally[spc].listed = tally[spc].cached = tally[spc].live = 0;
 	uint64_t free_pages = 0, small_pages = 0, large_pages = 0, nlarge = 0, chunk_bytes = 0;
+	cached_seen.pages = cached_seen.runs = 0;
 	int bad = walk_chunks(&free_pages, &small_pages, &large_pages, &nlarge, &chunk_bytes);
 	if (!bad)
 		bad = check_free_lists();
+	if (!bad)
+		bad = check_retained();
+	if (!bad)
+		bad = check_page_caches();
 	if (!bad)
 		bad = check_centrals();
 	if (!bad && (free_pages != mheap.free_pages || small_pages != mheap.small_pages ||
@@ -329,9 +415,9 @@ int mheap_verify(void)
 			la += mcaches[cpu].large_alloc;
 			lf += mcaches[cpu].large_free;
 		}
-		if (la - lf != nlarge) {
+		if (la - lf != nlarge - cached_seen.runs) {
 			mm_log("mheap_verify: %lu large objects in the heap, counters say %lu",
-			       (unsigned long)nlarge, (unsigned long)(la - lf));
+			       (unsigned long)(nlarge - cached_seen.runs), (unsigned long)(la - lf));
 			bad = 1;
 		}
 	}

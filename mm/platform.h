@@ -24,6 +24,12 @@
  *       What a CPU does while it spins on a heap lock (x86: pause).
  *   MM_MAX_CPUS (optional)
  *       How many CPUs (mcaches) there are; 64 when not defined.
+ *   MM_RETAIN_MIN_BYTES (optional)
+ *       The scavenger's floor: free chunks the heap keeps (retains) for
+ *       reuse instead of giving them back with mm_sys_free, whatever the
+ *       heap's size (mm/mheap.c, "Retention"); 8 MiB when not defined.
+ *       Retained chunks are given back with the same mm_sys_free (whole
+ *       chunks): no other seam function is needed.
  *   MM_LOCK_DEBUG (optional, 0 or 1)
  *       1 turns on the heap locks' debug checks (mm/mlock.h): each lock
  *       records its holder, MM_HELD() checks the holder is this CPU, and a
@@ -70,6 +76,10 @@
 
 #ifndef MM_LOCK_DEBUG
 #define MM_LOCK_DEBUG 0
+#endif
+
+#ifndef MM_RETAIN_MIN_BYTES
+#define MM_RETAIN_MIN_BYTES (8UL << 20)
 #endif
 
 /* The heap's debug mode (mm/mdebug.c), a build switch: -DDEBUG_HEAP=1. */

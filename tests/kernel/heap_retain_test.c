@@ -1,0 +1,327 @@
+/*
+ * tests/kernel/heap_retain_test.c - large objects: free chunks retained by
+ * the mheap and given back by the scavenger's policy, the per-CPU page
+ * caches, krealloc growing a large object in place (mm/mheap.c).
+ *
+ * Platform calls are counted through the mheap's own counters (ngrow:
+ * chunks obtained with mm_sys_alloc, nrelease: given back with
+ * mm_sys_free); retained bytes through kmem_stats and mheap.retained_pages.
+ * Every test starts from a drained heap (kmem_drain_all gives every
+ * retained chunk back) and ends with every object freed. Runs hosted and
+ * in the kernel; the out-of-memory test needs the hosted platform's cap,
+ * the several-CPU tests are one per build (threads hosted, smp_call_all in
+ * the kernel).
+ */
+#include <stdint.h>
+#include <stdbool.h>
+#include "mm/kmalloc.h"
+#include "mm/mheap.h"
+#include "mm/platform.h"
+#include "tests/kernel/ktest.h"
+#include "tests/kernel/heap_testlib.h"
+#ifdef SPANHEAP_HOSTED
+#include <pthread.h>
+#else
+#include "kernel/smp.h"
+#include "kernel/percpu.h"
+#endif
+
+#define MIB (1024UL * 1024)
+/* A large object too big for the page caches: it comes from the mheap. */
+#define BIG_PAGES 40
+/* One chunk's worth: a 1 MiB object is a 1 MiB chunk of its own. */
+#define CHUNK_OBJ MIB
+
+/* Are bytes [0, n) of p all equal to c? */
+static __attribute__((unused)) bool all_bytes(const void *p, uint8_t c, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != c)
+			return false;
+	return true;
+}
+
+static uint64_t ngrow(void) { return __atomic_load_n(&mheap.ngrow, __ATOMIC_RELAXED); }
+static uint64_t nrelease(void) { return __atomic_load_n(&mheap.nrelease, __ATOMIC_RELAXED); }
+static uint64_t retained_chunk_bytes(void)
+{
+	return __atomic_load_n(&mheap.retained_pages, __ATOMIC_RELAXED) << MM_PAGE_SHIFT;
+}
+
+KTEST(heap_retain, freed_chunk_is_reused_without_the_platform)
+{
+	uint64_t base = heap_drained_bytes();
+	size_t size = BIG_PAGES * MM_PAGE_SIZE;
+	uint8_t *a = kmalloc(size, 0);
+	KASSERT_NOT_NULL(a);
+	heap_fill(a, 0xa1, size);
+	kfree(a);
+	/* Its pages are free again, and kept. */
+	KEXPECT_GE(heap_stats().retained_bytes, size);
+	uint64_t grown = ngrow(), released = nrelease();
+	uint8_t *b = kmalloc(size, 0);
+	KASSERT_NOT_NULL(b);
+	KEXPECT_EQ(ngrow(), grown);      /* no mm_sys_alloc */
+	KEXPECT_EQ(nrelease(), released);
+	heap_fill(b, 0xb2, size);
+	KEXPECT_TRUE(heap_check(b, 0xb2, size));
+	kfree(b);
+	KEXPECT_EQ(mheap_verify(), 0);
+	KEXPECT_EQ(heap_drained_bytes(), base);
+	KEXPECT_EQ(retained_chunk_bytes(), 0);
+}
+
+#define CHURN_MAX 96
+
+KTEST(heap_retain, scavenger_keeps_retained_memory_bounded)
+{
+	static void *objs[CHURN_MAX];
+	uint64_t base = heap_drained_bytes();
+	/* Enough 1 MiB chunks to go past the bound, twice the target. */
+	unsigned want = (unsigned)(2 * mheap_retain_target() / MIB) + 4;
+	KASSERT_LE(want, CHURN_MAX);
+	KTEST_REQUIRE_FREE_BYTES((want + 2) * MIB);
+	struct kmem_stats before = heap_stats();
+	unsigned n = 0;
+	for (; n < want; n++) {
+		objs[n] = kmalloc(CHUNK_OBJ, 0);
+		if (!objs[n])
+			break;
+		heap_fill(objs[n], (uint8_t)n, CHUNK_OBJ);
+	}
+	KEXPECT_EQ(n, want);
+	uint64_t released = nrelease();
+	for (unsigned i = 0; i < n; i++)
+		kfree(objs[i]);
+	/* Every chunk came free; the policy kept at most twice its target
+	 * and gave the rest back. */
+	uint64_t target = mheap_retain_target();
+	KEXPECT_GE(target, MM_RETAIN_MIN_BYTES);
+	KEXPECT_LE(retained_chunk_bytes(), 2 * target);
+	KEXPECT_GT(retained_chunk_bytes(), 0);
+	KEXPECT_GT(nrelease(), released);
+	struct kmem_stats after = heap_stats();
+	KEXPECT_GT(after.scavenged_bytes, before.scavenged_bytes);
+	/* The idle scavenger trims to the target itself. */
+	kmem_scavenge_idle();
+	KEXPECT_LE(retained_chunk_bytes(), target);
+	KEXPECT_GT(retained_chunk_bytes(), 0);
+	/* What is retained is reused: the same churn again asks the
+	 * platform only for what was given back. */
+	uint64_t kept = retained_chunk_bytes() / MIB, grown = ngrow();
+	for (unsigned i = 0; i < kept; i++) {
+		objs[i] = kmalloc(CHUNK_OBJ, 0);
+		KASSERT_NOT_NULL(objs[i]);
+	}
+	KEXPECT_EQ(ngrow(), grown);
+	for (unsigned i = 0; i < kept; i++)
+		kfree(objs[i]);
+	/* An explicit scavenge gives every retained chunk back. */
+	KEXPECT_GE(kmem_scavenge(), kept * MIB);
+	KEXPECT_EQ(retained_chunk_bytes(), 0);
+	KEXPECT_EQ(mheap_verify(), 0);
+	KEXPECT_EQ(heap_drained_bytes(), base);
+}
+
+/* The page-cache tests count exact runs: debug mode (red zones, trailers,
+ * the quarantine) changes every large object's size and delays its free. */
+#if !DEBUG_HEAP
+KTEST(heap_retain, page_cache_serves_this_cpu_and_drains)
+{
+	uint64_t base = heap_drained_bytes();
+	size_t size = 64 * 1024;   /* 8 pages: page-cache sized */
+	void *a = kmalloc(size, 0);
+	KASSERT_NOT_NULL(a);
+	struct kmem_stats st = heap_stats();
+	KEXPECT_EQ(st.page_cache_bytes, 0);
+	kfree(a);
+	st = heap_stats();
+	KEXPECT_EQ(st.page_cache_bytes, size);
+	KEXPECT_EQ(st.large_bytes, 0);
+	/* The cached run is not an object: freeing it again is reported. */
+	uint64_t bad = st.bad_frees;
+	kfree(a);
+	KEXPECT_EQ(heap_stats().bad_frees, bad + 1);
+	KEXPECT_EQ(mheap_verify(), 0);
+	/* The same size again on this CPU: the same run, no lock, no chunk. */
+	uint64_t grown = ngrow();
+	void *b = kmalloc(size, KM_ZERO);
+	KEXPECT_EQ(b, a);
+	KEXPECT_EQ(ngrow(), grown);
+	KEXPECT_TRUE(all_bytes(b, 0, size));
+	KEXPECT_EQ(heap_stats().page_cache_bytes, 0);
+	/* The cache is bounded: free more than it holds. */
+	void *objs[PCACHE_MAX_PAGES / 8 + 4];
+	unsigned n = sizeof objs / sizeof objs[0];
+	for (unsigned i = 0; i < n; i++) {
+		objs[i] = kmalloc(size, 0);
+		KASSERT_NOT_NULL(objs[i]);
+	}
+	for (unsigned i = 0; i < n; i++)
+		kfree(objs[i]);
+	KEXPECT_LE(heap_stats().page_cache_bytes, PCACHE_MAX_PAGES * MM_PAGE_SIZE);
+	KEXPECT_EQ(mheap_verify(), 0);
+	kfree(b);
+	kmem_drain_this_cpu();
+	KEXPECT_EQ(heap_stats().page_cache_bytes, 0);
+	KEXPECT_EQ(mheap_verify(), 0);
+	KEXPECT_EQ(heap_drained_bytes(), base);
+}
+
+KTEST(heap_retain, krealloc_grows_a_large_object_in_place)
+{
+	uint64_t base = heap_drained_bytes();
+	size_t size = BIG_PAGES * MM_PAGE_SIZE;
+	/* Taken from the head of a free run (the mheap splits the
+	 * smallest run that fits): unless that run fit exactly, the pages
+	 * after it are free. */
+	uint8_t *a = kmalloc(size, 0);
+	KASSERT_NOT_NULL(a);
+	heap_fill(a, 0x3c, size);
+	struct mspan *next = mheap_span_of(a + size);
+	bool room = next && mspan_state_of(next) == MSPAN_FREE && next->npages >= BIG_PAGES;
+	uint64_t large = heap_stats().large_bytes;
+	uint8_t *b = krealloc(a, 2 * size, KM_ZERO);
+	KASSERT_NOT_NULL(b);
+	if (room) {
+		KEXPECT_EQ(b, a);
+		KEXPECT_EQ(heap_stats().large_bytes, large + size);
+	} else {
+		ktest_log("no free pages after the object: krealloc moved it");
+	}
+	KEXPECT_EQ(ksize(b), 2 * size);
+	KEXPECT_TRUE(heap_check(b, 0x3c, size));
+	KEXPECT_TRUE(all_bytes(b + size, 0, size));
+	KEXPECT_EQ(mheap_verify(), 0);
+	/* Blocked by a neighbour: moved, contents kept. */
+	uint8_t *c = kmalloc(size, 0);
+	KASSERT_NOT_NULL(c);
+	uint8_t *d = NULL;
+	if (c == b + 2 * size) {
+		d = krealloc(b, 3 * size, 0);
+		KASSERT_NOT_NULL(d);
+		KEXPECT_NE(d, b);
+		KEXPECT_TRUE(heap_check(d, 0x3c, size));
+		b = d;
+	}
+	kfree(c);
+	kfree(b);
+	KEXPECT_EQ(mheap_verify(), 0);
+	KEXPECT_EQ(heap_drained_bytes(), base);
+}
+
+#endif
+
+#ifdef SPANHEAP_HOSTED
+KTEST(heap_retain, out_of_memory_gives_retained_chunks_back_and_succeeds)
+{
+	static void *objs[6];
+	uint64_t base = heap_drained_bytes();
+	for (unsigned i = 0; i < 6; i++) {
+		objs[i] = kmalloc(CHUNK_OBJ, 0);
+		KASSERT_NOT_NULL(objs[i]);
+	}
+	for (unsigned i = 0; i < 6; i++)
+		kfree(objs[i]);
+	KEXPECT_GE(retained_chunk_bytes(), 6 * MIB);
+	/* The platform has 1 MiB more to give; 3 MiB fit no retained
+	 * chunk, and only fit once the retained ones are given back. */
+	mm_host_set_sys_limit(mm_host_sys_bytes() + MIB);
+	uint64_t oom = heap_stats().oom;
+	void *big = kmalloc(3 * MIB, 0);
+	mm_host_set_sys_limit(0);
+	KEXPECT_NOT_NULL(big);
+	KEXPECT_EQ(heap_stats().oom, oom);
+	KEXPECT_EQ(retained_chunk_bytes(), 0);
+	if (big)
+		heap_fill(big, 0x77, 3 * MIB);
+	kfree(big);
+	KEXPECT_EQ(mheap_verify(), 0);
+	KEXPECT_EQ(heap_drained_bytes(), base);
+}
+#endif
+
+/* ---- page caches on several CPUs ---- */
+#if !DEBUG_HEAP
+
+#define PCPU_ROUNDS 200
+#define PCPU_MAX 16
+static unsigned pcpu_errors[PCPU_MAX];
+static unsigned pcpu_hits[PCPU_MAX];
+
+/* One page-cache size per CPU: after the first round each allocation
+ * comes back from this CPU's own cache (the run it freed, with what it
+ * wrote), never another's run. */
+static void page_cache_churn(unsigned id)
+{
+	for (unsigned r = 0; r < PCPU_ROUNDS; r++) {
+		size_t size = (PCACHE_MIN_PAGES + id % (PCACHE_MAX_RUN - PCACHE_MIN_PAGES + 1)) *
+			      MM_PAGE_SIZE;
+		uint8_t *p = kmalloc(size, 0);
+		if (!p) {
+			pcpu_errors[id]++;
+			continue;
+		}
+		uint8_t tag = (uint8_t)(id + 1);
+		if (r >= 1 && p[0] == tag && p[size - 1] == tag)
+			pcpu_hits[id]++;
+		p[0] = p[size - 1] = tag;
+		kfree(p);
+	}
+	kmem_drain_this_cpu();
+}
+
+#ifdef SPANHEAP_HOSTED
+static void *page_cache_thread(void *arg)
+{
+	page_cache_churn((unsigned)(uintptr_t)arg);
+	return NULL;
+}
+
+static unsigned run_everywhere(void)
+{
+	pthread_t t[4];
+	unsigned n = 4;
+	for (unsigned i = 0; i < n; i++)
+		if (pthread_create(&t[i], NULL, page_cache_thread, (void *)(uintptr_t)i) != 0)
+			return i;
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	return n;
+}
+#else
+static void page_cache_cpu(void *arg)
+{
+	(void)arg;
+	unsigned id = this_cpu_id();
+	if (id < PCPU_MAX)
+		page_cache_churn(id);
+}
+
+static unsigned run_everywhere(void)
+{
+	unsigned n = ncpus_online < PCPU_MAX ? ncpus_online : PCPU_MAX;
+	smp_call_n(n, page_cache_cpu, NULL);
+	return n;
+}
+#endif
+
+KTEST(heap_retain, page_caches_on_several_cpus)
+{
+	uint64_t base = heap_drained_bytes();
+	for (unsigned i = 0; i < PCPU_MAX; i++)
+		pcpu_errors[i] = pcpu_hits[i] = 0;
+	unsigned n = run_everywhere();
+	KEXPECT_GE(n, 1);
+	for (unsigned i = 0; i < n; i++) {
+		KEXPECT_EQ(pcpu_errors[i], 0);
+		/* Each round finds its own run with its own last contents:
+		 * the run stayed in this CPU's cache. */
+		KEXPECT_EQ(pcpu_hits[i], PCPU_ROUNDS - 1);
+	}
+	KEXPECT_EQ(heap_stats().page_cache_bytes, 0);
+	KEXPECT_EQ(mheap_verify(), 0);
+	KEXPECT_EQ(heap_drained_bytes(), base);
+}
+#endif
