@@ -23,10 +23,10 @@
  * (heap pointer, start of an object, object live); a bad one is reported
  * (mm/badptr.c) and ignored.
  *
- * Known limits of the cheap checks: a double free of a tiny object is
- * caught only while its block is current or once it is free; a second
- * free on the owning CPU of an object first freed remotely, before the
- * next sweep, is not caught.
+ * kfree's fast path serves every span this CPU owns: the one it allocates
+ * from and its owned set (mm/mcache.c). Double frees are caught whichever
+ * CPUs make the two frees (mm/mcentral.c, mm/tiny.c); two frees racing on
+ * two CPUs with no order between them may not be.
  */
 #include <stdbool.h>
 #include "mm/kmalloc.h"
