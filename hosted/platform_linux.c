@@ -57,8 +57,9 @@ static void slot_release(void *arg)
 	unsigned id = mm_host_thread.slot - 1;
 
 	/* Give this thread's cached spans back before another thread can
-	 * take the slot (and its mcache). */
-	kmem_drain_this_cpu();
+	 * take the slot (and its mcache); the heap keeps what its policy
+	 * retains, for the threads that live on. */
+	kmem_release_this_cpu();
 	slot_released = 1;
 	mm_host_thread.depth = NULL;
 	mm_host_thread.slot = 0;

@@ -84,6 +84,10 @@ void kmalloc_init(void);
 void kmem_drain_this_cpu(void);
 /* Same for every CPU's cache (only when no other CPU is allocating). */
 void kmem_drain_all(void);
+/* A CPU (a hosted thread) going away: its caches go back to the heap like
+ * kmem_drain_this_cpu's, but the heap keeps the free chunks its retention
+ * policy allows, for the other CPUs to reuse. */
+void kmem_release_this_cpu(void);
 
 /* Give every free chunk the heap retains back to the platform now;
  * returns the bytes given back (cached spans and page caches are not

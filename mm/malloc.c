@@ -466,10 +466,10 @@ size_t heap_raw_size(const char *op, const void *p, const void *caller)
 /* In debug mode these are heap_raw_kmem_* (HEAP_API, mm/malloc_internal.h),
  * and mm/mdebug.c's kmem_* empty its quarantine first / take its locks. */
 
-void HEAP_API(kmem_drain_this_cpu)(void)
+/* This CPU's caches (tiny block, cached and owned spans, page cache)
+ * back to the mcentrals and the mheap. */
+static void release_this_cpu(void)
 {
-	if (!mheap_ready())
-		return;
 	unsigned long irq = mm_irq_save();
 	unsigned cpu = mm_cpu_id();
 	tiny_retire(&mcaches[cpu], cpu);
@@ -477,7 +477,22 @@ void HEAP_API(kmem_drain_this_cpu)(void)
 	mheap_pcache_drain(cpu);
 	mm_irq_restore(irq);
 	mcentral_reclaim_every_class();
+}
+
+void HEAP_API(kmem_drain_this_cpu)(void)
+{
+	if (!mheap_ready())
+		return;
+	release_this_cpu();
 	mheap_scavenge(0);   /* a drain keeps nothing: every free chunk back */
+}
+
+void kmem_release_this_cpu(void)
+{
+	if (!mheap_ready())
+		return;
+	release_this_cpu();
+	kmem_scavenge_idle();   /* the retention policy decides the rest */
 }
 
 void HEAP_API(kmem_drain_all)(void)
@@ -508,9 +523,12 @@ void kmem_scavenge_idle(void)
 {
 	if (!mheap_ready())
 		return;
-	uint64_t target = mheap_retain_target();
-	if ((__atomic_load_n(&mheap.retained_pages, __ATOMIC_RELAXED) << MM_PAGE_SHIFT) > target)
-		mheap_scavenge(target);
+	/* The target is never below the floor: below it, nothing to do,
+	 * without the lock (the target itself needs it: it reads what the
+	 * mheap's lock protects). */
+	if ((__atomic_load_n(&mheap.retained_pages, __ATOMIC_RELAXED) << MM_PAGE_SHIFT) >
+	    MM_RETAIN_MIN_BYTES)
+		mheap_scavenge_to_target();
 }
 
 /* Lock order: init_lock, the mcentrals in span class order, the mheap

@@ -68,7 +68,9 @@ static void chunk_retain(struct heap_chunk *c)
 	else
 		mheap.retained_head = c;
 	mheap.retained_tail = c;
-	mheap.retained_pages += c->npages;
+	/* Atomic: kmem_scavenge_idle peeks at it without the lock. */
+	__atomic_store_n(&mheap.retained_pages, mheap.retained_pages + c->npages,
+			 __ATOMIC_RELAXED);
 }
 
 static void chunk_unretain(struct heap_chunk *c)
@@ -84,7 +86,8 @@ static void chunk_unretain(struct heap_chunk *c)
 		mheap.retained_tail = c->rprev;
 	c->rnext = c->rprev = NULL;
 	c->retained = false;
-	mheap.retained_pages -= c->npages;
+	__atomic_store_n(&mheap.retained_pages, mheap.retained_pages - c->npages,
+			 __ATOMIC_RELAXED);
 }
 
 /* Free runs are the only place a chunk is wholly free: a run covering its
@@ -241,6 +244,14 @@ static uint64_t retain_target_pages(void)
 uint64_t mheap_retain_target(void)
 {
 	return retain_target_pages() << MM_PAGE_SHIFT;
+}
+
+uint64_t mheap_scavenge_to_target(void)
+{
+	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
+	uint64_t pages = scavenge_locked(retain_target_pages());
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	return pages << MM_PAGE_SHIFT;
 }
 
 uint64_t mheap_scavenge(uint64_t keep_bytes)

@@ -106,8 +106,13 @@ void mheap_pcache_drain(unsigned cpu);
  * keep_bytes are retained. Returns the bytes given back. */
 uint64_t mheap_scavenge(uint64_t keep_bytes);
 /* The policy's target for retained bytes (see mm/mheap.c): the idle
- * scavenger trims to it, frees keep at most twice it. Lock-free read. */
+ * scavenger trims to it, frees keep at most twice it. Reads counters the
+ * mheap lock protects without it: for reports and the (quiescent)
+ * verifier; mheap_scavenge_to_target computes it under the lock. */
 uint64_t mheap_retain_target(void);
+/* Give back retained chunks beyond the policy's target, computed under
+ * the lock; returns the bytes given back. */
+uint64_t mheap_scavenge_to_target(void);
 /* Bytes held from the platform: chunks + span metadata (page-map leaves,
  * which are never given back, are counted by pagemap_sys_bytes()). */
 uint64_t mheap_sys_bytes(void);
