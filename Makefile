@@ -129,10 +129,11 @@ $(HOST_DIR)/san/%.o: %.c
 
 # Position-independent objects for the shared library: hidden by default
 # (direct calls inside it), initial-exec TLS (no __tls_get_addr), no frame
-# pointer (as the peers ship theirs).
+# pointer (as the peers ship theirs), fork-safe (hosted/mm_platform.h).
 $(HOST_DIR)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(HOSTCC) $(HOST_CFLAGS) -O2 -fPIC -fvisibility=hidden -ftls-model=initial-exec -fomit-frame-pointer \
+	$(HOSTCC) $(HOST_CFLAGS) -O2 -DMM_HOST_FORK_SAFE -fPIC -fvisibility=hidden \
+		-ftls-model=initial-exec -fomit-frame-pointer \
 		-c $< -o $@
 
 $(HOST_SO): $(patsubst %.c,$(HOST_DIR)/pic/%.o,$(HOST_SO_SRCS)) hosted/libspanheap.map

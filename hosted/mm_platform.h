@@ -12,9 +12,10 @@
  * one of the MM_HOST_SHARED_SLOTS last slots with other threads: for those,
  * mm_irq_save() takes the slot's lock (counted, so nesting is fine) where
  * the kernel would turn interrupts off, and mm_irq_restore() drops it. An
- * exclusive thread pays a thread-local load, a counter of its own slot and
- * a look at one flag: what lets fork find the heap quiet (see fork in
- * platform_linux.c).
+ * exclusive thread pays a thread-local load; in libspanheap.so (built with
+ * MM_HOST_FORK_SAFE) also a counter of its own slot and a look at one flag:
+ * what lets fork find the heap quiet (see fork in platform_linux.c). The
+ * static libspanheap.a registers no fork handlers and skips them.
  *
  * There are no interrupts; mm_sys_alloc/free are mmap and munmap; mm_log
  * and mm_panic write(2) to stderr (never stdio, which may allocate);
@@ -84,18 +85,24 @@ static inline unsigned mm_cpu_id(void)
 
 /*
  * Enter a section the kernel would run with interrupts off. Exclusive
- * slot: its depth + 1 and a look at mm_host_forking, no atomic instruction
- * (a fork pairs it with membarrier). Returns the depth counter's address,
- * or 1 when a shared slot's lock was taken.
+ * slot: nothing to do, unless the build is fork-safe (MM_HOST_FORK_SAFE:
+ * libspanheap.so, whose fork handlers need it): then its depth + 1 and a
+ * look at mm_host_forking, no atomic instruction (a fork pairs it with
+ * membarrier). Returns the depth counter's address, or 1 when a shared
+ * slot's lock was taken.
  */
 static inline unsigned long mm_irq_save(void)
 {
 	unsigned *depth = mm_host_thread.depth;
 	if (__builtin_expect(depth != NULL, 1)) {
+#ifdef MM_HOST_FORK_SAFE
 		__atomic_store_n(depth, *depth + 1, __ATOMIC_RELAXED);
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
 		if (__builtin_expect(!__atomic_load_n(&mm_host_forking, __ATOMIC_RELAXED), 1))
 			return (unsigned long)depth;
+#else
+		return (unsigned long)depth;
+#endif
 	}
 	return mm_host_irq_save_slow();
 }
@@ -110,6 +117,37 @@ static inline void mm_cpu_relax(void)
 	sched_yield();
 }
 
+/* The fast paths' section (mm/platform.h): an exclusive slot and no fork
+ * waiting, or decline and let the slow path call mm_irq_save. So the fast
+ * paths contain no call, and restoring needs no shared-slot test. */
+#define MM_HAVE_IRQ_SAVE_FAST 1
+static inline int mm_irq_save_fast(unsigned long *flags)
+{
+	unsigned *depth = mm_host_thread.depth;
+	if (__builtin_expect(depth == NULL, 0))
+		return 0;
+#ifdef MM_HOST_FORK_SAFE
+	__atomic_store_n(depth, *depth + 1, __ATOMIC_RELAXED);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (__builtin_expect(__atomic_load_n(&mm_host_forking, __ATOMIC_RELAXED), 0)) {
+		__atomic_store_n(depth, *depth - 1, __ATOMIC_RELEASE);
+		return 0;
+	}
+#endif
+	*flags = (unsigned long)depth;
+	return 1;
+}
+
+static inline void mm_irq_restore_fast(unsigned long flags)
+{
+#ifdef MM_HOST_FORK_SAFE
+	unsigned *depth = (unsigned *)flags;
+	__atomic_store_n(depth, *depth - 1, __ATOMIC_RELEASE);
+#else
+	(void)flags;
+#endif
+}
+
 static inline void mm_irq_restore(unsigned long flags)
 {
 	if (__builtin_expect(flags == 1, 0)) {
@@ -118,8 +156,10 @@ static inline void mm_irq_restore(unsigned long flags)
 							 MM_HOST_EXCLUSIVE_SLOTS]);
 		return;
 	}
+#ifdef MM_HOST_FORK_SAFE
 	unsigned *depth = (unsigned *)flags;
 	__atomic_store_n(depth, *depth - 1, __ATOMIC_RELEASE);
+#endif
 }
 
 /* Cap the bytes mm_sys_alloc may have handed out at once (0: no cap). */

@@ -128,6 +128,9 @@ unsigned long mm_host_irq_save_slow(void)
 	}
 	/* Exclusive, outermost, a fork waiting (or a new slot): the fast
 	 * path's protocol once the fork is done. */
+#ifndef MM_HOST_FORK_SAFE
+	return (unsigned long)t->depth;   /* a new exclusive slot */
+#else
 	for (;;) {
 		while (__atomic_load_n(&mm_host_forking, __ATOMIC_ACQUIRE))
 			sched_yield();
@@ -137,6 +140,7 @@ unsigned long mm_host_irq_save_slow(void)
 			return (unsigned long)t->depth;
 		__atomic_store_n(t->depth, 0, __ATOMIC_RELEASE);
 	}
+#endif
 }
 
 unsigned mm_host_slots_in_use(void)

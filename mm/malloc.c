@@ -254,13 +254,12 @@ static void kfree_checked(const void *p, struct mspan *s, unsigned cpu, const vo
 	}
 }
 
-/* kfree's slow path, entered with interrupts off (saved in irq), which it
- * turns back on: a tail call from the fast path. */
-__attribute__((noinline)) static void kfree_slow(const void *p, struct mspan *s,
-						  unsigned cpu, const void *caller,
-						  unsigned long irq)
+/* kfree's slow path: every check and every kind of free, in a section of
+ * its own. A tail call from the fast path. */
+__attribute__((noinline)) static void kfree_slow(const void *p, const void *caller)
 {
-	kfree_checked(p, s, cpu, caller);
+	unsigned long irq = mm_irq_save();
+	kfree_checked(p, mheap_span_of(p), mm_cpu_id(), caller);
 	mm_irq_restore(irq);
 }
 
@@ -268,27 +267,30 @@ static inline __attribute__((always_inline)) void kfree_core(const void *p, cons
 {
 	if (!p)
 		return;
-	unsigned long irq = mm_irq_save();
-	unsigned cpu = mm_cpu_id();
-	struct mspan *s = mheap_span_of(p);
+	unsigned long irq;
+	if (__builtin_expect(mm_irq_save_fast(&irq), 1)) {
+		unsigned cpu = mm_cpu_id();
+		struct mspan *s = mheap_span_of(p);
 
-	/* Fast path: this CPU's mcache holds the span (so it is a live
-	 * small span), the pointer is an object start, the object is live;
-	 * or it is a tiny object of this CPU's current block. */
-	if (__builtin_expect(s != NULL, 1) &&
-	    __atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) == (int32_t)cpu) {
-		if (__builtin_expect(s->spanclass != TINY_SPAN_CLASS, 1)) {
-			if (__builtin_expect(mspan_free_owned(s, p), 1)) {
-				stat_inc(&mcaches[cpu].nfree[s->spanclass]);
-				mm_irq_restore(irq);
+		/* Fast path: this CPU owns the span (so it is a live small
+		 * span), the pointer is an object start, the object is live;
+		 * or it is a tiny object of this CPU's current block. */
+		if (__builtin_expect(s != NULL, 1) &&
+		    __atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) == (int32_t)cpu) {
+			if (__builtin_expect(s->spanclass != TINY_SPAN_CLASS, 1)) {
+				if (__builtin_expect(mspan_free_owned(s, p), 1)) {
+					stat_inc(&mcaches[cpu].nfree[s->spanclass]);
+					mm_irq_restore_fast(irq);
+					return;
+				}
+			} else if (tiny_free_local(&mcaches[cpu], p)) {
+				mm_irq_restore_fast(irq);
 				return;
 			}
-		} else if (tiny_free_local(&mcaches[cpu], p)) {
-			mm_irq_restore(irq);
-			return;
 		}
+		mm_irq_restore_fast(irq);
 	}
-	kfree_slow(p, s, cpu, caller, irq);
+	kfree_slow(p, caller);
 }
 
 /* ------------------------------------------------------ ksize/krealloc -- */
@@ -365,17 +367,19 @@ void *kmalloc(size_t size, unsigned flags)
 		if ((flags & KM_NOSCAN) && size < TINY_SIZE)
 			return kmalloc_tiny_call(size, flags);
 		unsigned spc = small_spanclass(size_to_class(size), flags);
-		unsigned long irq = mm_irq_save();
-		struct mcache *mc = &mcaches[mm_cpu_id()];
-		void *p = mcache_alloc_fast(mc, spc);
-		if (__builtin_expect(p != NULL, 1)) {
-			stat_inc(&mc->nmalloc[spc]);
-			mm_irq_restore(irq);
-			if (__builtin_expect(flags & KM_ZERO, 0))
-				return memset(p, 0, class_to_size[spanclass_sizeclass(spc)]);
-			return p;
+		unsigned long irq;
+		if (__builtin_expect(mm_irq_save_fast(&irq), 1)) {
+			struct mcache *mc = &mcaches[mm_cpu_id()];
+			void *p = mcache_alloc_fast(mc, spc);
+			if (__builtin_expect(p != NULL, 1)) {
+				stat_inc(&mc->nmalloc[spc]);
+				mm_irq_restore_fast(irq);
+				if (__builtin_expect(flags & KM_ZERO, 0))
+					return memset(p, 0, class_to_size[spanclass_sizeclass(spc)]);
+				return p;
+			}
+			mm_irq_restore_fast(irq);
 		}
-		mm_irq_restore(irq);
 	}
 	return kmalloc_slow(size, flags);
 }

@@ -22,6 +22,14 @@
  *       build counts a per-thread depth instead (a fork waits for 0).
  *   static inline void mm_cpu_relax(void);
  *       What a CPU does while it spins on a heap lock (x86: pause).
+ *   static inline int mm_irq_save_fast(unsigned long *flags);  (optional)
+ *   static inline void mm_irq_restore_fast(unsigned long flags);
+ *       The kmalloc/kfree fast paths' section: like mm_irq_save, but may
+ *       decline (return 0) when entering would need a slow step (the
+ *       hosted build: no thread slot yet, a shared slot, a fork waiting);
+ *       the caller then takes its slow path, which uses mm_irq_save. Define
+ *       MM_HAVE_IRQ_SAVE_FAST with them; by default they are mm_irq_save /
+ *       mm_irq_restore, never declining.
  *   MM_MAX_CPUS (optional)
  *       How many CPUs (mcaches) there are; 64 when not defined.
  *   MM_RETAIN_MIN_BYTES (optional)
@@ -72,6 +80,19 @@
 
 #ifndef MM_MAX_CPUS
 #define MM_MAX_CPUS 64
+#endif
+
+#ifndef MM_HAVE_IRQ_SAVE_FAST
+static inline int mm_irq_save_fast(unsigned long *flags)
+{
+	*flags = mm_irq_save();
+	return 1;
+}
+
+static inline void mm_irq_restore_fast(unsigned long flags)
+{
+	mm_irq_restore(flags);
+}
 #endif
 
 #ifndef MM_LOCK_DEBUG
