@@ -58,13 +58,9 @@ static void simple_thread(struct wl_thread *t)
 {
 	const struct wl_case *c = t->run->c;
 	uint64_t n = c->a, ops = wl_scaled(t, c->ops, 1);
-	struct wl_obj *set = wl_obj_array(n);
-	if (!set) {
-		wl_fail(t->run, "no memory for the live set's array", n, 0, 0, 0);
-	} else {
-		for (uint64_t i = 0; i < n; i++)
-			wl_obj_alloc(t, &set[i], simple_size(t));
-	}
+	struct wl_obj *set = wl_live_set_new(t, n);
+	for (uint64_t i = 0; set && i < n; i++)
+		wl_obj_alloc(t, &set[i], simple_size(t));
 	wl_go(t);
 	if (set) {
 		if (c->b)
@@ -74,11 +70,7 @@ static void simple_thread(struct wl_thread *t)
 		t->ops = ops;
 	}
 	wl_stop(t);
-	if (set) {
-		for (uint64_t i = 0; i < n; i++)
-			wl_obj_free(t, &set[i]);
-		wl_free(set);
-	}
+	wl_live_set_free(t, set, n);
 }
 
 const struct workload wl_glibc_simple = {

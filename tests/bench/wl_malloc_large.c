@@ -49,13 +49,9 @@ static void large_thread(struct wl_thread *t)
 {
 	const struct wl_case *c = t->run->c;
 	uint64_t n = c->a, ops = wl_scaled(t, c->ops, 1);
-	struct wl_obj *set = wl_obj_array(n);
-	if (!set) {
-		wl_fail(t->run, "no memory for the live set's array", n, 0, 0, 0);
-	} else {
-		for (uint64_t i = 0; i < n; i++)
-			large_alloc(t, &set[i]);
-	}
+	struct wl_obj *set = wl_live_set_new(t, n);
+	for (uint64_t i = 0; set && i < n; i++)
+		large_alloc(t, &set[i]);
 	wl_go(t);
 	if (set) {
 		for (uint64_t i = 0; i < ops; i++) {
@@ -66,11 +62,7 @@ static void large_thread(struct wl_thread *t)
 		t->ops = ops;
 	}
 	wl_stop(t);
-	if (set) {
-		for (uint64_t i = 0; i < n; i++)
-			wl_obj_free(t, &set[i]);
-		wl_free(set);
-	}
+	wl_live_set_free(t, set, n);
 }
 
 const struct workload wl_malloc_large = {

@@ -124,11 +124,7 @@ static void mem_thread(struct wl_thread *t)
 	}
 	t->ops = ops;
 	wl_stop(t);
-	if (set) {
-		for (uint64_t i = 0; i < n; i++)
-			wl_obj_free(t, &set[i]);
-		wl_free(set);
-	}
+	wl_live_set_free(t, set, n);
 }
 
 const struct workload wl_mem = {

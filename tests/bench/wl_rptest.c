@@ -122,11 +122,7 @@ static void rp_thread(struct wl_thread *t)
 	wl_barrier(t); /* nothing is handed over any more */
 	rp_drain(t);
 	wl_stop(t);
-	if (set) {
-		for (uint64_t i = 0; i < n; i++)
-			wl_obj_free(t, &set[i]);
-		wl_free(set);
-	}
+	wl_live_set_free(t, set, n);
 }
 
 const struct workload wl_rptest = {

@@ -398,6 +398,26 @@ static inline struct wl_obj *wl_obj_array(uint64_t n)
 	return a;
 }
 
+/* A thread's live set: the array of n objects, none allocated yet; NULL
+ * (and the run fails, saying so) when there is no memory for it. */
+static inline struct wl_obj *wl_live_set_new(struct wl_thread *t, uint64_t n)
+{
+	struct wl_obj *set = wl_obj_array(n);
+	if (!set)
+		wl_fail(t->run, "no memory for the live set's array", n, 0, 0, 0);
+	return set;
+}
+
+/* Free every object of a live set (empty slots are skipped), then the set. */
+static inline void wl_live_set_free(struct wl_thread *t, struct wl_obj *set, uint64_t n)
+{
+	if (!set)
+		return;
+	for (uint64_t i = 0; i < n; i++)
+		wl_obj_free(t, &set[i]);
+	wl_free(set);
+}
+
 /* ------------------------------------------------------ the registry -- */
 
 /* Every workload, one per tests/bench/wl_<name>.c. */
