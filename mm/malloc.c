@@ -263,34 +263,42 @@ __attribute__((noinline)) static void kfree_slow(const void *p, const void *call
 	mm_irq_restore(irq);
 }
 
-static inline __attribute__((always_inline)) void kfree_core(const void *p, const void *caller)
+/* kfree's fast path: true when it freed p (or p is NULL); false sends
+ * the free, or its report, down the slow path. */
+static inline __attribute__((always_inline)) bool kfree_fast(const void *p)
 {
 	if (!p)
-		return;
+		return true;
 	unsigned long irq;
-	if (__builtin_expect(mm_irq_save_fast(&irq), 1)) {
-		unsigned cpu = mm_cpu_id();
-		struct mspan *s = mheap_span_of(p);
+	if (__builtin_expect(!mm_irq_save_fast(&irq), 0))
+		return false;
+	unsigned cpu = mm_cpu_id();
+	struct mspan *s = mheap_span_of(p);
 
-		/* Fast path: this CPU owns the span (so it is a live small
-		 * span), the pointer is an object start, the object is live;
-		 * or it is a tiny object of this CPU's current block. */
-		if (__builtin_expect(s != NULL, 1) &&
-		    __atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) == (int32_t)cpu) {
-			if (__builtin_expect(s->spanclass != TINY_SPAN_CLASS, 1)) {
-				if (__builtin_expect(mspan_free_owned(s, p), 1)) {
-					stat_inc(&mcaches[cpu].nfree[s->spanclass]);
-					mm_irq_restore_fast(irq);
-					return;
-				}
-			} else if (tiny_free_local(&mcaches[cpu], p)) {
+	/* This CPU owns the span (so it is a live small span), the pointer
+	 * is an object start, the object is live; or it is a tiny object of
+	 * this CPU's current block. */
+	if (__builtin_expect(s != NULL, 1) &&
+	    __atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) == (int32_t)cpu) {
+		if (__builtin_expect(s->spanclass != TINY_SPAN_CLASS, 1)) {
+			if (__builtin_expect(mspan_free_owned(s, p), 1)) {
+				stat_inc(&mcaches[cpu].nfree[s->spanclass]);
 				mm_irq_restore_fast(irq);
-				return;
+				return true;
 			}
+		} else if (tiny_free_local(&mcaches[cpu], p)) {
+			mm_irq_restore_fast(irq);
+			return true;
 		}
-		mm_irq_restore_fast(irq);
 	}
-	kfree_slow(p, caller);
+	mm_irq_restore_fast(irq);
+	return false;
+}
+
+static inline __attribute__((always_inline)) void kfree_core(const void *p, const void *caller)
+{
+	if (!kfree_fast(p))
+		kfree_slow(p, caller);
 }
 
 /* ------------------------------------------------------ ksize/krealloc -- */
@@ -404,9 +412,11 @@ void *kmalloc_aligned(size_t size, size_t align, unsigned flags)
 	return alloc_slow(size, align, flags);
 }
 
+/* The caller is read only on the slow path, where a report may need it. */
 void kfree(const void *p)
 {
-	kfree_core(p, __builtin_return_address(0));
+	if (!kfree_fast(p))
+		kfree_slow(p, __builtin_return_address(0));
 }
 
 size_t ksize(const void *p)
