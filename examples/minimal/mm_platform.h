@@ -1,0 +1,19 @@
+/*
+ * examples/minimal/mm_platform.h - the smallest platform the heap runs on:
+ * one CPU, no interrupts that call the heap. mm_cpu_id() is always 0 and
+ * the interrupt "save" does nothing, which is correct only because nothing
+ * calls kmalloc/kfree from an interrupt handler or a second CPU (see
+ * docs/INTEGRATING.md, "Interrupts and reentrancy"). The memory comes from
+ * a static arena (examples/minimal/platform.c).
+ */
+#ifndef EXAMPLES_MINIMAL_MM_PLATFORM_H
+#define EXAMPLES_MINIMAL_MM_PLATFORM_H
+
+#define MM_MAX_CPUS 1
+
+static inline unsigned mm_cpu_id(void) { return 0; }
+static inline unsigned long mm_irq_save(void) { return 0; }
+static inline void mm_irq_restore(unsigned long flags) { (void)flags; }
+static inline void mm_cpu_relax(void) { }
+
+#endif
