@@ -78,6 +78,8 @@ fi
 run_suite check-layers tools/check-layers.sh
 # The cross-CPU free protocol's Promela model (mm/mcentral.pml), by spin.
 run_suite check-model tools/check-model.sh
+# mm/ exported alone against examples/minimal/: nm -u = docs/INTEGRATING.md's list, then run.
+run_suite check-boundary tools/check-boundary.sh
 
 # Real programs (python3, sort, gcc, git, the project's own build) with
 # LD_PRELOAD of build/host/libspanheap.so, compared with runs without it.
