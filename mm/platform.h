@@ -51,21 +51,38 @@
  * and implements these functions:
  *
  *   void *mm_sys_alloc(size_t bytes);
- *       Hand the heap `bytes` of fresh memory (a multiple of MM_SYS_ALIGN,
- *       8 KiB), aligned to MM_SYS_ALIGN, mapped read-write, or NULL when out
- *       of memory. A request that is a power of two comes back naturally
- *       aligned (the kernel's buddy pmm does that; the hosted build too).
+ *       Hand the heap `bytes` of memory (a multiple of MM_SYS_ALIGN, 8 KiB),
+ *       mapped read-write, need not be zeroed, or NULL when out of memory.
+ *       Rules: the result MUST be MM_SYS_ALIGN aligned, and a request that
+ *       is a power of two MUST come back naturally aligned (64 KiB on a
+ *       64 KiB boundary, 1 MiB on 1 MiB): fixalloc.c finds a block's header
+ *       by masking an address. The sizes requested: 64 KiB (fixalloc
+ *       blocks), 1 MiB (page-map leaves, the smallest chunk) and any
+ *       multiple of 8 KiB above 1 MiB (a large object's chunk). Called with
+ *       heap locks held and interrupts off: must not call the heap.
  *   void mm_sys_free(void *p, size_t bytes);
- *       Give back a region exactly as obtained from mm_sys_alloc.
+ *       Give back a region exactly as obtained from mm_sys_alloc (same
+ *       pointer and size). Same context as mm_sys_alloc.
  *   void mm_log(const char *fmt, ...);
- *       printk-style diagnostic line (the kernel's printk, write(2)).
+ *       One diagnostic line; the hook adds the newline (formats have none).
+ *       May run with heap locks held: must not allocate from the heap.
  *   _Noreturn void mm_panic(const char *fmt, ...);
- *       Report and stop.
+ *       Report and stop (heap corruption; a bad free when built with
+ *       SPANHEAP_PANIC_ON_BAD_FREE).
  *   void *memset(void *, int, size_t), void *memcpy(void *, const void *, size_t);
  *       The C library's (the kernel's lib/string.c).
+ *   __popcountdi2 (libgcc: __builtin_popcountll without -mpopcnt).
  *   const char *mm_symbolize(const void *addr, unsigned long *offset);
- *       Optional (a weak symbol): the name of the function containing
- *       addr, for debug-mode reports (mm/mdebug.c); NULL if unknown.
+ *       Optional (a weak symbol), referenced only with DEBUG_HEAP=1: the
+ *       name of the function containing addr, for debug-mode reports
+ *       (mm/mdebug.c); NULL if unknown.
+ *
+ * A no-op mm_irq_save (one CPU, no interrupts masked) is correct only if
+ * no interrupt or signal handler ever calls the heap. The page map uses
+ * the low 48 bits of addresses. docs/INTEGRATING.md states all of this as
+ * the rules a new platform follows, with the memory the heap takes;
+ * examples/minimal/ is the smallest platform, and tools/check-boundary.sh
+ * checks that `nm -u` of mm/ alone is exactly the list above.
  *
  * Formats passed to mm_log / mm_panic use only: %d %u %x %s %c %p with the
  * l / ll / z length modifiers, '#', '-', '0' and a width.
