@@ -168,7 +168,7 @@ run: all
 debug: all
 	@tools/need.sh run
 	@echo "In another terminal:"
-	@echo "  gdb -ex 'target remote :1234' -ex 'symbol-file $(KERNEL)' -ex 'hbreak kmain' -ex continue"
+	@echo "  gdb -ex 'target remote :1234' -ex 'symbol-file $(KERNEL)' -ex 'source tools/gdb/spanheap.py' -ex 'hbreak kmain' -ex continue"
 	tests/run-qemu --iso $(ISO) --firmware $(FIRMWARE) --mem $(QEMU_MEM) \
 		--smp $(QEMU_SMP) --accel $(ACCEL) --interactive --debug
 

@@ -16,10 +16,14 @@
  * and those of the boot jobs, each documented where it is read:
  *   ktest=SUITE[,SUITE.NAME...], notests, soak=long  (tests/kernel/)
  *   bench, wl[=smoke|NAME,...]                       (tests/bench/)
+ * and gdbstop: after the self-tests' report, the heap map, stop in
+ * kmain_gdb_stop() (a debugger's breakpoint; tools/gdb/check-gdb.sh) and
+ * wait there until the debugger kills QEMU.
  *
  * A kernel built with `make KTESTS=0` has no boot jobs: it says so, prints
  * the heap's state and exits with success.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include "kernel/printk.h"
 #include "kernel/panic.h"
@@ -105,6 +109,29 @@ static void kmem_dump_cpus(void)
 	}
 }
 
+/* Before a stop for gdb: objects of many classes, tiny ones and a large
+ * one left live, so the debugger's view of the heap has something to
+ * check against kmem_dump's. */
+static void gdb_keep_live_objects(void)
+{
+	static void *live[80] __attribute__((used));
+	for (unsigned i = 0; i < 64; i++)
+		live[i] = kmalloc(1 + i * 97, 0);
+	for (unsigned i = 64; i < 79; i++)
+		live[i] = kmalloc(1 + i % 8, KM_NOSCAN);
+	live[79] = kmalloc(100 * 1024, 0);
+}
+
+/* Where a debugger stops the kernel (kernel argument gdbstop): the heap
+ * quiescent after the self-tests, every CPU but this one idle. Never
+ * returns. */
+static __attribute__((noinline, noreturn, used)) void kmain_gdb_stop(void)
+{
+	printk("spanheap: stopped for gdb in kmain_gdb_stop\n");
+	for (;;)
+		__asm__ volatile("cli; hlt" ::: "memory");
+}
+
 extern const struct boot_job __start_boot_jobs[], __stop_boot_jobs[];
 
 static unsigned boot_jobs_linked(void)
@@ -172,8 +199,14 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
 		qemu_exit(QEMU_EXIT_SUCCESS);
 	}
 	int failed = run_boot_jobs(BOOT_JOB_TESTS);
+	bool gdbstop = kernel_arg("gdbstop", NULL, 0);
+	if (gdbstop)
+		gdb_keep_live_objects();
 	kmem_dump();
 	kmem_dump_cpus();
+	kmem_heap_map();
+	if (gdbstop)
+		kmain_gdb_stop();
 	failed += run_boot_jobs(BOOT_JOB_BENCH);
 	qemu_exit(failed ? QEMU_EXIT_FAILURE : QEMU_EXIT_SUCCESS);
 }

@@ -66,10 +66,64 @@ struct kmem_stats {
 	uint64_t scavenged_bytes;   /* given back to the platform by the
 	                             * scavenger (policy, kmem_scavenge, drain), ever */
 	uint64_t page_cache_bytes;  /* in the per-CPU page caches (part of retained) */
+
+	/* Metadata: the heap's own bookkeeping, against chunk_bytes (the
+	 * pages that hold objects). meta_span_bytes .. meta_tiny_bytes are
+	 * fixalloc blocks (part of heap_bytes); the page-map leaves are not
+	 * in heap_bytes; the static structures are .bss (mcaches, mcentrals,
+	 * page caches, the page-map root). metadata_bytes is the sum of all
+	 * five. */
+	uint64_t chunk_bytes;          /* in chunks: the pages for objects */
+	uint64_t spans;                /* span records in use (any state) */
+	uint64_t meta_span_bytes;      /* blocks of span records (bitmaps inside) */
+	uint64_t meta_chunk_bytes;     /* blocks of chunk records */
+	uint64_t meta_tiny_bytes;      /* blocks of tiny-block side tables */
+	uint64_t meta_pagemap_bytes;   /* page-map leaves */
+	uint64_t meta_static_bytes;    /* .bss structures */
+	uint64_t metadata_bytes;
+	/* Internal fragmentation of the small spans: object_bytes_inuse is
+	 * live objects x their class's object size (what callers asked for
+	 * cannot be known; tiny objects, packed in 16-byte blocks, are not
+	 * counted); span_bytes_inuse - object_bytes_inuse is the slack: free
+	 * slots, each span's tail that holds no whole object, and the tiny
+	 * class's spans. kmem_get_class_stats has it per class. */
+	uint64_t object_bytes_inuse;
+	/* Lock acquisitions, ever, and those that had to wait. */
+	uint64_t mcentral_lock_acquires, mcentral_lock_contended;
+	uint64_t mheap_lock_acquires, mheap_lock_contended;
+	/* Pages held from the platform in chunks now, and given back ever. */
+	uint64_t pages_held, pages_returned;
 };
 void kmem_get_stats(struct kmem_stats *st);
+
+/* One span class (spc: size class << 1 | noscan, 2 <= spc < 136). */
+struct kmem_class_stats {
+	uint32_t object_size;       /* the class's object size */
+	uint32_t objects_per_span;
+	uint32_t pages_per_span;
+	uint32_t noscan;
+	uint64_t spans;             /* spans of this class in use */
+	uint64_t objects_inuse;     /* live objects (tiny class: tiny objects) */
+	uint64_t span_bytes;        /* spans x pages per span x 8 KiB */
+	uint64_t object_bytes;      /* live objects x object size (0: tiny class) */
+	uint64_t tail_bytes;        /* spans x the tail no object fits in */
+	uint64_t lock_acquires, lock_contended;   /* its mcentral's lock */
+};
+/* 0 and *cs filled, or -1 for no such span class. */
+int kmem_get_class_stats(unsigned spc, struct kmem_class_stats *cs);
 /* /proc/slabinfo-style table of every size class, then the heap totals. */
 void kmem_dump(void);
+/* The mheap, one character per 8 KiB page, 64 to a line after the
+ * address of the line's first page, chunk by chunk: a size class family
+ * ('1'..'9', 'a'..'z' without 'c': classes 1-2, 3-4, ...), 'L' a large
+ * object, 'c' a run in a per-CPU page cache, '.' free, 'R' free in a
+ * retained (wholly free) chunk. A run of identical lines is printed once
+ * with a count. */
+void kmem_heap_map(void);
+/* The same map, uncompressed, into buf (NUL-terminated, truncated to
+ * size); returns the length the whole map needs. Each line: the address
+ * (0x and 16 hex digits), a space, the page characters, '\n'. */
+size_t kmem_heap_map_write(char *buf, size_t size);
 
 /* Walk the whole heap and check every invariant. 0 when all hold; otherwise
  * prints the first broken invariant and returns non-zero. */

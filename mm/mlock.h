@@ -10,6 +10,11 @@
  * normal operation (an interrupt handler may call kmalloc and take it).
  * A waiter calls mm_cpu_relax() between looks.
  *
+ * Every lock counts its acquisitions and the contended ones (the ticket
+ * drawn was not being served at the first look), written by the holder
+ * (so plain, under the lock) and read with relaxed loads by the
+ * statistics (kmem_get_stats: the mcentral and mheap locks).
+ *
  * MM_HELD(lock) is what a function documented "under lock X" checks at its
  * entry, in the debug-lock build (MM_LOCK_DEBUG, `make DEBUG=1` in the
  * kernel): that this CPU holds the lock. That build also records the
@@ -31,9 +36,11 @@ typedef struct mm_spinlock {
 	uint32_t serving;   /* ticket now allowed in */
 	int32_t owner;      /* debug-lock build: holder's CPU, -1 when free */
 	const char *name;
+	uint64_t nacquire;    /* acquisitions, ever */
+	uint64_t ncontended;  /* of those, that had to wait */
 } mm_spinlock_t;
 
-#define MM_SPINLOCK_INIT(n) { 0, 0, -1, (n) }
+#define MM_SPINLOCK_INIT(n) { 0, 0, -1, (n), 0, 0 }
 
 #ifndef MM_LOCK_DEBUG_TICKS
 #define MM_LOCK_DEBUG_TICKS (1ULL << 34)
@@ -45,6 +52,16 @@ static inline void mm_spin_lock_init(mm_spinlock_t *l, const char *name)
 	l->serving = 0;
 	l->owner = -1;
 	l->name = name;
+	l->nacquire = 0;
+	l->ncontended = 0;
+}
+
+/* Count one acquisition by the new holder (contended: it had to wait). */
+static inline void mm_spin_count(mm_spinlock_t *l, bool contended)
+{
+	__atomic_store_n(&l->nacquire, l->nacquire + 1, __ATOMIC_RELAXED);
+	if (contended)
+		__atomic_store_n(&l->ncontended, l->ncontended + 1, __ATOMIC_RELAXED);
 }
 
 #if MM_LOCK_DEBUG
@@ -60,9 +77,10 @@ __attribute__((noinline, cold)) static void mm_spin_stuck(mm_spinlock_t *l,
 static inline void mm_spin_lock(mm_spinlock_t *l)
 {
 	uint32_t me = __atomic_fetch_add(&l->next, 1, __ATOMIC_RELAXED);
+	bool contended = __atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) != me;
 #if MM_LOCK_DEBUG
 	unsigned long long spins = 0, start = mm_lock_debug_clock();
-	while (__atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) != me) {
+	while (contended && __atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) != me) {
 		mm_cpu_relax();
 		if ((++spins & 1023) == 0 &&
 		    mm_lock_debug_clock() - start > MM_LOCK_DEBUG_TICKS)
@@ -70,9 +88,11 @@ static inline void mm_spin_lock(mm_spinlock_t *l)
 	}
 	__atomic_store_n(&l->owner, mm_lock_debug_cpu(), __ATOMIC_RELAXED);
 #else
-	while (__atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) != me)
-		mm_cpu_relax();
+	if (contended)
+		while (__atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) != me)
+			mm_cpu_relax();
 #endif
+	mm_spin_count(l, contended);
 }
 
 static inline void mm_spin_unlock(mm_spinlock_t *l)

@@ -6,6 +6,11 @@
  * loads), the mcentrals count spans and refills under their locks, the
  * mheap counts pages under its lock. A snapshot sums them; while other CPUs
  * run it is approximate (counters move while we add), never torn.
+ *
+ * Also reported: the metadata (fixalloc blocks of span, chunk and tiny
+ * records, page-map leaves, the static structures), the slack of the small
+ * spans per class (span bytes against live objects x object size), and
+ * the lock counters every mm_spinlock keeps (mm/mlock.h), read relaxed.
  */
 #include "mm/kmalloc.h"
 #include "mm/malloc_internal.h"
@@ -14,6 +19,7 @@
 #include "mm/mheap.h"
 #include "mm/badptr.h"
 #include "mm/platform.h"
+#include "mm/pagemap.h"
 
 static uint64_t rd(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 
@@ -25,6 +31,41 @@ static void class_counts(unsigned spc, uint64_t *nmalloc, uint64_t *nfree)
 		*nmalloc += rd(&mcaches[cpu].nmalloc[spc]);
 		*nfree += rd(&mcaches[cpu].nfree[spc]);
 	}
+}
+
+/* The fields past the original ones: metadata, slack, locks, pages. */
+static void get_extra_stats(struct kmem_stats *st)
+{
+	st->object_bytes_inuse = 0;
+	st->mcentral_lock_acquires = st->mcentral_lock_contended = 0;
+	for (unsigned spc = 2; spc < NUM_SPAN_CLASSES; spc++) {
+		struct kmem_class_stats cs;
+		kmem_get_class_stats(spc, &cs);
+		st->object_bytes_inuse += cs.object_bytes;
+		st->mcentral_lock_acquires += cs.lock_acquires;
+		st->mcentral_lock_contended += cs.lock_contended;
+	}
+	/* The small spans' slack is never negative, counters racing or not. */
+	if (st->object_bytes_inuse > st->span_bytes_inuse)
+		st->object_bytes_inuse = st->span_bytes_inuse;
+	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
+	st->chunk_bytes = mheap.chunk_bytes;
+	st->spans = mheap.span_alloc.inuse;
+	st->meta_span_bytes = mheap.span_alloc.sys_bytes;
+	st->meta_chunk_bytes = mheap.chunk_alloc.sys_bytes;
+	st->meta_tiny_bytes = mheap.tiny_alloc.sys_bytes;
+	st->meta_pagemap_bytes = pagemap_sys_bytes();
+	st->pages_returned = mheap.scavenged_bytes >> MM_PAGE_SHIFT;
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	/* Read after our own acquisition: it is counted. */
+	st->mheap_lock_acquires = rd(&mheap.lock.nacquire);
+	st->mheap_lock_contended = rd(&mheap.lock.ncontended);
+	st->pages_held = st->chunk_bytes >> MM_PAGE_SHIFT;
+	st->meta_static_bytes = sizeof(mcaches) + sizeof(mcentrals) +
+				sizeof(page_caches) + sizeof(mheap) + sizeof(pagemap_l1);
+	st->metadata_bytes = st->meta_span_bytes + st->meta_chunk_bytes +
+			     st->meta_tiny_bytes + st->meta_pagemap_bytes +
+			     st->meta_static_bytes;
 }
 
 void kmem_get_stats(struct kmem_stats *st)
@@ -69,6 +110,30 @@ void kmem_get_stats(struct kmem_stats *st)
 	st->tiny_allocs = tiny;
 	st->bad_frees = __atomic_load_n(&kmem_bad_frees, __ATOMIC_RELAXED);
 	st->oom = __atomic_load_n(&kmem_oom, __ATOMIC_RELAXED);
+	get_extra_stats(st);
+}
+
+int kmem_get_class_stats(unsigned spc, struct kmem_class_stats *cs)
+{
+	if (spc < 2 || spc >= NUM_SPAN_CLASSES)
+		return -1;
+	struct mcentral *c = &mcentrals[spc];
+	unsigned cls = spanclass_sizeclass(spc);
+	uint32_t span_size = (uint32_t)class_to_npages[cls] << MM_PAGE_SHIFT;
+	uint64_t a, f;
+	class_counts(spc, &a, &f);
+	cs->object_size = class_to_size[cls];
+	cs->objects_per_span = (uint32_t)size_class_obj_index(cls, span_size);
+	cs->pages_per_span = class_to_npages[cls];
+	cs->noscan = spanclass_noscan(spc);
+	cs->spans = rd(&c->nspans);
+	cs->objects_inuse = a >= f ? a - f : 0;
+	cs->span_bytes = cs->spans * span_size;
+	cs->object_bytes = spc == TINY_SPAN_CLASS ? 0 : cs->objects_inuse * cs->object_size;
+	cs->tail_bytes = cs->spans * (span_size - cs->objects_per_span * cs->object_size);
+	cs->lock_acquires = rd(&c->lock.nacquire);
+	cs->lock_contended = rd(&c->lock.ncontended);
+	return 0;
 }
 
 void kmem_dump(void)
@@ -77,7 +142,8 @@ void kmem_dump(void)
 
 	mm_log("slabinfo - spanheap (Go size classes; 'n' = noscan span class)");
 	mm_log("# name          <active_objs> <num_objs> <objsize> <objperspan> <pagesperspan>"
-	       " : spandata <num_spans> : <refills> <grows> <releases>");
+	       " : spandata <num_spans> : <refills> <grows> <releases>"
+	       " : slack <KiB> <tail KiB> : lock <acquires> <contended>");
 	for (unsigned spc = 2; spc < NUM_SPAN_CLASSES; spc++) {
 		struct mcentral *c = &mcentrals[spc];
 		unsigned cls = spanclass_sizeclass(spc);
@@ -91,14 +157,21 @@ void kmem_dump(void)
 			continue;
 		unsigned objs = (unsigned)size_class_obj_index(cls,
 			(uint32_t)class_to_npages[cls] << MM_PAGE_SHIFT);
-		mm_log("%s-%-10u%c %13lu %10lu %9u %13u %15u : spandata %11lu : %9lu %7lu %10lu",
+		struct kmem_class_stats cs;
+		kmem_get_class_stats(spc, &cs);
+		uint64_t slack = cs.span_bytes - (cs.object_bytes < cs.span_bytes ?
+						  cs.object_bytes : cs.span_bytes);
+		mm_log("%s-%-10u%c %13lu %10lu %9u %13u %15u : spandata %11lu : %9lu %7lu %10lu"
+		       " : slack %7lu %6lu : lock %9lu %6lu",
 		       spc == TINY_SPAN_CLASS ? "tiny" : "kmalloc", class_to_size[cls],
 		       spanclass_noscan(spc) ? 'n' : ' ',
 		       (unsigned long)(a >= f ? a - f : 0),
 		       (unsigned long)(nspans * objs), class_to_size[cls], objs,
 		       class_to_npages[cls], (unsigned long)nspans,
 		       (unsigned long)nrefill, (unsigned long)ngrow,
-		       (unsigned long)nrelease);
+		       (unsigned long)nrelease, (unsigned long)(slack >> 10),
+		       (unsigned long)(cs.tail_bytes >> 10),
+		       (unsigned long)cs.lock_acquires, (unsigned long)cs.lock_contended);
 	}
 	kmem_get_stats(&st);
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
@@ -129,4 +202,20 @@ void kmem_dump(void)
 	       (unsigned long)st.objects_inuse, (unsigned long)st.nmalloc,
 	       (unsigned long)st.nfree, (unsigned long)st.tiny_allocs,
 	       (unsigned long)st.bad_frees, (unsigned long)st.oom);
+	mm_log("metadata: %lu KiB (span records %lu KiB for %lu spans, chunk records %lu KiB, "
+	       "tiny tables %lu KiB, page-map leaves %lu KiB, static %lu KiB) for %lu KiB of chunks",
+	       (unsigned long)(st.metadata_bytes >> 10), (unsigned long)(st.meta_span_bytes >> 10),
+	       (unsigned long)st.spans, (unsigned long)(st.meta_chunk_bytes >> 10),
+	       (unsigned long)(st.meta_tiny_bytes >> 10),
+	       (unsigned long)(st.meta_pagemap_bytes >> 10),
+	       (unsigned long)(st.meta_static_bytes >> 10), (unsigned long)(st.chunk_bytes >> 10));
+	mm_log("small spans: %lu KiB, %lu KiB of live objects (x object size), %lu KiB slack",
+	       (unsigned long)(st.span_bytes_inuse >> 10),
+	       (unsigned long)(st.object_bytes_inuse >> 10),
+	       (unsigned long)((st.span_bytes_inuse - st.object_bytes_inuse) >> 10));
+	mm_log("locks: mcentral %lu acquired, %lu contended; mheap %lu acquired, %lu contended; "
+	       "pages: %lu held, %lu returned",
+	       (unsigned long)st.mcentral_lock_acquires, (unsigned long)st.mcentral_lock_contended,
+	       (unsigned long)st.mheap_lock_acquires, (unsigned long)st.mheap_lock_contended,
+	       (unsigned long)st.pages_held, (unsigned long)st.pages_returned);
 }

@@ -12,7 +12,7 @@
 # build/ unless --build says otherwise): no object of a lower layer needs a
 # symbol that an object of a higher layer defines. The layers, top down:
 #
-#   api       malloc mdebug mstats mverify
+#   api       malloc mdebug mstats mheapmap mverify
 #   tiny      tiny
 #   mcache    mcache
 #   mcentral  mcentral
@@ -35,7 +35,7 @@ done
 
 # File (without .c/.h) -> layer number; higher calls lower.
 declare -A layer=(
-	[malloc]=4 [mdebug]=4 [mstats]=4 [mverify]=4 [malloc_internal]=4 [kmalloc]=4
+	[malloc]=4 [mdebug]=4 [mstats]=4 [mheapmap]=4 [mverify]=4 [malloc_internal]=4 [kmalloc]=4
 	[tiny]=3
 	[mcache]=2
 	[mcentral]=1

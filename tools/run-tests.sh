@@ -115,6 +115,9 @@ done
 run_suite bench-smoke-kernel tests/run-qemu --iso build/spanheap.iso --smp 2 --mem 512M \
 	--accel "$ACCEL" --timeout "$QEMU_TIMEOUT" --name bench-smoke-kernel --args "notests wl=smoke"
 
+# The gdb helpers (tools/gdb/spanheap.py) in batch-mode gdb against a kernel stopped after its tests.
+run_suite gdb-helpers tools/gdb/check-gdb.sh --build build
+
 if [ "${SKIP_DEBUG_HEAP:-0}" != 1 ]; then
 	run_suite debug-heap-bios-smp2-256M sh -c "$MAKE -s $MAKE_FLAGS BUILD=build/debug-heap DEBUG_HEAP=1 all \
 		>build/logs/build-debug-heap.out 2>&1 || { cat build/logs/build-debug-heap.out; exit 1; }

@@ -1,0 +1,165 @@
+/*
+ * tests/kernel/heap_stats_test.c - the heap's introspection: the metadata,
+ * slack and lock counters of kmem_get_stats / kmem_get_class_stats, and
+ * the heap map (kmem_heap_map_write) against those statistics.
+ *
+ * The heap is quiescent while a test runs (one thread hosted, the other
+ * CPUs idle in the kernel), so a map written right after a snapshot of the
+ * statistics must agree with it page for page. Runs hosted and in the
+ * kernel.
+ */
+#include <stdint.h>
+#include <stdbool.h>
+#include "mm/kmalloc.h"
+#include "mm/fixalloc.h"
+#include "mm/mspan.h"
+#include "mm/platform.h"
+#include "tests/kernel/ktest.h"
+#include "tests/kernel/heap_testlib.h"
+
+KTEST(heap_stats, metadata_is_counted_and_consistent_with_the_spans)
+{
+	void *p[8];
+	for (unsigned i = 0; i < 8; i++) {
+		p[i] = kmalloc(64u << i, 0);
+		KASSERT_NOT_NULL(p[i]);
+	}
+	struct kmem_stats st;
+	kmem_get_stats(&st);
+	KEXPECT_GE(st.spans, 8);
+	/* Span records come from 64 KiB fixalloc blocks, given back when
+	 * empty: at least the records' bytes, at most a block per record. */
+	KEXPECT_GE(st.meta_span_bytes, st.spans * sizeof(struct mspan));
+	KEXPECT_LE(st.meta_span_bytes, st.spans * FIXALLOC_BLOCK_SIZE);
+	KEXPECT_GT(st.meta_chunk_bytes, 0);
+	KEXPECT_GT(st.meta_pagemap_bytes, 0);
+	KEXPECT_GT(st.meta_static_bytes, 0);
+	KEXPECT_EQ(st.metadata_bytes, st.meta_span_bytes + st.meta_chunk_bytes +
+		   st.meta_tiny_bytes + st.meta_pagemap_bytes + st.meta_static_bytes);
+	/* heap_bytes = chunks + the fixalloc blocks. */
+	KEXPECT_EQ(st.heap_bytes, st.chunk_bytes + st.meta_span_bytes +
+		   st.meta_chunk_bytes + st.meta_tiny_bytes);
+	KEXPECT_LT(st.meta_span_bytes + st.meta_chunk_bytes + st.meta_tiny_bytes,
+		   st.heap_bytes);
+	KEXPECT_EQ(st.pages_held, st.chunk_bytes / MM_PAGE_SIZE);
+	KEXPECT_LE(st.object_bytes_inuse, st.span_bytes_inuse);
+	for (unsigned i = 0; i < 8; i++)
+		kfree(p[i]);
+}
+
+KTEST(heap_stats, class_stats_add_up_to_the_totals)
+{
+	void *p = kmalloc(200, 0);
+	KASSERT_NOT_NULL(p);
+	struct kmem_stats st;
+	kmem_get_stats(&st);
+	uint64_t object_bytes = 0, acquires = 0, span_bytes = 0;
+	for (unsigned spc = 2; spc < NUM_SPAN_CLASSES; spc++) {
+		struct kmem_class_stats cs;
+		KASSERT_EQ(kmem_get_class_stats(spc, &cs), 0);
+		KEXPECT_LE(cs.object_bytes, cs.span_bytes);
+		KEXPECT_LE(cs.tail_bytes, cs.span_bytes);
+		KEXPECT_EQ(cs.span_bytes, cs.spans * cs.pages_per_span * MM_PAGE_SIZE);
+		KEXPECT_LE(cs.lock_contended, cs.lock_acquires);
+		object_bytes += cs.object_bytes;
+		acquires += cs.lock_acquires;
+		span_bytes += cs.span_bytes;
+	}
+	struct kmem_class_stats none;
+	KEXPECT_EQ(kmem_get_class_stats(NUM_SPAN_CLASSES, &none), -1);
+	KEXPECT_EQ(object_bytes, st.object_bytes_inuse);
+	KEXPECT_GE(st.object_bytes_inuse, ksize(p));
+	KEXPECT_EQ(span_bytes, st.span_bytes_inuse);
+	/* Counters only grow: what was summed after the snapshot is >=. */
+	KEXPECT_GE(acquires, st.mcentral_lock_acquires);
+	kfree(p);
+}
+
+KTEST(heap_stats, a_refill_takes_the_mcentral_lock)
+{
+	/* With nothing cached, the next allocation refills from an mcentral. */
+	kmem_drain_this_cpu();
+	struct kmem_stats before, after;
+	kmem_get_stats(&before);
+	void *p = kmalloc(1000, 0);
+	KASSERT_NOT_NULL(p);
+	kmem_get_stats(&after);
+	KEXPECT_GT(after.mcentral_lock_acquires, before.mcentral_lock_acquires);
+	KEXPECT_GE(after.mcentral_lock_contended, before.mcentral_lock_contended);
+	KEXPECT_LE(after.mcentral_lock_contended, after.mcentral_lock_acquires);
+	/* The statistics take the mheap lock themselves: counted. */
+	KEXPECT_GT(after.mheap_lock_acquires, before.mheap_lock_acquires);
+	kfree(p);
+}
+
+KTEST(heap_stats, pages_returned_counts_what_the_scavenger_gives_back)
+{
+	struct kmem_stats before, after;
+	void *big = kmalloc(2u << 20, 0);
+	KASSERT_NOT_NULL(big);
+	kfree(big);
+	kmem_get_stats(&before);
+	uint64_t given = kmem_scavenge();
+	kmem_get_stats(&after);
+	KEXPECT_EQ(after.pages_returned - before.pages_returned, given / MM_PAGE_SIZE);
+	KEXPECT_EQ(after.pages_held + given / MM_PAGE_SIZE, before.pages_held);
+}
+
+/* Pages drawn as c: the characters after each line's address. */
+static uint64_t count_char(const char *map, char c)
+{
+	uint64_t n = 0;
+	size_t col = 0;
+	for (; *map; map++) {
+		if (*map == '\n')
+			col = 0;
+		else if (col++ >= 19)
+			n += *map == c;
+	}
+	return n;
+}
+
+KTEST(heap_stats, heap_map_has_one_character_per_page)
+{
+	void *hold = kmalloc(100 * 1024, 0);   /* a large object on the map */
+	KASSERT_NOT_NULL(hold);
+	size_t need = kmem_heap_map_write(NULL, 0);
+	KASSERT_GT(need, 0);
+	size_t size = need * 2 + 65536;
+	char *map = kmalloc(size, 0);
+	KASSERT_NOT_NULL(map);
+	struct kmem_stats st;
+	kmem_get_stats(&st);
+	size_t len = kmem_heap_map_write(map, size);
+	KASSERT_LT(len, size);
+	KEXPECT_EQ(map[len], 0);
+
+	/* Lines: "0x" + 16 hex digits, a space, 1..64 page characters. */
+	uint64_t pages = 0, lines = 0, bad_lines = 0;
+	for (const char *l = map; *l; lines++) {
+		const char *e = l;
+		while (*e && *e != '\n')
+			e++;
+		size_t n = (size_t)(e - l);
+		if (n < 20 || n > 19 + 64 || l[0] != '0' || l[1] != 'x' || l[18] != ' ')
+			bad_lines++;
+		else
+			pages += n - 19;
+		l = *e ? e + 1 : e;
+	}
+	KEXPECT_EQ(bad_lines, 0);
+	KEXPECT_GT(lines, 0);
+	KEXPECT_EQ(pages, st.pages_held);
+	KEXPECT_EQ(count_char(map, '?'), 0);
+	uint64_t free_chars = count_char(map, '.') + count_char(map, 'R') +
+			      count_char(map, 'c');
+	KEXPECT_EQ(free_chars, st.retained_bytes / MM_PAGE_SIZE);
+	KEXPECT_EQ(count_char(map, 'c'), st.page_cache_bytes / MM_PAGE_SIZE);
+	uint64_t large = count_char(map, 'L');
+	if (!HEAP_DEBUG_MODE)   /* quarantined large objects are still 'L' */
+		KEXPECT_EQ(large, st.large_bytes / MM_PAGE_SIZE);
+	KEXPECT_GE(large, (100 * 1024 + size) / MM_PAGE_SIZE);
+	KEXPECT_EQ(pages - free_chars - large, st.span_bytes_inuse / MM_PAGE_SIZE);
+	kfree(map);
+	kfree(hold);
+}

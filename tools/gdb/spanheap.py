@@ -1,0 +1,360 @@
+# tools/gdb/spanheap.py - gdb commands that read the spanheap allocator's
+# data structures from a stopped kernel (or a hosted program built with -g).
+#
+#   (gdb) source tools/gdb/spanheap.py        (make debug prints the line)
+#   spanheap classes          every span class in use: as kmem_dump's table
+#   spanheap spans [CLASS]    small spans, all or of one class (object size,
+#                             "16n" for the noscan class, or a span class
+#                             number as "#33")
+#   spanheap span ADDR        the span holding ADDR: class, object index,
+#                             allocated or free, owner CPU
+#   spanheap mcache CPU       one CPU's cached spans and counters
+#   spanheap heapmap          the mheap one character per page, the same
+#                             text as kmem_heap_map() (mm/mheapmap.c)
+#
+# Everything is read through gdb's Python API from the C globals (mcentrals,
+# mcaches, mheap, pagemap_l1, class_to_size, ...), with the layouts the
+# debug information describes, so the commands follow the C structures as
+# they change; the constants below mirror mm/*.h and are checked against
+# the debug information where it has them. Nothing is written.
+import gdb
+
+PAGE_SHIFT = 13
+ADDR_BITS = 48
+LEAF_BITS = 17
+STATE_NAMES = {0: "dead", 1: "free", 2: "in use", 3: "large", 4: "page-cached"}
+MSPAN_FREE, MSPAN_INUSE, MSPAN_LARGE, MSPAN_CACHED = 1, 2, 3, 4
+LIST_NAMES = {0: "none", 1: "mcentral partial", 2: "mcentral full",
+              3: "mheap free", 4: "mcache owned"}
+FAMILY_CHARS = "123456789abdefghijklmnopqrstuvwxyz"
+TINY_SIZE_CLASS_BYTES = 16
+LINE_PAGES = 64
+
+
+def gv(name):
+    return gdb.parse_and_eval(name)
+
+
+def array_len(value):
+    lo, hi = value.type.strip_typedefs().range()
+    return hi - lo + 1
+
+
+def num_span_classes():
+    return array_len(gv("mcentrals"))
+
+
+def max_cpus():
+    return array_len(gv("mcaches"))
+
+
+def class_size(cls):
+    return int(gv("class_to_size")[cls])
+
+
+def class_npages(cls):
+    return int(gv("class_to_npages")[cls])
+
+
+def objs_per_span(cls):
+    size = class_size(cls)
+    return (class_npages(cls) << PAGE_SHIFT) // size if size else 0
+
+
+def is_tiny_spc(spc):
+    return spc == ((sizeclass_of_size(TINY_SIZE_CLASS_BYTES) << 1) | 1)
+
+
+_size_to_class = None
+
+
+def sizeclass_of_size(size):
+    global _size_to_class
+    if _size_to_class is None:
+        n = array_len(gv("class_to_size"))
+        _size_to_class = {class_size(c): c for c in range(1, n)}
+    return _size_to_class.get(size, -1)
+
+
+def spc_name(spc):
+    cls = spc >> 1
+    prefix = "tiny" if is_tiny_spc(spc) else "kmalloc"
+    return "%s-%d%s" % (prefix, class_size(cls), "n" if spc & 1 else "")
+
+
+def class_counts(spc):
+    """Objects handed out and freed in span class spc over every CPU."""
+    mcaches = gv("mcaches")
+    nm = nf = 0
+    for cpu in range(max_cpus()):
+        nm += int(mcaches[cpu]["nmalloc"][spc])
+        nf += int(mcaches[cpu]["nfree"][spc])
+    return nm, nf
+
+
+def span_ptr_type():
+    return gdb.lookup_type("struct mspan").pointer()
+
+
+def pagemap_lookup(addr):
+    """The span record (a gdb.Value pointer) mapped at addr, or None."""
+    pn = (addr & ((1 << ADDR_BITS) - 1)) >> PAGE_SHIFT
+    leaf = gv("pagemap_l1")[pn >> LEAF_BITS]
+    if int(leaf) == 0:
+        return None
+    s = leaf[pn & ((1 << LEAF_BITS) - 1)]
+    return s if int(s) != 0 else None
+
+
+def chunks():
+    """Every heap chunk, in the mheap's list order: (base, npages)."""
+    c = gv("mheap")["chunks"]
+    while int(c) != 0:
+        yield c
+        c = c["next"]
+
+
+def chunk_spans(c):
+    """The spans of chunk c in address order: a span starts at the chunk's
+    base and each one ends where the next starts."""
+    base, npages = int(c["base"]), int(c["npages"])
+    pg = 0
+    while pg < npages:
+        s = pagemap_lookup(base + (pg << PAGE_SHIFT))
+        if s is None:
+            yield None, pg, 1
+            pg += 1
+            continue
+        n = min(int(s["npages"]), npages - pg)
+        yield s, pg, max(n, 1)
+        pg += max(n, 1)
+
+
+def page_char(s, chunk):
+    if s is None:
+        return "?"
+    state = int(s["state"])
+    if state == MSPAN_FREE:
+        return "R" if bool(chunk["retained"]) else "."
+    if state == MSPAN_LARGE:
+        return "L"
+    if state == MSPAN_CACHED:
+        return "c"
+    if state == MSPAN_INUSE:
+        cls = int(s["spanclass"]) >> 1
+        return FAMILY_CHARS[(cls - 1) // 2] if cls else "?"
+    return "?"
+
+
+def bit(words, i):
+    return (int(words[i // 64]) >> (i % 64)) & 1
+
+
+def object_live(s, i):
+    """As mspan_obj_live: handed out and freed neither locally nor remotely."""
+    return bool(bit(s["alloc_bits"], i) and not bit(s["free_bits"], i)
+                and not bit(s["remote_bits"], i))
+
+
+def live_objects(s):
+    return sum(1 for i in range(int(s["nelems"])) if object_live(s, i))
+
+
+def parse_class(arg):
+    """A span class from "16", "16n" or "#33"; None for all."""
+    arg = arg.strip()
+    if not arg:
+        return None
+    if arg.startswith("#"):
+        return int(arg[1:], 0)
+    noscan = arg.endswith("n")
+    size = int(arg[:-1] if noscan else arg, 0)
+    cls = sizeclass_of_size(size)
+    if cls < 0:
+        raise gdb.GdbError("no size class of %d bytes" % size)
+    return cls << 1 | (1 if noscan else 0)
+
+
+class SpanheapPrefix(gdb.Command):
+    """Inspect the spanheap allocator: spanheap classes | spans [CLASS] |
+span ADDR | mcache CPU | heapmap."""
+
+    def __init__(self):
+        super().__init__("spanheap", gdb.COMMAND_DATA, gdb.COMPLETE_NONE, True)
+
+
+class SpanheapClasses(gdb.Command):
+    """Every span class with spans or objects: kmem_dump()'s table
+(active objects, objects, object size, objects per span, pages per span,
+spans, refills, grows, releases, lock acquisitions and contended ones)."""
+
+    def __init__(self):
+        super().__init__("spanheap classes", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        mc = gv("mcentrals")
+        print("# name          <active_objs> <num_objs> <objsize> <objperspan> "
+              "<pagesperspan> : spandata <num_spans> : <refills> <grows> <releases> "
+              ": lock <acquires> <contended>")
+        for spc in range(2, num_span_classes()):
+            c = mc[spc]
+            cls = spc >> 1
+            nm, nf = class_counts(spc)
+            nspans = int(c["nspans"])
+            if not nspans and not nm and not int(c["nrefill"]):
+                continue
+            objs = objs_per_span(cls)
+            print("%-15s %13d %10d %9d %13d %15d : spandata %11d : %9d %7d %10d "
+                  ": lock %9d %6d" % (
+                      spc_name(spc), max(nm - nf, 0), nspans * objs, class_size(cls),
+                      objs, class_npages(cls), nspans, int(c["nrefill"]),
+                      int(c["ngrow"]), int(c["nrelease"]),
+                      int(c["lock"]["nacquire"]), int(c["lock"]["ncontended"])))
+
+
+class SpanheapSpans(gdb.Command):
+    """spanheap spans [CLASS]: every small span (of CLASS: an object size,
+"16n" for a noscan class, "#N" a span class number), walking the heap's
+chunks: address, pages, class, live objects / objects, owner CPU, list."""
+
+    def __init__(self):
+        super().__init__("spanheap spans", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        want = parse_class(arg)
+        total = 0
+        print("%-18s %5s %-16s %11s %5s %s" % ("span", "pages", "class", "live/objs",
+                                               "owner", "list"))
+        for c in chunks():
+            for s, pg, n in chunk_spans(c):
+                if s is None or int(s["state"]) != MSPAN_INUSE:
+                    continue
+                spc = int(s["spanclass"])
+                if want is not None and spc != want:
+                    continue
+                total += 1
+                print("0x%016x %5d %-16s %5d/%-5d %5d %s" % (
+                    int(s["startaddr"]), int(s["npages"]), spc_name(spc),
+                    live_objects(s), int(s["nelems"]), int(s["owner_cpu"]),
+                    LIST_NAMES.get(int(s["list"]), "?")))
+        print("%d spans" % total)
+
+
+class SpanheapSpan(gdb.Command):
+    """spanheap span ADDR: the span holding ADDR (through the page map),
+its state and class, and for a small span the object ADDR falls in: its
+index, whether ADDR is its start, allocated or free, and the owner CPU."""
+
+    def __init__(self):
+        super().__init__("spanheap span", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        if not arg.strip():
+            raise gdb.GdbError("usage: spanheap span ADDR")
+        addr = int(gv(arg).cast(gdb.lookup_type("unsigned long")))
+        s = pagemap_lookup(addr)
+        if s is None:
+            print("0x%x: not in the heap" % addr)
+            return
+        state = int(s["state"])
+        start, npages = int(s["startaddr"]), int(s["npages"])
+        print("0x%x: span 0x%x [0x%x, 0x%x) %d pages, %s, owner CPU %d" % (
+            addr, int(s), start, start + (npages << PAGE_SHIFT), npages,
+            STATE_NAMES.get(state, "?"), int(s["owner_cpu"])))
+        if state != MSPAN_INUSE:
+            return
+        spc = int(s["spanclass"])
+        size = int(s["elemsize"])
+        i = (addr - start) // size
+        if i >= int(s["nelems"]):
+            print("  class %s: past the last object (span tail)" % spc_name(spc))
+            return
+        print("  class %s (span class %d, %d-byte objects): object %d at 0x%x%s, %s" % (
+            spc_name(spc), spc, size, i, start + i * size,
+            "" if start + i * size == addr else " (interior pointer)",
+            "allocated" if object_live(s, i) else "free"))
+
+
+class SpanheapMcache(gdb.Command):
+    """spanheap mcache CPU: the spans CPU's mcache allocates from (class,
+span, free slots left in its cache word), its owned sets, its tiny block
+and its counters (mallocs, frees, tiny, large: kmem_dump's per-CPU line)."""
+
+    def __init__(self):
+        super().__init__("spanheap mcache", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        if not arg.strip():
+            raise gdb.GdbError("usage: spanheap mcache CPU")
+        cpu = int(gv(arg))
+        if not 0 <= cpu < max_cpus():
+            raise gdb.GdbError("CPU %d: the heap has %d mcaches" % (cpu, max_cpus()))
+        mc = gv("mcaches")[cpu]
+        nm = int(mc["large_alloc"])
+        nf = int(mc["large_free"])
+        print("mcache of CPU %d:" % cpu)
+        for spc in range(num_span_classes()):
+            nm += int(mc["nmalloc"][spc])
+            nf += int(mc["nfree"][spc])
+            s = mc["alloc"][spc]
+            owned = int(mc["nowned"][spc])
+            if int(s) == 0 and owned == 0:
+                continue
+            line = "  %-16s" % spc_name(spc)
+            if int(s) != 0:
+                line += " alloc span 0x%016x, %d free in its cache word" % (
+                    int(s["startaddr"]), bin(int(s["alloc_cache"])).count("1"))
+            if owned:
+                line += ", %d owned" % owned
+            print(line)
+        tiny = int(mc["tiny"])
+        if tiny:
+            print("  tiny block 0x%x, offset %d" % (tiny, int(mc["tiny_offset"])))
+        print("  owned pages %d" % int(mc["owned_pages"]))
+        print("  mallocs %d frees %d tiny %d large %d" % (
+            nm, nf, int(mc["nmalloc"][(sizeclass_of_size(TINY_SIZE_CLASS_BYTES) << 1) | 1]),
+            int(mc["large_alloc"])))
+
+
+class SpanheapHeapmap(gdb.Command):
+    """spanheap heapmap: the mheap one character per 8 KiB page, as
+kmem_heap_map() prints it: a size class family ('1'..'9', 'a'..'z'
+without 'c': classes 1-2, 3-4, ...), 'L' large, 'c' page-cached, '.' free,
+'R' retained; 64 pages a line, identical lines counted."""
+
+    def __init__(self):
+        super().__init__("spanheap heapmap", gdb.COMMAND_DATA)
+
+    def invoke(self, arg, from_tty):
+        print("heap map: one character per 8 KiB page, 64 per line: '1'..'z' size class "
+              "family (classes 1-2, 3-4, ...), 'L' large, 'c' page-cached, '.' free, "
+              "'R' retained")
+        for c in chunks():
+            base, npages = int(c["base"]), int(c["npages"])
+            chars = []
+            for s, pg, n in chunk_spans(c):
+                chars.append(page_char(s, c) * n)
+            chars = "".join(chars)
+            print("chunk 0x%x: %d pages (%d KiB)" % (base, npages,
+                                                     (npages << PAGE_SHIFT) >> 10))
+            prev, repeats = None, 0
+            for first in range(0, npages, LINE_PAGES):
+                line = chars[first:first + LINE_PAGES]
+                if line == prev:
+                    repeats += 1
+                    continue
+                if repeats:
+                    print("  ... %d more lines like the one above" % repeats)
+                repeats = 0
+                print("0x%x %s" % (base + (first << PAGE_SHIFT), line))
+                prev = line
+            if repeats:
+                print("  ... %d more lines like the one above" % repeats)
+
+
+SpanheapPrefix()
+SpanheapClasses()
+SpanheapSpans()
+SpanheapSpan()
+SpanheapMcache()
+SpanheapHeapmap()
