@@ -13,7 +13,16 @@
  *    struct hvm_start_info (kernel/pvh.h). Its "magic" for kmain is
  *    PVH_START_MAGIC; kmain turns the start information into a multiboot2
  *    block (kernel/pvh.c) and goes on as for GRUB.
- * Both then check CPUID for long mode, build the boot page tables, enable
+ *  - gnu-efi loader (boot/efi/, BOOTX64.EFI straight from UEFI firmware):
+ *    after ExitBootServices it calls _start_efi64 in 64-bit mode, on the
+ *    firmware's identity-mapped page tables, interrupts off, with the
+ *    System V arguments RDI = multiboot2 magic, RSI = physical address
+ *    (< 4 GiB) of the multiboot2 block it built. The loader finds this
+ *    entry through the "spanheap" ELF note (type 1, 8-byte physical
+ *    address). _start_efi64 steps down to 32-bit protected mode with
+ *    paging off (compatibility mode, CR0.PG and EFER.LME cleared) and
+ *    enters _start32 like GRUB, so every path shares what follows.
+ * All then check CPUID for long mode, build the boot page tables, enable
  * PAE, EFER.LME (+ NXE when present) and paging, load a 64-bit GDT and jump
  * to the higher half, where kmain(magic, boot_info_phys) runs on the boot
  * stack.
@@ -68,7 +77,52 @@ mb2_header_end:
 	.balign 4
 	.quad _start_pvh32
 
+	/* gnu-efi loader: where _start_efi64 is (boot/efi/efiload.h). */
+	.section .note.spanheap, "a", @note
+	.balign 4
+	.long 9                         /* namesz: "spanheap\0" */
+	.long 8                         /* descsz */
+	.long 1                         /* type: 64-bit UEFI entry */
+	.asciz "spanheap"
+	.balign 4
+	.quad _start_efi64
+
 	.section .boot.text, "ax"
+	/* gnu-efi loader entry: 64-bit, EDI = magic, ESI = boot info (see
+	 * above). Far return into the 32-bit code segment (0x18), then leave
+	 * long mode: paging off, CR4 cleared (PCIDE would forbid that
+	 * step; _start32 sets PAE again), EFER.LME off. */
+	.code64
+	.globl _start_efi64
+_start_efi64:
+	cli
+	cld
+	lgdt boot_gdt_ptr64
+	pushq $0x18
+	leaq 1f(%rip), %rax
+	pushq %rax
+	lretq
+	.code32
+1:	movw $0x10, %ax
+	movw %ax, %ds
+	movw %ax, %es
+	movw %ax, %ss
+	movl %cr4, %eax
+	andl $~(1 << 17), %eax          /* PCIDE */
+	movl %eax, %cr4
+	movl %cr0, %eax
+	andl $~(1 << 31), %eax          /* PG: leaves long mode */
+	movl %eax, %cr0
+	xorl %eax, %eax
+	movl %eax, %cr4
+	movl $0xc0000080, %ecx
+	rdmsr
+	andl $~(1 << 8), %eax           /* EFER.LME */
+	wrmsr
+	movl %edi, %eax                 /* multiboot2 magic */
+	movl %esi, %ebx                 /* boot information */
+	jmp _start32
+
 	.code32
 	/* PVH entry: EBX = hvm_start_info (physical); flat 32-bit segments,
 	 * paging off, interrupts off. */
@@ -286,9 +340,13 @@ boot_gdt:
 	.quad 0
 	.quad 0x00af9a000000ffff        /* 0x08: 64-bit code, DPL 0 */
 	.quad 0x00cf92000000ffff        /* 0x10: data */
+	.quad 0x00cf9a000000ffff        /* 0x18: 32-bit code (_start_efi64) */
 boot_gdt_ptr:
 	.word boot_gdt_ptr - boot_gdt - 1
 	.long boot_gdt
+boot_gdt_ptr64:                         /* lgdt in 64-bit mode: 8-byte base */
+	.word boot_gdt_ptr - boot_gdt - 1
+	.quad boot_gdt
 hexdigits:
 	.ascii "0123456789abcdef"
 msg_bad_magic:
