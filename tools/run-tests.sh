@@ -10,6 +10,7 @@
 # configurations, MAKE_FLAGS for extra make variables (e.g. KTEST_SELFCHECK=1),
 # SKIP_HOST=1 to skip the hosted suites, SKIP_DEBUG_HEAP=1 to skip the
 # heap debug-mode boot, SKIP_MICROVM=1 to skip the microvm (PVH) boot,
+# SKIP_EFI=1 to skip the gnu-efi loader's test and boots,
 # QEMU_TIMEOUT seconds per boot.
 set -u
 cd "$(dirname "$0")/.."
@@ -110,6 +111,23 @@ done
 [ "${SKIP_MICROVM:-0}" != 1 ] && run_suite microvm-smp2-256M tests/run-microvm \
 	--kernel build/spanheap.elf --smp 2 --mem 256M --accel "$ACCEL" \
 	--timeout "$QEMU_TIMEOUT" --name microvm-smp2-256M
+
+# The gnu-efi loader (boot/efi/, tools/efi.mk): its pure parts hosted under
+# ASan/UBSan, then its FAT image booted straight from OVMF (no GRUB) on 1 CPU
+# with 5 GiB and on 4 CPUs, and two bad kernels it must refuse and return.
+if [ "${SKIP_EFI:-0}" != 1 ]; then
+	run_suite host-efiload $MAKE -s $MAKE_FLAGS host-efiload
+	if $MAKE -s $MAKE_FLAGS efi-img >build/logs/build-efi-img.out 2>&1; then
+		for c in 1:5G 4:256M; do
+			run_suite "efi-direct-smp${c%%:*}-${c#*:}" tests/run-qemu --firmware efi-direct \
+				--disk build/spanheap-efi.img --smp "${c%%:*}" --mem "${c#*:}" \
+				--accel "$ACCEL" --timeout "$QEMU_TIMEOUT" --name "efi-direct-smp${c%%:*}-${c#*:}"
+		done
+		run_suite efi-bad-kernel tests/run-efi-bad-kernel build/spanheap-efi.img 120
+	else
+		run_suite efi-img sh -c "cat build/logs/build-efi-img.out; echo 'make efi-img failed'; exit 1"
+	fi
+fi
 
 # The benchmark workloads at smoke scale in the kernel (tests/bench/wl_kernel.h).
 run_suite bench-smoke-kernel tests/run-qemu --iso build/spanheap.iso --smp 2 --mem 512M \

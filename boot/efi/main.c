@@ -4,18 +4,25 @@
  * objcopy; every firmware call goes through uefi_call_wrapper).
  *
  * In order: open the file system the loader itself came from (Loaded
- * Image -> Simple File System), read \EFI\spanheap\spanheap.elf and check
- * it (efiload.c: header, program headers, the "spanheap" entry note; each
- * segment against the loader's own image and the RAM in the memory map),
- * place every segment at its physical address with
- * AllocatePages(AllocateAddress), read the command line from
+ * Image -> Simple File System), read the head of
+ * \EFI\spanheap\spanheap.elf and check it (efiload.c: header, program
+ * headers, the "spanheap" entry note; each segment against the loader's
+ * own image, the firmware's stack and the memory map), claim the
+ * conventional memory under every segment at its physical address with
+ * AllocatePages(AllocateAddress), then read the whole file into pages
+ * allocated anywhere else (which can no longer overlap a segment). The
+ * segments are copied to their addresses after ExitBootServices, because
+ * this kernel's image (2 MiB - 8.3 MiB) also covers memory the firmware
+ * still owns until then: OVMF's ACPI NVS at 0x806000-0x900000, which GRUB
+ * overwrites the same way. Then read the command line from
  * \EFI\spanheap\cmdline, find the ACPI 2.0 RSDP (1.0 as a fallback) and
  * the GOP framebuffer, reserve a multiboot2 block below 4 GiB (the kernel
  * takes its address in 32 bits), then: final memory map -> build the
  * multiboot2 block from it -> ExitBootServices, again with a fresh map as
  * long as the firmware says the map key is stale. Last, with interrupts
- * off, call the kernel's _start_efi64 (boot/boot.S) with the multiboot2
- * magic and the block's address; it never returns.
+ * off, copy the segments into place and call the kernel's _start_efi64
+ * (boot/boot.S) with the multiboot2 magic and the block's address; it
+ * never returns.
  *
  * Any problem before ExitBootServices prints "spanheap-efi: ..." on the
  * firmware console (OVMF copies it to the serial port) and returns an
