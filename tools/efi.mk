@@ -4,7 +4,9 @@
 #   make efi-img                      $(BUILD)/spanheap-efi.img: FAT (mtools,
 #                                     no root, no loop device) holding
 #                                     EFI/BOOT/BOOTX64.EFI, EFI/spanheap/spanheap.elf
-#                                     and EFI/spanheap/cmdline (EFI_CMDLINE)
+#                                     and EFI/spanheap/cmdline (EFI_CMDLINE);
+#                                     also spanheap-efi-retry.img, the same
+#                                     with efi.stale_map_key (make test)
 #   make run FIRMWARE=efi-direct      boot it under OVMF, no GRUB
 #   make host-efiload                 hosted test of the loader's pure parts
 #                                     (boot/efi/efiload.c) under ASan + UBSan
@@ -55,7 +57,16 @@ $(EFI_IMG): $(EFI_APP) $(KERNEL)
 	mcopy -i $@.tmp $(EFI_DIR)/cmdline ::/EFI/spanheap/cmdline
 	mv $@.tmp $@
 
-efi-img: $(EFI_IMG)
+# The same with efi.stale_map_key added to the command line: the loader
+# makes its first memory-map key stale, to test the ExitBootServices retry.
+EFI_IMG_RETRY := $(BUILD)/spanheap-efi-retry.img
+$(EFI_IMG_RETRY): $(EFI_IMG)
+	cp $< $@.tmp
+	printf '%s\n' "$(EFI_CMDLINE) efi.stale_map_key" > $(EFI_DIR)/cmdline-retry
+	mcopy -o -i $@.tmp $(EFI_DIR)/cmdline-retry ::/EFI/spanheap/cmdline
+	mv $@.tmp $@
+
+efi-img: $(EFI_IMG) $(EFI_IMG_RETRY)
 
 # make run FIRMWARE=efi-direct boots the image (tests/run-qemu finds it
 # beside the ISO).

@@ -297,6 +297,23 @@ long el_efi_map_to_mb2(const void *map, size_t n, size_t desc_size,
 	return count;
 }
 
+bool el_has_word(const char *line, const char *word)
+{
+	size_t wl = el_strlen(word);
+	for (const char *p = line; *p; ) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		size_t i = 0;
+		while (i < wl && p[i] == word[i])
+			i++;
+		if (i == wl && wl && (p[i] == 0 || p[i] == ' ' || p[i] == '\t' || p[i] == '='))
+			return true;
+		while (*p && *p != ' ' && *p != '\t')
+			p++;
+	}
+	return false;
+}
+
 /* ------------------------------------------------ the multiboot2 block -- */
 
 struct builder {

@@ -106,6 +106,10 @@ uint32_t el_efi_to_mb2_type(uint32_t efi_type);
 long el_efi_map_to_mb2(const void *map, size_t n, size_t desc_size,
 		       uint8_t *out, size_t max);
 
+/* Is word one of the space-separated words of line (alone, or as
+ * "word=value")? */
+bool el_has_word(const char *line, const char *word);
+
 /* What goes into the multiboot2 block besides the memory maps. */
 struct el_boot_info {
 	const char *loader_name;

@@ -35,7 +35,9 @@
 #define KERNEL_PATH  L"\\EFI\\spanheap\\spanheap.elf"
 #define CMDLINE_PATH L"\\EFI\\spanheap\\cmdline"
 #define CMDLINE_MAX  4096
-#define LOADER_NAME  "spanheap gnu-efi loader (UEFI direct)"
+/* The digit after "try " says on which try ExitBootServices succeeded. */
+#define LOADER_NAME  "spanheap gnu-efi loader (UEFI direct, ExitBootServices try 1)"
+#define STALE_KNOB   "efi.stale_map_key"  /* cmdline: make the first map key stale */
 #define MAP_SLACK    64       /* descriptors the map may grow by meanwhile */
 #define KERNEL_HEAD  (64u << 10) /* read first: ELF header, program headers, notes */
 
@@ -321,8 +323,10 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	if (EFI_ERROR(st))
 		return st;
 
-	struct el_boot_info bi = { .loader_name = LOADER_NAME };
+	static char loader_name[] = LOADER_NAME;
+	struct el_boot_info bi = { .loader_name = loader_name };
 	bi.cmdline = read_cmdline(root);
+	bool stale_once = bi.cmdline && el_has_word(bi.cmdline, STALE_KNOB);
 	bi.rsdp = find_rsdp(systab);
 	bi.efi_system_table = (uint64_t)(UINTN)systab;
 	find_framebuffer(&bi);
@@ -350,18 +354,26 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		return say(st, "no memory below 4 GiB for the boot information", NULL);
 	Print(L"spanheap-efi: exiting boot services, entering the kernel\r\n");
 
-	/* From here on only GetMemoryMap and ExitBootServices: no output. */
+	/* From here on only GetMemoryMap and ExitBootServices: no output.
+	 * With efi.stale_map_key on the command line, the first try
+	 * allocates a page after reading the map, so that its key is stale
+	 * and the retry is exercised (make test does). */
 	const char *error = NULL;
 	for (int tries = 0; tries < 8; tries++) {
 		st = get_map(&map, &n, &dsize, &dver, &key, &room);
 		if (EFI_ERROR(st))
 			break;
+		loader_name[sizeof(loader_name) - 3] = (char)('1' + tries);
 		bi.efi_map_n = n;
 		bi.efi_desc_version = dver;
 		if (el_build_mb2(&bi, (void *)(UINTN)mbi, EFI_SIZE_TO_PAGES(mbi_size) * EL_PAGE,
 				 &error) == 0) {
 			st = EFI_BUFFER_TOO_SMALL;
 			break;
+		}
+		if (stale_once && tries == 0) {
+			EFI_PHYSICAL_ADDRESS page;
+			uefi_call_wrapper(BS->AllocatePages, 4, AllocateAnyPages, EfiLoaderData, 1, &page);
 		}
 		st = uefi_call_wrapper(BS->ExitBootServices, 2, image, key);
 		if (st != EFI_INVALID_PARAMETER)

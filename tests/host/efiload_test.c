@@ -285,8 +285,18 @@ static void test_block(void)
 	free(buf);
 }
 
+static void test_words(void)
+{
+	CHECK(el_has_word("a efi.stale_map_key b", "efi.stale_map_key"), "word in the middle found");
+	CHECK(el_has_word("efi.stale_map_key=1", "efi.stale_map_key"), "word=value found");
+	CHECK(!el_has_word("xefi.stale_map_key efi.stale_map_keyx", "efi.stale_map_key"),
+	      "word inside longer words not found");
+	CHECK(!el_has_word("", "efi.stale_map_key") && !el_has_word("   ", "x"), "empty line has no words");
+}
+
 int main(void)
 {
+	test_words();
 	test_elf();
 	test_segment();
 	test_map();
