@@ -134,6 +134,8 @@ if [ "${SKIP_EFI:-0}" != 1 ]; then
 	else
 		run_suite efi-img sh -c "cat build/logs/build-efi-img.out; echo 'make efi-img failed'; exit 1"
 	fi
+	# examples/uefi/: the heap as a gnu-efi application's allocator under OVMF (tools/uefi-example.mk).
+	run_suite uefi-example $MAKE -s $MAKE_FLAGS uefi-example-test ACCEL="$ACCEL" QEMU_TIMEOUT="$QEMU_TIMEOUT"
 fi
 
 # The benchmark workloads at smoke scale in the kernel (tests/bench/wl_kernel.h).
