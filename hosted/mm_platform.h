@@ -73,7 +73,8 @@ extern spinlock_t mm_host_shared_lock[MM_HOST_SHARED_SLOTS] MM_HOST_HIDDEN;
 
 /* Give this thread a slot (exclusive if one is free); returns its id. */
 unsigned mm_host_slot_assign(void) MM_HOST_HIDDEN;
-/* mm_irq_save's slow half: no slot yet, a shared slot, or a fork waiting. */
+/* mm_irq_save's slow half, after mm_irq_save_fast declined: no slot yet,
+ * a shared slot, or a fork waiting. */
 unsigned long mm_host_irq_save_slow(void) MM_HOST_HIDDEN;
 
 /* This thread's slot. The heap calls it only inside an mm_irq_save
@@ -81,30 +82,6 @@ unsigned long mm_host_irq_save_slow(void) MM_HOST_HIDDEN;
 static inline unsigned mm_cpu_id(void)
 {
 	return mm_host_thread.slot - 1;
-}
-
-/*
- * Enter a section the kernel would run with interrupts off. Exclusive
- * slot: nothing to do, unless the build is fork-safe (MM_HOST_FORK_SAFE:
- * libspanheap.so, whose fork handlers need it): then its depth + 1 and a
- * look at mm_host_forking, no atomic instruction (a fork pairs it with
- * membarrier). Returns the depth counter's address, or 1 when a shared
- * slot's lock was taken.
- */
-static inline unsigned long mm_irq_save(void)
-{
-	unsigned *depth = mm_host_thread.depth;
-	if (__builtin_expect(depth != NULL, 1)) {
-#ifdef MM_HOST_FORK_SAFE
-		__atomic_store_n(depth, *depth + 1, __ATOMIC_RELAXED);
-		__atomic_signal_fence(__ATOMIC_SEQ_CST);
-		if (__builtin_expect(!__atomic_load_n(&mm_host_forking, __ATOMIC_RELAXED), 1))
-			return (unsigned long)depth;
-#else
-		return (unsigned long)depth;
-#endif
-	}
-	return mm_host_irq_save_slow();
 }
 
 /* A hosted "CPU" is a thread the OS may preempt while it holds a heap
@@ -117,9 +94,15 @@ static inline void mm_cpu_relax(void)
 	sched_yield();
 }
 
-/* The fast paths' section (mm/platform.h): an exclusive slot and no fork
- * waiting, or decline and let the slow path call mm_irq_save. So the fast
- * paths contain no call, and restoring needs no shared-slot test. */
+/*
+ * Enter a section the kernel would run with interrupts off, the fast way
+ * (mm/platform.h): an exclusive slot has nothing to do, unless the build
+ * is fork-safe (MM_HOST_FORK_SAFE: libspanheap.so, whose fork handlers
+ * need it): then its depth + 1 and a look at mm_host_forking, no atomic
+ * instruction (a fork pairs it with membarrier). Declines (0) with no
+ * slot yet, a shared slot, or a fork waiting; *flags is then the depth
+ * counter's address. The fast paths contain no call this way.
+ */
 #define MM_HAVE_IRQ_SAVE_FAST 1
 static inline int mm_irq_save_fast(unsigned long *flags)
 {
@@ -148,6 +131,17 @@ static inline void mm_irq_restore_fast(unsigned long flags)
 #endif
 }
 
+/* The fast way, else the slow half (a new slot, a shared slot's lock, a
+ * fork to wait out). Returns the depth counter's address, or 1 when a
+ * shared slot's lock was taken. */
+static inline unsigned long mm_irq_save(void)
+{
+	unsigned long flags;
+	if (__builtin_expect(mm_irq_save_fast(&flags), 1))
+		return flags;
+	return mm_host_irq_save_slow();
+}
+
 static inline void mm_irq_restore(unsigned long flags)
 {
 	if (__builtin_expect(flags == 1, 0)) {
@@ -156,10 +150,7 @@ static inline void mm_irq_restore(unsigned long flags)
 							 MM_HOST_EXCLUSIVE_SLOTS]);
 		return;
 	}
-#ifdef MM_HOST_FORK_SAFE
-	unsigned *depth = (unsigned *)flags;
-	__atomic_store_n(depth, *depth - 1, __ATOMIC_RELEASE);
-#endif
+	mm_irq_restore_fast(flags);
 }
 
 /* Cap the bytes mm_sys_alloc may have handed out at once (0: no cap). */

@@ -116,21 +116,23 @@ unsigned long mm_host_irq_save_slow(void)
 {
 	struct mm_host_thread *t = &mm_host_thread;
 	if (!t->slot)
-		mm_host_slot_assign();   /* new; its depth is not counted yet */
-	else if (t->depth && *t->depth > 1)
-		return (unsigned long)t->depth;   /* nested: already inside */
-	else if (t->depth)
-		__atomic_store_n(t->depth, 0, __ATOMIC_RELEASE);   /* step back out */
+		mm_host_slot_assign();
 	if (!t->depth) {
 		if (t->shared_depth++ == 0)
 			spin_lock(&mm_host_shared_lock[t->slot - 1 - MM_HOST_EXCLUSIVE_SLOTS]);
 		return 1;
 	}
-	/* Exclusive, outermost, a fork waiting (or a new slot): the fast
-	 * path's protocol once the fork is done. */
 #ifndef MM_HOST_FORK_SAFE
 	return (unsigned long)t->depth;   /* a new exclusive slot */
 #else
+	/* The fast way declined with its depth left as it was. Nested in
+	 * a section: go on (the fork waits for the outermost to end). */
+	if (*t->depth > 0) {
+		__atomic_store_n(t->depth, *t->depth + 1, __ATOMIC_RELAXED);
+		return (unsigned long)t->depth;
+	}
+	/* Outermost, a fork waiting (or a new slot): the fast way's
+	 * protocol once the fork is done. */
 	for (;;) {
 		while (__atomic_load_n(&mm_host_forking, __ATOMIC_ACQUIRE))
 			sched_yield();
