@@ -26,6 +26,7 @@
 #include <string.h>
 #include "mm/kmalloc.h"
 #include "mm/sizeclasses.h"
+#include "tests/kernel/heap_align.h"   /* the promised alignment */
 #include "mm/platform.h" /* mm_host_set_sys_limit, mm_host_sys_bytes */
 
 #define NSLOTS 64
@@ -124,38 +125,14 @@ static void check_zero(const uint8_t *p, size_t size)
 
 /* ------------------------------------------------------------ the model */
 
-/* The alignment mm/kmalloc.h promises: Go's tiny rules for a noscan
- * request under 16 bytes; otherwise the largest power of two dividing the
- * class's object size (ksize), up to 8 KiB, at least 8; power-of-two sizes
- * up to 4 KiB naturally; at least `align` from kmalloc_aligned. */
-static size_t class_align(const void *p)
-{
-	size_t usable = ksize(p);
-	size_t a = usable ? usable & -usable : 8;
-	return a > 8192 ? 8192 : a < 8 ? 8 : a;
-}
-
-static size_t min_align(const void *p, size_t size, unsigned flags, size_t align)
-{
-	size_t a;
-	bool tiny = (flags & KM_NOSCAN) && size > 0 && size < TINY_SIZE;
-	if (tiny)
-		a = (size & 7) == 0 ? 8 : (size & 3) == 0 ? 4 : (size & 1) == 0 ? 2 : 1;
-	else
-		a = class_align(p);
-	if (size <= 4096 && size > a && !(size & (size - 1)) && !tiny)
-		a = size;
-	return align > a ? align : a;
-}
-
 /* A new object: alignment, ksize, no overlap with any live object. A
  * krealloc'ed object (resized) only promises the base alignment: it may
  * have stayed where it was, in a bigger class. */
 static void take(struct slot *s, uint8_t *p, size_t size, unsigned flags,
 		 size_t align, bool zeroed, bool resized)
 {
-	size_t want = resized ? (size >= 16 ? class_align(p) : 1)
-			      : min_align(p, size, flags, align);
+	size_t want = resized ? (size >= 16 ? heap_expected_align(p, size, 0) : 1)
+			      : heap_promised_align(p, size, flags, align);
 	if ((uintptr_t)p % want)
 		FAIL("object %p of %zu bytes (flags %#x, align %zu) not "
 		     "%zu-aligned", (void *)p, size, flags, align, want);

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "mm/kmalloc.h"
+#include "tests/kernel/heap_align.h"   /* the promised alignment */
 #include "mm/sizeclasses.h"
 
 #define MAX_THREADS 32
@@ -221,12 +222,9 @@ static void *worker_main(void *arg)
 			}
 			/* Non-tiny: aligned to the largest power of two
 			 * dividing the class size, at least 8. */
-			if (!((flags & KM_NOSCAN) && size < TINY_SIZE)) {
-				size_t usable = ksize(p), a = usable & -usable;
-				a = a > 8192 ? 8192 : a < 8 ? 8 : a;
-				if ((uintptr_t)p % a)
-					w->misaligned++;
-			}
+			if (!((flags & KM_NOSCAN) && size < TINY_SIZE) &&
+			    (uintptr_t)p % heap_expected_align(p, size, flags))
+				w->misaligned++;
 			w->allocs++;
 			*s = (struct obj){ p, size, next_id++ };
 			fill(p, s->id, size);

@@ -76,11 +76,7 @@ static size_t churn_size(struct ktest_rng *rng, unsigned *flags)
 /* The alignment the object must have (mm/kmalloc.h's promise). */
 static size_t churn_min_align(const struct churn_slot *s)
 {
-	size_t a = heap_expected_align(s->p, s->size, s->flags);
-	if (heap_is_pow2(s->size) && s->size <= 32768 && s->size > a &&
-	    !((s->flags & KM_NOSCAN) && s->size < TINY_SIZE))
-		a = s->size;
-	return s->align > a ? s->align : a;
+	return heap_promised_align(s->p, s->size, s->flags, s->align);
 }
 
 /* Check a fresh object: alignment, usable size, zeroing; then fill it.

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include "lib/string.h"
 #include "mm/kmalloc.h"
-#include "mm/sizeclasses.h"   /* MAX_SMALL_SIZE */
+#include "tests/kernel/heap_align.h"
 #include "tests/kernel/ktest.h"
 
 /*
@@ -235,45 +235,6 @@ static inline uint64_t heap_drained_bytes(void)
 {
 	kmem_drain_all();
 	return heap_stats().heap_bytes;
-}
-
-static inline bool heap_is_pow2(size_t x)
-{
-	return x && !(x & (x - 1));
-}
-
-/* Go's tiny-allocator alignment for a noscan request below 16 bytes. */
-static inline size_t heap_tiny_align(size_t size)
-{
-	if ((size & 7) == 0)
-		return 8;
-	if ((size & 3) == 0)
-		return 4;
-	if ((size & 1) == 0)
-		return 2;
-	return 1;
-}
-
-/*
- * The alignment mm/kmalloc.h promises for a live object p of `size` bytes
- * asked with `flags`: Go's tiny rules for a noscan request under 16 bytes;
- * otherwise the largest power of two dividing its class's object size
- * (ksize), up to 32 KiB (8 KiB, a page, for a large object), and at least
- * 8. Power-of-two sizes up to 32 KiB are their own class, so they come out
- * naturally aligned.
- */
-static inline size_t heap_expected_align(const void *p, size_t size,
-					 unsigned flags)
-{
-	if ((flags & KM_NOSCAN) && size > 0 && size < 16)
-		return heap_tiny_align(size);
-	size_t usable = ksize(p);
-	size_t a = usable ? usable & -usable : 8;
-	/* Small: up to the 32 KiB class; a large object is page-aligned. */
-	size_t cap = usable > MAX_SMALL_SIZE ? 8192 : 32768;
-	if (a > cap)
-		a = cap;
-	return a < 8 ? 8 : a;
 }
 
 #endif
