@@ -56,6 +56,31 @@ static size_t nram, nreserved;
 /* The multiboot2 block made from PVH's start information (kernel/pvh.c). */
 static uint64_t pvh_mbi[1024];
 
+/* Drop the RAM at or above DIRECT_MAP_RAM_LIMIT from ram[] (kernel/
+ * paging.h: the heap's page map covers only the direct map below it), and
+ * say how much was dropped. */
+static void drop_ram_above_limit(void)
+{
+	uint64_t dropped = 0;
+	size_t n = 0;
+	for (size_t i = 0; i < nram; i++) {
+		struct pmm_range r = ram[i];
+		if (r.end > DIRECT_MAP_RAM_LIMIT) {
+			uint64_t from = r.start > DIRECT_MAP_RAM_LIMIT ? r.start : DIRECT_MAP_RAM_LIMIT;
+			dropped += r.end - from;
+			r.end = from;
+		}
+		if (r.start < r.end)
+			ram[n++] = r;
+	}
+	nram = n;
+	if (dropped)
+		printk("spanheap: %llu MiB of RAM at or above %llu GiB ignored (the heap's page "
+		       "map covers the direct map below DIRECT_MAP_RAM_LIMIT, kernel/paging.h)\n",
+		       (unsigned long long)(dropped >> 20),
+		       (unsigned long long)(DIRECT_MAP_RAM_LIMIT >> 30));
+}
+
 /* Parse the boot information (still through the boot tables' direct map)
  * and collect usable RAM and everything that must never be handed out:
  * every non-usable map entry, the first MiB, the kernel image, the boot
@@ -70,6 +95,7 @@ static void read_boot_info(uint32_t mbi_phys)
 	nram = mb2_mmap_ranges(&mbi, true, ram, MAX_RANGES, &dropped);
 	if (nram == 0)
 		panic("multiboot2: no usable memory in the memory map or basic meminfo");
+	drop_ram_above_limit();
 	nreserved = mb2_mmap_ranges(&mbi, false, reserved, MAX_RANGES, &dropped);
 	reserved[nreserved++] = (struct pmm_range){ 0, 0x100000 }; /* BIOS data, AP trampoline */
 	reserved[nreserved++] = (struct pmm_range){ (uintptr_t)_kernel_phys_start,

@@ -7,19 +7,27 @@
  * turned off with pushfq+cli and back on with a conditional sti (no
  * popfq), lib/irqflags.h. The debug-lock build (`make DEBUG=1`, which
  * defines SPINLOCK_DEBUG for the kernel's own locks too) turns on the heap
- * locks' checks, timed with the TSC.
+ * locks' checks, timed with the TSC. The heap's memory comes from the pmm
+ * through the direct map, so the page map's window is the direct map's
+ * first 1 TiB (the RAM the kernel uses, kernel/paging.h): a root of 1024
+ * entries (8 KiB of .bss, + 2 KiB of chunk counts) instead of the 48-bit
+ * default's 2 MiB.
  */
 #ifndef KERNEL_MM_PLATFORM_H
 #define KERNEL_MM_PLATFORM_H
 
 #include "lib/irqflags.h"
 #include "kernel/percpu.h"
+#include "kernel/paging.h"
 
 #define MM_MAX_CPUS MAX_CPUS
 /* Free chunks the heap keeps from the pmm for reuse (at least; more while
  * the heap is large, see mm/mheap.c): small, since the pmm's other users
  * (page tables, DMA-ish buffers) need frames too. */
 #define MM_RETAIN_MIN_BYTES (2UL << 20)
+/* The page map's window: the direct map of the RAM below 1 TiB. */
+#define MM_PAGEMAP_BASE DIRECT_MAP_BASE
+#define MM_PAGEMAP_BITS DIRECT_MAP_RAM_BITS
 
 static inline unsigned mm_cpu_id(void)
 {

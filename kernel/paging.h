@@ -4,7 +4,12 @@
  *   0x0000000000000000 - 0x00007fffffffffff  unmapped (no user space yet)
  *   0xffff800000000000 - +RAM                direct map of all usable RAM and
  *                                            the first MiB, RW + NX, using
- *                                            1 GiB / 2 MiB / 4 KiB pages
+ *                                            1 GiB / 2 MiB / 4 KiB pages;
+ *                                            RAM at or above DIRECT_MAP_RAM_LIMIT
+ *                                            (1 TiB physical) is ignored: the
+ *                                            heap's page map covers the first
+ *                                            1 TiB of the direct map only
+ *                                            (kernel/mm_platform.h)
  *   0xffffc00000000000 - 0xffffc0ffffffffff  kernel stacks with guard pages
  *                                            (kstack_alloc), and mappings
  *                                            made with paging_map
@@ -22,6 +27,11 @@
 #include "kernel/pmm.h"
 
 #define DIRECT_MAP_BASE   0xffff800000000000UL
+/* The RAM the kernel uses lies below 2^DIRECT_MAP_RAM_BITS physical (kmain
+ * drops what is above before paging and the pmm see it): every frame the
+ * pmm hands out is then inside the heap's page-map window. */
+#define DIRECT_MAP_RAM_BITS  40
+#define DIRECT_MAP_RAM_LIMIT (1UL << DIRECT_MAP_RAM_BITS)
 #define KSTACK_AREA_BASE  0xffffc00000000000UL
 #define KSTACK_AREA_END   0xffffc10000000000UL
 #define KERNEL_VMA        0xffffffff80000000UL

@@ -3,22 +3,59 @@
  * mm/pagemap.h). Every page of every chunk the heap holds is mapped to the
  * span that covers it (in-use or free), so a lookup never sees a stale
  * span. Leaves are made on demand and kept (leaf_chunks counts the chunks
- * in each, for the verifier and for a future release policy).
+ * in each, for the verifier and for a future release policy). A chunk not
+ * wholly inside the platform's window is refused before anything changes:
+ * the heap gives it back and treats the growth as out of memory; the first
+ * refusal is logged, naming the chunk and the window.
  */
 #include "mm/pagemap.h"
 #include "mm/mheap.h"
 #include "mm/platform.h"
 
-struct mspan **pagemap_l1[1UL << PAGEMAP_L1_BITS];
+_Static_assert(((uint64_t)(MM_PAGEMAP_BASE) & (MM_SYS_ALIGN - 1)) == 0,
+	       "MM_PAGEMAP_BASE must be a multiple of MM_SYS_ALIGN (8 KiB)");
+
+struct mspan **pagemap_l1[PAGEMAP_L1_ENTRIES];
 /* Chunks overlapping each leaf. Protected by mheap.lock. */
-static uint16_t leaf_chunks[1UL << PAGEMAP_L1_BITS];
+static uint16_t leaf_chunks[PAGEMAP_L1_ENTRIES];
 static uint64_t leaf_bytes;
+static bool window_refusal_logged;
+
+const struct pagemap_window pagemap_window = {
+	.base = (uint64_t)(MM_PAGEMAP_BASE),
+	.addr_bits = PAGEMAP_ADDR_BITS,
+	.leaf_bits = PAGEMAP_LEAF_BITS,
+};
 
 static uint64_t l1_index(uint64_t pn) { return pn >> PAGEMAP_LEAF_BITS; }
+
+/* Whether [base, base+npages pages) lies wholly inside the window. */
+static bool in_window(uintptr_t base, size_t npages)
+{
+	uint64_t off = pagemap_offset(base), size = 1ULL << PAGEMAP_ADDR_BITS;
+	return npages != 0 && off < size &&
+	       (uint64_t)npages <= (size - off) >> MM_PAGE_SHIFT;
+}
+
+static void log_window_refusal(uintptr_t base, size_t npages)
+{
+	if (window_refusal_logged)
+		return;
+	window_refusal_logged = true;
+	mm_log("mm: the platform returned memory at %#lx-%#lx, outside the page map's "
+	       "window MM_PAGEMAP_BASE %#lx, MM_PAGEMAP_BITS %u (mm_platform.h); "
+	       "refused, treated as out of memory (logged once)",
+	       (unsigned long)base, (unsigned long)(base + ((uintptr_t)npages << MM_PAGE_SHIFT) - 1),
+	       (unsigned long)(MM_PAGEMAP_BASE), (unsigned)PAGEMAP_ADDR_BITS);
+}
 
 bool pagemap_add_chunk(uintptr_t base, size_t npages)
 {
 	MM_HELD(&mheap.lock);
+	if (!in_window(base, npages)) {
+		log_window_refusal(base, npages);
+		return false;
+	}
 	uint64_t first = l1_index(pagemap_pageno(base));
 	uint64_t last = l1_index(pagemap_pageno(base) + npages - 1);
 

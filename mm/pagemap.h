@@ -1,14 +1,27 @@
 /*
  * mm/pagemap.h - the page -> span map (Go's arena index, two levels).
  *
- * Any address is turned into its span in O(1) without a lock: mask it to
- * 48 bits (x86-64 canonical addresses: the kernel's direct map is
- * 0xffff8000_0000_0000 + phys, hosted mmap addresses are low), take the
- * 8 KiB page number (35 bits), index a static first level with the top 18
- * bits and a 1 MiB leaf (2^17 entries, one per page: 1 GiB of address
- * space) with the low 17. Leaves come from mm_sys_alloc when the heap first
- * grows into their GiB and are kept (like Go's arena index): they are
- * not part of kmem_stats.heap_bytes.
+ * Any address is turned into its span in O(1) without a lock. The map
+ * covers one window of the address space, chosen by the platform:
+ * [MM_PAGEMAP_BASE, MM_PAGEMAP_BASE + 2^MM_PAGEMAP_BITS). A lookup takes
+ * the address's offset in the window (one subtraction; an address below
+ * or above the window has bits at or above MM_PAGEMAP_BITS, so one shift
+ * and test reject it), its 8 KiB page number, indexes a static root with
+ * the page number's top bits and a leaf (2^17 entries, one per page: 1 GiB
+ * of window; smaller when the whole window is smaller) with the low bits.
+ * The root has 2^(MM_PAGEMAP_BITS - 13 - 17) entries: 8 bytes (+ a 2-byte
+ * chunk count) per GiB of window, so a small machine's window costs
+ * little .bss. A platform that defines no window gets the whole 48-bit
+ * x86-64 canonical space (base 0xffff8000_0000_0000, 48 bits: the upper
+ * half, where a kernel's direct map usually is, then the lower half, where
+ * hosted mmap addresses are; a non-canonical address falls outside): a
+ * 2 MiB root.
+ *
+ * Leaves come from mm_sys_alloc when the heap first grows into their part
+ * of the window and are kept (like Go's arena index): they are not part of
+ * kmem_stats.heap_bytes. A chunk from mm_sys_alloc that is not wholly
+ * inside the window is refused (pagemap_add_chunk returns false, the heap
+ * gives it back and reports out of memory; mm_log says so once).
  * Writes happen under mheap.lock; reads are lock-free (acquire loads).
  */
 #ifndef MM_PAGEMAP_H
@@ -17,31 +30,65 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include "mm/platform.h"
 #include "mm/sizeclasses.h"
 
 struct mspan;
 
-#define PAGEMAP_ADDR_BITS 48
-#define PAGEMAP_LEAF_BITS 17
+#if defined(MM_PAGEMAP_BASE) != defined(MM_PAGEMAP_BITS)
+#error "the platform defines one of MM_PAGEMAP_BASE and MM_PAGEMAP_BITS: define both or neither"
+#endif
+#ifndef MM_PAGEMAP_BITS
+/* The whole 48-bit canonical space: -2^47 .. 2^47 - 1, as one window. */
+#define MM_PAGEMAP_BASE 0xffff800000000000UL
+#define MM_PAGEMAP_BITS 48
+#endif
+/* At least 16 MiB (a leaf of 16 KiB, a multiple of MM_SYS_ALIGN), at
+ * most 57 bits (5-level paging). */
+#if MM_PAGEMAP_BITS < 24 || MM_PAGEMAP_BITS > 57
+#error "MM_PAGEMAP_BITS must be between 24 and 57"
+#endif
+
+#define PAGEMAP_ADDR_BITS MM_PAGEMAP_BITS
+#define PAGEMAP_LEAF_BITS \
+	(PAGEMAP_ADDR_BITS - MM_PAGE_SHIFT < 17 ? PAGEMAP_ADDR_BITS - MM_PAGE_SHIFT : 17)
 #define PAGEMAP_L1_BITS (PAGEMAP_ADDR_BITS - MM_PAGE_SHIFT - PAGEMAP_LEAF_BITS)
+#define PAGEMAP_L1_ENTRIES (1UL << PAGEMAP_L1_BITS)
 #define PAGEMAP_LEAF_ENTRIES (1UL << PAGEMAP_LEAF_BITS)
 #define PAGEMAP_LEAF_BYTES (PAGEMAP_LEAF_ENTRIES * sizeof(void *))
 
-extern struct mspan **pagemap_l1[1UL << PAGEMAP_L1_BITS];
+extern struct mspan **pagemap_l1[PAGEMAP_L1_ENTRIES];
 
+/* The window as numbers, for debuggers (tools/gdb/spanheap.py), which
+ * cannot see the macros. */
+struct pagemap_window {
+	uint64_t base;
+	unsigned addr_bits, leaf_bits;
+};
+extern const struct pagemap_window pagemap_window;
+
+/* addr's offset in the window; at or above 2^PAGEMAP_ADDR_BITS (as an
+ * unsigned number) when addr is outside it. */
+static inline uint64_t pagemap_offset(uintptr_t addr)
+{
+	return (uint64_t)(addr - (uintptr_t)(MM_PAGEMAP_BASE));
+}
+
+/* The window page number of an address inside the window. */
 static inline uint64_t pagemap_pageno(uintptr_t addr)
 {
-	return ((uint64_t)addr & ((1ULL << PAGEMAP_ADDR_BITS) - 1)) >> MM_PAGE_SHIFT;
+	return pagemap_offset(addr) >> MM_PAGE_SHIFT;
 }
 
 /* The span holding addr, or NULL if addr is not in the heap. */
 static inline struct mspan *pagemap_lookup(uintptr_t addr)
 {
-	/* A non-canonical address is never in the heap (and must not alias
-	 * the canonical one with the same low 48 bits). */
-	if ((uint64_t)((int64_t)((uint64_t)addr << 16) >> 16) != (uint64_t)addr)
+	/* Outside the window is never in the heap (and must not alias an
+	 * address inside it with the same low bits). */
+	uint64_t off = pagemap_offset(addr);
+	if (off >> PAGEMAP_ADDR_BITS)
 		return NULL;
-	uint64_t pn = pagemap_pageno(addr);
+	uint64_t pn = off >> MM_PAGE_SHIFT;
 	struct mspan **leaf = __atomic_load_n(&pagemap_l1[pn >> PAGEMAP_LEAF_BITS],
 					      __ATOMIC_ACQUIRE);
 	if (!leaf)
@@ -50,7 +97,8 @@ static inline struct mspan *pagemap_lookup(uintptr_t addr)
 }
 
 /* Under mheap.lock: make leaves for [base, base+npages pages) exist and
- * count a chunk in each (false when out of memory; nothing changed). */
+ * count a chunk in each (false when out of memory, or when the chunk is
+ * not wholly inside the window; nothing changed then). */
 bool pagemap_add_chunk(uintptr_t base, size_t npages);
 /* Under mheap.lock: the chunk is gone (its entries must already be NULL). */
 void pagemap_remove_chunk(uintptr_t base, size_t npages);
