@@ -20,8 +20,6 @@
 import gdb
 
 PAGE_SHIFT = 13
-ADDR_BITS = 48
-LEAF_BITS = 17
 STATE_NAMES = {0: "dead", 1: "free", 2: "in use", 3: "large", 4: "page-cached"}
 MSPAN_FREE, MSPAN_INUSE, MSPAN_LARGE, MSPAN_CACHED = 1, 2, 3, 4
 LIST_NAMES = {0: "none", 1: "mcentral partial", 2: "mcentral full",
@@ -96,13 +94,34 @@ def span_ptr_type():
     return gdb.lookup_type("struct mspan").pointer()
 
 
+_window = []
+
+
+def pagemap_window():
+    """(base, addr_bits, leaf_bits) of the page map's window (mm/pagemap.h),
+    from the constant pagemap_window; read once per program loaded."""
+    if not _window:
+        w = gv("pagemap_window")
+        _window.append((int(w["base"]), int(w["addr_bits"]), int(w["leaf_bits"])))
+    return _window[0]
+
+
+gdb.events.new_objfile.connect(lambda event: _window.clear())
+
+
 def pagemap_lookup(addr):
-    """The span record (a gdb.Value pointer) mapped at addr, or None."""
-    pn = (addr & ((1 << ADDR_BITS) - 1)) >> PAGE_SHIFT
-    leaf = gv("pagemap_l1")[pn >> LEAF_BITS]
+    """The span record (a gdb.Value pointer) mapped at addr, or None. The
+    page map covers one window of the address space: an address outside it
+    is in no span."""
+    base, addr_bits, leaf_bits = pagemap_window()
+    off = (addr - base) & ((1 << 64) - 1)
+    if off >> addr_bits:
+        return None
+    pn = off >> PAGE_SHIFT
+    leaf = gv("pagemap_l1")[pn >> leaf_bits]
     if int(leaf) == 0:
         return None
-    s = leaf[pn & ((1 << LEAF_BITS) - 1)]
+    s = leaf[pn & ((1 << leaf_bits) - 1)]
     return s if int(s) != 0 else None
 
 
