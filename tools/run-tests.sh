@@ -60,7 +60,7 @@ if [ "${SKIP_HOST:-0}" != 1 ]; then
 	# The heap's and pmm's reports of deliberately bad calls go to stderr:
 	# kept in build/logs/, out of the way of the test results.
 	run_suite host-ktest sh -c "build/host/ktest-host 2>build/logs/host-ktest.stderr"
-	for t in sizeclasses-check host-stress host-dropin host-fuzz-short bench-smoke; do
+	for t in sizeclasses-check host-stress host-dropin host-pagemap-window host-fuzz-short bench-smoke; do
 		if $MAKE -n $t >/dev/null 2>&1; then
 			run_suite "$t" $MAKE -s $MAKE_FLAGS $t
 		fi
