@@ -5,11 +5,21 @@
  * the task priority level to TPL_HIGH_LEVEL (RaiseTPL) and putting the old
  * level back (RestoreTPL). The firmware calls live in platform.c, so no EFI
  * header reaches the files of mm/ that include this one.
+ *
+ * Boot services identity-map memory, so the heap's addresses are physical
+ * ones: the page map's window is the first 1 TiB of physical memory, and
+ * mm_sys_alloc asks AllocatePages for pages below 1 TiB only
+ * (AllocateMaxAddress), so every chunk is inside it. The root is then 8 KiB
+ * instead of the 48-bit default's 2 MiB, which gnu-efi's linker script
+ * would put into the .EFI file itself (its .bss is part of .data).
  */
 #ifndef EXAMPLES_UEFI_MM_PLATFORM_H
 #define EXAMPLES_UEFI_MM_PLATFORM_H
 
 #define MM_MAX_CPUS 1
+/* The page map's window: physical [0, 1 TiB). */
+#define MM_PAGEMAP_BASE 0UL
+#define MM_PAGEMAP_BITS 40
 
 unsigned long uefi_heap_section_enter(void);   /* RaiseTPL(TPL_HIGH_LEVEL) */
 void uefi_heap_section_leave(unsigned long old_tpl);   /* RestoreTPL(old_tpl) */

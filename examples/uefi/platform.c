@@ -3,7 +3,9 @@
  * (gnu-efi, boot services running): the functions mm/platform.h asks for.
  *
  * Memory comes from the firmware's AllocatePages (EfiLoaderData, 4 KiB
- * pages). The heap needs 8 KiB alignment, and a power-of-two request
+ * pages), below 1 TiB (AllocateMaxAddress: the page map's window,
+ * mm_platform.h; memory above it would be refused by the heap). The heap
+ * needs 8 KiB alignment, and a power-of-two request
  * naturally aligned (a 1 MiB request on a 1 MiB boundary), which
  * AllocatePages does not promise: mm_sys_alloc over-allocates by the
  * alignment less one page, keeps the aligned part and gives the slack before
@@ -83,10 +85,11 @@ void *mm_sys_alloc(size_t bytes)
 {
 	size_t align = (bytes & (bytes - 1)) ? MM_SYS_ALIGN : bytes;
 	size_t total = bytes + align - EFI_PAGE;
-	EFI_PHYSICAL_ADDRESS addr = 0;
+	/* In: the highest address the pages may reach, the window's last. */
+	EFI_PHYSICAL_ADDRESS addr = (MM_PAGEMAP_BASE) + (1ULL << MM_PAGEMAP_BITS) - 1;
 
 	firmware_call_begin();
-	EFI_STATUS st = uefi_call_wrapper(BS->AllocatePages, 4, AllocateAnyPages,
+	EFI_STATUS st = uefi_call_wrapper(BS->AllocatePages, 4, AllocateMaxAddress,
 					  EfiLoaderData, total / EFI_PAGE, &addr);
 	if (EFI_ERROR(st)) {
 		firmware_call_end();
