@@ -38,6 +38,15 @@
  *       heap's size (mm/mheap.c, "Retention"); 8 MiB when not defined.
  *       Retained chunks are given back with the same mm_sys_free (whole
  *       chunks): no other seam function is needed.
+ *   MM_PAGEMAP_BASE, MM_PAGEMAP_BITS (optional, both or neither)
+ *       The page map's window (mm/pagemap.h): every chunk mm_sys_alloc
+ *       returns must lie in [MM_PAGEMAP_BASE, MM_PAGEMAP_BASE +
+ *       2^MM_PAGEMAP_BITS); one that does not is given back and the
+ *       allocation fails as out of memory (mm_log says so once). BASE is an
+ *       integer constant, a multiple of 8 KiB; BITS is 24..57. The page
+ *       map's static root costs 10 bytes of .bss per GiB of window. Default:
+ *       the 48-bit x86-64 canonical space (base 0xffff800000000000, 48
+ *       bits), 2.5 MiB of .bss.
  *   MM_LOCK_DEBUG (optional, 0 or 1)
  *       1 turns on the heap locks' debug checks (mm/mlock.h): each lock
  *       records its holder, MM_HELD() checks the holder is this CPU, and a
@@ -57,9 +66,11 @@
  *       is a power of two MUST come back naturally aligned (64 KiB on a
  *       64 KiB boundary, 1 MiB on 1 MiB): fixalloc.c finds a block's header
  *       by masking an address. The sizes requested: 64 KiB (fixalloc
- *       blocks), 1 MiB (page-map leaves, the smallest chunk) and any
- *       multiple of 8 KiB above 1 MiB (a large object's chunk). Called with
- *       heap locks held and interrupts off: must not call the heap.
+ *       blocks), 1 MiB (page-map leaves, 2^(MM_PAGEMAP_BITS - 10) bytes
+ *       for a window under 1 GiB; the smallest chunk) and any multiple of
+ *       8 KiB above 1 MiB (a large object's chunk). A chunk must lie inside
+ *       the page map's window (above). Called with heap locks held and
+ *       interrupts off: must not call the heap.
  *   void mm_sys_free(void *p, size_t bytes);
  *       Give back a region exactly as obtained from mm_sys_alloc (same
  *       pointer and size). Same context as mm_sys_alloc.
@@ -78,8 +89,7 @@
  *       (mm/mdebug.c); NULL if unknown.
  *
  * A no-op mm_irq_save (one CPU, no interrupts masked) is correct only if
- * no interrupt or signal handler ever calls the heap. The page map uses
- * the low 48 bits of addresses. docs/INTEGRATING.md states all of this as
+ * no interrupt or signal handler ever calls the heap. docs/INTEGRATING.md states all of this as
  * the rules a new platform follows, with the memory the heap takes;
  * examples/minimal/ is the smallest platform, and tools/check-boundary.sh
  * checks that `nm -u` of mm/ alone is exactly the list above.
