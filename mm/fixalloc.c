@@ -14,6 +14,7 @@
 #include "mm/platform.h"
 
 struct fixalloc_block {
+	const struct fixalloc *owner;        /* the fixalloc it belongs to */
 	struct fixalloc_block *next, *prev;  /* on fixalloc.partial */
 	void *free;                          /* free records, linked through their first word */
 	uint32_t inuse;                      /* records handed out */
@@ -23,6 +24,7 @@ struct fixalloc_block {
 };
 
 #define FIXALLOC_HDR 64
+_Static_assert(sizeof(struct fixalloc_block) <= FIXALLOC_HDR, "block header fits");
 
 void fixalloc_init(struct fixalloc *f, size_t size)
 {
@@ -59,6 +61,7 @@ static struct fixalloc_block *block_new(struct fixalloc *f)
 	struct fixalloc_block *b = mm_sys_alloc(FIXALLOC_BLOCK_SIZE);
 	if (!b)
 		return NULL;
+	b->owner = f;
 	b->free = NULL;
 	b->inuse = 0;
 	b->carved = 0;
@@ -106,4 +109,13 @@ void fixalloc_free(struct fixalloc *f, void *p)
 	} else if (!b->on_partial) {
 		partial_push(f, b);
 	}
+}
+
+bool fixalloc_owns(const struct fixalloc *f, const void *p)
+{
+	const struct fixalloc_block *b =
+		(const void *)((uintptr_t)p & ~(uintptr_t)(FIXALLOC_BLOCK_SIZE - 1));
+	uintptr_t off = (uintptr_t)p - (uintptr_t)b;
+	return p && b->owner == f && off >= FIXALLOC_HDR && (off - FIXALLOC_HDR) % f->size == 0 &&
+	       (off - FIXALLOC_HDR) / f->size < b->carved;
 }

@@ -1,6 +1,7 @@
 /*
  * mm/fixalloc.h - fixed-size allocator for the heap's own metadata (Go's
- * fixalloc): span structs, chunk records and tiny-block side tables.
+ * fixalloc): span structs, spans' bitmap blocks, chunk records and
+ * tiny-block side tables.
  *
  * Objects are carved from 64 KiB blocks obtained with mm_sys_alloc; each
  * block keeps its own free list and count of objects in use, and is given
@@ -13,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
 
 #define FIXALLOC_BLOCK_SIZE (64UL * 1024)
 
@@ -29,5 +31,8 @@ void fixalloc_init(struct fixalloc *f, size_t size);
 /* A zeroed object, or NULL when the platform is out of memory. */
 void *fixalloc_alloc(struct fixalloc *f);
 void fixalloc_free(struct fixalloc *f, void *p);
+/* Is p an object carved from one of f's blocks (for the verifier; a
+ * freed object passes too: fixalloc.inuse counts those)? */
+bool fixalloc_owns(const struct fixalloc *f, const void *p);
 
 #endif

@@ -72,10 +72,11 @@ struct kmem_stats {
 	 * fixalloc blocks (part of heap_bytes); the page-map leaves are not
 	 * in heap_bytes; the static structures are .bss (mcaches, mcentrals,
 	 * page caches, the page-map root). metadata_bytes is the sum of all
-	 * five. */
+	 * six. */
 	uint64_t chunk_bytes;          /* in chunks: the pages for objects */
 	uint64_t spans;                /* span records in use (any state) */
-	uint64_t meta_span_bytes;      /* blocks of span records (bitmaps inside) */
+	uint64_t meta_span_bytes;      /* blocks of span records */
+	uint64_t meta_bitmap_bytes;    /* blocks of small spans' bitmaps */
 	uint64_t meta_chunk_bytes;     /* blocks of chunk records */
 	uint64_t meta_tiny_bytes;      /* blocks of tiny-block side tables */
 	uint64_t meta_pagemap_bytes;   /* page-map leaves */

@@ -48,6 +48,8 @@ void mheap_init(void)
 	fixalloc_init(&mheap.span_alloc, sizeof(struct mspan));
 	fixalloc_init(&mheap.chunk_alloc, sizeof(struct heap_chunk));
 	fixalloc_init(&mheap.tiny_alloc, sizeof(struct tiny_meta));
+	for (unsigned b = 0; b < MSPAN_BITMAP_BUCKETS; b++)
+		fixalloc_init(&mheap.bits_alloc[b], mspan_bitmap_block_size(b));
 }
 
 /* Everything below that is static runs under mheap.lock. */
@@ -187,6 +189,7 @@ static bool mheap_grow(size_t npages)
 	s->npages = c->npages;
 	s->chunk = c;
 	s->owner_cpu = -1;
+	mspan_clear_bits(s);
 	__atomic_store_n(&s->state, MSPAN_FREE, __ATOMIC_RELEASE);
 	pagemap_set(s->startaddr, s->npages, s);
 	free_insert(s);
@@ -274,6 +277,7 @@ static struct mspan *split_head(struct mspan *s, size_t npages)
 		return NULL;
 	}
 	t->owner_cpu = -1;
+	mspan_clear_bits(t);
 	t->startaddr = s->startaddr;
 	t->npages = npages;
 	t->chunk = s->chunk;
@@ -294,6 +298,8 @@ struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 {
 	struct mspan *s, *t;
 	struct tiny_meta *tiny = NULL;
+	void *bits = NULL;
+	unsigned bucket = mspan_bitmap_bucket(mspan_nelems_of(spanclass, npages));
 
 	MM_BUG_ON(!__atomic_load_n(&mheap.ready, __ATOMIC_RELAXED));
 	if (npages == 0 || npages > (1UL << (47 - MM_PAGE_SHIFT)) ||
@@ -308,6 +314,9 @@ struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 retry:
 	if (spanclass == TINY_SPAN_CLASS && !tiny &&
 	    !(tiny = fixalloc_alloc(&mheap.tiny_alloc)))
+		goto oom;
+	if (spanclass_sizeclass(spanclass) != 0 && !bits &&
+	    !(bits = fixalloc_alloc(&mheap.bits_alloc[bucket])))
 		goto oom;
 	s = free_find(need);
 	if (!s) {
@@ -339,7 +348,7 @@ retry:
 		 * these pages may pass for one of this span's objects
 		 * (mm/mdebug.c). */
 		memset((void *)s->startaddr, 0, npages << MM_PAGE_SHIFT);
-	mspan_init_objects(s, spanclass);
+	mspan_init_objects(s, spanclass, bits);
 	if (spanclass_sizeclass(spanclass) == 0) {
 		mheap.large_pages += npages;
 		mheap.nlarge++;
@@ -360,6 +369,8 @@ oom:
 	}
 	if (tiny)
 		fixalloc_free(&mheap.tiny_alloc, tiny);
+	if (bits)
+		fixalloc_free(&mheap.bits_alloc[bucket], bits);
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	return NULL;
 }
@@ -398,6 +409,11 @@ static void free_span_locked(struct mspan *s)
 	if (s->tiny) {
 		fixalloc_free(&mheap.tiny_alloc, s->tiny);
 		s->tiny = NULL;
+	}
+	void *bits = mspan_bitmap_block(s);
+	if (bits) {
+		fixalloc_free(&mheap.bits_alloc[mspan_bitmap_bucket(s->nelems)], bits);
+		mspan_clear_bits(s);
 	}
 	s->list = MSPAN_ON_NONE;
 	s->owner_cpu = -1;
@@ -546,8 +562,25 @@ out:
 	return ok;
 }
 
+uint64_t mheap_bitmap_sys_bytes(void)
+{
+	uint64_t n = 0;
+	for (unsigned b = 0; b < MSPAN_BITMAP_BUCKETS; b++)
+		n += mheap.bits_alloc[b].sys_bytes;
+	return n;
+}
+
+uint64_t mheap_bitmap_blocks(void)
+{
+	uint64_t n = 0;
+	for (unsigned b = 0; b < MSPAN_BITMAP_BUCKETS; b++)
+		n += mheap.bits_alloc[b].inuse;
+	return n;
+}
+
 uint64_t mheap_sys_bytes(void)
 {
 	return mheap.chunk_bytes + mheap.span_alloc.sys_bytes +
-	       mheap.chunk_alloc.sys_bytes + mheap.tiny_alloc.sys_bytes;
+	       mheap.chunk_alloc.sys_bytes + mheap.tiny_alloc.sys_bytes +
+	       mheap_bitmap_sys_bytes();
 }

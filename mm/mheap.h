@@ -59,6 +59,8 @@ struct mheap {
 	struct fixalloc span_alloc;   /* struct mspan */
 	struct fixalloc chunk_alloc;  /* struct heap_chunk */
 	struct fixalloc tiny_alloc;   /* struct tiny_meta */
+	/* Small spans' bitmap blocks, per bucket (mm/mspan.h). */
+	struct fixalloc bits_alloc[MSPAN_BITMAP_BUCKETS];
 	uint64_t chunk_bytes;         /* in chunks */
 	uint64_t free_pages;          /* in free runs */
 	uint64_t small_pages;         /* in small-object spans */
@@ -116,6 +118,10 @@ uint64_t mheap_scavenge_to_target(void);
 /* Bytes held from the platform: chunks + span metadata (page-map leaves,
  * which are never given back, are counted by pagemap_sys_bytes()). */
 uint64_t mheap_sys_bytes(void);
+/* Of those, the blocks of bitmaps, and their number (under mheap.lock
+ * for an exact figure). */
+uint64_t mheap_bitmap_sys_bytes(void);
+uint64_t mheap_bitmap_blocks(void);
 
 static inline struct mspan *mheap_span_of(const void *p)
 {

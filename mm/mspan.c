@@ -3,7 +3,8 @@
  *
  * A span is a run of 8 KiB pages. A small-object span is cut into nelems
  * objects of one size class; a large span (class 0) is one object. All
- * bookkeeping lives in struct mspan, never in the objects:
+ * bookkeeping lives in struct mspan and, for a small span, in its bitmap
+ * block (sized for nelems: mm/mspan.h), never in the objects:
  *
  *   alloc_bits   bit i set: object i is handed out and not yet swept free.
  *                The allocating CPU sets the bit as it hands the object out.
@@ -47,28 +48,68 @@ static uint64_t span_word_mask(const struct mspan *s, unsigned w)
 	return left >= 64 ? ~0ULL : (1ULL << left) - 1;
 }
 
-void mspan_init_objects(struct mspan *s, unsigned spanclass)
+/* Bitmap words per bitmap of each bucket. */
+const uint8_t mspan_bitmap_words[MSPAN_BITMAP_BUCKETS] = { 4, 8, 16 };
+/* The bitmaps of every record that has no block: one zero word. */
+const uint64_t mspan_no_bits[1] = { 0 };
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+/* Owner part (alloc words, free words) of bucket b's block, in bytes. */
+static size_t owner_bytes(unsigned b)
+{
+	return round64(2u * mspan_bitmap_words[b] * sizeof(uint64_t));
+}
+
+size_t mspan_bitmap_block_size(unsigned b)
+{
+	return owner_bytes(b) + round64(mspan_bitmap_words[b] * sizeof(uint64_t));
+}
+
+bool mspan_bitmap_layout_ok(const struct mspan *s)
+{
+	unsigned b = mspan_bitmap_bucket(s->nelems);
+	return s->free_bits == s->alloc_bits + mspan_bitmap_words[b] &&
+	       (char *)s->remote_bits == (char *)s->alloc_bits + owner_bytes(b);
+}
+
+unsigned mspan_nelems_of(unsigned spanclass, size_t npages)
+{
+	unsigned cls = spanclass_sizeclass(spanclass);
+	if (cls == 0)
+		return 1;
+	return size_class_obj_index(cls, (uint32_t)(npages << MM_PAGE_SHIFT));
+}
+
+void mspan_clear_bits(struct mspan *s)
+{
+	s->alloc_bits = s->free_bits = s->remote_bits = (uint64_t *)mspan_no_bits;
+}
+
+void mspan_init_objects(struct mspan *s, unsigned spanclass, void *bits)
 {
 	unsigned cls = spanclass_sizeclass(spanclass);
 
 	s->spanclass = (uint8_t)spanclass;
 	s->divmagic = class_to_divmagic[cls];
-	if (cls == 0) {
-		s->elemsize = 0;   /* large: the object is the whole span (npages) */
-		s->nelems = 1;
-	} else {
-		s->elemsize = class_to_size[cls];
-		s->nelems = (uint16_t)size_class_obj_index(cls,
-			(uint32_t)((size_t)s->npages << MM_PAGE_SHIFT));
-	}
-	memset(s->alloc_bits, 0, sizeof(s->alloc_bits));
-	memset(s->free_bits, 0, sizeof(s->free_bits));
-	memset(s->remote_bits, 0, sizeof(s->remote_bits));
+	s->nelems = (uint16_t)mspan_nelems_of(spanclass, s->npages);
+	s->elemsize = cls ? class_to_size[cls] : 0;   /* large: the object is the whole span */
 	s->alloc_count = 0;
 	s->owner_cpu = -1;
 	s->remote_pending = 0;
 	s->remote_inflight = 0;
 	s->pending_next = NULL;
+	if (cls == 0) {
+		mspan_clear_bits(s);
+		s->cache_word = 0;
+		s->alloc_cache = 0;   /* a large span hands out nothing */
+		return;
+	}
+	/* The block comes zeroed from its fixalloc. */
+	unsigned b = mspan_bitmap_bucket(s->nelems);
+	s->alloc_bits = bits;
+	s->free_bits = s->alloc_bits + mspan_bitmap_words[b];
+	s->remote_bits = (uint64_t *)((char *)bits + owner_bytes(b));
 	mspan_refill_cache(s, 0);
 }
 

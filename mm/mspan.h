@@ -12,7 +12,6 @@
 
 /* span class = size class << 1 | noscan, as in Go. */
 #define NUM_SPAN_CLASSES (NUM_SIZE_CLASSES * 2)
-#define MSPAN_BITMAP_WORDS (MAX_OBJS_PER_SPAN / 64)
 /* The tiny allocator's 16-byte blocks live in spans of this class only;
  * ordinary 16-byte requests use the scan class of the same size. */
 #define TINY_SPAN_CLASS ((TINY_SIZE_CLASS << 1) | 1)
@@ -55,54 +54,91 @@ struct tiny_meta {
 	uint16_t freed[MAX_OBJS_PER_SPAN / 2];
 };
 
+/*
+ * Bitmap blocks. A small-object span's three bitmaps (alloc_bits,
+ * free_bits, remote_bits) live in one block sized for its own object
+ * count, taken from the mheap's fixalloc of the span's bucket when
+ * mspan_init_objects makes the span and given back with the span
+ * (Go allocates allocBits per span too). A bucket holds bitmaps of up to
+ * mspan_bitmap_words[b] words each; its block is the owner's part (the
+ * alloc words, then the free words) rounded up to 64 bytes, then the
+ * remote words on cache lines of their own, so that another CPU's remote
+ * free never writes a line the owner writes. Large spans and free runs
+ * have no block: their three pointers point at mspan_no_bits, one zero
+ * word that is never written (a large span is one object, and its free
+ * is the claim of its state; mm/mheap.c).
+ */
+#define MSPAN_BITMAP_BUCKETS 3
+struct mspan;
+extern const uint8_t mspan_bitmap_words[MSPAN_BITMAP_BUCKETS];   /* 4, 8, 16 */
+extern const uint64_t mspan_no_bits[1];
+
+/* The bucket of a small span of nelems objects. */
+static inline unsigned mspan_bitmap_bucket(unsigned nelems)
+{
+	unsigned nw = (nelems + 63u) / 64u;
+	return nw <= 4 ? 0 : nw <= 8 ? 1 : 2;
+}
+/* Bytes of a block of bucket b (a multiple of 64). */
+size_t mspan_bitmap_block_size(unsigned b);
+/* Do a small span's three bitmap pointers lay its block out as its
+ * bucket's layout says (for the verifier)? */
+bool mspan_bitmap_layout_ok(const struct mspan *s);
+
+/* A span record: 128 bytes, two cache lines. The first holds what the
+ * owner's fast paths read and write (alloc_cache) and what every free
+ * reads; the second the rest, and the remote-free fields, which other
+ * CPUs write (with the remote bitmap words, off the owner's lines). */
 struct mspan {
 	/*
 	 * Who writes what (readers: see each field):
-	 * - allocation state (alloc_cache, cache_word, alloc_bits, free_bits,
-	 *   alloc_count): the CPU whose mcache holds the span (owner_cpu),
-	 *   or, while no mcache holds it, whoever holds its mcentral's lock;
+	 * - allocation state (alloc_cache, cache_word, the words of
+	 *   alloc_bits and free_bits, alloc_count): the CPU whose mcache
+	 *   holds the span (owner_cpu), or, while no mcache holds it,
+	 *   whoever holds its mcentral's lock;
 	 * - owner_cpu, list, next/prev while on an mcentral list: under the
 	 *   mcentral lock; list, next/prev while in an mcache's owned set:
 	 *   that mcache's CPU;
 	 * - startaddr, npages, state, chunk, tiny, and next/prev while a free
-	 *   run: under mheap.lock; elemsize, nelems, spanclass and divmagic
-	 *   are set (mspan_init_objects) under mheap.lock as the span is made
-	 *   and do not change while it lives;
-	 * - remote_bits, remote_pending, remote_inflight, pending_next: the
-	 *   remote-free protocol (mm/mcentral.c, mcentral_free).
+	 *   run: under mheap.lock; elemsize, nelems, spanclass, divmagic and
+	 *   the three bitmap pointers are set (mspan_init_objects) under
+	 *   mheap.lock as the span is made and do not change while it lives;
+	 * - the words of remote_bits, remote_pending, remote_inflight,
+	 *   pending_next: the remote-free protocol (mm/mcentral.c,
+	 *   mcentral_free).
 	 * alloc_cache and cache_word are also read (relaxed) by other CPUs
 	 * checking a free, hence the atomic accessors.
 	 */
 	uint64_t alloc_cache;     /* free slots of word cache_word, one bit each (Go's allocCache) */
 	uintptr_t startaddr;
+	/* Bit set: slot handed out and not yet swept free. Set by the owner
+	 * at allocation, cleared by a sweep; read lock-free by any CPU that
+	 * checks a free (relaxed atomics; one writer at a time). */
+	uint64_t *alloc_bits;
+	/* Frees by the owner CPU, pending the next sweep. Owner-only. */
+	uint64_t *free_bits;
+	/* Frees from other CPUs (the protocol: mm/mcentral.c, mcentral_free). */
+	uint64_t *remote_bits;
 	uint32_t elemsize;
+	uint32_t divmagic;        /* class_to_divmagic[class]: offset -> index without a lookup (Go's divMul) */
+	int32_t owner_cpu;        /* mcache owning the span (allocating from it or in its owned set), -1 if none */
 	uint16_t nelems;
 	uint16_t cache_word;      /* word of alloc_bits that alloc_cache mirrors (Go's freeindex / 64) */
 	uint16_t alloc_count;     /* live objects as of the last sweep (set by mspan_sweep) */
 	uint8_t spanclass;
 	uint8_t state;            /* enum mspan_state, read lock-free by kfree */
-	int32_t owner_cpu;        /* mcache owning the span (allocating from it or in its owned set), -1 if none */
-	uint32_t divmagic;        /* class_to_divmagic[class]: offset -> index without a lookup (Go's divMul) */
-	uintptr_t npages;
 	uint8_t list;             /* enum mspan_list_id */
+
+	/* Second line: rarely written by the owner, and the remote side. */
+	uintptr_t npages __attribute__((aligned(64)));
 	struct mspan *next, *prev;
 	struct heap_chunk *chunk; /* the platform chunk the pages came from */
 	struct tiny_meta *tiny;   /* TINY_SPAN_CLASS spans only */
-
-	/* Frees by the owner CPU, pending the next sweep. Owner-only. */
-	uint64_t free_bits[MSPAN_BITMAP_WORDS];
-	/* Bit set: slot handed out and not yet swept free. Set by the owner
-	 * at allocation, cleared by a sweep; read lock-free by any CPU that
-	 * checks a free (relaxed atomics; one writer at a time). */
-	uint64_t alloc_bits[MSPAN_BITMAP_WORDS];
-
-	/* Remote side, on its own cache lines: frees from other CPUs
-	 * (the protocol: mm/mcentral.c, mcentral_free). */
-	uint64_t remote_bits[MSPAN_BITMAP_WORDS] __attribute__((aligned(64)));
 	uint32_t remote_pending;       /* 1 while on its mcentral's pending stack */
 	uint32_t remote_inflight;      /* remote frees between their first and last touch */
 	struct mspan *pending_next;    /* link on that stack */
 } __attribute__((aligned(64)));
+_Static_assert(sizeof(struct mspan) == 128, "a span record is two cache lines");
 
 static inline uint64_t ld64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void st64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
@@ -141,19 +177,31 @@ static inline bool mspan_free_owned(struct mspan *s, const void *p)
 {
 	uintptr_t off = (uintptr_t)p - s->startaddr;
 	uint32_t i = mspan_offset_index(s, (uint32_t)off);
+	if (__builtin_expect((uintptr_t)i * s->elemsize != off, 0))
+		return false;
 	unsigned w = i / 64;
-	uint64_t bit = 1ULL << (i % 64);
-	if (__builtin_expect((uintptr_t)i * s->elemsize == off &&
-			     (ld64(&s->alloc_bits[w]) & ~s->free_bits[w] &
-			      ~ld64(&s->remote_bits[w]) & bit), 1)) {
-		st64(&s->free_bits[w], s->free_bits[w] | bit);
-		return true;
-	}
-	return false;
+	uint64_t *f = &s->free_bits[w];
+	uint64_t freed = *f | ld64(&s->remote_bits[w]);
+	if (__builtin_expect(!((ld64(&s->alloc_bits[w]) & ~freed) >> (i % 64) & 1), 0))
+		return false;
+	st64(f, *f | 1ULL << (i % 64));
+	return true;
 }
 
-/* Turn a fresh page run into a span of spanclass (0 = one large object). */
-void mspan_init_objects(struct mspan *s, unsigned spanclass);
+/* Turn a fresh page run into a span of spanclass (0 = one large object).
+ * bits: a zeroed block of bucket mspan_bitmap_bucket(nelems) for a small
+ * span (see mspan_nelems_of), NULL for a large one. */
+void mspan_init_objects(struct mspan *s, unsigned spanclass, void *bits);
+/* Objects in a span of spanclass of npages pages (1 for class 0). */
+unsigned mspan_nelems_of(unsigned spanclass, size_t npages);
+/* Point a record that is no small span (a free run, a large span) at
+ * mspan_no_bits. */
+void mspan_clear_bits(struct mspan *s);
+/* The bitmap block of a small span (NULL if it has none). */
+static inline void *mspan_bitmap_block(const struct mspan *s)
+{
+	return s->alloc_bits == mspan_no_bits ? NULL : s->alloc_bits;
+}
 /* Load alloc_cache with the free slots of word w (no bits past nelems). */
 void mspan_refill_cache(struct mspan *s, unsigned w);
 /* Advance to the next word holding a free slot; false if none is left. */

@@ -7,8 +7,8 @@
  * mheap counts pages under its lock. A snapshot sums them; while other CPUs
  * run it is approximate (counters move while we add), never torn.
  *
- * Also reported: the metadata (fixalloc blocks of span, chunk and tiny
- * records, page-map leaves, the static structures), the slack of the small
+ * Also reported: the metadata (fixalloc blocks of span records, bitmap
+ * blocks, chunk and tiny records, page-map leaves, the static structures), the slack of the small
  * spans per class (span bytes against live objects x object size), and
  * the lock counters every mm_spinlock keeps (mm/mlock.h), read relaxed.
  */
@@ -52,6 +52,7 @@ static void get_extra_stats(struct kmem_stats *st)
 	st->chunk_bytes = mheap.chunk_bytes;
 	st->spans = mheap.span_alloc.inuse;
 	st->meta_span_bytes = mheap.span_alloc.sys_bytes;
+	st->meta_bitmap_bytes = mheap_bitmap_sys_bytes();
 	st->meta_chunk_bytes = mheap.chunk_alloc.sys_bytes;
 	st->meta_tiny_bytes = mheap.tiny_alloc.sys_bytes;
 	st->meta_pagemap_bytes = pagemap_sys_bytes();
@@ -63,7 +64,7 @@ static void get_extra_stats(struct kmem_stats *st)
 	st->pages_held = st->chunk_bytes >> MM_PAGE_SHIFT;
 	st->meta_static_bytes = sizeof(mcaches) + sizeof(mcentrals) +
 				sizeof(page_caches) + sizeof(mheap) + sizeof(pagemap_l1);
-	st->metadata_bytes = st->meta_span_bytes + st->meta_chunk_bytes +
+	st->metadata_bytes = st->meta_span_bytes + st->meta_bitmap_bytes + st->meta_chunk_bytes +
 			     st->meta_tiny_bytes + st->meta_pagemap_bytes +
 			     st->meta_static_bytes;
 }
@@ -202,10 +203,12 @@ void kmem_dump(void)
 	       (unsigned long)st.objects_inuse, (unsigned long)st.nmalloc,
 	       (unsigned long)st.nfree, (unsigned long)st.tiny_allocs,
 	       (unsigned long)st.bad_frees, (unsigned long)st.oom);
-	mm_log("metadata: %lu KiB (span records %lu KiB for %lu spans, chunk records %lu KiB, "
-	       "tiny tables %lu KiB, page-map leaves %lu KiB, static %lu KiB) for %lu KiB of chunks",
+	mm_log("metadata: %lu KiB (span records %lu KiB for %lu spans, bitmaps %lu KiB, "
+	       "chunk records %lu KiB, tiny tables %lu KiB, page-map leaves %lu KiB, static %lu KiB) "
+	       "for %lu KiB of chunks",
 	       (unsigned long)(st.metadata_bytes >> 10), (unsigned long)(st.meta_span_bytes >> 10),
-	       (unsigned long)st.spans, (unsigned long)(st.meta_chunk_bytes >> 10),
+	       (unsigned long)st.spans, (unsigned long)(st.meta_bitmap_bytes >> 10),
+	       (unsigned long)(st.meta_chunk_bytes >> 10),
 	       (unsigned long)(st.meta_tiny_bytes >> 10),
 	       (unsigned long)(st.meta_pagemap_bytes >> 10),
 	       (unsigned long)(st.meta_static_bytes >> 10), (unsigned long)(st.chunk_bytes >> 10));

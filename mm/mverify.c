@@ -10,9 +10,12 @@
  * it, or one list of its own mcentral; owned sets well formed, counted and
  * within their caps), bitmaps are consistent
  * (frees only of allocated slots, nothing past nelems, alloc_count of
- * listed spans equal to their bits), and the totals add up (pages per
- * state, spans per class, live objects per class against the per-CPU
- * counters, bytes held from the platform).
+ * listed spans equal to their bits), every small span and no other has a
+ * bitmap block, of its bucket and laid out as the bucket says, and the
+ * totals add up (pages per state, spans per class, live objects per class
+ * against the per-CPU counters, bytes held from the platform, span
+ * records and bitmap blocks handed out by their fixallocs against the
+ * spans found).
  *
  * It takes every lock, but the per-CPU state it reads belongs to running
  * CPUs: call it only when every other CPU is quiescent (not inside the
@@ -63,8 +66,18 @@ static int check_small_span(const struct mspan *s)
 		FAIL("span %p class %u: tiny table %p in the wrong span class",
 		     (void *)s, cls, (void *)s->tiny);
 
+	/* Its bitmap block: of its bucket's fixalloc, laid out as the
+	 * bucket says; no bit past nelems anywhere in it. */
+	unsigned bucket = mspan_bitmap_bucket(s->nelems);
+	if (!mspan_bitmap_block(s) || !fixalloc_owns(&mheap.bits_alloc[bucket], s->alloc_bits))
+		FAIL("span %p class %u: bitmap block %p not from bucket %u (%u words)", (void *)s,
+		     cls, (void *)s->alloc_bits, bucket, mspan_bitmap_words[bucket]);
+	if (!mspan_bitmap_layout_ok(s))
+		FAIL("span %p class %u: bitmaps alloc %p free %p remote %p not laid out as "
+		     "bucket %u", (void *)s, cls, (void *)s->alloc_bits, (void *)s->free_bits,
+		     (void *)s->remote_bits, bucket);
 	uint64_t bits = 0, live = 0;
-	for (unsigned w = 0; w < MSPAN_BITMAP_WORDS; w++) {
+	for (unsigned w = 0; w < mspan_bitmap_words[bucket]; w++) {
 		uint64_t mask = w < nwords(s) ? word_mask(s, w) : 0;
 		uint64_t a = s->alloc_bits[w], f = s->free_bits[w], r = s->remote_bits[w];
 		if ((a | f | r) & ~mask)
@@ -94,7 +107,7 @@ static int check_small_span(const struct mspan *s)
 	} else {
 		if (s->list != MSPAN_ON_PARTIAL && s->list != MSPAN_ON_FULL)
 			FAIL("span %p class %u: neither cached nor on an mcentral list", (void *)s, cls);
-		for (unsigned w = 0; w < MSPAN_BITMAP_WORDS; w++)
+		for (unsigned w = 0; w < nwords(s); w++)
 			if (s->free_bits[w])
 				FAIL("span %p class %u: owner-local frees on an uncached span",
 				     (void *)s, cls);
@@ -115,6 +128,20 @@ static int check_small_span(const struct mspan *s)
 static struct {
 	uint64_t pages, runs;
 } cached_seen;
+
+/* Span records, and small spans, met by the chunk walk. */
+static uint64_t records_seen, small_seen;
+
+/* A free run, large span or page-cached run: no bitmap block. */
+static int check_no_bitmaps(const struct mspan *s)
+{
+	if (s->alloc_bits != mspan_no_bits || s->free_bits != mspan_no_bits ||
+	    s->remote_bits != mspan_no_bits)
+		FAIL("span %p (state %u): bitmaps alloc %p free %p remote %p, expected none",
+		     (void *)s, s->state, (void *)s->alloc_bits, (void *)s->free_bits,
+		     (void *)s->remote_bits);
+	return 0;
+}
 
 static int walk_chunks(uint64_t *free_pages, uint64_t *small_pages, uint64_t *large_pages,
 		       uint64_t *nlarge, uint64_t *chunk_bytes)
@@ -137,6 +164,9 @@ static int walk_chunks(uint64_t *free_pages, uint64_t *small_pages, uint64_t *la
 				if (pagemap_lookup(a + (k << MM_PAGE_SHIFT)) != s)
 					FAIL("span %p: page %lu of %lu maps elsewhere", (void *)s,
 					     (unsigned long)k, (unsigned long)s->npages);
+			records_seen++;
+			if (s->state != MSPAN_INUSE && check_no_bitmaps(s))
+				return 1;
 			switch (s->state) {
 			case MSPAN_FREE:
 				if (prev_free)
@@ -167,6 +197,7 @@ static int walk_chunks(uint64_t *free_pages, uint64_t *small_pages, uint64_t *la
 				break;
 			case MSPAN_INUSE:
 				*small_pages += s->npages;
+				small_seen++;
 				if (check_small_span(s))
 					return 1;
 				break;
@@ -382,6 +413,7 @@ int mheap_verify(void)
 		tally[spc].listed = tally[spc].cached = tally[spc].live = 0;
 	uint64_t free_pages = 0, small_pages = 0, large_pages = 0, nlarge = 0, chunk_bytes = 0;
 	cached_seen.pages = cached_seen.runs = 0;
+	records_seen = small_seen = 0;
 	int bad = walk_chunks(&free_pages, &small_pages, &large_pages, &nlarge, &chunk_bytes);
 	if (!bad)
 		bad = check_free_lists();
@@ -401,6 +433,16 @@ int mheap_verify(void)
 		       (unsigned long)chunk_bytes, (unsigned long)mheap.free_pages,
 		       (unsigned long)mheap.small_pages, (unsigned long)mheap.large_pages,
 		       (unsigned long)mheap.nlarge, (unsigned long)mheap.chunk_bytes);
+		bad = 1;
+	}
+	/* Every record and every bitmap block handed out belongs to a span
+	 * of the heap: none leaked, none freed twice. */
+	if (!bad && (records_seen != mheap.span_alloc.inuse ||
+		     small_seen != mheap_bitmap_blocks())) {
+		mm_log("mheap_verify: %lu span records in the heap, %lu handed out; "
+		       "%lu small spans, %lu bitmap blocks handed out",
+		       (unsigned long)records_seen, (unsigned long)mheap.span_alloc.inuse,
+		       (unsigned long)small_seen, (unsigned long)mheap_bitmap_blocks());
 		bad = 1;
 	}
 	if (!bad && free_pages + small_pages + large_pages != chunk_bytes >> MM_PAGE_SHIFT) {
