@@ -14,17 +14,20 @@
  * first initializes the heap if need be (init_once; nothing below the API
  * initializes anything) and then picks the path by size and alignment.
  *
- * kfree finds the span through the page map. If this CPU's mcache holds
- * the span, the object is recorded in the span's free_bits: plain loads and
- * stores, no atomic instruction (mspan_free_owned). Otherwise kfree_slow
- * classifies the pointer (the same classification ksize and krealloc use)
- * and hands a small object to mcentral_free (the remote-free protocol),
- * a tiny one to tiny_free, a large one to the mheap. Every free is checked
+ * kfree finds the span through the page map. If this CPU allocates from
+ * the span or holds it in its partial owned set (local_cpu), the object is
+ * recorded in the span's free_bits: plain loads and stores, no atomic
+ * instruction (mspan_free_owned). Otherwise kfree_slow classifies the
+ * pointer (the same classification ksize and krealloc use) and hands a
+ * small object to mcache_free (a plain store into a span of this CPU's
+ * full set, which moves it to the partial set; the remote-free protocol
+ * for another CPU's span), a tiny one to tiny_free, a large one to the
+ * mheap. Every free is checked
  * (heap pointer, start of an object, object live); a bad one is reported
  * (mm/badptr.c) and ignored.
  *
- * kfree's fast path serves every span this CPU owns: the one it allocates
- * from and its owned set (mm/mcache.c). Double frees are caught whichever
+ * Every free into a span this CPU owns is local (no lock, no atomic),
+ * whichever of its owned sets holds it (mm/mcache.c). Double frees are caught whichever
  * CPUs make the two frees (mm/mcentral.c, mm/tiny.c); two frees racing on
  * two CPUs with no order between them may not be.
  */
@@ -247,7 +250,7 @@ static void kfree_checked(const void *p, struct mspan *s, unsigned cpu, const vo
 		/* Read before the free: once it is recorded remotely, the
 		 * span may be swept, given back and its record reused. */
 		unsigned spc = s->spanclass;
-		if (mcentral_free(s, pc.index, cpu, p, caller))
+		if (mcache_free(s, pc.index, cpu, p, caller))
 			stat_inc(&mcaches[cpu].nfree[spc]);
 		return;
 	}
@@ -275,11 +278,12 @@ static inline __attribute__((always_inline)) bool kfree_fast(const void *p)
 	unsigned cpu = mm_cpu_id();
 	struct mspan *s = mheap_span_of(p);
 
-	/* This CPU owns the span (so it is a live small span), the pointer
+	/* This CPU allocates from the span or holds it in its partial set
+	 * (so it is a live small span, mm/mcache.c), the pointer
 	 * is an object start, the object is live; or it is a tiny object of
 	 * this CPU's current block. */
 	if (__builtin_expect(s != NULL, 1) &&
-	    __atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) == (int32_t)cpu) {
+	    __atomic_load_n(&s->local_cpu, __ATOMIC_RELAXED) == (int16_t)cpu) {
 		if (__builtin_expect(s->spanclass != TINY_SPAN_CLASS, 1)) {
 			if (__builtin_expect(mspan_free_owned(s, p), 1)) {
 				stat_inc(&mcaches[cpu].nfree[s->spanclass]);

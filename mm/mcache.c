@@ -10,27 +10,39 @@
  * the same CPU without corrupting it.
  *
  * Ownership (mimalloc's page ownership, SLUB's per-CPU partial slabs): a
- * span stays this CPU's after it stops allocating from it. A used-up
- * allocation span goes into the CPU's owned set for its class instead of
- * back to the mcentral, so frees on this CPU into it (kfree's fast path:
- * owner_cpu == this CPU) stay plain stores into free_bits, with no lock
- * and no atomic; other CPUs free into it by the remote protocol
- * (mm/mcentral.c) as before, and only the owner sweeps it. The set is
- * bounded: at most MCACHE_OWNED_PER_CLASS spans per class and
- * MCACHE_OWNED_PAGES pages per CPU; past either cap the oldest owned span
- * of the class (or the used-up span itself) goes back to its mcentral,
- * which from then on owns it (frees into it are remote again).
+ * span stays this CPU's after it stops allocating from it, so frees on
+ * this CPU into it stay plain stores into free_bits, with no lock and no
+ * atomic; other CPUs free into it by the remote protocol (mm/mcentral.c),
+ * and only the owner sweeps it. A CPU's spans of a class are:
+ *   - the allocation span (mc->alloc);
+ *   - the partial set (mc->owned): spans with room, or with local frees
+ *     not yet swept; at most MCACHE_OWNED_PER_CLASS spans per class and
+ *     MCACHE_OWNED_PAGES pages over all classes; past either cap the
+ *     oldest goes back to its mcentral (from then on frees into it are
+ *     remote, and other CPUs may allocate from it);
+ *   - the full set (mc->full): spans used up as of their last sweep (less
+ *     than an eighth free), not capped, never scanned. They hold no free
+ *     memory to speak of until frees come, and each free brings its span
+ *     back into view: a local one finds local_cpu == -1, leaves kfree's
+ *     fast path and moves the span to the partial set (mcache_free); a
+ *     remote one puts it on this CPU's notice stack (mm/mcentral.c), which
+ *     the CPU empties at its next refill (take_notices).
+ * kfree's fast path frees into spans whose local_cpu is this CPU: the
+ * allocation span and the partial set; a free into a full one takes the
+ * slow path once.
  *
  * Refill (out of line): when the span's cached word is used up, move to
  * the next word with free slots; when the span is used up, sweep it
  * locally and keep it if that freed at least an eighth of it; otherwise
- * it joins the owned set and the CPU takes, in order: an owned span that
- * has at least an eighth of its slots free once swept, a span from the
- * mcentral, and, out of memory, the same after giving back its owned sets
- * and having every mcentral sweep its pending spans.
+ * it joins the full set, the CPU empties its notice stack, and takes, in
+ * order: a partial span that has at least an eighth of its slots free once
+ * swept (spans found with less go to the full set), a span from the
+ * mcentral, and, out of memory, the same after giving back everything it
+ * owns and having every mcentral sweep its pending spans.
  */
 #include "mm/mcache.h"
 #include "mm/mcentral.h"
+#include "mm/badptr.h"
 #include "mm/mbug.h"
 
 struct mcache mcaches[MM_MAX_CPUS];
@@ -42,75 +54,139 @@ static bool worth_allocating(const struct mspan *s)
 	return room && room >= s->nelems / 8u;
 }
 
-static void owned_unlink(struct mcache *mc, unsigned spc, struct mspan *s)
+/* Circular lists through the spans' next/prev, newest at *head. */
+static void ring_push(struct mspan **head, struct mspan *s)
 {
-	MM_BUG_ON(s->list != MSPAN_ON_OWNED);
+	struct mspan *h = *head;
+	if (h) {
+		s->next = h;
+		s->prev = h->prev;
+		h->prev->next = s;
+		h->prev = s;
+	} else {
+		s->next = s->prev = s;
+	}
+	*head = s;
+}
+
+static void ring_remove(struct mspan **head, struct mspan *s)
+{
 	if (s->next == s) {
-		mc->owned[spc] = NULL;
+		*head = NULL;
 	} else {
 		s->prev->next = s->next;
 		s->next->prev = s->prev;
-		if (mc->owned[spc] == s)
-			mc->owned[spc] = s->next;
+		if (*head == s)
+			*head = s->next;
 	}
 	s->next = s->prev = NULL;
+}
+
+/* Take s off whichever owned set holds it. */
+static void owned_unlink(struct mcache *mc, struct mspan *s)
+{
+	unsigned spc = s->spanclass;
+	if (s->list == MSPAN_ON_OWNED) {
+		ring_remove(&mc->owned[spc], s);
+		mc->nowned[spc]--;
+		mc->owned_pages -= (uint32_t)s->npages;
+	} else {
+		MM_BUG_ON(s->list != MSPAN_ON_OWNED_FULL);
+		ring_remove(&mc->full[spc], s);
+		mc->nfull[spc]--;
+	}
 	s->list = MSPAN_ON_NONE;
-	mc->nowned[spc]--;
-	mc->owned_pages -= (uint32_t)s->npages;
+	__atomic_store_n(&s->local_cpu, -1, __ATOMIC_RELAXED);
 }
 
-/* Give s, out of the owned set, back to its mcentral. */
-static void disown(struct mcache *mc, unsigned spc, struct mspan *s)
+/* Give s, out of its owned set, back to its mcentral. */
+static void disown(struct mcache *mc, struct mspan *s)
 {
-	owned_unlink(mc, spc, s);
-	mcentral_uncache_span(&mcentrals[spc], s);
+	owned_unlink(mc, s);
+	mcentral_uncache_span(&mcentrals[s->spanclass], s);
 }
 
-/* Keep used-up span s owned (newest first), making room by giving the
- * oldest owned spans of its class back; s itself when it cannot fit. */
-static void owned_keep(struct mcache *mc, unsigned spc, struct mspan *s)
+/* s (on no list) joins the full set. */
+static void keep_full(struct mcache *mc, struct mspan *s)
 {
+	ring_push(&mc->full[s->spanclass], s);
+	s->list = MSPAN_ON_OWNED_FULL;
+	mc->nfull[s->spanclass]++;
+	__atomic_store_n(&s->local_cpu, -1, __ATOMIC_RELAXED);
+}
+
+/* s (on no list) joins the partial set, newest first, making room by
+ * giving the oldest partial spans back; s itself when it cannot fit. */
+static void keep_partial(struct mcache *mc, struct mspan *s, unsigned cpu)
+{
+	unsigned spc = s->spanclass;
 	while (mc->owned[spc] &&
 	       (mc->nowned[spc] >= MCACHE_OWNED_PER_CLASS ||
 		mc->owned_pages + s->npages > MCACHE_OWNED_PAGES))
-		disown(mc, spc, mc->owned[spc]->prev);
+		disown(mc, mc->owned[spc]->prev);
 	if (mc->owned_pages + s->npages > MCACHE_OWNED_PAGES) {
 		mcentral_uncache_span(&mcentrals[spc], s);
 		return;
 	}
-	struct mspan *head = mc->owned[spc];
-	if (head) {
-		s->next = head;
-		s->prev = head->prev;
-		head->prev->next = s;
-		head->prev = s;
-	} else {
-		s->next = s->prev = s;
-	}
+	ring_push(&mc->owned[spc], s);
 	s->list = MSPAN_ON_OWNED;
-	mc->owned[spc] = s;
 	mc->nowned[spc]++;
 	mc->owned_pages += (uint32_t)s->npages;
+	__atomic_store_n(&s->local_cpu, (int16_t)cpu, __ATOMIC_RELAXED);
 }
 
-/* An owned span worth allocating from (swept here), out of the set. */
+/* A full span got a free: into the partial set, where refills look. */
+static void unfull(struct mcache *mc, struct mspan *s, unsigned cpu)
+{
+	owned_unlink(mc, s);
+	keep_partial(mc, s, cpu);
+}
+
+/* A partial span worth allocating from (swept here), out of the set;
+ * the ones found without room enough go to the full set. */
 static struct mspan *owned_take(struct mcache *mc, unsigned spc)
 {
-	struct mspan *s = mc->owned[spc];
-	for (unsigned n = mc->nowned[spc]; n--; s = s->next) {
+	struct mspan *s;
+	while ((s = mc->owned[spc]) != NULL) {
+		owned_unlink(mc, s);
 		mspan_sweep(s);
-		if (worth_allocating(s)) {
-			owned_unlink(mc, spc, s);
+		if (worth_allocating(s))
 			return s;
-		}
+		keep_full(mc, s);
 	}
 	return NULL;
+}
+
+/* Empty this CPU's notice stack (mm/mcentral.c): an owned span on it got
+ * remote frees, so a full one moves to the partial set; a span this CPU
+ * no longer owns is passed on to where its owner will look. */
+static void take_notices(struct mcache *mc, unsigned cpu)
+{
+	struct mspan *s = mcentral_take_notices(cpu);
+	while (s) {
+		struct mspan *next = s->pending_next;   /* before the flag drops */
+		if (__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) == (int32_t)cpu) {
+			mcentral_notice_done(s);
+			if (s->list == MSPAN_ON_OWNED_FULL)
+				unfull(mc, s, cpu);
+		} else {
+			mcentral_pass_on(s);
+		}
+		s = next;
+	}
+}
+
+/* s becomes the allocation span of its class. */
+static void *alloc_from(struct mcache *mc, struct mspan *s, unsigned cpu)
+{
+	mc->alloc[s->spanclass] = s;
+	__atomic_store_n(&s->local_cpu, (int16_t)cpu, __ATOMIC_RELAXED);
+	return mspan_alloc_fast(s);
 }
 
 void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 {
 	struct mspan *s = mc->alloc[spc];
-	struct mcentral *c = &mcentrals[spc];
 
 	if (s) {
 		MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
@@ -120,38 +196,53 @@ void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 		if (freed && freed >= s->nelems / 8u)
 			return mspan_alloc_fast(s);
 		mc->alloc[spc] = NULL;
-		struct mspan *t = owned_take(mc, spc);
-		owned_keep(mc, spc, s);
-		if (t) {
-			mc->alloc[spc] = t;
-			return mspan_alloc_fast(t);
-		}
-	} else if ((s = owned_take(mc, spc)) != NULL) {
-		mc->alloc[spc] = s;
-		return mspan_alloc_fast(s);
+		keep_full(mc, s);
 	}
-	s = mcentral_cache_span(c, cpu);
+	if (__builtin_expect(mcentral_has_notices(cpu), 0))
+		take_notices(mc, cpu);
+	if ((s = owned_take(mc, spc)) != NULL)
+		return alloc_from(mc, s, cpu);
+	s = mcentral_cache_span(&mcentrals[spc], cpu);
 	if (!s) {
 		mcache_release_owned(mc, cpu);
 		mcentral_reclaim_every_class();
-		s = mcentral_cache_span(c, cpu);
+		s = mcentral_cache_span(&mcentrals[spc], cpu);
 		if (!s)
 			return NULL;
 	}
-	mc->alloc[spc] = s;
-	return mspan_alloc_fast(s);
+	return alloc_from(mc, s, cpu);
+}
+
+bool mcache_free(struct mspan *s, unsigned i, unsigned cpu, const void *p, const void *caller)
+{
+	if (__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu)
+		return mcentral_free(s, i, p, caller);
+	if (!mspan_obj_live(s, i)) {   /* its free, remote and alloc bits */
+		mm_bad_pointer("kfree", "double free (object not allocated)", p, s, caller);
+		return false;
+	}
+	st64(&s->free_bits[i / 64], s->free_bits[i / 64] | 1ULL << (i % 64));
+	if (s->list == MSPAN_ON_OWNED_FULL)
+		unfull(&mcaches[cpu], s, cpu);
+	return true;
 }
 
 void mcache_release_owned(struct mcache *mc, unsigned cpu)
 {
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++) {
-		while (mc->owned[spc]) {
-			MM_BUG_ON(__atomic_load_n(&mc->owned[spc]->owner_cpu,
-						  __ATOMIC_RELAXED) != (int32_t)cpu);
-			disown(mc, spc, mc->owned[spc]);
+		struct mspan **sets[2] = { &mc->owned[spc], &mc->full[spc] };
+		for (int k = 0; k < 2; k++) {
+			while (*sets[k]) {
+				MM_BUG_ON(__atomic_load_n(&(*sets[k])->owner_cpu,
+							  __ATOMIC_RELAXED) != (int32_t)cpu);
+				disown(mc, *sets[k]);
+			}
 		}
 	}
 	MM_BUG_ON(mc->owned_pages != 0);
+	/* Nothing is owned now: whatever is on the notice stack is passed on
+	 * to the mcentrals, whose reclaim sweeps it. */
+	take_notices(mc, cpu);
 }
 
 void mcache_release_all(struct mcache *mc, unsigned cpu)
@@ -161,6 +252,7 @@ void mcache_release_all(struct mcache *mc, unsigned cpu)
 		if (s) {
 			MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
 			mc->alloc[spc] = NULL;
+			__atomic_store_n(&s->local_cpu, -1, __ATOMIC_RELAXED);
 			mcentral_uncache_span(&mcentrals[spc], s);
 		}
 	}

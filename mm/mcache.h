@@ -6,6 +6,7 @@
 #define MM_MCACHE_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include "mm/platform.h"
 #include "mm/mspan.h"
@@ -18,13 +19,17 @@ struct mcache {
 	 * which need every CPU quiescent.
 	 */
 	struct mspan *alloc[NUM_SPAN_CLASSES];  /* NULL: none cached yet */
-	/* Spans this CPU still owns but does not allocate from (used up,
-	 * or with local frees), per class: a circular list through the
-	 * spans' next/prev, newest first, at most MCACHE_OWNED_PER_CLASS
-	 * spans, and at most MCACHE_OWNED_PAGES pages over all classes. */
+	/* Spans this CPU still owns but does not allocate from, per class,
+	 * each a circular list through the spans' next/prev, newest first
+	 * (mm/mcache.c): the partial set (with room, or local frees not yet
+	 * swept; at most MCACHE_OWNED_PER_CLASS spans, and at most
+	 * MCACHE_OWNED_PAGES pages over all classes) and the full set (used
+	 * up as of their last sweep; not capped). */
 	struct mspan *owned[NUM_SPAN_CLASSES];
+	struct mspan *full[NUM_SPAN_CLASSES];
 	uint8_t nowned[NUM_SPAN_CLASSES];
-	uint32_t owned_pages;
+	uint32_t nfull[NUM_SPAN_CLASSES];
+	uint32_t owned_pages;   /* of the partial sets */
 
 	/* The tiny allocator's current 16-byte block (0: none), kept here
 	 * with the rest of the CPU's state; mm/tiny.c owns these fields. */
@@ -80,11 +85,19 @@ static inline void *mcache_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 	return mcache_refill_alloc(mc, spc, cpu);
 }
 
+/* Free object i (at p) of small span s on this CPU (interrupts off): a
+ * plain store into free_bits if this CPU owns s (a full owned span moves
+ * to the partial set), else the remote protocol (mcentral_free). False,
+ * and reported as a bad kfree of p by caller, if the object is not live. */
+bool mcache_free(struct mspan *s, unsigned i, unsigned cpu, const void *p, const void *caller);
+
 /* Give every owned span (the allocation spans and the owned sets) back
- * to its mcentral (interrupts off). The tiny block is the tiny
- * allocator's: tiny_retire() it first. */
+ * to its mcentral, and pass on what is on this CPU's notice stack
+ * (interrupts off). The tiny block is the tiny allocator's: tiny_retire()
+ * it first. */
 void mcache_release_all(struct mcache *mc, unsigned cpu);
-/* Give back the owned sets only (interrupts off; memory pressure). */
+/* Give back the owned sets only, and pass on the notice stack
+ * (interrupts off; memory pressure). */
 void mcache_release_owned(struct mcache *mc, unsigned cpu);
 
 #endif

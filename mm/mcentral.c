@@ -13,11 +13,13 @@
  *
  * Frees into a span that no mcache owns, and frees from CPUs other than
  * the owner, are remote frees (mcentral_free, below, where the protocol
- * and its races are described; mm/mcentral.pml models it). So that a full span that gets such frees
- * is found again, and an emptied one goes back to the mheap, the freeing
- * CPU pushes the span on the mcentral's `pending` stack; the stack is
- * emptied, under the lock, before every refill (mcentral_reclaim) and
- * whenever the heap would otherwise run out of memory.
+ * and its races are described; mm/mcentral.pml models it). So that a
+ * full span that gets such frees is found again, and an emptied one goes
+ * back to the mheap, the freeing CPU puts the span on a stack: its
+ * owner's notice stack when an mcache owns it (emptied by that CPU at
+ * its next refill, mm/mcache.c), else the mcentral's `pending` stack
+ * (emptied, under the lock, before every refill and whenever the heap
+ * would otherwise run out of memory: reclaim_locked).
  */
 #include "mm/mcentral.h"
 #include "mm/badptr.h"
@@ -26,6 +28,13 @@
 #include "mm/platform.h"
 
 struct mcentral mcentrals[NUM_SPAN_CLASSES];
+
+/* Per CPU: spans it owns that got a remote free (a lock-free stack
+ * through pending_next: pushed by any CPU with a CAS, taken whole by an
+ * exchange, by its CPU only, or by a drain with every CPU quiescent). */
+static struct notice_stack {
+	struct mspan *head;
+} __attribute__((aligned(64))) notices[MM_MAX_CPUS];
 
 void mcentral_init(void)
 {
@@ -88,14 +97,51 @@ static void place_swept(struct mcentral *c, struct mspan *s)
 	list_push(c, s, s->alloc_count < s->nelems ? MSPAN_ON_PARTIAL : MSPAN_ON_FULL);
 }
 
-/* Put s on c's pending stack (mcentral_free, once per pending period). */
-static void push_pending(struct mcentral *c, struct mspan *s)
+/* Push s on a pending or notice stack. */
+static void stack_push(struct mspan **top, struct mspan *s)
 {
-	struct mspan *head = __atomic_load_n(&c->pending, __ATOMIC_RELAXED);
+	struct mspan *head = __atomic_load_n(top, __ATOMIC_RELAXED);
 	do {
 		s->pending_next = head;
-	} while (!__atomic_compare_exchange_n(&c->pending, &head, s, 1,
+	} while (!__atomic_compare_exchange_n(top, &head, s, 1,
 					      __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+/* s, pending, goes where whoever sweeps it will look: its owner's notice
+ * stack, or its mcentral's pending stack if no mcache owns it. The owner
+ * may change meanwhile; whoever pops a span it cannot sweep routes it
+ * again (mcentral_pass_on, reclaim_locked). */
+static void route_pending(struct mspan *s)
+{
+	int32_t owner = __atomic_load_n(&s->owner_cpu, __ATOMIC_SEQ_CST);
+	stack_push(owner >= 0 ? &notices[owner].head : &mcentrals[s->spanclass].pending, s);
+}
+
+bool mcentral_has_notices(unsigned cpu)
+{
+	return __atomic_load_n(&notices[cpu].head, __ATOMIC_RELAXED) != NULL;
+}
+
+struct mspan *mcentral_take_notices(unsigned cpu)
+{
+	if (!__atomic_load_n(&notices[cpu].head, __ATOMIC_RELAXED))
+		return NULL;
+	return __atomic_exchange_n(&notices[cpu].head, NULL, __ATOMIC_ACQUIRE);
+}
+
+struct mspan *mcentral_peek_notices(unsigned cpu)
+{
+	return __atomic_load_n(&notices[cpu].head, __ATOMIC_ACQUIRE);
+}
+
+void mcentral_notice_done(struct mspan *s)
+{
+	__atomic_store_n(&s->remote_pending, 0, __ATOMIC_SEQ_CST);
+}
+
+void mcentral_pass_on(struct mspan *s)
+{
+	route_pending(s);
 }
 
 /* Under c->lock: sweep and place every span on the pending stack. */
@@ -107,13 +153,17 @@ static void reclaim_locked(struct mcentral *c)
 	struct mspan *s = __atomic_exchange_n(&c->pending, NULL, __ATOMIC_ACQUIRE);
 	while (s) {
 		struct mspan *next = s->pending_next;   /* before the flag drops */
-		__atomic_store_n(&s->remote_pending, 0, __ATOMIC_SEQ_CST);
-		if (__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) < 0) {
+		int32_t owner = __atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED);
+		if (owner < 0) {
+			__atomic_store_n(&s->remote_pending, 0, __ATOMIC_SEQ_CST);
 			list_remove(c, s);
 			mspan_sweep(s);
 			place_swept(c, s);
+		} else {
+			/* An mcache took it since: to its owner, who sweeps it
+			 * (the owner cannot change while we hold the lock). */
+			stack_push(&notices[owner].head, s);
 		}
-		/* else an mcache owns it; its owner sweeps it. */
 		s = next;
 	}
 }
@@ -208,9 +258,9 @@ void mcentral_uncache_span(struct mcentral *c, struct mspan *s)
 
 /*
  * The span-free protocol. The CPU whose mcache owns the span (allocates
- * from it or keeps it in its owned set) records a free in free_bits with
- * plain stores (nobody else writes them; the fast path of kfree,
- * mspan_free_owned, is this case). Any other CPU (or any
+ * from it or keeps it in an owned set) records a free in free_bits with
+ * plain stores (nobody else writes them; kfree's fast path,
+ * mspan_free_owned, and mcache_free are this case). Any other CPU (or any
  * CPU, when no mcache holds the span) must not take a lock per object,
  * must not lose the free, and must not touch a span record that has been
  * given back and reused:
@@ -218,24 +268,35 @@ void mcentral_uncache_span(struct mcentral *c, struct mspan *s)
  *   freer:   inflight++; if !live(i): report;
  *            old = fetch_or(remote_bits[w], bit); if old & bit: report
  *                double free
- *            if pending == 0 && xchg(pending, 1) == 0: push the span on
- *                its mcentral's lock-free pending stack (CAS)
+ *            if pending == 0 && xchg(pending, 1) == 0: route the span
+ *                (route_pending): push it (CAS) on its owner's notice
+ *                stack if owner_cpu >= 0, else on its mcentral's stack
  *            inflight--                          (all seq_cst atomics)
- *   popper (mcentral lock, reclaim_locked): take the whole stack (xchg
- *            head, NULL); for each span: read its link, pending = 0, and
- *            if no mcache holds it: sweep (xchg each remote word to 0),
- *            place it (place_swept)
+ *   mcentral popper (mcentral lock, reclaim_locked): take the whole stack
+ *            (xchg head, NULL); for each span: read its link; if no
+ *            mcache holds it: pending = 0, sweep (fetch_and each remote
+ *            word), place it (place_swept); else push it on its owner's
+ *            notice stack (pending stays 1)
+ *   owner popper (CPU c, its refill or release, mm/mcache.c): take its
+ *            notice stack whole; for each span: read its link; if c owns
+ *            it: pending = 0 (its own sweeps pick the frees up; a full
+ *            span moves to the partial set); else route it again
  *   a span goes back to the mheap only if: swept empty, no mcache holds
  *            it, pending == 0 and inflight == 0 (under the mcentral lock)
  *
- * - A bit set after the popper harvested its word is followed by the
- *   freer's look at `pending`, which then reads 0 (or a later push): the
- *   span is pushed again, so no free is stranded.
+ * - A pending span is on one stack, or between the xchg and the push of
+ *   the one CPU routing it; owner_cpu read by a freer may be stale, so a
+ *   span can land on the stack of a CPU that gave it away: that CPU
+ *   routes it on (its owner_cpu is then not the popper, and only a CPU
+ *   itself takes spans, so the test is stable).
+ * - A bit set after the span's sweep harvested its word is followed by
+ *   the freer's look at `pending`, which then reads 0 (or a later push):
+ *   the span is pushed again, so no free is stranded.
  * - Every freer that touches the span keeps `inflight` > 0 until it is
  *   done, so the record is never given back (and recycled) under a freer.
- * - A span is on the pending stack at most once (the `pending` flag) and
- *   never given back while on it; the popper reads the link before
- *   clearing the flag.
+ * - A span is on a stack at most once (the `pending` flag) and never
+ *   given back while on one; a popper reads the link before it clears
+ *   the flag or pushes the span elsewhere.
  * - `owner_cpu == me` is stable for the CPU asking (only it caches and
  *   uncaches its own spans, with interrupts off), so the owner/remote
  *   decision is race-free. alloc_bits has one writer at a time (the
@@ -249,20 +310,10 @@ void mcentral_uncache_span(struct mcentral *c, struct mspan *s)
  *   them are a use-after-free race the checks may miss (the sweep then
  *   counts the object once).
  */
-bool mcentral_free(struct mspan *s, unsigned i, unsigned cpu, const void *p,
-		   const void *caller)
+bool mcentral_free(struct mspan *s, unsigned i, const void *p, const void *caller)
 {
 	unsigned w = i / 64;
 	uint64_t bit = 1ULL << (i % 64);
-
-	if (__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) == (int32_t)cpu) {
-		if (!mspan_obj_live(s, i)) {   /* its free, remote and alloc bits */
-			mm_bad_pointer("kfree", "double free (object not allocated)", p, s, caller);
-			return false;
-		}
-		st64(&s->free_bits[w], s->free_bits[w] | bit);
-		return true;
-	}
 
 	__atomic_add_fetch(&s->remote_inflight, 1, __ATOMIC_SEQ_CST);
 	bool ok = false;
@@ -274,7 +325,7 @@ bool mcentral_free(struct mspan *s, unsigned i, unsigned cpu, const void *p,
 		ok = true;
 		if (__atomic_load_n(&s->remote_pending, __ATOMIC_SEQ_CST) == 0 &&
 		    __atomic_exchange_n(&s->remote_pending, 1, __ATOMIC_SEQ_CST) == 0)
-			push_pending(&mcentrals[s->spanclass], s);
+			route_pending(s);
 	}
 	__atomic_sub_fetch(&s->remote_inflight, 1, __ATOMIC_SEQ_CST);
 	return ok;

@@ -39,12 +39,26 @@ struct mspan *mcentral_cache_span(struct mcentral *c, unsigned cpu);
 /* The mcache of its owner gives span s back (swept here); s is on no
  * list. */
 void mcentral_uncache_span(struct mcentral *c, struct mspan *s);
-/* Free object i of small span s (interrupts off, on CPU `cpu`): into
- * free_bits if this CPU's mcache owns s, else the remote-free protocol
- * (described at its definition). False, and reported as a bad kfree of p
- * by caller, if the object is not live. */
-bool mcentral_free(struct mspan *s, unsigned i, unsigned cpu, const void *p,
-		   const void *caller);
+/* Free object i of small span s from a CPU that does not own it
+ * (interrupts off; mcache_free decides): the remote-free protocol,
+ * described at its definition. False, and reported as a bad kfree of p by
+ * caller, if the object is not live. */
+bool mcentral_free(struct mspan *s, unsigned i, const void *p, const void *caller);
+
+/* The notice stack of CPU cpu: spans it owns that got remote frees
+ * (mm/mcentral.c). Is it non-empty (a relaxed look)? */
+bool mcentral_has_notices(unsigned cpu);
+/* Take the whole stack (linked through pending_next; NULL if empty). Only
+ * CPU cpu itself, or a drain with every CPU quiescent. */
+struct mspan *mcentral_take_notices(unsigned cpu);
+/* The top of the stack, for mheap_verify (every CPU quiescent). */
+struct mspan *mcentral_peek_notices(unsigned cpu);
+/* For each span taken, after reading its link: the popper owns it and
+ * will sweep it (pending drops to 0)... */
+void mcentral_notice_done(struct mspan *s);
+/* ...or it does not, and the span goes on to its current owner's notice
+ * stack or its mcentral's pending stack (pending stays 1). */
+void mcentral_pass_on(struct mspan *s);
 /* Sweep every pending span of this class: full spans with frees become
  * partial, empty spans go back to the mheap. */
 void mcentral_reclaim(struct mcentral *c);

@@ -1,32 +1,40 @@
 /*
  * mm/mcentral.pml - Promela model of the span-free protocol of
- * mm/mcentral.c (mcentral_free, reclaim_locked, place_swept,
- * mcentral_cache_span, mcentral_uncache_span), mm/mspan.c (mspan_sweep,
- * the liveness check) and mm/mcache.c (owner frees into its allocation
- * span or owned set, local sweeps, giving a span back, taking it again).
+ * mm/mcentral.c (mcentral_free, route_pending, reclaim_locked,
+ * place_swept, mcentral_cache_span, mcentral_uncache_span), mm/mspan.c
+ * (mspan_sweep, the liveness check) and mm/mcache.c (owner frees into its
+ * allocation span or owned sets, the full set and its way back,
+ * take_notices, local sweeps, giving a span back, taking it again).
  * Checked by tools/check-model.sh (spin, make test).
  *
  * One span of NOBJ objects, NCPU CPUs. A CPU is one process doing, in
  * any order and up to STEPS times: take the span from the mcentral (it
- * becomes the owner), allocate a free slot (owner), sweep it (owner), give
- * it back to the mcentral (owner), reclaim the mcentral's pending stack,
- * free a live object (as the owner: free_bits, plain; otherwise the
- * remote protocol: inflight, liveness check, fetch_or, pending flag and
- * push, inflight), or free again an object whose free has completed (a
- * double free in program order). Every statement is one atomic step of
- * the C code (a load, a store, an atomic read-modify-write, or a section
- * under the mcentral lock); the memory model is sequentially consistent
- * (the C code uses seq_cst for every access of the remote protocol whose
- * order matters). The pending stack holds this one span, so it is a flag
- * (the stack's own CAS loop is not modelled).
+ * becomes the owner), allocate a free slot (owner, not while the span is
+ * in its full set), sweep it and perhaps put it in its full set (owner),
+ * give it back to the mcentral (owner), reclaim the mcentral's pending
+ * stack, empty its own notice stack, free a live object (as the owner:
+ * free_bits, plain, and a span in the full set moves back; otherwise the
+ * remote protocol: inflight, liveness check, fetch_or, pending flag,
+ * route to the owner's notice stack or the mcentral's pending stack by a
+ * possibly stale read of the owner, inflight), or free again an object
+ * whose free has completed (a double free in program order). Every
+ * statement is one atomic step of the C code (a load, a store, an atomic
+ * read-modify-write, or a section under the mcentral lock); the memory
+ * model is sequentially consistent (the C code uses seq_cst for every
+ * access of the remote protocol whose order matters). Each stack holds
+ * at most this one span, so it is a flag (the stacks' own CAS loops are
+ * not modelled).
  *
  * Checked: an object is never handed out twice (alloc asserts it is not
  * live to the program); a valid free is always accepted and a double free
  * always refused; the span record is never given back while a remote
- * free is between its first and last touch, nor while it is on the
- * pending stack; and no free is lost: when every CPU is done, a drain
- * (give back, reclaim, sweep every listed span) leaves every freed object
- * free in the bitmaps, and gives the span back once nothing is live.
+ * free is between its first and last touch, nor while it is pending; it
+ * is on at most one stack, and on one only while pending; when every CPU
+ * is done no remote free is stranded (each is in a span that is pending,
+ * or that its owner scans, or listed partial); and no free is lost: a
+ * drain (give back, empty every notice and pending stack, sweep every
+ * listed span) leaves every freed object free in the bitmaps, and gives
+ * the span back once nothing is live.
  */
 #ifndef NCPU
 #define NCPU 2
@@ -35,15 +43,19 @@
 #ifndef STEPS
 #define STEPS 5
 #endif
+#define MAXCPU 3   /* the notice stacks below spell out 0..2 */
 
 /* Span state (mspan). */
 bit alloc_bits[NOBJ];
 bit free_bits[NOBJ];          /* owner-local frees */
 bit remote_bits[NOBJ];        /* remote frees (one word: swept at once) */
 byte alloc_count;
-bit remote_pending;           /* on the pending stack */
+bit remote_pending;           /* routed to a stack, or on one */
+bit on_central;               /* on the mcentral's pending stack */
+bit on_notice[MAXCPU];        /* on CPU k's notice stack */
 byte remote_inflight;
 short owner = 0;              /* CPU 0 got it fresh from the mheap */
+bit ofull;                    /* in its owner's full set (never scanned) */
 bit listed;                   /* on an mcentral list (partial or full) */
 bit released;                 /* given back to the mheap */
 bit lock;                     /* the mcentral lock */
@@ -60,6 +72,7 @@ byte dbl[NOBJ];               /* double frees of it being tried:
 
 /* Object k was handed out and its free has completed. */
 #define DONE(k)  (prog[k] == 0 && ever[k])
+#define STACKED  (on_central + on_notice[0] + on_notice[1] + on_notice[2])
 
 #define LOCK()   atomic { lock == 0 -> lock = 1 }
 #define UNLOCK() lock = 0
@@ -124,15 +137,26 @@ inline place() {
 	}
 }
 
-/* reclaim_locked (under the lock): pop the stack, clear the flag, and
- * sweep and place the span if nobody owns it. */
+/* route_pending: read the owner, then push where it says (the owner may
+ * change between the two). */
+inline route() {
+	r = owner;
+	if
+	:: r >= 0 -> on_notice[r] = 1
+	:: else -> on_central = 1
+	fi
+}
+
+/* reclaim_locked (under the lock): pop the stack; if nobody owns the
+ * span, clear the flag, sweep and place it; else push it on its owner's
+ * notice stack (the owner cannot change under the lock). */
 inline reclaim() {
 	if
-	:: remote_pending == 1 ->
-		remote_pending = 0;
+	:: on_central ->
+		on_central = 0;
 		if
-		:: owner < 0 -> listed = 0; sweep(); place()
-		:: else -> skip
+		:: owner < 0 -> remote_pending = 0; listed = 0; sweep(); place()
+		:: else -> on_notice[owner] = 1
 		fi
 	:: else -> skip
 	fi
@@ -150,10 +174,11 @@ inline freed() {
 inline span_free() {
 	if
 	:: owner == me ->
-		/* mspan_free_owned / the owner branch: plain loads and a store. */
+		/* mspan_free_owned / mcache_free: plain loads and a store;
+		 * a span in the full set goes back to the partial set. */
 		if
 		:: alloc_bits[o] && !free_bits[o] && !remote_bits[o] ->
-			free_bits[o] = 1; accepted = 1; freed()
+			free_bits[o] = 1; accepted = 1; freed(); ofull = 0
 		:: else -> accepted = 0
 		fi
 	:: else ->
@@ -187,6 +212,10 @@ inline span_free() {
 							:: else -> push = 0
 							fi
 						};
+						if
+						:: push -> route()
+						:: else -> skip
+						fi;
 						assert(!released)
 					:: else -> push = 0
 					fi
@@ -199,6 +228,7 @@ inline span_free() {
 
 proctype cpu(short me)
 {
+	short r;
 	byte i, o, n = 0;
 	bit accepted, push;
 	bit fsnap[NOBJ], rsnap[NOBJ];
@@ -212,12 +242,12 @@ proctype cpu(short me)
 			reclaim();
 			if
 			:: listed && alloc_count < NOBJ ->
-				listed = 0; sweep(); owner = me
+				listed = 0; sweep(); owner = me; ofull = 0
 			:: else -> skip
 			fi;
 			UNLOCK()
-		/* the owner allocates a free slot */
-		:: owner == me ->
+		/* the owner allocates a free slot (its allocation span) */
+		:: owner == me && !ofull ->
 			/* one step: only the owner writes alloc_bits, and its
 			 * store is what other CPUs can see */
 			atomic {
@@ -235,12 +265,24 @@ proctype cpu(short me)
 				:: else -> skip
 				fi
 			}
-		/* the owner sweeps (refill, or looking through its owned set) */
-		:: owner == me -> sweep()
+		/* the owner sweeps (refill, or looking through its partial
+		 * set), and may then keep it in its full set */
+		:: owner == me && !ofull ->
+			sweep();
+			if
+			:: ofull = 1
+			:: skip
+			fi
+		/* the owner empties its notice stack (take_notices) */
+		:: atomic { on_notice[me] -> on_notice[me] = 0 } ->
+			if
+			:: owner == me -> remote_pending = 0; ofull = 0
+			:: else -> route()
+			fi
 		/* the owner gives the span back (mcentral_uncache_span) */
 		:: owner == me ->
 			LOCK();
-			owner = -1; sweep(); place();
+			owner = -1; ofull = 0; sweep(); place();
 			UNLOCK()
 		/* any CPU reclaims the pending stack */
 		:: true -> LOCK(); reclaim(); UNLOCK()
@@ -268,11 +310,13 @@ proctype cpu(short me)
 	od
 }
 
-/* Never given back under a remote free or while on the pending stack. */
+/* Never given back under a remote free or while pending; on at most one
+ * stack, and on one only while pending. */
 active proctype monitor()
 {
 end:	do
 	:: atomic { released && (remote_inflight > 0 || remote_pending) -> assert(false) }
+	:: atomic { STACKED > 1 || (STACKED == 1 && !remote_pending) -> assert(false) }
 	od
 }
 
@@ -287,14 +331,38 @@ init {
 		od
 	};
 	_nr_pr == 2;    /* every CPU done (monitor and init left) */
-	/* The drain (kmem_drain_all): the owner gives the span back, the
-	 * mcentral reclaims its stack and sweeps every listed span. */
+	/* Nothing stranded: a recorded remote free is in a span that is
+	 * pending (on a stack: its popper sweeps it or hands it to whoever
+	 * does), or that its owner scans (allocation span or partial set), or
+	 * listed partial (swept when taken). */
+	assert(remote_pending == STACKED);
+	k = 0;
+	do
+	:: k < NOBJ ->
+		assert(!remote_bits[k] || remote_pending || (owner >= 0 && !ofull) ||
+		       (owner < 0 && listed && alloc_count < NOBJ));
+		k++
+	:: else -> break
+	od;
+	/* The drain (kmem_drain_all): the owner gives the span back, every
+	 * notice stack is passed on, the mcentral reclaims its stack and
+	 * sweeps every listed span. */
 	if
-	:: owner >= 0 -> owner = -1; sweep(); place()
+	:: owner >= 0 -> owner = -1; ofull = 0; sweep(); place()
 	:: else -> skip
 	fi;
+	k = 0;
+	do
+	:: k < MAXCPU ->
+		if
+		:: on_notice[k] -> on_notice[k] = 0; on_central = 1
+		:: else -> skip
+		fi;
+		k++
+	:: else -> break
+	od;
 	if
-	:: remote_pending -> remote_pending = 0; listed = 0; sweep(); place()
+	:: on_central -> on_central = 0; remote_pending = 0; listed = 0; sweep(); place()
 	:: else -> skip
 	fi;
 	if

@@ -190,6 +190,7 @@ static bool mheap_grow(size_t npages)
 	s->chunk = c;
 	s->owner_cpu = -1;
 	mspan_clear_bits(s);
+	s->local_cpu = -1;
 	__atomic_store_n(&s->state, MSPAN_FREE, __ATOMIC_RELEASE);
 	pagemap_set(s->startaddr, s->npages, s);
 	free_insert(s);
@@ -277,6 +278,7 @@ static struct mspan *split_head(struct mspan *s, size_t npages)
 		return NULL;
 	}
 	t->owner_cpu = -1;
+	t->local_cpu = -1;
 	mspan_clear_bits(t);
 	t->startaddr = s->startaddr;
 	t->npages = npages;
@@ -417,6 +419,7 @@ static void free_span_locked(struct mspan *s)
 	}
 	s->list = MSPAN_ON_NONE;
 	s->owner_cpu = -1;
+	s->local_cpu = -1;
 	__atomic_store_n(&s->state, MSPAN_FREE, __ATOMIC_RELEASE);
 
 	struct heap_chunk *c = s->chunk;

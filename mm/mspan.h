@@ -37,7 +37,8 @@ enum mspan_list_id {
 	MSPAN_ON_PARTIAL,    /* mcentral: has free slots */
 	MSPAN_ON_FULL,       /* mcentral: no free slot as of its last sweep */
 	MSPAN_ON_HEAP_FREE,  /* mheap: free run list */
-	MSPAN_ON_OWNED,      /* an mcache's owned set (mm/mcache.c) */
+	MSPAN_ON_OWNED,      /* an mcache's partial owned set (mm/mcache.c) */
+	MSPAN_ON_OWNED_FULL, /* an mcache's used-up owned set (mm/mcache.c) */
 };
 
 struct heap_chunk;
@@ -128,6 +129,8 @@ struct mspan {
 	uint8_t spanclass;
 	uint8_t state;            /* enum mspan_state, read lock-free by kfree */
 	uint8_t list;             /* enum mspan_list_id */
+	int16_t local_cpu;        /* owner_cpu while kfree's fast path may free into it (the
+				     allocation span, the partial owned set), else -1 (mm/mcache.c) */
 
 	/* Second line: rarely written by the owner, and the remote side. */
 	uintptr_t npages __attribute__((aligned(64)));

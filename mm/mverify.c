@@ -6,9 +6,10 @@
  * that they agree: each page maps to the span that covers it, spans tile
  * their chunk, free runs are maximal (no two free neighbours) and each is
  * on the free list of its length, each small span is in exactly one place
- * (the allocation span or the owned set of the one mcache whose CPU owns
- * it, or one list of its own mcentral; owned sets well formed, counted and
- * within their caps), bitmaps are consistent
+ * (the allocation span or an owned set of the one mcache whose CPU owns
+ * it, or one list of its own mcentral; owned sets well formed, counted, the
+ * partial sets within their caps; local_cpu as the set says; notice stacks
+ * hold pending spans), bitmaps are consistent
  * (frees only of allocated slots, nothing past nelems, alloc_count of
  * listed spans equal to their bits), every small span and no other has a
  * bitmap block, of its bucket and laid out as the bucket says, and the
@@ -97,16 +98,25 @@ static int check_small_span(const struct mspan *s)
 		if (allocating && s->list != MSPAN_ON_NONE)
 			FAIL("span %p class %u: CPU %d allocates from it and it is on list %u",
 			     (void *)s, cls, s->owner_cpu, s->list);
-		if (!allocating && s->list != MSPAN_ON_OWNED)
+		if (!allocating && s->list != MSPAN_ON_OWNED && s->list != MSPAN_ON_OWNED_FULL)
 			FAIL("span %p class %u: owner CPU %d neither allocates from it nor "
-			     "holds it in its owned set (list %u)", (void *)s, cls,
+			     "holds it in an owned set (list %u)", (void *)s, cls,
 			     s->owner_cpu, s->list);
+		/* kfree's fast path frees into the allocation span and the
+		 * partial set only (mm/mcache.c). */
+		int local = s->list == MSPAN_ON_OWNED_FULL ? -1 : s->owner_cpu;
+		if (s->local_cpu != local)
+			FAIL("span %p class %u: owner CPU %d, list %u, but local_cpu %d (expected %d)",
+			     (void *)s, cls, s->owner_cpu, s->list, s->local_cpu, local);
 		if (s->alloc_cache & ~(~s->alloc_bits[s->cache_word] & word_mask(s, s->cache_word)))
 			FAIL("span %p class %u: alloc_cache offers allocated slots", (void *)s, cls);
 		tally[spc].cached++;
 	} else {
 		if (s->list != MSPAN_ON_PARTIAL && s->list != MSPAN_ON_FULL)
 			FAIL("span %p class %u: neither cached nor on an mcentral list", (void *)s, cls);
+		if (s->local_cpu != -1)
+			FAIL("span %p class %u: owned by no CPU, but local_cpu %d", (void *)s, cls,
+			     s->local_cpu);
 		for (unsigned w = 0; w < nwords(s); w++)
 			if (s->free_bits[w])
 				FAIL("span %p class %u: owner-local frees on an uncached span",
@@ -303,40 +313,77 @@ static int check_free_lists(void)
 	return 0;
 }
 
-/* CPU cpu's owned set of class spc: a well-formed circular list of
- * in-use spans of the class, owned by cpu, marked MSPAN_ON_OWNED, as many
- * as the mcache counts and within the caps; its pages added to *pages. */
+/* CPU cpu's owned sets of class spc: well-formed circular lists of in-use
+ * spans of the class, owned by cpu, marked MSPAN_ON_OWNED (the partial
+ * set) or MSPAN_ON_OWNED_FULL (the full set), as many as the mcache
+ * counts, the partial set within its caps; their spans added to *n. */
 static uint64_t owned_pages_seen[MM_MAX_CPUS];
+
+static int check_owned_ring(unsigned cpu, unsigned spc, bool full, uint64_t *n)
+{
+	const struct mcache *mc = &mcaches[cpu];
+	const struct mspan *head = full ? mc->full[spc] : mc->owned[spc], *s = head;
+	uint8_t id = full ? MSPAN_ON_OWNED_FULL : MSPAN_ON_OWNED;
+	const char *name = full ? "full" : "partial";
+	uint64_t count = 0;
+	if (head) {
+		do {
+			if (s->state != MSPAN_INUSE || s->spanclass != spc ||
+			    s->owner_cpu != (int)cpu || s->list != id ||
+			    s->next->prev != s || mc->alloc[spc] == s)
+				FAIL("CPU %u %s set of class %u holds span %p (state %u, "
+				     "class %u, owner %d, list %u)", cpu, name, spc, (void *)s,
+				     s->state, s->spanclass, s->owner_cpu, s->list);
+			if (++count > tally[spc].cached)
+				FAIL("CPU %u %s set of class %u: longer than the spans owned",
+				     cpu, name, spc);
+			if (!full && count > MCACHE_OWNED_PER_CLASS)
+				FAIL("CPU %u partial set of class %u: more than %u spans", cpu,
+				     spc, MCACHE_OWNED_PER_CLASS);
+			if (!full)
+				owned_pages_seen[cpu] += s->npages;
+			s = s->next;
+		} while (s != head);
+	}
+	uint64_t counted = full ? mc->nfull[spc] : mc->nowned[spc];
+	if (count != counted)
+		FAIL("CPU %u %s set of class %u: %lu spans, the mcache counts %lu", cpu,
+		     name, spc, (unsigned long)count, (unsigned long)counted);
+	*n += count;
+	return 0;
+}
 
 static int check_owned_set(unsigned cpu, unsigned spc, uint64_t *n)
 {
 	const struct mcache *mc = &mcaches[cpu];
-	const struct mspan *head = mc->owned[spc], *s = head;
 	if (spc == 2)
 		owned_pages_seen[cpu] = 0;
-	if (head) {
-		do {
-			if (s->state != MSPAN_INUSE || s->spanclass != spc ||
-			    s->owner_cpu != (int)cpu || s->list != MSPAN_ON_OWNED ||
-			    s->next->prev != s || mc->alloc[spc] == s)
-				FAIL("CPU %u owned set of class %u holds span %p (state %u, "
-				     "class %u, owner %d, list %u)", cpu, spc, (void *)s,
-				     s->state, s->spanclass, s->owner_cpu, s->list);
-			if (++*n > MCACHE_OWNED_PER_CLASS)
-				FAIL("CPU %u owned set of class %u: more than %u spans", cpu,
-				     spc, MCACHE_OWNED_PER_CLASS);
-			owned_pages_seen[cpu] += s->npages;
-			s = s->next;
-		} while (s != head);
-	}
-	if (*n != mc->nowned[spc])
-		FAIL("CPU %u owned set of class %u: %lu spans, the mcache counts %u", cpu,
-		     spc, (unsigned long)*n, mc->nowned[spc]);
+	if (check_owned_ring(cpu, spc, false, n) || check_owned_ring(cpu, spc, true, n))
+		return 1;
 	if (spc == NUM_SPAN_CLASSES - 1 &&
 	    (owned_pages_seen[cpu] != mc->owned_pages || mc->owned_pages > MCACHE_OWNED_PAGES))
-		FAIL("CPU %u owned sets: %lu pages, the mcache counts %u (cap %u)", cpu,
+		FAIL("CPU %u partial sets: %lu pages, the mcache counts %u (cap %u)", cpu,
 		     (unsigned long)owned_pages_seen[cpu], mc->owned_pages,
 		     MCACHE_OWNED_PAGES);
+	return 0;
+}
+
+/* Each CPU's notice stack (mm/mcentral.c) holds pending in-use small
+ * spans, none twice (a span is on one stack at a time). */
+static int check_notices(void)
+{
+	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
+		uint64_t n = 0;
+		for (const struct mspan *s = mcentral_peek_notices(cpu); s; s = s->pending_next) {
+			if (s->state != MSPAN_INUSE || spanclass_sizeclass(s->spanclass) == 0 ||
+			    !s->remote_pending)
+				FAIL("CPU %u notice stack holds span %p (state %u, class %u, "
+				     "pending %u)", cpu, (void *)s, s->state, s->spanclass,
+				     s->remote_pending);
+			if (++n > mheap.small_pages)
+				FAIL("CPU %u notice stack: a cycle", cpu);
+		}
+	}
 	return 0;
 }
 
@@ -423,6 +470,8 @@ int mheap_verify(void)
 		bad = check_page_caches();
 	if (!bad)
 		bad = check_centrals();
+	if (!bad)
+		bad = check_notices();
 	if (!bad && (free_pages != mheap.free_pages || small_pages != mheap.small_pages ||
 		     large_pages != mheap.large_pages || nlarge != mheap.nlarge ||
 		     chunk_bytes != mheap.chunk_bytes)) {

@@ -12,7 +12,7 @@
  * freed locally in its mcache (no atomics); frees from elsewhere decrement
  * the balance atomically; when the block is retired the CPU adds (handed
  * out - freed locally) to it. Whoever brings a retired block's balance to
- * 0 frees the block (mcentral_free). Each block also records where its
+ * 0 frees the block (mcache_free). Each block also records where its
  * objects end (one bit per byte, written by the allocating CPU only),
  * which gives ksize() of a tiny object exactly.
  *
@@ -28,7 +28,6 @@
 #include "mm/tiny.h"
 #include "mm/badptr.h"
 #include "mm/mbug.h"
-#include "mm/mcentral.h"
 #include "mm/mheap.h"
 
 void tiny_retire(struct mcache *mc, unsigned cpu)
@@ -61,7 +60,7 @@ void tiny_retire(struct mcache *mc, unsigned cpu)
 	mc->tiny_balance = NULL;
 	if (left == 0) {
 		unsigned blk = (unsigned)((block - s->startaddr) / TINY_SIZE);
-		mcentral_free(s, blk, cpu, (void *)block, NULL);
+		mcache_free(s, blk, cpu, (void *)block, NULL);
 	}
 }
 
@@ -116,7 +115,7 @@ void tiny_free(struct mspan *s, const void *p, unsigned cpu, const void *caller)
 	}
 	stat_inc(&mc->nfree[TINY_SPAN_CLASS]);
 	if (__atomic_sub_fetch(&s->tiny->balance[blk], 1, __ATOMIC_ACQ_REL) == 0)
-		mcentral_free(s, blk, cpu, (void *)block, caller);
+		mcache_free(s, blk, cpu, (void *)block, caller);
 }
 
 size_t tiny_size(const struct mspan *s, const void *p)

@@ -23,7 +23,8 @@ PAGE_SHIFT = 13
 STATE_NAMES = {0: "dead", 1: "free", 2: "in use", 3: "large", 4: "page-cached"}
 MSPAN_FREE, MSPAN_INUSE, MSPAN_LARGE, MSPAN_CACHED = 1, 2, 3, 4
 LIST_NAMES = {0: "none", 1: "mcentral partial", 2: "mcentral full",
-              3: "mheap free", 4: "mcache owned"}
+              3: "mheap free", 4: "mcache owned (partial)",
+              5: "mcache owned (full)"}
 FAMILY_CHARS = "123456789abdefghijklmnopqrstuvwxyz"
 TINY_SIZE_CLASS_BYTES = 16
 LINE_PAGES = 64
@@ -296,7 +297,8 @@ index, whether ADDR is its start, allocated or free, and the owner CPU."""
 
 class SpanheapMcache(gdb.Command):
     """spanheap mcache CPU: the spans CPU's mcache allocates from (class,
-span, free slots left in its cache word), its owned sets, its tiny block
+span, free slots left in its cache word), its owned sets (partial and
+full, mm/mcache.c), its tiny block
 and its counters (mallocs, frees, tiny, large: kmem_dump's per-CPU line)."""
 
     def __init__(self):
@@ -317,19 +319,22 @@ and its counters (mallocs, frees, tiny, large: kmem_dump's per-CPU line)."""
             nf += int(mc["nfree"][spc])
             s = mc["alloc"][spc]
             owned = int(mc["nowned"][spc])
-            if int(s) == 0 and owned == 0:
+            full = int(mc["nfull"][spc])
+            if int(s) == 0 and owned == 0 and full == 0:
                 continue
             line = "  %-16s" % spc_name(spc)
             if int(s) != 0:
                 line += " alloc span 0x%016x, %d free in its cache word" % (
                     int(s["startaddr"]), bin(int(s["alloc_cache"])).count("1"))
             if owned:
-                line += ", %d owned" % owned
+                line += ", %d owned partial" % owned
+            if full:
+                line += ", %d owned full" % full
             print(line)
         tiny = int(mc["tiny"])
         if tiny:
             print("  tiny block 0x%x, offset %d" % (tiny, int(mc["tiny_offset"])))
-        print("  owned pages %d" % int(mc["owned_pages"]))
+        print("  partial-set pages %d" % int(mc["owned_pages"]))
         print("  mallocs %d frees %d tiny %d large %d" % (
             nm, nf, int(mc["nmalloc"][(sizeclass_of_size(TINY_SIZE_CLASS_BYTES) << 1) | 1]),
             int(mc["large_alloc"])))
