@@ -34,6 +34,7 @@
  * CPU checking the free of a live object always sees its bit.
  */
 #include "mm/mspan.h"
+#include "mm/bitops.h"
 #include "mm/platform.h"
 
 static unsigned span_nwords(const struct mspan *s)
@@ -145,7 +146,7 @@ unsigned mspan_sweep(struct mspan *s)
 		uint64_t r = __atomic_load_n(&s->remote_bits[w], __ATOMIC_ACQUIRE);
 		uint64_t a = ld64(&s->alloc_bits[w]);
 		if (f | r) {
-			freed += (unsigned)__builtin_popcountll(a & (f | r));
+			freed += (unsigned)mm_popcount64(a & (f | r));
 			a &= ~(f | r);
 			st64(&s->alloc_bits[w], a);
 			if (f)
@@ -153,7 +154,7 @@ unsigned mspan_sweep(struct mspan *s)
 			if (r)
 				__atomic_fetch_and(&s->remote_bits[w], ~r, __ATOMIC_SEQ_CST);
 		}
-		count += (unsigned)__builtin_popcountll(a);
+		count += (unsigned)mm_popcount64(a);
 	}
 	s->alloc_count = (uint16_t)count;
 	mspan_refill_cache(s, 0);

@@ -23,6 +23,7 @@
  * heap). It reports the first broken invariant with mm_log and returns 1.
  */
 #include "mm/kmalloc.h"
+#include "mm/bitops.h"
 #include "mm/malloc_internal.h"
 #include "mm/mcache.h"
 #include "mm/mcentral.h"
@@ -87,8 +88,8 @@ static int check_small_span(const struct mspan *s)
 			FAIL("span %p class %u: free recorded for unallocated slot (word %u: "
 			     "alloc %#lx free %#lx remote %#lx)", (void *)s, cls, w,
 			     (unsigned long)a, (unsigned long)f, (unsigned long)r);
-		bits += (uint64_t)__builtin_popcountll(a);
-		live += (uint64_t)__builtin_popcountll(a & ~f & ~r);
+		bits += (uint64_t)mm_popcount64(a);
+		live += (uint64_t)mm_popcount64(a & ~f & ~r);
 	}
 	if (s->owner_cpu >= 0) {
 		if (s->owner_cpu >= MM_MAX_CPUS)

@@ -82,7 +82,6 @@
  *       SPANHEAP_PANIC_ON_BAD_FREE).
  *   void *memset(void *, int, size_t), void *memcpy(void *, const void *, size_t);
  *       The C library's (the kernel's lib/string.c).
- *   __popcountdi2 (libgcc: __builtin_popcountll without -mpopcnt).
  *   const char *mm_symbolize(const void *addr, unsigned long *offset);
  *       Optional (a weak symbol), referenced only with DEBUG_HEAP=1: the
  *       name of the function containing addr, for debug-mode reports

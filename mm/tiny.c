@@ -27,6 +27,7 @@
  */
 #include "mm/tiny.h"
 #include "mm/badptr.h"
+#include "mm/bitops.h"
 #include "mm/mbug.h"
 #include "mm/mheap.h"
 
@@ -39,12 +40,12 @@ void tiny_retire(struct mcache *mc, unsigned cpu)
 	uint16_t local = mc->tiny_freed_local;
 	uint16_t twice = local ? __atomic_fetch_or(mc->tiny_freed, local, __ATOMIC_ACQ_REL) & local : 0;
 	int16_t live = (int16_t)(mc->tiny_handed - mc->tiny_local_frees +
-				 (unsigned)__builtin_popcount(twice));
+				 (unsigned)mm_popcount64(twice));
 	if (twice) {
 		/* The free from elsewhere was counted; count it undone. */
 		uint64_t *nfree = &mc->nfree[TINY_SPAN_CLASS];
 		__atomic_store_n(nfree, __atomic_load_n(nfree, __ATOMIC_RELAXED) -
-				 (unsigned)__builtin_popcount(twice), __ATOMIC_RELAXED);
+				 (unsigned)mm_popcount64(twice), __ATOMIC_RELAXED);
 		mm_bad_pointer("kfree", "double free of a tiny object (one free on its CPU, one "
 			       "elsewhere; found when its block was retired)",
 			       (void *)block, s, NULL);

@@ -13,7 +13,7 @@
 # mm/*.c are compiled exactly as docs/INTEGRATING.md says (the root and the
 # directory of examples/uefi/mm_platform.h on the include path), with the
 # gnu-efi flags (position-independent, MS ABI calls, no red zone); libefi
-# provides memset/memcpy and libgcc __popcountdi2.
+# provides memset/memcpy.
 
 UEFIEX_DIR  := $(BUILD)/uefi-example
 UEFIEX_APP  := $(UEFIEX_DIR)/BOOTX64.EFI

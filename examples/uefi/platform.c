@@ -28,7 +28,7 @@
  *
  * mm_log prints one line on the console (console.c; OVMF mirrors ConOut to
  * the serial port); mm_panic prints and leaves QEMU with the failure code.
- * memset and memcpy come from gnu-efi's libefi, __popcountdi2 from libgcc.
+ * memset and memcpy come from gnu-efi's libefi.
  */
 #include <efi.h>
 #include <efilib.h>
