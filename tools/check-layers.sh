@@ -40,7 +40,7 @@ declare -A layer=(
 	[mcache]=2
 	[mcentral]=1
 	[mheap]=0 [mspan]=0 [pagemap]=0 [fixalloc]=0 [sizeclasses]=0 [badptr]=0
-	[platform]=0 [mlock]=0 [mbug]=0
+	[platform]=0 [mlock]=0 [mbug]=0 [bitops]=0
 )
 layer_names=(heap mcentral mcache tiny api)
 
