@@ -157,6 +157,7 @@ EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
 EXPORT int malloc_trim(size_t pad)
 {
 	(void)pad;
+	kmem_release_request();   /* the other threads give theirs back soon */
 	kmem_drain_this_cpu();
 	return 1;
 }

@@ -144,13 +144,21 @@ void kmem_drain_all(void);
  * policy allows, for the other CPUs to reuse. */
 void kmem_release_this_cpu(void);
 
+/* Memory pressure: ask every CPU to give back what its caches hold for
+ * it alone (owned spans, notices, page cache) at its next allocation slow
+ * path or kmem_scavenge_idle, whichever comes first. A CPU's own failed
+ * allocation asks it; call it too where a shrinker would run. It does not
+ * wait: a CPU that never allocates nor idles again keeps its caches. */
+void kmem_release_request(void);
+
 /* Give every free chunk the heap retains back to the platform now;
  * returns the bytes given back (cached spans and page caches are not
  * touched: kmem_drain_* give those back, and kmem_drain_all scavenges). */
 uint64_t kmem_scavenge(void);
 /* The background scavenger's step, for an idle CPU: trim the retained
- * free chunks to the policy's target (docs/HEAP.md); two loads when there
- * is nothing to do. Not from an interrupt handler. */
+ * free chunks to the policy's target (docs/HEAP.md), and answer a
+ * kmem_release_request; a few loads when there is nothing to do. Not from
+ * an interrupt handler. */
 void kmem_scavenge_idle(void);
 
 /* Make a bad pointer given to kfree/krealloc/ksize fatal (mm_panic after

@@ -47,6 +47,12 @@
 
 uint64_t kmem_oom;
 
+/* kmem_release_request bumps it; each CPU compares it with its mcache's
+ * pressure_seen on its allocation slow paths and idle passes and, when it
+ * moved, gives back its owned spans, notices and page cache
+ * (answer_release_request). Relaxed: a late look only delays the answer. */
+static uint32_t pressure_epoch;
+
 /* init_lock (irqsave) serialises the one-time set-up of the mheap and
  * the mcentrals; afterwards mheap.ready (release/acquire) is the gate. */
 static mm_spinlock_t init_lock = MM_SPINLOCK_INIT("kmalloc_init");
@@ -67,7 +73,28 @@ void kmalloc_init(void)
 static void *oom(void)
 {
 	__atomic_fetch_add(&kmem_oom, 1, __ATOMIC_RELAXED);
+	kmem_release_request();   /* other CPUs' caches may hold what we lack */
 	return NULL;
+}
+
+void kmem_release_request(void)
+{
+	__atomic_add_fetch(&pressure_epoch, 1, __ATOMIC_RELAXED);
+}
+
+/* This CPU's answer to a kmem_release_request it has not seen yet
+ * (interrupts off): its owned spans (not the allocation spans) and its
+ * notices back to the mcentrals, its page cache to the mheap, and every
+ * mcentral's pending spans swept, so that empty spans reach the mheap. */
+static void answer_release_request(struct mcache *mc, unsigned cpu)
+{
+	uint32_t e = __atomic_load_n(&pressure_epoch, __ATOMIC_RELAXED);
+	if (__builtin_expect(e == mc->pressure_seen, 1))
+		return;
+	mc->pressure_seen = e;
+	mcache_release_owned(mc, cpu);
+	mheap_pcache_drain(cpu);
+	mcentral_reclaim_every_class();
 }
 
 /* ------------------------------------------------------------ kmalloc -- */
@@ -83,6 +110,7 @@ static inline void *kmalloc_spc(unsigned spc, unsigned flags)
 	unsigned long irq = mm_irq_save();
 	unsigned cpu = mm_cpu_id();
 	struct mcache *mc = &mcaches[cpu];
+	answer_release_request(mc, cpu);
 	void *p = mcache_alloc(mc, spc, cpu);
 	if (__builtin_expect(p != NULL, 1))
 		stat_inc(&mc->nmalloc[spc]);
@@ -101,6 +129,7 @@ static struct mspan *large_span(size_t npages, size_t align_pages)
 {
 	unsigned long irq = mm_irq_save();
 	unsigned cpu = mm_cpu_id();
+	answer_release_request(&mcaches[cpu], cpu);
 	struct mspan *s = mheap_alloc_large(npages, align_pages, cpu);
 	if (s)
 		stat_inc(&mcaches[cpu].large_alloc);
@@ -541,6 +570,10 @@ void kmem_scavenge_idle(void)
 {
 	if (!mheap_ready())
 		return;
+	unsigned long irq = mm_irq_save();
+	unsigned cpu = mm_cpu_id();
+	answer_release_request(&mcaches[cpu], cpu);
+	mm_irq_restore(irq);
 	/* The target is never below the floor: below it, nothing to do,
 	 * without the lock (the target itself needs it: it reads what the
 	 * mheap's lock protects). */

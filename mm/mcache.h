@@ -49,6 +49,8 @@ struct mcache {
 	uint64_t nmalloc[NUM_SPAN_CLASSES];
 	uint64_t nfree[NUM_SPAN_CLASSES];
 	uint64_t large_alloc, large_free;
+	/* The last kmem_release_request this CPU answered (mm/malloc.c). */
+	uint32_t pressure_seen;
 } __attribute__((aligned(64)));
 
 extern struct mcache mcaches[MM_MAX_CPUS];

@@ -1,0 +1,174 @@
+/*
+ * tests/kernel/heap_pressure_test.c - kmem_release_request: under memory
+ * pressure every CPU gives back what its caches hold for it alone (owned
+ * spans, notices, page cache) at its next allocation slow path or idle
+ * pass (mm/malloc.c, answer_release_request). A CPU first fills owned
+ * sets, the request is made, and the sets must be untouched until that CPU
+ * takes a slow path (or, on another CPU, passes through
+ * kmem_scavenge_idle), and empty afterwards, with every object intact and
+ * the heap verifying.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include "tests/kernel/ktest.h"
+#include "tests/kernel/heap_testlib.h"
+#include "mm/kmalloc.h"
+#include "mm/mcache.h"
+#include "mm/platform.h"
+#ifndef SPANHEAP_HOSTED
+#include "kernel/smp.h"
+#include "kernel/percpu.h"
+#endif
+
+#define HOARD_OBJS 4000
+#define HOARD_SIZE 48
+
+static unsigned current_cpu(void)
+{
+	unsigned long irq = mm_irq_save();
+	unsigned cpu = mm_cpu_id();
+	mm_irq_restore(irq);
+	return cpu;
+}
+
+/* Spans CPU cpu keeps in its owned sets (partial and full). */
+static uint64_t owned_spans(unsigned cpu)
+{
+	uint64_t n = 0;
+	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
+		n += mcaches[cpu].nowned[spc] + mcaches[cpu].nfull[spc];
+	return n;
+}
+
+static void *hoard[HOARD_OBJS];
+
+/* Fill spans of one class on this CPU, then free every other object:
+ * used-up spans land in the full set and the frees move some back to the
+ * partial set. */
+static void make_hoard(void)
+{
+	for (unsigned i = 0; i < HOARD_OBJS; i++) {
+		hoard[i] = kmalloc(HOARD_SIZE, 0);
+		if (hoard[i])
+			heap_fill_range(hoard[i], i, 0, HOARD_SIZE);
+	}
+	for (unsigned i = 0; i < HOARD_OBJS; i += 2) {
+		kfree(hoard[i]);
+		hoard[i] = NULL;
+	}
+}
+
+/* The objects left are intact; free them. */
+static unsigned free_hoard(void)
+{
+	unsigned bad = 0;
+	for (unsigned i = 0; i < HOARD_OBJS; i++) {
+		if (!hoard[i])
+			continue;
+		if (heap_check_range(hoard[i], i, 0, HOARD_SIZE) != HOARD_SIZE)
+			bad++;
+		kfree(hoard[i]);
+		hoard[i] = NULL;
+	}
+	return bad;
+}
+
+KTEST(heap_pressure, this_cpu_answers_at_its_next_slow_path)
+{
+	unsigned cpu = current_cpu();
+	make_hoard();
+	for (unsigned i = 1; i < HOARD_OBJS; i += 2)
+		KASSERT_NOT_NULL(hoard[i]);
+	uint64_t before = owned_spans(cpu);
+	KEXPECT_GT(before, 1);
+
+	kmem_release_request();
+	/* Nothing happens until this CPU leaves its fast paths. */
+	void *q = kmalloc(HOARD_SIZE, 0);
+	KASSERT_NOT_NULL(q);
+	kfree(q);
+	KEXPECT_EQ(owned_spans(cpu), before);
+
+	/* A large allocation is a slow path: the answer comes first. */
+	void *big = kmalloc(40000, 0);
+	KASSERT_NOT_NULL(big);
+	KEXPECT_EQ(owned_spans(cpu), 0);
+	KEXPECT_EQ(mcaches[cpu].owned_pages, 0);
+	KEXPECT_EQ(mheap_verify(), 0);
+	kfree(big);
+
+	/* A second slow path has nothing new to answer: sets refill. */
+	KEXPECT_EQ(free_hoard(), 0);
+	KEXPECT_EQ(mheap_verify(), 0);
+	kmem_drain_this_cpu();
+}
+
+#ifndef SPANHEAP_HOSTED
+static unsigned hoard_cpu;
+
+static void hoard_on_cpu1(void *arg)
+{
+	(void)arg;
+	if (this_cpu_id() == 1)
+		make_hoard();
+}
+
+static void idle_pass_on_cpu1(void *arg)
+{
+	(void)arg;
+	if (this_cpu_id() == 1)
+		kmem_scavenge_idle();
+}
+
+static void free_on_cpu1(void *arg)
+{
+	*(unsigned *)arg = this_cpu_id() == 1 ? free_hoard() : *(unsigned *)arg;
+}
+
+static void drain(void *arg)
+{
+	(void)arg;
+	kmem_drain_this_cpu();
+}
+
+/* CPU 1 hoards, CPU 0 asks (explicitly, or by running out of memory),
+ * CPU 1 answers on its idle pass. */
+static void idle_cpu_answers(bool by_oom)
+{
+	if (ncpus_online < 2)
+		KTEST_SKIP("needs 2 CPUs, have %u", ncpus_online);
+	hoard_cpu = 1;
+	smp_call_n(2, hoard_on_cpu1, NULL);
+	uint64_t before = owned_spans(hoard_cpu);
+	KEXPECT_GT(before, 1);
+
+	if (by_oom) {
+		uint64_t oom = heap_stats().oom;
+		/* Impossible: 64 TiB, aligned to 32 TiB. */
+		KEXPECT_NULL(kmalloc_aligned((size_t)1 << 46, (size_t)1 << 45, 0));
+		KEXPECT_EQ(heap_stats().oom, oom + 1);
+	} else {
+		kmem_release_request();
+	}
+	KEXPECT_EQ(owned_spans(hoard_cpu), before);   /* CPU 1 has not looked yet */
+	smp_call_n(2, idle_pass_on_cpu1, NULL);
+	KEXPECT_EQ(owned_spans(hoard_cpu), 0);
+	KEXPECT_EQ(mcaches[hoard_cpu].owned_pages, 0);
+
+	unsigned bad = 0;
+	smp_call_n(2, free_on_cpu1, &bad);
+	KEXPECT_EQ(bad, 0);
+	smp_call_all(drain, NULL);
+	KEXPECT_EQ(mheap_verify(), 0);
+}
+
+KTEST(heap_pressure, another_cpu_answers_on_its_idle_pass)
+{
+	idle_cpu_answers(false);
+}
+
+KTEST(heap_pressure, running_out_of_memory_asks_every_cpu)
+{
+	idle_cpu_answers(true);
+}
+#endif
