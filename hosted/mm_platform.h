@@ -56,7 +56,11 @@ extern struct mm_host_slot_state mm_host_slots[MM_HOST_EXCLUSIVE_SLOTS] MM_HOST_
 /* This thread's view of its slot. Initial-exec TLS: %fs-relative loads,
  * also in libspanheap.so. */
 struct mm_host_thread {
-	unsigned slot;           /* slot id + 1; 0 until the first heap call */
+	/* Slot id + 1, or'ed with MM_HOST_SLOT_SHARED for a shared slot; 0
+	 * until the first heap call. So one load tells the static library's
+	 * fast paths both whether they may run (an exclusive slot: slot - 1
+	 * below MM_HOST_EXCLUSIVE_SLOTS) and which mcache is theirs. */
+	unsigned slot;
 	unsigned shared_depth;   /* levels held on a shared slot's lock */
 	unsigned *depth;         /* &mm_host_slots[slot - 1].depth if exclusive */
 };
@@ -77,11 +81,19 @@ unsigned mm_host_slot_assign(void) MM_HOST_HIDDEN;
  * a shared slot, or a fork waiting. */
 unsigned long mm_host_irq_save_slow(void) MM_HOST_HIDDEN;
 
+#define MM_HOST_SLOT_SHARED 0x10000u
+
+/* The slot id a thread's slot field holds. */
+static inline unsigned mm_host_slot_id(unsigned slot)
+{
+	return (slot & (MM_HOST_SLOT_SHARED - 1)) - 1;
+}
+
 /* This thread's slot. The heap calls it only inside an mm_irq_save
  * section, which has given the thread a slot. */
 static inline unsigned mm_cpu_id(void)
 {
-	return mm_host_thread.slot - 1;
+	return mm_host_slot_id(mm_host_thread.slot);
 }
 
 /* A hosted "CPU" is a thread the OS may preempt while it holds a heap
@@ -106,19 +118,25 @@ static inline void mm_cpu_relax(void)
 #define MM_HAVE_IRQ_SAVE_FAST 1
 static inline int mm_irq_save_fast(unsigned long *flags)
 {
+#ifndef MM_HOST_FORK_SAFE
+	/* One thread-local load (mm_cpu_id reuses it): an exclusive slot. */
+	if (__builtin_expect(mm_host_thread.slot - 1u >= MM_HOST_EXCLUSIVE_SLOTS, 0))
+		return 0;
+	*flags = 0;
+	return 1;
+#else
 	unsigned *depth = mm_host_thread.depth;
 	if (__builtin_expect(depth == NULL, 0))
 		return 0;
-#ifdef MM_HOST_FORK_SAFE
 	__atomic_store_n(depth, *depth + 1, __ATOMIC_RELAXED);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	if (__builtin_expect(__atomic_load_n(&mm_host_forking, __ATOMIC_RELAXED), 0)) {
 		__atomic_store_n(depth, *depth - 1, __ATOMIC_RELEASE);
 		return 0;
 	}
-#endif
 	*flags = (unsigned long)depth;
 	return 1;
+#endif
 }
 
 static inline void mm_irq_restore_fast(unsigned long flags)
@@ -146,7 +164,7 @@ static inline void mm_irq_restore(unsigned long flags)
 {
 	if (__builtin_expect(flags == 1, 0)) {
 		if (--mm_host_thread.shared_depth == 0)
-			spin_unlock(&mm_host_shared_lock[mm_host_thread.slot - 1 -
+			spin_unlock(&mm_host_shared_lock[mm_host_slot_id(mm_host_thread.slot) -
 							 MM_HOST_EXCLUSIVE_SLOTS]);
 		return;
 	}

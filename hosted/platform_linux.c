@@ -54,7 +54,7 @@ static size_t sys_bytes;            /* handed out now */
 static void slot_release(void *arg)
 {
 	(void)arg;
-	unsigned id = mm_host_thread.slot - 1;
+	unsigned id = mm_host_slot_id(mm_host_thread.slot);
 
 	/* Give this thread's cached spans back before another thread can
 	 * take the slot (and its mcache); the heap keeps what its policy
@@ -96,7 +96,7 @@ unsigned mm_host_slot_assign(void)
 {
 	struct mm_host_thread *t = &mm_host_thread;
 	if (t->slot)
-		return t->slot - 1;
+		return mm_host_slot_id(t->slot);
 	int id = slot_released ? -1 : take_exclusive_slot();
 	if (id >= 0) {
 		/* The slot is ours before pthread_setspecific runs: if that
@@ -108,8 +108,8 @@ unsigned mm_host_slot_assign(void)
 		return (unsigned)id;
 	}
 	unsigned k = __atomic_fetch_add(&shared_next, 1, __ATOMIC_RELAXED);
-	t->slot = MM_HOST_EXCLUSIVE_SLOTS + k % MM_HOST_SHARED_SLOTS + 1;
-	return t->slot - 1;
+	t->slot = (MM_HOST_EXCLUSIVE_SLOTS + k % MM_HOST_SHARED_SLOTS + 1) | MM_HOST_SLOT_SHARED;
+	return mm_host_slot_id(t->slot);
 }
 
 unsigned long mm_host_irq_save_slow(void)
@@ -119,7 +119,8 @@ unsigned long mm_host_irq_save_slow(void)
 		mm_host_slot_assign();
 	if (!t->depth) {
 		if (t->shared_depth++ == 0)
-			spin_lock(&mm_host_shared_lock[t->slot - 1 - MM_HOST_EXCLUSIVE_SLOTS]);
+			spin_lock(&mm_host_shared_lock[mm_host_slot_id(t->slot) -
+						       MM_HOST_EXCLUSIVE_SLOTS]);
 		return 1;
 	}
 #ifndef MM_HOST_FORK_SAFE
@@ -211,7 +212,7 @@ void mm_host_fork_child(void)
 	 * mcache whole (a thread that takes one inherits its spans). */
 	for (unsigned w = 0; w < (MM_HOST_EXCLUSIVE_SLOTS + 63) / 64; w++)
 		slot_used[w] = 0;
-	unsigned id = mm_host_thread.slot - 1;
+	unsigned id = mm_host_slot_id(mm_host_thread.slot);
 	if (mm_host_thread.depth)
 		slot_used[id / 64] |= 1ULL << (id % 64);
 	__atomic_store_n(&mm_host_forking, 0, __ATOMIC_RELEASE);
