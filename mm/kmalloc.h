@@ -145,8 +145,8 @@ void kmem_drain_all(void);
 void kmem_release_this_cpu(void);
 
 /* Memory pressure: ask every CPU to give back what its caches hold for
- * it alone (owned spans, notices, page cache) at its next allocation slow
- * path or kmem_scavenge_idle, whichever comes first. A CPU's own failed
+ * it alone (owned spans, notices, page cache) at its next small-object
+ * allocation slow path or kmem_scavenge_idle, whichever comes first. A CPU's own failed
  * allocation asks it; call it too where a shrinker would run. It does not
  * wait: a CPU that never allocates nor idles again keeps its caches. */
 void kmem_release_request(void);

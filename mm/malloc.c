@@ -48,7 +48,9 @@
 uint64_t kmem_oom;
 
 /* kmem_release_request bumps it; each CPU compares it with its mcache's
- * pressure_seen on its allocation slow paths and idle passes and, when it
+ * pressure_seen on its small-allocation slow paths (not on large
+ * allocations: a page-cache hit is a fast path of its own) and idle
+ * passes and, when it
  * moved, gives back its owned spans, notices and page cache
  * (answer_release_request). Relaxed: a late look only delays the answer. */
 static uint32_t pressure_epoch;
@@ -129,7 +131,6 @@ static struct mspan *large_span(size_t npages, size_t align_pages)
 {
 	unsigned long irq = mm_irq_save();
 	unsigned cpu = mm_cpu_id();
-	answer_release_request(&mcaches[cpu], cpu);
 	struct mspan *s = mheap_alloc_large(npages, align_pages, cpu);
 	if (s)
 		stat_inc(&mcaches[cpu].large_alloc);

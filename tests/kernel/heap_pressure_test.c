@@ -83,19 +83,22 @@ KTEST(heap_pressure, this_cpu_answers_at_its_next_slow_path)
 	KEXPECT_GT(before, 1);
 
 	kmem_release_request();
-	/* Nothing happens until this CPU leaves its fast paths. */
-	void *q = kmalloc(HOARD_SIZE, 0);
-	KASSERT_NOT_NULL(q);
-	kfree(q);
+	/* The request itself waits for nobody. */
 	KEXPECT_EQ(owned_spans(cpu), before);
-
-	/* A large allocation is a slow path: the answer comes first. */
+	/* A large allocation is not a slow path of the small-object caches. */
 	void *big = kmalloc(40000, 0);
 	KASSERT_NOT_NULL(big);
+	KEXPECT_EQ(owned_spans(cpu), before);
+	kfree(big);
+
+	/* An aligned small allocation always takes the slow path: the
+	 * answer comes first. */
+	void *q = kmalloc_aligned(100, 4096, 0);
+	KASSERT_NOT_NULL(q);
 	KEXPECT_EQ(owned_spans(cpu), 0);
 	KEXPECT_EQ(mcaches[cpu].owned_pages, 0);
 	KEXPECT_EQ(mheap_verify(), 0);
-	kfree(big);
+	kfree(q);
 
 	/* A second slow path has nothing new to answer: sets refill. */
 	KEXPECT_EQ(free_hoard(), 0);
