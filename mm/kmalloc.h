@@ -75,8 +75,8 @@ struct kmem_stats {
 	 * six. */
 	uint64_t chunk_bytes;          /* in chunks: the pages for objects */
 	uint64_t spans;                /* span records in use (any state) */
-	uint64_t meta_span_bytes;      /* blocks of span records */
-	uint64_t meta_bitmap_bytes;    /* blocks of small spans' bitmaps */
+	uint64_t meta_span_bytes;      /* blocks of span records (less the bitmaps in them) */
+	uint64_t meta_bitmap_bytes;    /* small spans' bitmaps (mm/mspan.h) */
 	uint64_t meta_chunk_bytes;     /* blocks of chunk records */
 	uint64_t meta_tiny_bytes;      /* blocks of tiny-block side tables */
 	uint64_t meta_pagemap_bytes;   /* page-map leaves */

@@ -48,8 +48,8 @@ void mheap_init(void)
 	fixalloc_init(&mheap.span_alloc, sizeof(struct mspan));
 	fixalloc_init(&mheap.chunk_alloc, sizeof(struct heap_chunk));
 	fixalloc_init(&mheap.tiny_alloc, sizeof(struct tiny_meta));
-	for (unsigned b = 0; b < MSPAN_BITMAP_BUCKETS; b++)
-		fixalloc_init(&mheap.bits_alloc[b], mspan_bitmap_block_size(b));
+	fixalloc_init(&mheap.bits_alloc, mspan_bitmap_unit_size(0));
+	MM_BUG_ON(mheap.span_alloc.size != mspan_bitmap_unit_size(1));
 }
 
 /* Everything below that is static runs under mheap.lock. */
@@ -266,6 +266,31 @@ uint64_t mheap_scavenge(uint64_t keep_bytes)
 	return pages << MM_PAGE_SHIFT;
 }
 
+/* Take the bitmap units of a small span of bucket b into units[], after
+ * the *taken already there; false when out of memory (those taken stay,
+ * counted by *taken). */
+static bool bitmaps_take(unsigned b, void *units[MSPAN_BITMAP_MAX_UNITS], unsigned *taken)
+{
+	MM_HELD(&mheap.lock);
+	unsigned pool = mspan_bitmap_pool(b);
+	for (; *taken < mspan_bitmap_nunits(b); (*taken)++) {
+		if (!(units[*taken] = fixalloc_alloc(mheap_bitmap_pool(pool))))
+			return false;
+		mheap.nbitmap_big += pool;
+	}
+	return true;
+}
+
+static void bitmaps_give(unsigned b, void *const units[MSPAN_BITMAP_MAX_UNITS], unsigned n)
+{
+	MM_HELD(&mheap.lock);
+	unsigned pool = mspan_bitmap_pool(b);
+	for (unsigned i = 0; i < n; i++) {
+		fixalloc_free(mheap_bitmap_pool(pool), units[i]);
+		mheap.nbitmap_big -= pool;
+	}
+}
+
 /* Cut the first npages pages of free run s (off every list) into a span
  * record of their own, which is returned; the rest of s goes back on the
  * free lists. NULL when no record can be had (s is listed again). */
@@ -300,7 +325,9 @@ struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 {
 	struct mspan *s, *t;
 	struct tiny_meta *tiny = NULL;
-	void *bits = NULL;
+	void *units[MSPAN_BITMAP_MAX_UNITS] = { NULL };
+	unsigned nunits = 0;
+	bool small = spanclass_sizeclass(spanclass) != 0;
 	unsigned bucket = mspan_bitmap_bucket(mspan_nelems_of(spanclass, npages));
 
 	MM_BUG_ON(!__atomic_load_n(&mheap.ready, __ATOMIC_RELAXED));
@@ -317,8 +344,7 @@ retry:
 	if (spanclass == TINY_SPAN_CLASS && !tiny &&
 	    !(tiny = fixalloc_alloc(&mheap.tiny_alloc)))
 		goto oom;
-	if (spanclass_sizeclass(spanclass) != 0 && !bits &&
-	    !(bits = fixalloc_alloc(&mheap.bits_alloc[bucket])))
+	if (small && !bitmaps_take(bucket, units, &nunits))
 		goto oom;
 	s = free_find(need);
 	if (!s) {
@@ -350,7 +376,7 @@ retry:
 		 * these pages may pass for one of this span's objects
 		 * (mm/mdebug.c). */
 		memset((void *)s->startaddr, 0, npages << MM_PAGE_SHIFT);
-	mspan_init_objects(s, spanclass, bits);
+	mspan_init_objects(s, spanclass, units);
 	if (spanclass_sizeclass(spanclass) == 0) {
 		mheap.large_pages += npages;
 		mheap.nlarge++;
@@ -371,8 +397,7 @@ oom:
 	}
 	if (tiny)
 		fixalloc_free(&mheap.tiny_alloc, tiny);
-	if (bits)
-		fixalloc_free(&mheap.bits_alloc[bucket], bits);
+	bitmaps_give(bucket, units, nunits);
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	return NULL;
 }
@@ -412,9 +437,11 @@ static void free_span_locked(struct mspan *s)
 		fixalloc_free(&mheap.tiny_alloc, s->tiny);
 		s->tiny = NULL;
 	}
-	void *bits = mspan_bitmap_block(s);
-	if (bits) {
-		fixalloc_free(&mheap.bits_alloc[mspan_bitmap_bucket(s->nelems)], bits);
+	if (mspan_has_bitmaps(s)) {
+		void *units[MSPAN_BITMAP_MAX_UNITS];
+		unsigned b = mspan_bitmap_bucket(s->nelems);
+		mspan_bitmap_units(s, units);
+		bitmaps_give(b, units, mspan_bitmap_nunits(b));
 		mspan_clear_bits(s);
 	}
 	s->list = MSPAN_ON_NONE;
@@ -567,23 +594,16 @@ out:
 
 uint64_t mheap_bitmap_sys_bytes(void)
 {
-	uint64_t n = 0;
-	for (unsigned b = 0; b < MSPAN_BITMAP_BUCKETS; b++)
-		n += mheap.bits_alloc[b].sys_bytes;
-	return n;
+	return mheap.bits_alloc.sys_bytes + mheap.nbitmap_big * mspan_bitmap_unit_size(1);
 }
 
-uint64_t mheap_bitmap_blocks(void)
+uint64_t mheap_bitmap_units(void)
 {
-	uint64_t n = 0;
-	for (unsigned b = 0; b < MSPAN_BITMAP_BUCKETS; b++)
-		n += mheap.bits_alloc[b].inuse;
-	return n;
+	return mheap.bits_alloc.inuse + mheap.nbitmap_big;
 }
 
 uint64_t mheap_sys_bytes(void)
 {
-	return mheap.chunk_bytes + mheap.span_alloc.sys_bytes +
-	       mheap.chunk_alloc.sys_bytes + mheap.tiny_alloc.sys_bytes +
-	       mheap_bitmap_sys_bytes();
+	return mheap.chunk_bytes + mheap.span_alloc.sys_bytes + mheap.bits_alloc.sys_bytes +
+	       mheap.chunk_alloc.sys_bytes + mheap.tiny_alloc.sys_bytes;
 }

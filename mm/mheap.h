@@ -56,11 +56,14 @@ struct mheap {
 	struct mspan *free[MHEAP_NFREE];
 	uint64_t free_nonempty[MHEAP_NFREE / 64];
 	struct heap_chunk *chunks;
-	struct fixalloc span_alloc;   /* struct mspan */
+	struct fixalloc span_alloc;   /* struct mspan, and 128-byte bitmap units */
 	struct fixalloc chunk_alloc;  /* struct heap_chunk */
 	struct fixalloc tiny_alloc;   /* struct tiny_meta */
-	/* Small spans' bitmap blocks, per bucket (mm/mspan.h). */
-	struct fixalloc bits_alloc[MSPAN_BITMAP_BUCKETS];
+	/* Small spans' bitmap units (mm/mspan.h): the 64-byte ones; the
+	 * 128-byte ones (16-word bitmaps, the 8-byte class only) share the
+	 * span records' fixalloc (same size), nbitmap_big of them. */
+	struct fixalloc bits_alloc;
+	uint64_t nbitmap_big;
 	uint64_t chunk_bytes;         /* in chunks */
 	uint64_t free_pages;          /* in free runs */
 	uint64_t small_pages;         /* in small-object spans */
@@ -74,6 +77,12 @@ struct mheap {
 };
 
 extern struct mheap mheap;
+
+/* The fixalloc of bitmap pool `pool` (mspan_bitmap_pool). */
+static inline struct fixalloc *mheap_bitmap_pool(unsigned pool)
+{
+	return pool ? &mheap.span_alloc : &mheap.bits_alloc;
+}
 
 /* Once, before any other call (kmalloc_init). */
 void mheap_init(void);
@@ -118,10 +127,11 @@ uint64_t mheap_scavenge_to_target(void);
 /* Bytes held from the platform: chunks + span metadata (page-map leaves,
  * which are never given back, are counted by pagemap_sys_bytes()). */
 uint64_t mheap_sys_bytes(void);
-/* Of those, the blocks of bitmaps, and their number (under mheap.lock
- * for an exact figure). */
+/* Of those, the bytes of bitmaps (the 64-byte units' blocks, and the
+ * 128-byte units handed out from the span records' blocks); and the units
+ * handed out (under mheap.lock for an exact figure). */
 uint64_t mheap_bitmap_sys_bytes(void);
-uint64_t mheap_bitmap_blocks(void);
+uint64_t mheap_bitmap_units(void);
 
 static inline struct mspan *mheap_span_of(const void *p)
 {

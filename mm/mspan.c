@@ -4,7 +4,7 @@
  * A span is a run of 8 KiB pages. A small-object span is cut into nelems
  * objects of one size class; a large span (class 0) is one object. All
  * bookkeeping lives in struct mspan and, for a small span, in its bitmap
- * block (sized for nelems: mm/mspan.h), never in the objects:
+ * units (sized for nelems: mm/mspan.h), never in the objects:
  *
  *   alloc_bits   bit i set: object i is handed out and not yet swept free.
  *                The allocating CPU sets the bit as it hands the object out.
@@ -51,27 +51,48 @@ static uint64_t span_word_mask(const struct mspan *s, unsigned w)
 
 /* Bitmap words per bitmap of each bucket. */
 const uint8_t mspan_bitmap_words[MSPAN_BITMAP_BUCKETS] = { 4, 8, 16 };
-/* The bitmaps of every record that has no block: one zero word. */
+/* The bitmaps of every record that has no units: one zero word. */
 const uint64_t mspan_no_bits[1] = { 0 };
 
-static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+/* Bytes of one bitmap of bucket b. */
+static size_t bitmap_bytes(unsigned b) { return mspan_bitmap_words[b] * sizeof(uint64_t); }
 
-/* Owner part (alloc words, free words) of bucket b's block, in bytes. */
-static size_t owner_bytes(unsigned b)
+unsigned mspan_bitmap_pool(unsigned b)
 {
-	return round64(2u * mspan_bitmap_words[b] * sizeof(uint64_t));
+	return bitmap_bytes(b) <= 64 ? 0 : 1;
 }
 
-size_t mspan_bitmap_block_size(unsigned b)
+size_t mspan_bitmap_unit_size(unsigned pool)
 {
-	return owner_bytes(b) + round64(mspan_bitmap_words[b] * sizeof(uint64_t));
+	return (size_t)64 << pool;
+}
+
+/* Two units when the alloc and free words fit in one line together. */
+unsigned mspan_bitmap_nunits(unsigned b)
+{
+	return 2 * bitmap_bytes(b) <= 64 ? 2 : 3;
+}
+
+void mspan_bitmap_units(const struct mspan *s, void *units[MSPAN_BITMAP_MAX_UNITS])
+{
+	units[0] = s->alloc_bits;
+	if (mspan_bitmap_nunits(mspan_bitmap_bucket(s->nelems)) == 2) {
+		units[1] = s->remote_bits;
+		units[2] = NULL;
+	} else {
+		units[1] = s->free_bits;
+		units[2] = s->remote_bits;
+	}
 }
 
 bool mspan_bitmap_layout_ok(const struct mspan *s)
 {
 	unsigned b = mspan_bitmap_bucket(s->nelems);
-	return s->free_bits == s->alloc_bits + mspan_bitmap_words[b] &&
-	       (char *)s->remote_bits == (char *)s->alloc_bits + owner_bytes(b);
+	if (mspan_bitmap_nunits(b) == 2)
+		return s->free_bits == s->alloc_bits + mspan_bitmap_words[b] &&
+		       s->remote_bits != s->alloc_bits;
+	return s->free_bits != s->alloc_bits && s->remote_bits != s->alloc_bits &&
+	       s->remote_bits != s->free_bits;
 }
 
 unsigned mspan_nelems_of(unsigned spanclass, size_t npages)
@@ -87,7 +108,8 @@ void mspan_clear_bits(struct mspan *s)
 	s->alloc_bits = s->free_bits = s->remote_bits = (uint64_t *)mspan_no_bits;
 }
 
-void mspan_init_objects(struct mspan *s, unsigned spanclass, void *bits)
+void mspan_init_objects(struct mspan *s, unsigned spanclass,
+			void *const units[MSPAN_BITMAP_MAX_UNITS])
 {
 	unsigned cls = spanclass_sizeclass(spanclass);
 
@@ -106,11 +128,16 @@ void mspan_init_objects(struct mspan *s, unsigned spanclass, void *bits)
 		s->alloc_cache = 0;   /* a large span hands out nothing */
 		return;
 	}
-	/* The block comes zeroed from its fixalloc. */
+	/* The units come zeroed from their fixalloc. */
 	unsigned b = mspan_bitmap_bucket(s->nelems);
-	s->alloc_bits = bits;
-	s->free_bits = s->alloc_bits + mspan_bitmap_words[b];
-	s->remote_bits = (uint64_t *)((char *)bits + owner_bytes(b));
+	s->alloc_bits = units[0];
+	if (mspan_bitmap_nunits(b) == 2) {
+		s->free_bits = s->alloc_bits + mspan_bitmap_words[b];
+		s->remote_bits = units[1];
+	} else {
+		s->free_bits = units[1];
+		s->remote_bits = units[2];
+	}
 	mspan_refill_cache(s, 0);
 }
 

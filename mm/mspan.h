@@ -56,20 +56,26 @@ struct tiny_meta {
 };
 
 /*
- * Bitmap blocks. A small-object span's three bitmaps (alloc_bits,
- * free_bits, remote_bits) live in one block sized for its own object
- * count, taken from the mheap's fixalloc of the span's bucket when
- * mspan_init_objects makes the span and given back with the span
- * (Go allocates allocBits per span too). A bucket holds bitmaps of up to
- * mspan_bitmap_words[b] words each; its block is the owner's part (the
- * alloc words, then the free words) rounded up to 64 bytes, then the
- * remote words on cache lines of their own, so that another CPU's remote
- * free never writes a line the owner writes. Large spans and free runs
- * have no block: their three pointers point at mspan_no_bits, one zero
- * word that is never written (a large span is one object, and its free
- * is the claim of its state; mm/mheap.c).
+ * Bitmaps sized to the span. A small-object span's three bitmaps
+ * (alloc_bits, free_bits, remote_bits) hold mspan_bitmap_words[b] words
+ * each, b being the span's bucket: the smallest of 4, 8 and 16 words (256,
+ * 512, 1024 objects) that holds its nelems. They live in cache-line units
+ * from the mheap's fixallocs (64-byte units from one of their own; the
+ * 128-byte units share the span records' fixalloc), taken
+ * under mheap.lock when mspan_init_objects makes the span and given back
+ * with it (Go allocates allocBits per span too): bucket 0 takes two
+ * 64-byte units (the alloc and free words together: the owner's; the
+ * remote words), bucket 1 three 64-byte units (alloc, free, remote),
+ * bucket 2 three 128-byte units. No unit holds both words the owner
+ * writes and words other CPUs write, so a remote free never writes a
+ * cache line the owner's fast paths write. Large spans and free runs have
+ * no units: their three pointers point at mspan_no_bits, one zero word
+ * that is never written (a large span is one object, whose free is the
+ * claim of its state; mm/mheap.c).
  */
 #define MSPAN_BITMAP_BUCKETS 3
+#define MSPAN_BITMAP_POOLS 2        /* units of 64 and of 128 bytes */
+#define MSPAN_BITMAP_MAX_UNITS 3
 struct mspan;
 extern const uint8_t mspan_bitmap_words[MSPAN_BITMAP_BUCKETS];   /* 4, 8, 16 */
 extern const uint64_t mspan_no_bits[1];
@@ -80,10 +86,15 @@ static inline unsigned mspan_bitmap_bucket(unsigned nelems)
 	unsigned nw = (nelems + 63u) / 64u;
 	return nw <= 4 ? 0 : nw <= 8 ? 1 : 2;
 }
-/* Bytes of a block of bucket b (a multiple of 64). */
-size_t mspan_bitmap_block_size(unsigned b);
-/* Do a small span's three bitmap pointers lay its block out as its
- * bucket's layout says (for the verifier)? */
+/* Bucket b's pool (0: 64-byte units, 1: 128-byte) and units per span;
+ * the unit size of a pool. */
+unsigned mspan_bitmap_pool(unsigned b);
+unsigned mspan_bitmap_nunits(unsigned b);
+size_t mspan_bitmap_unit_size(unsigned pool);
+/* A small span's units, as mspan_init_objects was given them. */
+void mspan_bitmap_units(const struct mspan *s, void *units[MSPAN_BITMAP_MAX_UNITS]);
+/* Do a small span's three bitmap pointers sit in its units as its
+ * bucket says (for the verifier)? */
 bool mspan_bitmap_layout_ok(const struct mspan *s);
 
 /* A span record: 128 bytes, two cache lines. The first holds what the
@@ -192,18 +203,20 @@ static inline bool mspan_free_owned(struct mspan *s, const void *p)
 }
 
 /* Turn a fresh page run into a span of spanclass (0 = one large object).
- * bits: a zeroed block of bucket mspan_bitmap_bucket(nelems) for a small
- * span (see mspan_nelems_of), NULL for a large one. */
-void mspan_init_objects(struct mspan *s, unsigned spanclass, void *bits);
+ * units: for a small span, mspan_bitmap_nunits(b) zeroed units of pool
+ * mspan_bitmap_pool(b), b = mspan_bitmap_bucket(nelems) (see
+ * mspan_nelems_of); unused for a large one. */
+void mspan_init_objects(struct mspan *s, unsigned spanclass,
+			void *const units[MSPAN_BITMAP_MAX_UNITS]);
 /* Objects in a span of spanclass of npages pages (1 for class 0). */
 unsigned mspan_nelems_of(unsigned spanclass, size_t npages);
 /* Point a record that is no small span (a free run, a large span) at
  * mspan_no_bits. */
 void mspan_clear_bits(struct mspan *s);
-/* The bitmap block of a small span (NULL if it has none). */
-static inline void *mspan_bitmap_block(const struct mspan *s)
+/* Does s have bitmap units (a small span)? */
+static inline bool mspan_has_bitmaps(const struct mspan *s)
 {
-	return s->alloc_bits == mspan_no_bits ? NULL : s->alloc_bits;
+	return s->alloc_bits != mspan_no_bits && s->alloc_bits != NULL;
 }
 /* Load alloc_cache with the free slots of word w (no bits past nelems). */
 void mspan_refill_cache(struct mspan *s, unsigned w);

@@ -50,9 +50,12 @@ static void get_extra_stats(struct kmem_stats *st)
 		st->object_bytes_inuse = st->span_bytes_inuse;
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
 	st->chunk_bytes = mheap.chunk_bytes;
-	st->spans = mheap.span_alloc.inuse;
-	st->meta_span_bytes = mheap.span_alloc.sys_bytes;
+	st->spans = mheap.span_alloc.inuse - mheap.nbitmap_big;   /* records only */
+	/* The 128-byte bitmap units sit in the span records' blocks: they
+	 * count as bitmaps. */
 	st->meta_bitmap_bytes = mheap_bitmap_sys_bytes();
+	st->meta_span_bytes = mheap.span_alloc.sys_bytes + mheap.bits_alloc.sys_bytes -
+			      st->meta_bitmap_bytes;
 	st->meta_chunk_bytes = mheap.chunk_alloc.sys_bytes;
 	st->meta_tiny_bytes = mheap.tiny_alloc.sys_bytes;
 	st->meta_pagemap_bytes = pagemap_sys_bytes();

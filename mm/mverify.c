@@ -11,11 +11,11 @@
  * partial sets within their caps; local_cpu as the set says; notice stacks
  * hold pending spans), bitmaps are consistent
  * (frees only of allocated slots, nothing past nelems, alloc_count of
- * listed spans equal to their bits), every small span and no other has a
- * bitmap block, of its bucket and laid out as the bucket says, and the
- * totals add up (pages per state, spans per class, live objects per class
- * against the per-CPU counters, bytes held from the platform, span
- * records and bitmap blocks handed out by their fixallocs against the
+ * listed spans equal to their bits), every small span and no other has
+ * bitmap units, of its bucket's pool and laid out as the bucket says, and
+ * the totals add up (pages per state, spans per class, live objects per
+ * class against the per-CPU counters, bytes held from the platform, span
+ * records and bitmap units handed out by their fixallocs against the
  * spans found).
  *
  * It takes every lock, but the per-CPU state it reads belongs to running
@@ -49,6 +49,9 @@ static struct {
 	uint64_t listed, cached, live;
 } tally[NUM_SPAN_CLASSES];
 
+/* Span records, and bitmap units per pool, met by the chunk walk. */
+static uint64_t records_seen, units_seen[MSPAN_BITMAP_POOLS];
+
 static int check_small_span(const struct mspan *s)
 {
 	unsigned spc = s->spanclass, cls = spanclass_sizeclass(spc);
@@ -68,16 +71,22 @@ static int check_small_span(const struct mspan *s)
 		FAIL("span %p class %u: tiny table %p in the wrong span class",
 		     (void *)s, cls, (void *)s->tiny);
 
-	/* Its bitmap block: of its bucket's fixalloc, laid out as the
-	 * bucket says; no bit past nelems anywhere in it. */
-	unsigned bucket = mspan_bitmap_bucket(s->nelems);
-	if (!mspan_bitmap_block(s) || !fixalloc_owns(&mheap.bits_alloc[bucket], s->alloc_bits))
-		FAIL("span %p class %u: bitmap block %p not from bucket %u (%u words)", (void *)s,
-		     cls, (void *)s->alloc_bits, bucket, mspan_bitmap_words[bucket]);
+	/* Its bitmap units: of its bucket's pool, laid out as the bucket
+	 * says; no bit past nelems anywhere in them. */
+	unsigned bucket = mspan_bitmap_bucket(s->nelems), pool = mspan_bitmap_pool(bucket);
+	if (!mspan_has_bitmaps(s))
+		FAIL("span %p class %u: no bitmaps", (void *)s, cls);
+	void *units[MSPAN_BITMAP_MAX_UNITS];
+	mspan_bitmap_units(s, units);
+	for (unsigned u = 0; u < mspan_bitmap_nunits(bucket); u++)
+		if (!fixalloc_owns(mheap_bitmap_pool(pool), units[u]))
+			FAIL("span %p class %u: bitmap unit %p not from pool %u (bucket %u)",
+			     (void *)s, cls, units[u], pool, bucket);
 	if (!mspan_bitmap_layout_ok(s))
 		FAIL("span %p class %u: bitmaps alloc %p free %p remote %p not laid out as "
 		     "bucket %u", (void *)s, cls, (void *)s->alloc_bits, (void *)s->free_bits,
 		     (void *)s->remote_bits, bucket);
+	units_seen[pool] += mspan_bitmap_nunits(bucket);
 	uint64_t bits = 0, live = 0;
 	for (unsigned w = 0; w < mspan_bitmap_words[bucket]; w++) {
 		uint64_t mask = w < nwords(s) ? word_mask(s, w) : 0;
@@ -140,10 +149,7 @@ static struct {
 	uint64_t pages, runs;
 } cached_seen;
 
-/* Span records, and small spans, met by the chunk walk. */
-static uint64_t records_seen, small_seen;
-
-/* A free run, large span or page-cached run: no bitmap block. */
+/* A free run, large span or page-cached run: no bitmaps. */
 static int check_no_bitmaps(const struct mspan *s)
 {
 	if (s->alloc_bits != mspan_no_bits || s->free_bits != mspan_no_bits ||
@@ -208,7 +214,6 @@ static int walk_chunks(uint64_t *free_pages, uint64_t *small_pages, uint64_t *la
 				break;
 			case MSPAN_INUSE:
 				*small_pages += s->npages;
-				small_seen++;
 				if (check_small_span(s))
 					return 1;
 				break;
@@ -461,7 +466,9 @@ int mheap_verify(void)
 		tally[spc].listed = tally[spc].cached = tally[spc].live = 0;
 	uint64_t free_pages = 0, small_pages = 0, large_pages = 0, nlarge = 0, chunk_bytes = 0;
 	cached_seen.pages = cached_seen.runs = 0;
-	records_seen = small_seen = 0;
+	records_seen = 0;
+	for (unsigned p = 0; p < MSPAN_BITMAP_POOLS; p++)
+		units_seen[p] = 0;
 	int bad = walk_chunks(&free_pages, &small_pages, &large_pages, &nlarge, &chunk_bytes);
 	if (!bad)
 		bad = check_free_lists();
@@ -485,14 +492,22 @@ int mheap_verify(void)
 		       (unsigned long)mheap.nlarge, (unsigned long)mheap.chunk_bytes);
 		bad = 1;
 	}
-	/* Every record and every bitmap block handed out belongs to a span
-	 * of the heap: none leaked, none freed twice. */
-	if (!bad && (records_seen != mheap.span_alloc.inuse ||
-		     small_seen != mheap_bitmap_blocks())) {
-		mm_log("mheap_verify: %lu span records in the heap, %lu handed out; "
-		       "%lu small spans, %lu bitmap blocks handed out",
-		       (unsigned long)records_seen, (unsigned long)mheap.span_alloc.inuse,
-		       (unsigned long)small_seen, (unsigned long)mheap_bitmap_blocks());
+	/* Every record and every bitmap unit handed out belongs to a span of
+	 * the heap: none leaked, none freed twice. */
+	uint64_t handed[MSPAN_BITMAP_POOLS] = { mheap.bits_alloc.inuse, mheap.nbitmap_big };
+	for (unsigned p = 0; !bad && p < MSPAN_BITMAP_POOLS; p++) {
+		if (units_seen[p] != handed[p]) {
+			mm_log("mheap_verify: small spans hold %lu bitmap units of %lu bytes, "
+			       "%lu handed out", (unsigned long)units_seen[p],
+			       (unsigned long)mspan_bitmap_unit_size(p), (unsigned long)handed[p]);
+			bad = 1;
+		}
+	}
+	/* The span records' fixalloc also holds the 128-byte units. */
+	if (!bad && records_seen + mheap.nbitmap_big != mheap.span_alloc.inuse) {
+		mm_log("mheap_verify: %lu span records in the heap (and %lu bitmap units), "
+		       "%lu handed out", (unsigned long)records_seen,
+		       (unsigned long)mheap.nbitmap_big, (unsigned long)mheap.span_alloc.inuse);
 		bad = 1;
 	}
 	if (!bad && free_pages + small_pages + large_pages != chunk_bytes >> MM_PAGE_SHIFT) {

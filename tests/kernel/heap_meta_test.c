@@ -1,12 +1,11 @@
 /*
  * tests/kernel/heap_meta_test.c - span metadata sized to the span: the
- * 128-byte span record and the bitmap blocks of small spans (mm/mspan.h).
+ * 128-byte span record and the bitmap units of small spans (mm/mspan.h).
  *
- * A small span's three bitmaps live in one block of the smallest bucket
- * that holds its object count, from the mheap's fixalloc of that bucket,
- * the remote words on cache lines of their own; large spans and free runs
- * have none; a span's block goes back with it, so after kmem_drain_all the
- * blocks handed out are exactly the small spans left. mheap_verify()
+ * A small span's three bitmaps are sized for the smallest bucket that
+ * holds its object count and live in cache-line units from the mheap's
+ * fixallocs, the remote words on lines of their own; large spans and free
+ * runs have none; a span's units go back with it. mheap_verify()
  * checks all of this on every call; the last test breaks each invariant
  * on purpose and expects the verifier to say so (a check that cannot fail
  * is no check). The heap is quiescent while a test runs (one thread
@@ -24,27 +23,25 @@
 #include "tests/kernel/ktest.h"
 #include "tests/kernel/heap_testlib.h"
 
-/* Small spans in the heap: the spans every mcentral counts. */
-static uint64_t small_spans(void)
-{
-	uint64_t n = 0;
-	for (unsigned spc = 2; spc < NUM_SPAN_CLASSES; spc++) {
-		struct kmem_class_stats cs;
-		if (kmem_get_class_stats(spc, &cs) == 0)
-			n += cs.spans;
-	}
-	return n;
-}
-
-static uint64_t bitmap_blocks(void)
+static uint64_t bitmap_units(void)
 {
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	uint64_t n = mheap_bitmap_blocks();
+	uint64_t n = mheap_bitmap_units();
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	return n;
 }
 
-static unsigned line_of(const void *p) { return (unsigned)((uintptr_t)p / 64); }
+static uintptr_t first_line(const uint64_t *p) { return (uintptr_t)p / 64; }
+static uintptr_t last_line(const uint64_t *p, unsigned words)
+{
+	return (uintptr_t)(p + words - 1) / 64;
+}
+
+/* Do words [a, a + n) and [b, b + n) share no cache line? */
+static bool apart(const uint64_t *a, const uint64_t *b, unsigned n)
+{
+	return last_line(a, n) < first_line(b) || last_line(b, n) < first_line(a);
+}
 
 KTEST(heap_meta, the_remote_fields_are_off_the_owners_cache_line)
 {
@@ -63,7 +60,7 @@ KTEST(heap_meta, the_remote_fields_are_off_the_owners_cache_line)
 static const size_t meta_sizes[] = { 8, 16, 32, 128, 1000, 32768 };
 #define NSIZES (sizeof(meta_sizes) / sizeof(meta_sizes[0]))
 
-KTEST(heap_meta, a_small_span_has_a_block_of_the_smallest_bucket_that_fits)
+KTEST(heap_meta, a_small_span_has_units_of_the_smallest_bucket_that_fits)
 {
 	for (unsigned k = 0; k < NSIZES; k++) {
 		void *p = kmalloc(meta_sizes[k], 0);
@@ -75,30 +72,33 @@ KTEST(heap_meta, a_small_span_has_a_block_of_the_smallest_bucket_that_fits)
 			continue;
 		}
 		KASSERT_EQ(mspan_state_of(s), MSPAN_INUSE);
+		KASSERT_TRUE(mspan_has_bitmaps(s));
 		unsigned b = mspan_bitmap_bucket(s->nelems);
-		unsigned words = mspan_bitmap_words[b];
-		KASSERT_NOT_NULL(mspan_bitmap_block(s));
-		KEXPECT_TRUE(fixalloc_owns(&mheap.bits_alloc[b], s->alloc_bits));
+		unsigned words = mspan_bitmap_words[b], pool = mspan_bitmap_pool(b);
 		/* Room for every object, and the bucket below would not do. */
 		KEXPECT_GE(words * 64u, s->nelems);
 		if (b > 0)
 			KEXPECT_LT(mspan_bitmap_words[b - 1] * 64u, s->nelems);
-		KEXPECT_EQ(mheap.bits_alloc[b].size, mspan_bitmap_block_size(b));
+		/* Every unit from the bucket's pool, and none inside a span. */
+		void *units[MSPAN_BITMAP_MAX_UNITS];
+		mspan_bitmap_units(s, units);
+		for (unsigned u = 0; u < mspan_bitmap_nunits(b); u++) {
+			KEXPECT_TRUE(fixalloc_owns(mheap_bitmap_pool(pool), units[u]));
+			KEXPECT_NULL(mheap_span_of(units[u]));
+		}
+		KEXPECT_EQ(mheap_bitmap_pool(pool)->size, mspan_bitmap_unit_size(pool));
+		KEXPECT_LE(words * sizeof(uint64_t), mspan_bitmap_unit_size(pool));
 		/* The remote words share no cache line with the owner's. */
-		const uint64_t *alloc_end = s->alloc_bits + words - 1;
-		const uint64_t *free_end = s->free_bits + words - 1;
-		KEXPECT_GT(line_of(s->remote_bits), line_of(alloc_end));
-		KEXPECT_GT(line_of(s->remote_bits), line_of(free_end));
-		KEXPECT_LE((uintptr_t)(s->remote_bits + words),
-			   (uintptr_t)s->alloc_bits + mspan_bitmap_block_size(b));
-		/* Blocks are metadata: not inside any span. */
-		KEXPECT_NULL(mheap_span_of(s->alloc_bits));
+		KEXPECT_TRUE(apart(s->remote_bits, s->alloc_bits, words));
+		KEXPECT_TRUE(apart(s->remote_bits, s->free_bits, words));
+		KEXPECT_TRUE(apart(s->alloc_bits, s->free_bits, words) ||
+			     mspan_bitmap_nunits(b) == 2);
 		kfree(p);
 	}
 	KEXPECT_EQ(mheap_verify(), 0);
 }
 
-KTEST(heap_meta, large_spans_and_free_runs_have_no_block)
+KTEST(heap_meta, large_spans_and_free_runs_have_no_bitmaps)
 {
 	size_t size = 40 * MM_PAGE_SIZE;   /* past the page caches' runs */
 	char *p = kmalloc(size, 0);
@@ -106,7 +106,7 @@ KTEST(heap_meta, large_spans_and_free_runs_have_no_block)
 	struct mspan *s = mheap_span_of(p);
 	KASSERT_NOT_NULL(s);
 	KEXPECT_EQ(mspan_state_of(s), MSPAN_LARGE);
-	KEXPECT_NULL(mspan_bitmap_block(s));
+	KEXPECT_FALSE(mspan_has_bitmaps(s));
 	KEXPECT_TRUE(s->alloc_bits == mspan_no_bits && s->free_bits == mspan_no_bits &&
 		     s->remote_bits == mspan_no_bits);
 	kfree(p);
@@ -114,33 +114,33 @@ KTEST(heap_meta, large_spans_and_free_runs_have_no_block)
 	s = mheap_span_of(p);
 	if (s) {
 		KEXPECT_NE(mspan_state_of(s), MSPAN_INUSE);
-		KEXPECT_NULL(mspan_bitmap_block(s));
+		KEXPECT_FALSE(mspan_has_bitmaps(s));
 	}
 	KEXPECT_EQ(mheap_verify(), 0);
 }
 
-KTEST(heap_meta, blocks_go_back_with_their_spans)
+KTEST(heap_meta, units_go_back_with_their_spans)
 {
 	/* 64 objects of 128 bytes per one-page span: 640 objects need ten
-	 * spans of the class at least, each with a block of its own. */
+	 * spans of the class at least, each with units of its own. */
 	enum { N = 640 };
 	static void *objs[N];
 	kmem_drain_all();
-	uint64_t before = bitmap_blocks();
-	KEXPECT_EQ(before, small_spans());
+	uint64_t before = bitmap_units();
 	for (unsigned i = 0; i < N; i++) {
 		objs[i] = kmalloc(128, 0);
 		KASSERT_NOT_NULL(objs[i]);
 	}
-	uint64_t during = bitmap_blocks();
-	KEXPECT_GE(during, before + N / 64);
-	KEXPECT_EQ(during, small_spans());
-	KEXPECT_EQ(mheap_verify(), 0);
+	const struct mspan *s = mheap_span_of(objs[0]);
+	KASSERT_NOT_NULL(s);
+	unsigned per_span = mspan_bitmap_nunits(mspan_bitmap_bucket(s->nelems));
+	uint64_t new_spans = N / s->nelems - 1;   /* one may have been there */
+	KEXPECT_GE(bitmap_units(), before + new_spans * per_span);
+	KEXPECT_EQ(mheap_verify(), 0);   /* units handed out = units of the spans */
 	for (unsigned i = 0; i < N; i++)
 		kfree(objs[i]);
 	kmem_drain_all();
-	KEXPECT_EQ(bitmap_blocks(), small_spans());
-	KEXPECT_LE(bitmap_blocks(), before);
+	KEXPECT_LE(bitmap_units(), before);
 	KEXPECT_EQ(mheap_verify(), 0);
 }
 
@@ -152,7 +152,7 @@ KTEST(heap_meta, the_verifier_sees_each_broken_invariant)
 	KASSERT_NOT_NULL(s);
 	KEXPECT_EQ(mheap_verify(), 0);
 	unsigned nelems = s->nelems;
-	unsigned b = mspan_bitmap_bucket(nelems);
+	unsigned b = mspan_bitmap_bucket(nelems), pool = mspan_bitmap_pool(b);
 
 	/* A bit past nelems, in the last word and in a word past it. */
 	unsigned last = (nelems - 1) / 64;
@@ -167,34 +167,43 @@ KTEST(heap_meta, the_verifier_sees_each_broken_invariant)
 		KEXPECT_EQ(mheap_verify(), 1);
 		s->alloc_bits[last + 1] = 0;
 	}
-	/* Pointers not laid out as the bucket says. */
-	uint64_t *rb = s->remote_bits;
-	s->remote_bits = s->free_bits;
+	/* Bitmaps not laid out as the bucket says. */
+	uint64_t *ab = s->alloc_bits, *fb = s->free_bits, *rb = s->remote_bits;
+	s->remote_bits = s->alloc_bits;
 	KEXPECT_EQ(mheap_verify(), 1);
 	s->remote_bits = rb;
-	/* A small span without a block. */
-	uint64_t *ab = s->alloc_bits, *fb = s->free_bits;
+	/* A small span without bitmaps. */
 	s->alloc_bits = s->free_bits = s->remote_bits = (uint64_t *)mspan_no_bits;
 	KEXPECT_EQ(mheap_verify(), 1);
 	s->alloc_bits = ab, s->free_bits = fb, s->remote_bits = rb;
 
-	/* A large span with a block. */
+	/* A large span with bitmaps. */
 	char *big = kmalloc(40 * MM_PAGE_SIZE, 0);
 	KASSERT_NOT_NULL(big);
 	struct mspan *l = mheap_span_of(big);
+	KASSERT_NOT_NULL(l);
 	l->alloc_bits = ab;
 	KEXPECT_EQ(mheap_verify(), 1);
 	l->alloc_bits = (uint64_t *)mspan_no_bits;
 	kfree(big);
 
-	/* A block handed out that no span holds (a leak). */
+	/* A unit handed out that no span holds (a leak), and then a unit of
+	 * the other pool in the span's place. */
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	void *leak = fixalloc_alloc(&mheap.bits_alloc[b]);
+	void *leak = fixalloc_alloc(mheap_bitmap_pool(pool));
+	void *other = fixalloc_alloc(mheap_bitmap_pool(1 - pool));
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	KASSERT_NOT_NULL(leak);
+	KASSERT_NOT_NULL(other);
 	KEXPECT_EQ(mheap_verify(), 1);
 	flags = mm_spin_lock_irqsave(&mheap.lock);
-	fixalloc_free(&mheap.bits_alloc[b], leak);
+	fixalloc_free(mheap_bitmap_pool(pool), leak);
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	s->remote_bits = other;
+	KEXPECT_EQ(mheap_verify(), 1);
+	s->remote_bits = rb;
+	flags = mm_spin_lock_irqsave(&mheap.lock);
+	fixalloc_free(mheap_bitmap_pool(1 - pool), other);
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 
 	KEXPECT_EQ(mheap_verify(), 0);
