@@ -46,7 +46,13 @@
 #include "mm/badptr.h"
 #include "mm/mbug.h"
 
-struct mcache mcaches[MM_MAX_CPUS];
+const struct mspan emptymspan = { .owner_cpu = -1, .local_cpu = -1 };
+
+struct mcache mcaches[MM_MAX_CPUS] = {
+	[0 ... MM_MAX_CPUS - 1] = {
+		.alloc = { [0 ... NUM_SPAN_CLASSES - 1] = MCACHE_NO_SPAN },
+	},
+};
 
 /* The free slots that make a span worth a refill: an eighth of it, but
  * for spans of few objects (under 64) up to half of it or 8 slots, so that
@@ -199,13 +205,13 @@ void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 {
 	struct mspan *s = mc->alloc[spc];
 
-	if (s) {
+	if (s != MCACHE_NO_SPAN) {
 		MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
 		if (mspan_next_cache_word(s))
 			return mspan_alloc_fast(s);
 		if (mspan_sweep(s) >= refill_min(s))
 			return mspan_alloc_fast(s);
-		mc->alloc[spc] = NULL;
+		mc->alloc[spc] = MCACHE_NO_SPAN;
 		keep_full(mc, s);
 	}
 	if (__builtin_expect(mcentral_has_notices(cpu), 0))
@@ -259,9 +265,9 @@ void mcache_release_all(struct mcache *mc, unsigned cpu)
 {
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++) {
 		struct mspan *s = mc->alloc[spc];
-		if (s) {
+		if (s != MCACHE_NO_SPAN) {
 			MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
-			mc->alloc[spc] = NULL;
+			mc->alloc[spc] = MCACHE_NO_SPAN;
 			__atomic_store_n(&s->local_cpu, -1, __ATOMIC_RELAXED);
 			mcentral_uncache_span(&mcentrals[spc], s);
 		}

@@ -18,7 +18,9 @@ struct mcache {
 	 * (relaxed) from anywhere, and mheap_verify()/kmem_drain_all(),
 	 * which need every CPU quiescent.
 	 */
-	struct mspan *alloc[NUM_SPAN_CLASSES];  /* NULL: none cached yet */
+	/* The allocation span per class; MCACHE_NO_SPAN (never NULL) when
+	 * there is none, so the fast path needs no test of its own. */
+	struct mspan *alloc[NUM_SPAN_CLASSES];
 	/* Spans this CPU still owns but does not allocate from, per class,
 	 * each a circular list through the spans' next/prev, newest first
 	 * (mm/mcache.c): the partial set (with room, or local frees not yet
@@ -55,6 +57,14 @@ struct mcache {
 
 extern struct mcache mcaches[MM_MAX_CPUS];
 
+/* Go's emptymspan: a span with no free slot (alloc_cache 0) that stands
+ * for "no allocation span", so that mcache_alloc_fast finds its cache word
+ * used up and takes the slow path without a test for NULL. Never written,
+ * never in the page map; every mcache's alloc[] starts out pointing at it
+ * (a static initializer: mcaches is in .data, not .bss). */
+extern const struct mspan emptymspan;
+#define MCACHE_NO_SPAN ((struct mspan *)&emptymspan)
+
 /* Caps of a CPU's owned set (mm/mcache.c): spans per class, and pages
  * over all classes (4 MiB of 8 KiB pages). */
 #define MCACHE_OWNED_PER_CLASS 8u
@@ -69,8 +79,7 @@ static inline void stat_inc(uint64_t *c)
  * (none cached, or its cache word used up). Interrupts off. */
 static inline void *mcache_alloc_fast(struct mcache *mc, unsigned spc)
 {
-	struct mspan *s = mc->alloc[spc];
-	return __builtin_expect(s != NULL, 1) ? mspan_alloc_fast(s) : NULL;
+	return mspan_alloc_fast(mc->alloc[spc]);
 }
 
 /* Slow path of an allocation from span class spc on this CPU (interrupts

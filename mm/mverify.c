@@ -423,7 +423,7 @@ static int check_centrals(void)
 		uint64_t cached = 0;
 		for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
 			struct mspan *s = mcaches[cpu].alloc[spc];
-			if (!s)
+			if (s == MCACHE_NO_SPAN)
 				continue;
 			cached++;
 			if (s->state != MSPAN_INUSE || s->spanclass != spc || s->owner_cpu != (int)cpu)

@@ -424,7 +424,7 @@ KTEST(heap_owned, many_live_objects_stay_this_cpus_and_free_locally)
 	KEXPECT_EQ(w.alloc + w.partial + w.full, many_spans.n);
 	KEXPECT_EQ(w.bad_local, 0);
 	KEXPECT_GT(w.full, MCACHE_OWNED_PER_CLASS);
-	KEXPECT_GE(mc->nfull[spc] + mc->nowned[spc] + (mc->alloc[spc] != NULL), many_spans.n);
+	KEXPECT_GE(mc->nfull[spc] + mc->nowned[spc] + (mc->alloc[spc] != MCACHE_NO_SPAN), many_spans.n);
 	KEXPECT_EQ(mheap_verify(), 0);
 
 	/* FIFO: the oldest (full-set) spans first. */

@@ -311,6 +311,7 @@ and its counters (mallocs, frees, tiny, large: kmem_dump's per-CPU line)."""
         if not 0 <= cpu < max_cpus():
             raise gdb.GdbError("CPU %d: the heap has %d mcaches" % (cpu, max_cpus()))
         mc = gv("mcaches")[cpu]
+        no_span = int(gdb.parse_and_eval("&emptymspan"))
         nm = int(mc["large_alloc"])
         nf = int(mc["large_free"])
         print("mcache of CPU %d:" % cpu)
@@ -320,10 +321,11 @@ and its counters (mallocs, frees, tiny, large: kmem_dump's per-CPU line)."""
             s = mc["alloc"][spc]
             owned = int(mc["nowned"][spc])
             full = int(mc["nfull"][spc])
-            if int(s) == 0 and owned == 0 and full == 0:
+            has_span = int(s) not in (0, no_span)   # MCACHE_NO_SPAN: none
+            if not has_span and owned == 0 and full == 0:
                 continue
             line = "  %-16s" % spc_name(spc)
-            if int(s) != 0:
+            if has_span:
                 line += " alloc span 0x%016x, %d free in its cache word" % (
                     int(s["startaddr"]), bin(int(s["alloc_cache"])).count("1"))
             if owned:
