@@ -176,6 +176,10 @@ void mcentral_reclaim_every_class(void)
 
 void mcentral_reclaim(struct mcentral *c)
 {
+	/* Nothing pending, no lock (a push after this look is one after
+	 * the unlock would have been; its next reclaim finds it). */
+	if (!__atomic_load_n(&c->pending, __ATOMIC_RELAXED))
+		return;
 	unsigned long flags = mm_spin_lock_irqsave(&c->lock);
 	reclaim_locked(c);
 	mm_spin_unlock_irqrestore(&c->lock, flags);
