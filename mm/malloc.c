@@ -22,14 +22,13 @@
  * small object to mcache_free (a plain store into a span of this CPU's
  * full set, which moves it to the partial set; the remote-free protocol
  * for another CPU's span), a tiny one to tiny_free, a large one to the
- * mheap. Every free is checked
- * (heap pointer, start of an object, object live); a bad one is reported
- * (mm/badptr.c) and ignored.
+ * mheap. Every free is checked (heap pointer, start of an object, object
+ * live); a bad one is reported (mm/badptr.c) and ignored.
  *
  * Every free into a span this CPU owns is local (no lock, no atomic),
- * whichever of its owned sets holds it (mm/mcache.c). Double frees are caught whichever
- * CPUs make the two frees (mm/mcentral.c, mm/tiny.c); two frees racing on
- * two CPUs with no order between them may not be.
+ * whichever of its owned sets holds it (mm/mcache.c). Double frees are
+ * caught whichever CPUs make the two frees (mm/mcentral.c, mm/tiny.c);
+ * two frees racing on two CPUs with no order between them may not be.
  */
 #include <stdbool.h>
 #include "mm/kmalloc.h"
@@ -50,9 +49,9 @@ uint64_t kmem_oom;
 /* kmem_release_request bumps it; each CPU compares it with its mcache's
  * pressure_seen on its small-allocation slow paths (not on large
  * allocations: a page-cache hit is a fast path of its own) and idle
- * passes and, when it
- * moved, gives back its owned spans, notices and page cache
- * (answer_release_request). Relaxed: a late look only delays the answer. */
+ * passes and, when it moved, gives back its owned spans, notices and page
+ * cache (answer_release_request). Relaxed: a late look only delays the
+ * answer. */
 static uint32_t pressure_epoch;
 
 /* init_lock (irqsave) serialises the one-time set-up of the mheap and

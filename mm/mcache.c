@@ -21,13 +21,13 @@
  *     oldest goes back to its mcentral (from then on frees into it are
  *     remote, and other CPUs may allocate from it);
  *   - the full set (mc->full): spans used up as of their last sweep (fewer
- *     free slots than a refill needs, refill_min: an eighth), not capped,
- *     never scanned. They hold no free
- *     memory to speak of until frees come, and each free brings its span
- *     back into view: a local one finds local_cpu == -1, leaves kfree's
- *     fast path and moves the span to the partial set (mcache_free); a
- *     remote one puts it on this CPU's notice stack (mm/mcentral.c), which
- *     the CPU empties at its next refill (take_notices).
+ *     free slots than a refill needs, refill_min), not capped, never
+ *     scanned. They hold no free memory to speak of until frees come, and
+ *     each free brings its span back into view: a local one finds
+ *     local_cpu == -1, leaves kfree's fast path and moves the span to the
+ *     partial set (mcache_free); a remote one puts it on this CPU's notice
+ *     stack (mm/mcentral.c), which the CPU empties at its next refill
+ *     (take_notices).
  * kfree's fast path frees into spans whose local_cpu is this CPU: the
  * allocation span and the partial set; a free into a full one takes the
  * slow path once.
@@ -37,9 +37,9 @@
  * locally and keep it if that freed refill_min slots; otherwise it joins
  * the full set, the CPU empties its notice stack, and takes, in order: a
  * partial span with refill_min slots free once swept (spans found with
- * fewer go to the full set), a span from the
- * mcentral, and, out of memory, the same after giving back everything it
- * owns and having every mcentral sweep its pending spans.
+ * fewer go to the full set), a span from the mcentral, and, out of memory,
+ * the same after giving back everything it owns and having every mcentral
+ * sweep its pending spans.
  */
 #include "mm/mcache.h"
 #include "mm/mcentral.h"
