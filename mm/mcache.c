@@ -187,7 +187,7 @@ static void take_notices(struct mcache *mc, unsigned cpu)
 			if (s->list == MSPAN_ON_OWNED_FULL)
 				unfull(mc, s, cpu);
 		} else {
-			mcentral_pass_on(s);
+			mcentral_route_pending(s);
 		}
 		s = next;
 	}
@@ -214,8 +214,7 @@ void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 		mc->alloc[spc] = MCACHE_NO_SPAN;
 		keep_full(mc, s);
 	}
-	if (__builtin_expect(mcentral_has_notices(cpu), 0))
-		take_notices(mc, cpu);
+	take_notices(mc, cpu);
 	if ((s = owned_take(mc, spc)) != NULL)
 		return alloc_from(mc, s, cpu);
 	s = mcentral_cache_span(&mcentrals[spc], cpu);

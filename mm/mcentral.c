@@ -110,16 +110,11 @@ static void stack_push(struct mspan **top, struct mspan *s)
 /* s, pending, goes where whoever sweeps it will look: its owner's notice
  * stack, or its mcentral's pending stack if no mcache owns it. The owner
  * may change meanwhile; whoever pops a span it cannot sweep routes it
- * again (mcentral_pass_on, reclaim_locked). */
-static void route_pending(struct mspan *s)
+ * again (mm/mcache.c's take_notices, reclaim_locked). */
+void mcentral_route_pending(struct mspan *s)
 {
 	int32_t owner = __atomic_load_n(&s->owner_cpu, __ATOMIC_SEQ_CST);
 	stack_push(owner >= 0 ? &notices[owner].head : &mcentrals[s->spanclass].pending, s);
-}
-
-bool mcentral_has_notices(unsigned cpu)
-{
-	return __atomic_load_n(&notices[cpu].head, __ATOMIC_RELAXED) != NULL;
 }
 
 struct mspan *mcentral_take_notices(unsigned cpu)
@@ -137,11 +132,6 @@ struct mspan *mcentral_peek_notices(unsigned cpu)
 void mcentral_notice_done(struct mspan *s)
 {
 	__atomic_store_n(&s->remote_pending, 0, __ATOMIC_SEQ_CST);
-}
-
-void mcentral_pass_on(struct mspan *s)
-{
-	route_pending(s);
 }
 
 /* Under c->lock: sweep and place every span on the pending stack. */
@@ -273,7 +263,7 @@ void mcentral_uncache_span(struct mcentral *c, struct mspan *s)
  *            old = fetch_or(remote_bits[w], bit); if old & bit: report
  *                double free
  *            if pending == 0 && xchg(pending, 1) == 0: route the span
- *                (route_pending): push it (CAS) on its owner's notice
+ *                (mcentral_route_pending): push it (CAS) on its owner's notice
  *                stack if owner_cpu >= 0, else on its mcentral's stack
  *            inflight--                          (all seq_cst atomics)
  *   mcentral popper (mcentral lock, reclaim_locked): take the whole stack
@@ -329,7 +319,7 @@ bool mcentral_free(struct mspan *s, unsigned i, const void *p, const void *calle
 		ok = true;
 		if (__atomic_load_n(&s->remote_pending, __ATOMIC_SEQ_CST) == 0 &&
 		    __atomic_exchange_n(&s->remote_pending, 1, __ATOMIC_SEQ_CST) == 0)
-			route_pending(s);
+			mcentral_route_pending(s);
 	}
 	__atomic_sub_fetch(&s->remote_inflight, 1, __ATOMIC_SEQ_CST);
 	return ok;

@@ -46,10 +46,9 @@ void mcentral_uncache_span(struct mcentral *c, struct mspan *s);
 bool mcentral_free(struct mspan *s, unsigned i, const void *p, const void *caller);
 
 /* The notice stack of CPU cpu: spans it owns that got remote frees
- * (mm/mcentral.c). Is it non-empty (a relaxed look)? */
-bool mcentral_has_notices(unsigned cpu);
-/* Take the whole stack (linked through pending_next; NULL if empty). Only
- * CPU cpu itself, or a drain with every CPU quiescent. */
+ * (mm/mcentral.c). Take the whole stack (linked through pending_next;
+ * NULL, after one relaxed load, if empty). Only CPU cpu itself, or a
+ * drain with every CPU quiescent. */
 struct mspan *mcentral_take_notices(unsigned cpu);
 /* The top of the stack, for mheap_verify (every CPU quiescent). */
 struct mspan *mcentral_peek_notices(unsigned cpu);
@@ -57,8 +56,9 @@ struct mspan *mcentral_peek_notices(unsigned cpu);
  * will sweep it (pending drops to 0)... */
 void mcentral_notice_done(struct mspan *s);
 /* ...or it does not, and the span goes on to its current owner's notice
- * stack or its mcentral's pending stack (pending stays 1). */
-void mcentral_pass_on(struct mspan *s);
+ * stack or its mcentral's pending stack (pending stays 1). Also the
+ * remote freer's push (mcentral_free). */
+void mcentral_route_pending(struct mspan *s);
 /* Sweep every pending span of this class: full spans with frees become
  * partial, empty spans go back to the mheap. */
 void mcentral_reclaim(struct mcentral *c);

@@ -1,6 +1,6 @@
 /*
  * mm/mcentral.pml - Promela model of the span-free protocol of
- * mm/mcentral.c (mcentral_free, route_pending, reclaim_locked,
+ * mm/mcentral.c (mcentral_free, mcentral_route_pending, reclaim_locked,
  * place_swept, mcentral_cache_span, mcentral_uncache_span), mm/mspan.c
  * (mspan_sweep, the liveness check) and mm/mcache.c (owner frees into its
  * allocation span or owned sets, the full set and its way back,
@@ -137,7 +137,7 @@ inline place() {
 	}
 }
 
-/* route_pending: read the owner, then push where it says (the owner may
+/* mcentral_route_pending: read the owner, then push where it says (the owner may
  * change between the two). */
 inline route() {
 	r = owner;
