@@ -107,25 +107,27 @@ KTEST(heap_pressure, this_cpu_answers_at_its_next_slow_path)
 }
 
 #ifndef SPANHEAP_HOSTED
-static unsigned hoard_cpu;
+/* The CPU that hoards and answers; CPU 0 asks. */
+#define HOARD_CPU 1u
 
 static void hoard_on_cpu1(void *arg)
 {
 	(void)arg;
-	if (this_cpu_id() == 1)
+	if (this_cpu_id() == HOARD_CPU)
 		make_hoard();
 }
 
 static void idle_pass_on_cpu1(void *arg)
 {
 	(void)arg;
-	if (this_cpu_id() == 1)
+	if (this_cpu_id() == HOARD_CPU)
 		kmem_scavenge_idle();
 }
 
-static void free_on_cpu1(void *arg)
+static void free_on_cpu1(void *bad)
 {
-	*(unsigned *)arg = this_cpu_id() == 1 ? free_hoard() : *(unsigned *)arg;
+	if (this_cpu_id() == HOARD_CPU)
+		*(unsigned *)bad = free_hoard();
 }
 
 static void drain(void *arg)
@@ -140,9 +142,8 @@ static void idle_cpu_answers(bool by_oom)
 {
 	if (ncpus_online < 2)
 		KTEST_SKIP("needs 2 CPUs, have %u", ncpus_online);
-	hoard_cpu = 1;
 	smp_call_n(2, hoard_on_cpu1, NULL);
-	uint64_t before = owned_spans(hoard_cpu);
+	uint64_t before = owned_spans(HOARD_CPU);
 	KEXPECT_GT(before, 1);
 
 	if (by_oom) {
@@ -157,8 +158,8 @@ static void idle_cpu_answers(bool by_oom)
 	/* CPU 1 answers on an idle pass: this one, or one of its own when its
 	 * timer wakes it first. */
 	smp_call_n(2, idle_pass_on_cpu1, NULL);
-	KEXPECT_EQ(owned_spans(hoard_cpu), 0);
-	KEXPECT_EQ(mcaches[hoard_cpu].owned_pages, 0);
+	KEXPECT_EQ(owned_spans(HOARD_CPU), 0);
+	KEXPECT_EQ(mcaches[HOARD_CPU].owned_pages, 0);
 
 	unsigned bad = 0;
 	smp_call_n(2, free_on_cpu1, &bad);
