@@ -231,7 +231,7 @@ struct ptr_class {
 };
 
 static inline __attribute__((always_inline)) struct ptr_class
-classify(const void *p, const struct mspan *s)
+classify_span(const void *p, const struct mspan *s)
 {
 	if (!s)
 		return (struct ptr_class){ PTR_BAD, 0, "not a heap pointer" };
@@ -257,10 +257,37 @@ classify(const void *p, const struct mspan *s)
 	return (struct ptr_class){ PTR_SMALL, (unsigned)i, NULL };
 }
 
+/* p's page maps to no span: p is outside the heap, or between the first
+ * and last pages of a large object or free run, which the page map leaves
+ * unmapped (mm/pagemap.h). Find the span for the report; a span found
+ * that would take p as a live object (a racing allocation mapped p's page
+ * since) is not used: p was not the heap's when it was looked up. */
+static __attribute__((noinline)) struct ptr_class classify_unmapped(const void *p, struct mspan **sp)
+{
+	struct mspan *s = mheap_span_containing(p);
+	struct ptr_class pc = classify_span(p, s);
+	if (pc.kind != PTR_BAD) {
+		s = NULL;
+		pc = classify_span(p, NULL);
+	}
+	*sp = s;
+	return pc;
+}
+
+/* What p is, given *sp, the span its page maps to; *sp becomes the span
+ * to name in a report. */
+static inline __attribute__((always_inline)) struct ptr_class
+classify(const void *p, struct mspan **sp)
+{
+	if (__builtin_expect(*sp != NULL, 1))
+		return classify_span(p, *sp);
+	return classify_unmapped(p, sp);
+}
+
 /* Every check of a free, and the free itself (interrupts off). */
 static void kfree_checked(const void *p, struct mspan *s, unsigned cpu, const void *caller)
 {
-	struct ptr_class pc = classify(p, s);
+	struct ptr_class pc = classify(p, &s);
 	switch (pc.kind) {
 	case PTR_BAD:
 		mm_bad_pointer("kfree", pc.why, p, s, caller);
@@ -341,7 +368,7 @@ static inline __attribute__((always_inline)) void kfree_core(const void *p, cons
 static size_t object_size(const char *op, const void *p, const void *caller)
 {
 	struct mspan *s = mheap_span_of(p);
-	struct ptr_class pc = classify(p, s);
+	struct ptr_class pc = classify(p, &s);
 	size_t size = 0;
 	const char *why = pc.why;
 

@@ -9,6 +9,9 @@
  * for longer runs, a bitmap of non-empty lists). Allocation takes the
  * smallest run that fits and splits it; freeing coalesces with free
  * neighbours found through the page map, so free runs are always maximal.
+ * Only the ends of a free run or large object are in the page map (the
+ * rule is in mm/pagemap.h), so none of this writes an entry per page but
+ * for small spans.
  * One spinlock (mheap.lock, irqsave) protects it all: the mheap is the
  * slow path, visited once per span, never per object.
  *
@@ -192,7 +195,7 @@ static bool mheap_grow(size_t npages)
 	mspan_clear_bits(s);
 	s->local_cpu = -1;
 	__atomic_store_n(&s->state, MSPAN_FREE, __ATOMIC_RELEASE);
-	pagemap_set(s->startaddr, s->npages, s);
+	pagemap_set_ends(s->startaddr, s->npages, s);
 	free_insert(s);
 	return true;
 }
@@ -202,7 +205,7 @@ static void chunk_release(struct mspan *s)
 	MM_HELD(&mheap.lock);
 	struct heap_chunk *c = s->chunk;
 
-	pagemap_set(c->base, c->npages, NULL);
+	pagemap_set_ends(c->base, c->npages, NULL);   /* one free run */
 	pagemap_remove_chunk(c->base, c->npages);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -311,7 +314,9 @@ static struct mspan *split_head(struct mspan *s, size_t npages)
 	s->startaddr += npages << MM_PAGE_SHIFT;
 	s->npages -= npages;
 	free_insert(s);
-	pagemap_set(t->startaddr, npages, t);
+	/* s's first page is t's now; s's last stays. */
+	pagemap_set_ends(t->startaddr, npages, t);
+	pagemap_set(s->startaddr, 1, s);
 	return t;
 }
 
@@ -371,6 +376,8 @@ retry:
 			goto oom;
 	}
 	s->tiny = tiny;
+	if (small && npages > 2)   /* every page of a small span is mapped */
+		pagemap_set(s->startaddr + MM_PAGE_SIZE, npages - 2, s);
 	if (DEBUG_HEAP)
 		/* Debug mode: no stale tracking trailer of an earlier span on
 		 * these pages may pass for one of this span's objects
@@ -402,24 +409,28 @@ oom:
 	return NULL;
 }
 
-/* Merge free run b (right after a) into a's record or a into b's,
- * whichever rewrites fewer page-map entries; returns the survivor. */
+/* Make s's pages between its first page and its new end (npages pages in
+ * all) part of s: its old last page and the ends of the run t it takes
+ * over (the pages right after s) are unmapped, its new last page mapped.
+ * Never unmaps s's first page, which lock-free readers may be looking up. */
+static void extend_run(struct mspan *s, struct mspan *t)
+{
+	MM_HELD(&mheap.lock);
+	if (s->npages > 1)
+		pagemap_set(s->startaddr + ((s->npages - 1) << MM_PAGE_SHIFT), 1, NULL);
+	pagemap_set_ends(t->startaddr, t->npages, NULL);
+	s->npages += t->npages;
+	pagemap_set(s->startaddr + ((s->npages - 1) << MM_PAGE_SHIFT), 1, s);
+}
+
+/* Merge free run b (right after a) into a; returns a. */
 static struct mspan *merge_runs(struct mspan *a, struct mspan *b)
 {
 	MM_HELD(&mheap.lock);
-	if (a->npages >= b->npages) {
-		pagemap_set(b->startaddr, b->npages, a);
-		a->npages += b->npages;
-		__atomic_store_n(&b->state, MSPAN_DEAD, __ATOMIC_RELEASE);
-		fixalloc_free(&mheap.span_alloc, b);
-		return a;
-	}
-	pagemap_set(a->startaddr, a->npages, b);
-	b->startaddr = a->startaddr;
-	b->npages += a->npages;
-	__atomic_store_n(&a->state, MSPAN_DEAD, __ATOMIC_RELEASE);
-	fixalloc_free(&mheap.span_alloc, a);
-	return b;
+	extend_run(a, b);
+	__atomic_store_n(&b->state, MSPAN_DEAD, __ATOMIC_RELEASE);
+	fixalloc_free(&mheap.span_alloc, b);
+	return a;
 }
 
 static void free_span_locked(struct mspan *s)
@@ -432,6 +443,8 @@ static void free_span_locked(struct mspan *s)
 		mheap.nlarge--;
 	} else {
 		mheap.small_pages -= s->npages;
+		if (s->npages > 2)   /* a free run has only its ends mapped */
+			pagemap_set(s->startaddr + MM_PAGE_SIZE, s->npages - 2, NULL);
 	}
 	if (s->tiny) {
 		fixalloc_free(&mheap.tiny_alloc, s->tiny);
@@ -565,10 +578,9 @@ static bool grow_claimed(struct mspan *s, size_t npages)
 	struct mspan *t = right;
 	if (right->npages > extra && !(t = split_head(right, extra)))
 		return false;   /* right is listed again */
-	pagemap_set(t->startaddr, extra, s);
+	extend_run(s, t);
 	__atomic_store_n(&t->state, MSPAN_DEAD, __ATOMIC_RELEASE);
 	fixalloc_free(&mheap.span_alloc, t);
-	s->npages = npages;
 	mheap.large_pages += extra;
 	return true;
 }
@@ -590,6 +602,41 @@ bool mheap_grow_large(uintptr_t p, size_t npages)
 out:
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	return ok;
+}
+
+struct mspan *mheap_span_in_chunk_locked(const struct heap_chunk *c, uintptr_t a)
+{
+	MM_HELD(&mheap.lock);
+	struct mspan *s = pagemap_lookup(a);
+	if (s)
+		return s;
+	/* Between the ends of a run: walk the chunk's spans, each of whose
+	 * first page is mapped. */
+	uintptr_t at = c->base;
+	while ((s = pagemap_lookup(at)) != NULL) {
+		uintptr_t end = at + ((uintptr_t)s->npages << MM_PAGE_SHIFT);
+		if (a < end)
+			return s;
+		at = end;
+	}
+	return NULL;   /* a broken chunk: mheap_verify says where */
+}
+
+struct mspan *mheap_span_containing(const void *p)
+{
+	uintptr_t a = (uintptr_t)p;
+	struct mspan *s = pagemap_lookup(a);
+	if (s)
+		return s;
+	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
+	for (struct heap_chunk *c = mheap.chunks; c; c = c->next) {
+		if (a - c->base < (c->npages << MM_PAGE_SHIFT)) {
+			s = mheap_span_in_chunk_locked(c, a);
+			break;
+		}
+	}
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	return s;
 }
 
 uint64_t mheap_bitmap_sys_bytes(void)

@@ -133,10 +133,18 @@ uint64_t mheap_sys_bytes(void);
 uint64_t mheap_bitmap_sys_bytes(void);
 uint64_t mheap_bitmap_units(void);
 
+/* The span p's page maps to, lock-free: any page of a small span in use,
+ * only the first and last of any other span (mm/pagemap.h); NULL else. */
 static inline struct mspan *mheap_span_of(const void *p)
 {
 	return pagemap_lookup((uintptr_t)p);
 }
+/* The span holding p wherever it falls, also between the ends of a large
+ * object or free run; NULL when p is in no chunk. Takes mheap.lock and
+ * may walk a chunk's spans: for reports and introspection. */
+struct mspan *mheap_span_containing(const void *p);
+/* The same under mheap.lock, for an address a inside chunk c. */
+struct mspan *mheap_span_in_chunk_locked(const struct heap_chunk *c, uintptr_t a);
 
 static inline uint8_t mspan_state_of(const struct mspan *s)
 {

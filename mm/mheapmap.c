@@ -4,7 +4,8 @@
  *
  * The map goes chunk by chunk (in the mheap's chunk list order), 64 pages
  * to a line after the address of the line's first page. Each page's span
- * comes from the page map; its state and class give the character:
+ * (mheap_span_in_chunk_locked: the page map, which holds only the ends of
+ * large objects and free runs, and a walk between them); its state and class give the character:
  * a size class family for a small span ('1'..'9' then 'a'..'z' without
  * 'c': classes 1-2, 3-4, ..., 67), 'L' a large object, 'c' a run in a
  * per-CPU page cache, '.' a free run, 'R' a free run in a retained (wholly
@@ -63,8 +64,18 @@ static size_t map_line(size_t k, size_t first, char *out, uintptr_t *base, size_
 	if (c) {
 		*base = c->base;
 		*npages = c->npages;
-		for (size_t pg = first; pg < c->npages && n < MAP_LINE_PAGES; pg++, n++)
-			out[n] = page_char(mheap_span_of((void *)(c->base + (pg << MM_PAGE_SHIFT))), c);
+		/* The page map holds only the ends of large objects and
+		 * free runs (mm/pagemap.h): carry each span over its pages. */
+		struct mspan *s = NULL;
+		uintptr_t s_end = 0;
+		for (size_t pg = first; pg < c->npages && n < MAP_LINE_PAGES; pg++, n++) {
+			uintptr_t a = c->base + (pg << MM_PAGE_SHIFT);
+			if (!s || a >= s_end) {
+				s = mheap_span_in_chunk_locked(c, a);
+				s_end = s ? s->startaddr + ((uintptr_t)s->npages << MM_PAGE_SHIFT) : 0;
+			}
+			out[n] = page_char(s, c);
+		}
 	}
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	return n;

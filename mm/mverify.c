@@ -177,10 +177,18 @@ static int walk_chunks(uint64_t *free_pages, uint64_t *small_pages, uint64_t *la
 				FAIL("page %#lx maps to span %p [%#lx, %lu pages] that does not start there",
 				     (unsigned long)a, (void *)s, (unsigned long)s->startaddr,
 				     (unsigned long)s->npages);
-			for (uintptr_t k = 1; k < s->npages; k++)
-				if (pagemap_lookup(a + (k << MM_PAGE_SHIFT)) != s)
-					FAIL("span %p: page %lu of %lu maps elsewhere", (void *)s,
-					     (unsigned long)k, (unsigned long)s->npages);
+			/* The page map's rule (mm/pagemap.h): a small span in
+			 * use is mapped on every page, any other span on its
+			 * ends, NULL between them. */
+			for (uintptr_t k = 1; k < s->npages; k++) {
+				struct mspan *want =
+					s->state == MSPAN_INUSE || k == s->npages - 1 ? s : NULL;
+				struct mspan *got = pagemap_lookup(a + (k << MM_PAGE_SHIFT));
+				if (got != want)
+					FAIL("span %p (state %u): page %lu of %lu maps to %p, expected %p",
+					     (void *)s, s->state, (unsigned long)k,
+					     (unsigned long)s->npages, (void *)got, (void *)want);
+			}
 			records_seen++;
 			if (s->state != MSPAN_INUSE && check_no_bitmaps(s))
 				return 1;

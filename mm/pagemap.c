@@ -109,6 +109,13 @@ void pagemap_set(uintptr_t base, size_t npages, struct mspan *s)
 	}
 }
 
+void pagemap_set_ends(uintptr_t base, size_t npages, struct mspan *s)
+{
+	pagemap_set(base, 1, s);
+	if (npages > 1)
+		pagemap_set(base + ((npages - 1) << MM_PAGE_SHIFT), 1, s);
+}
+
 uint64_t pagemap_sys_bytes(void)
 {
 	return leaf_bytes;

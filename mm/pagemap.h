@@ -23,6 +23,16 @@
  * inside the window is refused (pagemap_add_chunk returns false, the heap
  * gives it back and reports out of memory; mm_log says so once).
  * Writes happen under mheap.lock; reads are lock-free (acquire loads).
+ *
+ * What is mapped (the rule mm/mheap.c keeps and mheap_verify checks):
+ * every page of a small span in use (state MSPAN_INUSE) maps to it, so
+ * kfree finds an object's span from any of its pages; every other span (a
+ * large object, a run in a page cache, a free run) has only its first and
+ * last pages mapped, and the pages between map to NULL, as the boundary
+ * tags of Go's old mheap. So allocating, freeing and coalescing a run of
+ * any length writes a few entries, not one per page. A pointer between
+ * the ends of a large object or free run finds no span here;
+ * mheap_span_containing resolves it, for reports.
  */
 #ifndef MM_PAGEMAP_H
 #define MM_PAGEMAP_H
@@ -104,6 +114,9 @@ bool pagemap_add_chunk(uintptr_t base, size_t npages);
 void pagemap_remove_chunk(uintptr_t base, size_t npages);
 /* Under mheap.lock: map npages pages from base to s (NULL to unmap). */
 void pagemap_set(uintptr_t base, size_t npages, struct mspan *s);
+/* Under mheap.lock: map the first and last of npages pages from base to s
+ * (one page when npages is 1). */
+void pagemap_set_ends(uintptr_t base, size_t npages, struct mspan *s);
 /* Bytes of leaves held. */
 uint64_t pagemap_sys_bytes(void);
 

@@ -16,7 +16,8 @@
 #   (but for the tiny class, whose bits are blocks) the live objects found
 #   in the spans' bitmaps sum to kmem_dump's active objects;
 # - `spanheap span ADDR`: a span's first object is object 0 of its class,
-#   an address inside it an interior pointer;
+#   an address inside it an interior pointer; an address between the ends
+#   of a free run (unmapped in the page map) is found in that run;
 # - `spanheap mcache 0`: CPU 0's mallocs, frees, tiny and large counts as
 #   the kernel's "mcache per CPU" line;
 # - `spanheap heapmap`: the very text kmem_heap_map() printed.
@@ -73,6 +74,16 @@ if ! grep -q "stopped for gdb in kmain_gdb_stop" "$serial" 2>/dev/null; then
 fi
 ok "kernel stops for gdb after the self-tests"
 
+# The first free run of 3+ pages: the span found for its second page.
+interior_py='
+runs = [gv("mheap")["free"][i] for i in range(128)]
+s = next((r for r in runs if int(r) and int(r["npages"]) >= 3), None)
+if s is None:
+    print("no free run of 3 pages or more")
+else:
+    got = span_containing(int(s["startaddr"]) + (1 << PAGE_SHIFT))
+    print("run 0x%x found 0x%x" % (int(s), int(got) if got is not None else 0))
+'
 timeout 60 gdb -nx -batch -q "$elf" \
 	-ex "target remote 127.0.0.1:$port" \
 	-ex "source $here/spanheap.py" \
@@ -81,6 +92,7 @@ timeout 60 gdb -nx -batch -q "$elf" \
 	-ex 'echo @@ spans\n' -ex 'spanheap spans' \
 	-ex 'echo @@ mcache\n' -ex 'spanheap mcache 0' \
 	-ex 'echo @@ heapmap\n' -ex 'spanheap heapmap' \
+	-ex 'echo @@ interior\n' -ex "python $interior_py" \
 	-ex 'echo @@ end\n' >"$gdblog" 2>&1
 section() { awk -v s="@@ $1" '$0 == s {on = 1; next} /^@@ / {on = 0} on' "$gdblog"; }
 
@@ -134,6 +146,13 @@ if [ $# = 2 ]; then
 	fi
 else
 	not_ok "spanheap span ADDR" "no small span listed by spanheap spans"
+fi
+
+run=$(section interior)
+if echo "$run" | awk '$1 == "run" && $2 == $4 {found = 1} END {exit !found}'; then
+	ok "spanheap span: a free run's inner page is found in that run ($run)"
+else
+	not_ok "spanheap span: a free run's inner page is found in that run" "saw: $run"
 fi
 
 cpu_line=$(tr -d '\r' <"$serial" | grep -E '^  cpu 0 ' | head -1 | awk '{print $3, $4, $5, $6}')

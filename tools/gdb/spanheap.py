@@ -150,6 +150,22 @@ def chunk_spans(c):
         pg += max(n, 1)
 
 
+def span_containing(addr):
+    """The span holding addr: the page map's entry, or, between the ends
+    of a large object or free run (which the page map leaves unmapped,
+    mm/pagemap.h), the span of addr's chunk that covers it."""
+    s = pagemap_lookup(addr)
+    if s is not None:
+        return s
+    for c in chunks():
+        base = int(c["base"])
+        if base <= addr < base + (int(c["npages"]) << PAGE_SHIFT):
+            for s, pg, n in chunk_spans(c):
+                if s is not None and addr < base + ((pg + n) << PAGE_SHIFT):
+                    return s
+    return None
+
+
 def page_char(s, chunk):
     if s is None:
         return "?"
@@ -272,7 +288,7 @@ index, whether ADDR is its start, allocated or free, and the owner CPU."""
         if not arg.strip():
             raise gdb.GdbError("usage: spanheap span ADDR")
         addr = int(gv(arg).cast(gdb.lookup_type("unsigned long")))
-        s = pagemap_lookup(addr)
+        s = span_containing(addr)
         if s is None:
             print("0x%x: not in the heap" % addr)
             return
