@@ -409,10 +409,9 @@ oom:
 	return NULL;
 }
 
-/* Make s's pages between its first page and its new end (npages pages in
- * all) part of s: its old last page and the ends of the run t it takes
- * over (the pages right after s) are unmapped, its new last page mapped.
- * Never unmaps s's first page, which lock-free readers may be looking up. */
+/* Make t, the run right after s, part of s: s's old last page and t's
+ * ends are unmapped, s's new last page mapped (mm/pagemap.h). Never
+ * unmaps s's first page, which lock-free readers may be looking up. */
 static void extend_run(struct mspan *s, struct mspan *t)
 {
 	MM_HELD(&mheap.lock);
@@ -612,14 +611,14 @@ struct mspan *mheap_span_in_chunk_locked(const struct heap_chunk *c, uintptr_t a
 		return s;
 	/* Between the ends of a run: walk the chunk's spans, each of whose
 	 * first page is mapped. */
-	uintptr_t at = c->base;
-	while ((s = pagemap_lookup(at)) != NULL) {
+	uintptr_t at = c->base, c_end = c->base + (c->npages << MM_PAGE_SHIFT);
+	while (at < c_end && (s = pagemap_lookup(at)) != NULL) {
 		uintptr_t end = at + ((uintptr_t)s->npages << MM_PAGE_SHIFT);
 		if (a < end)
 			return s;
 		at = end;
 	}
-	return NULL;   /* a broken chunk: mheap_verify says where */
+	return NULL;   /* a outside c, or a broken chunk (mheap_verify says where) */
 }
 
 struct mspan *mheap_span_containing(const void *p)

@@ -5,11 +5,12 @@
  * The map goes chunk by chunk (in the mheap's chunk list order), 64 pages
  * to a line after the address of the line's first page. Each page's span
  * (mheap_span_in_chunk_locked: the page map, which holds only the ends of
- * large objects and free runs, and a walk between them); its state and class give the character:
- * a size class family for a small span ('1'..'9' then 'a'..'z' without
- * 'c': classes 1-2, 3-4, ..., 67), 'L' a large object, 'c' a run in a
- * per-CPU page cache, '.' a free run, 'R' a free run in a retained (wholly
- * free) chunk, '?' a page no span maps (a broken heap).
+ * large objects and free runs, and a walk between them) gives the
+ * character by its state and class: a size class family for a small
+ * span ('1'..'9' then 'a'..'z' without 'c': classes 1-2, 3-4, ..., 67),
+ * 'L' a large object, 'c' a run in a per-CPU page cache, '.' a free run,
+ * 'R' a free run in a retained (wholly free) chunk, '?' a page no span
+ * covers (a broken heap).
  *
  * A line is made under mheap.lock and printed without it (mm_log may be
  * slow), so a map of a heap in use is a sequence of consistent lines, not
