@@ -16,7 +16,7 @@
  *
  * kfree finds the span through the page map. If this CPU allocates from
  * the span or holds it in its partial owned set (local_cpu), the object is
- * recorded in the span's free_bits: plain loads and stores, no atomic
+ * cleared in the span's alloc_bits: plain loads and stores, no atomic
  * instruction (mspan_free_owned). Otherwise kfree_slow classifies the
  * pointer (the same classification ksize and krealloc use) and hands a
  * small object to mcache_free (a plain store into a span of this CPU's

@@ -11,12 +11,13 @@
  *
  * Ownership (mimalloc's page ownership, SLUB's per-CPU partial slabs): a
  * span stays this CPU's after it stops allocating from it, so frees on
- * this CPU into it stay plain stores into free_bits, with no lock and no
+ * this CPU into it stay plain stores into alloc_bits, with no lock and no
  * atomic; other CPUs free into it by the remote protocol (mm/mcentral.c),
  * and only the owner sweeps it. A CPU's spans of a class are:
  *   - the allocation span (mc->alloc);
- *   - the partial set (mc->owned): spans with room, or with local frees
- *     not yet swept; at most MCACHE_OWNED_PER_CLASS spans per class and
+ *   - the partial set (mc->owned): spans with room (local frees since
+ *     they went full, or remote ones not yet swept); at most
+ *     MCACHE_OWNED_PER_CLASS spans per class and
  *     MCACHE_OWNED_PAGES pages over all classes; past either cap the
  *     oldest goes back to its mcentral (from then on frees into it are
  *     remote, and other CPUs may allocate from it);
@@ -34,7 +35,8 @@
  *
  * Refill (out of line): when the span's cached word is used up, move to
  * the next word with free slots; when the span is used up, sweep it
- * locally and keep it if that freed refill_min slots; otherwise it joins
+ * locally and keep it if it has refill_min free slots (local frees since
+ * its words were loaded, and remote ones); otherwise it joins
  * the full set, the CPU empties its notice stack, and takes, in order: a
  * partial span with refill_min slots free once swept (spans found with
  * fewer go to the full set), a span from the mcentral, and, out of memory,
@@ -236,7 +238,7 @@ bool mcache_free(struct mspan *s, unsigned i, unsigned cpu, const void *p, const
 		mm_bad_pointer("kfree", "double free (object not allocated)", p, s, caller);
 		return false;
 	}
-	st64(&s->free_bits[i / 64], s->free_bits[i / 64] | 1ULL << (i % 64));
+	st64(&s->alloc_bits[i / 64], s->alloc_bits[i / 64] & ~(1ULL << (i % 64)));
 	if (s->list == MSPAN_ON_OWNED_FULL)
 		unfull(&mcaches[cpu], s, cpu);
 	return true;

@@ -23,8 +23,8 @@ struct mcache {
 	struct mspan *alloc[NUM_SPAN_CLASSES];
 	/* Spans this CPU still owns but does not allocate from, per class,
 	 * each a circular list through the spans' next/prev, newest first
-	 * (mm/mcache.c): the partial set (with room, or local frees not yet
-	 * swept; at most MCACHE_OWNED_PER_CLASS spans, and at most
+	 * (mm/mcache.c): the partial set (with room, local or remote frees
+	 * since they went full; at most MCACHE_OWNED_PER_CLASS spans, and at most
 	 * MCACHE_OWNED_PAGES pages over all classes) and the full set (used
 	 * up as of their last sweep; not capped). */
 	struct mspan *owned[NUM_SPAN_CLASSES];
@@ -97,7 +97,7 @@ static inline void *mcache_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 }
 
 /* Free object i (at p) of small span s on this CPU (interrupts off): a
- * plain store into free_bits if this CPU owns s (a full owned span moves
+ * plain store into alloc_bits if this CPU owns s (a full owned span moves
  * to the partial set), else the remote protocol (mcentral_free). False,
  * and reported as a bad kfree of p by caller, if the object is not live. */
 bool mcache_free(struct mspan *s, unsigned i, unsigned cpu, const void *p, const void *caller);

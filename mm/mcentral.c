@@ -252,9 +252,10 @@ void mcentral_uncache_span(struct mcentral *c, struct mspan *s)
 
 /*
  * The span-free protocol. The CPU whose mcache owns the span (allocates
- * from it or keeps it in an owned set) records a free in free_bits with
- * plain stores (nobody else writes them; kfree's fast path,
- * mspan_free_owned, and mcache_free are this case). Any other CPU (or any
+ * from it or keeps it in an owned set) frees by clearing the object's bit
+ * in alloc_bits with plain stores (only it writes them while it owns the
+ * span; kfree's fast path, mspan_free_owned, and mcache_free are this
+ * case). Any other CPU (or any
  * CPU, when no mcache holds the span) must not take a lock per object,
  * must not lose the free, and must not touch a span record that has been
  * given back and reused:
@@ -296,10 +297,10 @@ void mcentral_uncache_span(struct mcentral *c, struct mspan *s)
  *   decision is race-free. alloc_bits has one writer at a time (the
  *   owner, or the mcentral under its lock) and loses only bits of freed
  *   objects, so the liveness check of a valid free never fails spuriously.
- * - Double frees: a free is refused if the object's bit is in free_bits
- *   or remote_bits, whoever frees (the owner's fast path reads the remote
- *   word too, relaxed); a second remote free finds its bit already set by
- *   the fetch_or. A free that happened before another is always seen by
+ * - Double frees: a free is refused if the object's bit is clear in
+ *   alloc_bits or set in remote_bits, whoever frees (the owner's fast
+ *   path reads the remote word too, relaxed); a second remote free finds
+ *   its bit already set by the fetch_or. A free that happened before another is always seen by
  *   it; two frees of one object racing on two CPUs with no order between
  *   them are a use-after-free race the checks may miss (the sweep then
  *   counts the object once).

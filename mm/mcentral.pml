@@ -13,7 +13,8 @@
  * in its full set), sweep it and perhaps put it in its full set (owner),
  * give it back to the mcentral (owner), reclaim the mcentral's pending
  * stack, empty its own notice stack, free a live object (as the owner:
- * free_bits, plain, and a span in the full set moves back; otherwise the
+ * its alloc_bits bit cleared, plain, so the slot may be handed out again
+ * at once, and a span in the full set moves back; otherwise the
  * remote protocol: inflight, liveness check, fetch_or, pending flag,
  * route to the owner's notice stack or the mcentral's pending stack by a
  * possibly stale read of the owner, inflight), or free again an object
@@ -46,8 +47,7 @@
 #define MAXCPU 3   /* the notice stacks below spell out 0..2 */
 
 /* Span state (mspan). */
-bit alloc_bits[NOBJ];
-bit free_bits[NOBJ];          /* owner-local frees */
+bit alloc_bits[NOBJ];         /* handed out; the owner's free clears it */
 bit remote_bits[NOBJ];        /* remote frees (one word: swept at once) */
 byte alloc_count;
 bit remote_pending;           /* routed to a stack, or on one */
@@ -77,16 +77,15 @@ byte dbl[NOBJ];               /* double frees of it being tried:
 #define LOCK()   atomic { lock == 0 -> lock = 1 }
 #define UNLOCK() lock = 0
 
-/* mspan_sweep, one word: snapshot the owner's and the remote frees,
- * clear their slots in alloc_bits, and only then clear the recorded bits
- * (free_bits by a store, remote_bits by fetch_and of the snapshot: a bit
- * set after the snapshot stays for the next sweep). A freer that finds
- * its bit gone therefore finds the slot free. */
+/* mspan_sweep, one word: snapshot the remote frees, clear their slots in
+ * alloc_bits, and only then clear the snapshot's bits in remote_bits
+ * (fetch_and: a bit set after the snapshot stays for the next sweep). A
+ * freer that finds its bit gone therefore finds the slot free. */
 inline sweep() {
 	d_step {
 		i = 0;
 		do
-		:: i < NOBJ -> fsnap[i] = free_bits[i]; rsnap[i] = remote_bits[i]; i++
+		:: i < NOBJ -> rsnap[i] = remote_bits[i]; i++
 		:: else -> break
 		od
 	};
@@ -95,17 +94,10 @@ inline sweep() {
 		do
 		:: i < NOBJ ->
 			if
-			:: fsnap[i] || rsnap[i] -> alloc_bits[i] = 0
+			:: rsnap[i] -> alloc_bits[i] = 0
 			:: else -> skip
 			fi;
 			i++
-		:: else -> break
-		od
-	};
-	d_step {
-		i = 0;
-		do
-		:: i < NOBJ -> if :: fsnap[i] -> free_bits[i] = 0 :: else -> skip fi; i++
 		:: else -> break
 		od
 	};
@@ -174,51 +166,48 @@ inline freed() {
 inline span_free() {
 	if
 	:: owner == me ->
-		/* mspan_free_owned / mcache_free: plain loads and a store;
-		 * a span in the full set goes back to the partial set. */
+		/* mspan_free_owned / mcache_free: plain loads and a store
+		 * that clears the slot's alloc bit (free at once); a span in
+		 * the full set goes back to the partial set. */
 		if
-		:: alloc_bits[o] && !free_bits[o] && !remote_bits[o] ->
-			free_bits[o] = 1; accepted = 1; freed(); ofull = 0
+		:: alloc_bits[o] && !remote_bits[o] ->
+			alloc_bits[o] = 0; accepted = 1; freed(); ofull = 0
 		:: else -> accepted = 0
 		fi
 	:: else ->
 		assert(!released);
 		remote_inflight++;
 		assert(!released);
-		/* the liveness check, one load per bitmap: the recorded
-		 * frees first, alloc_bits last (see sweep) */
+		/* the liveness check, one load per bitmap: the remote word
+		 * first, alloc_bits last (see sweep) */
 		if
-		:: free_bits[o] -> accepted = 0
+		:: remote_bits[o] -> accepted = 0
 		:: else ->
 			if
-			:: remote_bits[o] -> accepted = 0
+			:: !alloc_bits[o] -> accepted = 0
 			:: else ->
+				/* fetch_or: refused if the bit was set meanwhile */
+				atomic {
+					if
+					:: remote_bits[o] -> accepted = 0
+					:: else -> remote_bits[o] = 1; accepted = 1; freed()
+					fi
+				};
+				assert(!released);
 				if
-				:: !alloc_bits[o] -> accepted = 0
-				:: else ->
-					/* fetch_or: refused if the bit was set meanwhile */
+				:: accepted && remote_pending == 0 ->
 					atomic {
 						if
-						:: remote_bits[o] -> accepted = 0
-						:: else -> remote_bits[o] = 1; accepted = 1; freed()
+						:: remote_pending == 0 -> remote_pending = 1; push = 1
+						:: else -> push = 0
 						fi
 					};
-					assert(!released);
 					if
-					:: accepted && remote_pending == 0 ->
-						atomic {
-							if
-							:: remote_pending == 0 -> remote_pending = 1; push = 1
-							:: else -> push = 0
-							fi
-						};
-						if
-						:: push -> route()
-						:: else -> skip
-						fi;
-						assert(!released)
-					:: else -> push = 0
-					fi
+					:: push -> route()
+					:: else -> skip
+					fi;
+					assert(!released)
+				:: else -> push = 0
 				fi
 			fi
 		fi;
@@ -231,7 +220,7 @@ proctype cpu(short me)
 	short r;
 	byte i, o, n = 0;
 	bit accepted, push;
-	bit fsnap[NOBJ], rsnap[NOBJ];
+	bit rsnap[NOBJ];
 
 	do
 	:: n < STEPS -> n++;
@@ -322,7 +311,7 @@ end:	do
 
 init {
 	byte i, k;
-	bit fsnap[NOBJ], rsnap[NOBJ];
+	bit rsnap[NOBJ];
 	atomic {
 		k = 0;
 		do
@@ -377,7 +366,7 @@ init {
 	:: k < NOBJ ->
 		assert(prog[k] != 2);
 		assert(released || (prog[k] == 1) == (alloc_bits[k] == 1));
-		assert(!free_bits[k] && !remote_bits[k]);
+		assert(!remote_bits[k]);
 		k++
 	:: else -> break
 	od;

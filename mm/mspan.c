@@ -6,32 +6,35 @@
  * bookkeeping lives in struct mspan and, for a small span, in its bitmap
  * units (sized for nelems: mm/mspan.h), never in the objects:
  *
- *   alloc_bits   bit i set: object i is handed out and not yet swept free.
- *                The allocating CPU sets the bit as it hands the object out.
+ *   alloc_bits   bit i set: object i is handed out. The CPU whose mcache
+ *                holds the span (its owner) sets the bit as it hands the
+ *                object out and clears it when it frees the object: plain
+ *                stores, no atomic instruction (mimalloc's local free
+ *                list, as one bit).
  *   alloc_cache  the free slots of one word of alloc_bits (cache_word),
  *                so allocation is a ctz and a clear-lowest-bit (Go's
  *                allocCache; we keep it non-inverted).
- *   free_bits    frees made by the CPU whose mcache holds the span: plain
- *                stores, no atomic instruction, nobody else writes them.
- *   remote_bits  frees made anywhere else: one atomic OR per object.
+ *   remote_bits  frees made by any other CPU: one atomic OR per object
+ *                (mimalloc's thread-free list, as one bit).
  *
- * As in Go, a free only records the object; the slot becomes allocatable
- * again when the span is swept (mspan_sweep): recorded frees are folded
- * into alloc_bits, allocation restarts at slot 0 and alloc_count is
- * recounted. A span is swept by its owner when it runs out of slots, and
- * by its mcentral (under the mcentral lock) whenever it is uncached or
- * found on the mcentral's pending stack. How a free from another CPU is
- * recorded without a lock, and why no free is lost: mm/mcentral.c,
- * mcentral_free.
+ * The owner's free makes its slot free at once; it is handed out again
+ * when allocation next loads that word into alloc_cache. A remote free only
+ * records the object; its slot becomes free when the span is swept
+ * (mspan_sweep): the remote words are folded into alloc_bits, allocation
+ * restarts at slot 0 and alloc_count is recounted. A span is swept by its
+ * owner when it runs out of slots, and by its mcentral (under the mcentral
+ * lock) whenever it is uncached or found on the mcentral's pending stack.
+ * How a free from another CPU is recorded without a lock, and why no free
+ * is lost: mm/mcentral.c, mcentral_free.
  *
  * Liveness check (double free, free of a never-allocated slot): object i is
- * live iff its alloc_bits bit is set and neither free_bits nor remote_bits
- * has it; the check reads the recorded frees before alloc_bits, and a sweep
- * clears alloc_bits before the recorded frees, so a second free racing
- * with the sweep of the first is refused (the order mm/mcentral.pml
- * checks). alloc_bits has one writer at a time (the owner, or the mcentral
- * under its lock) and only ever loses bits of objects already freed, so a
- * CPU checking the free of a live object always sees its bit.
+ * live iff its alloc_bits bit is set and remote_bits does not have it;
+ * the check reads the remote word before alloc_bits, and a sweep clears
+ * alloc_bits before the remote bits, so a second free racing with the
+ * sweep of the first is refused (the order mm/mcentral.pml checks).
+ * alloc_bits has one writer at a time (the owner, or the mcentral under
+ * its lock) and only ever loses bits of objects already freed, so a CPU
+ * checking the free of a live object always sees its bit.
  */
 #include "mm/mspan.h"
 #include "mm/bitops.h"
@@ -67,32 +70,22 @@ size_t mspan_bitmap_unit_size(unsigned pool)
 	return (size_t)64 << pool;
 }
 
-/* Two units when the alloc and free words fit in one line together. */
+/* One unit for the alloc words, one for the remote words. */
 unsigned mspan_bitmap_nunits(unsigned b)
 {
-	return 2 * bitmap_bytes(b) <= 64 ? 2 : 3;
+	(void)b;
+	return MSPAN_BITMAP_MAX_UNITS;
 }
 
 void mspan_bitmap_units(const struct mspan *s, void *units[MSPAN_BITMAP_MAX_UNITS])
 {
 	units[0] = s->alloc_bits;
-	if (mspan_bitmap_nunits(mspan_bitmap_bucket(s->nelems)) == 2) {
-		units[1] = s->remote_bits;
-		units[2] = NULL;
-	} else {
-		units[1] = s->free_bits;
-		units[2] = s->remote_bits;
-	}
+	units[1] = s->remote_bits;
 }
 
 bool mspan_bitmap_layout_ok(const struct mspan *s)
 {
-	unsigned b = mspan_bitmap_bucket(s->nelems);
-	if (mspan_bitmap_nunits(b) == 2)
-		return s->free_bits == s->alloc_bits + mspan_bitmap_words[b] &&
-		       s->remote_bits != s->alloc_bits;
-	return s->free_bits != s->alloc_bits && s->remote_bits != s->alloc_bits &&
-	       s->remote_bits != s->free_bits;
+	return s->remote_bits != s->alloc_bits;
 }
 
 unsigned mspan_nelems_of(unsigned spanclass, size_t npages)
@@ -105,7 +98,7 @@ unsigned mspan_nelems_of(unsigned spanclass, size_t npages)
 
 void mspan_clear_bits(struct mspan *s)
 {
-	s->alloc_bits = s->free_bits = s->remote_bits = (uint64_t *)mspan_no_bits;
+	s->alloc_bits = s->remote_bits = (uint64_t *)mspan_no_bits;
 }
 
 void mspan_init_objects(struct mspan *s, unsigned spanclass,
@@ -129,15 +122,8 @@ void mspan_init_objects(struct mspan *s, unsigned spanclass,
 		return;
 	}
 	/* The units come zeroed from their fixalloc. */
-	unsigned b = mspan_bitmap_bucket(s->nelems);
 	s->alloc_bits = units[0];
-	if (mspan_bitmap_nunits(b) == 2) {
-		s->free_bits = s->alloc_bits + mspan_bitmap_words[b];
-		s->remote_bits = units[1];
-	} else {
-		s->free_bits = units[1];
-		s->remote_bits = units[2];
-	}
+	s->remote_bits = units[1];
 	mspan_refill_cache(s, 0);
 }
 
@@ -161,25 +147,20 @@ bool mspan_next_cache_word(struct mspan *s)
 
 unsigned mspan_sweep(struct mspan *s)
 {
-	unsigned nw = span_nwords(s), freed = 0, count = 0;
+	unsigned nw = span_nwords(s), count = 0;
 
 	for (unsigned w = 0; w < nw; w++) {
-		/* Snapshot the recorded frees, free their slots, and only
-		 * then clear what was snapshot (a remote bit set meanwhile
-		 * stays for the next sweep): a free that finds an object's
-		 * recorded bit gone finds its slot free (mspan_obj_live), so
-		 * a double free racing with a sweep is still refused. */
-		uint64_t f = s->free_bits[w];
+		/* Snapshot the remote frees, free their slots, and only then
+		 * clear what was snapshot (a remote bit set meanwhile stays
+		 * for the next sweep): a free that finds an object's remote
+		 * bit gone finds its slot free (mspan_obj_live), so a double
+		 * free racing with a sweep is still refused. */
 		uint64_t r = __atomic_load_n(&s->remote_bits[w], __ATOMIC_ACQUIRE);
 		uint64_t a = ld64(&s->alloc_bits[w]);
-		if (f | r) {
-			freed += (unsigned)mm_popcount64(a & (f | r));
-			a &= ~(f | r);
+		if (r) {
+			a &= ~r;
 			st64(&s->alloc_bits[w], a);
-			if (f)
-				__atomic_store_n(&s->free_bits[w], 0, __ATOMIC_RELEASE);
-			if (r)
-				__atomic_fetch_and(&s->remote_bits[w], ~r, __ATOMIC_SEQ_CST);
+			__atomic_fetch_and(&s->remote_bits[w], ~r, __ATOMIC_SEQ_CST);
 		}
 		count += (unsigned)mm_popcount64(a);
 	}
@@ -187,7 +168,7 @@ unsigned mspan_sweep(struct mspan *s)
 	mspan_refill_cache(s, 0);
 	if (!ld64(&s->alloc_cache))
 		mspan_next_cache_word(s);
-	return freed;
+	return s->nelems - count;
 }
 
 int mspan_obj_index(const struct mspan *s, uintptr_t addr)
@@ -208,10 +189,8 @@ bool mspan_obj_live(const struct mspan *s, unsigned i)
 	uint64_t bit = 1ULL << (i % 64);
 	unsigned w = i / 64;
 
-	/* The recorded frees first, alloc_bits last: a sweep clears them
-	 * in the other order (mspan_sweep). */
-	if (__atomic_load_n(&s->free_bits[w], __ATOMIC_ACQUIRE) & bit)
-		return false;
+	/* The remote word first, alloc_bits last: a sweep clears them in
+	 * the other order (mspan_sweep). */
 	if (__atomic_load_n(&s->remote_bits[w], __ATOMIC_ACQUIRE) & bit)
 		return false;
 	return ld64(&s->alloc_bits[w]) & bit;

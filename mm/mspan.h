@@ -56,26 +56,23 @@ struct tiny_meta {
 };
 
 /*
- * Bitmaps sized to the span. A small-object span's three bitmaps
- * (alloc_bits, free_bits, remote_bits) hold mspan_bitmap_words[b] words
- * each, b being the span's bucket: the smallest of 4, 8 and 16 words (256,
- * 512, 1024 objects) that holds its nelems. They live in cache-line units
- * from the mheap's fixallocs (64-byte units from one of their own; the
- * 128-byte units share the span records' fixalloc), taken
- * under mheap.lock when mspan_init_objects makes the span and given back
- * with it (Go allocates allocBits per span too): bucket 0 takes two
- * 64-byte units (the alloc and free words together: the owner's; the
- * remote words), bucket 1 three 64-byte units (alloc, free, remote),
- * bucket 2 three 128-byte units. No unit holds both words the owner
- * writes and words other CPUs write, so a remote free never writes a
- * cache line the owner's fast paths write. Large spans and free runs have
- * no units: their three pointers point at mspan_no_bits, one zero word
- * that is never written (a large span is one object, whose free is the
- * claim of its state; mm/mheap.c).
+ * Bitmaps sized to the span. A small-object span's two bitmaps
+ * (alloc_bits, remote_bits) hold mspan_bitmap_words[b] words each, b being
+ * the span's bucket: the smallest of 4, 8 and 16 words (256, 512, 1024
+ * objects) that holds its nelems. Each lives in a cache-line unit of its
+ * own from the mheap's fixallocs (64-byte units for buckets 0 and 1, from
+ * a fixalloc of their own; 128-byte units for bucket 2, sharing the span
+ * records' fixalloc), taken under mheap.lock when mspan_init_objects
+ * makes the span and given back with it (Go allocates allocBits per span
+ * too). The owner writes the alloc words, other CPUs the remote words, so
+ * a remote free never writes a cache line the owner's fast paths write.
+ * Large spans and free runs have no units: their two pointers point at
+ * mspan_no_bits, one zero word that is never written (a large span is one
+ * object, whose free is the claim of its state; mm/mheap.c).
  */
 #define MSPAN_BITMAP_BUCKETS 3
 #define MSPAN_BITMAP_POOLS 2        /* units of 64 and of 128 bytes */
-#define MSPAN_BITMAP_MAX_UNITS 3
+#define MSPAN_BITMAP_MAX_UNITS 2    /* alloc words, remote words */
 struct mspan;
 extern const uint8_t mspan_bitmap_words[MSPAN_BITMAP_BUCKETS];   /* 4, 8, 16 */
 extern const uint64_t mspan_no_bits[1];
@@ -86,8 +83,8 @@ static inline unsigned mspan_bitmap_bucket(unsigned nelems)
 	unsigned nw = (nelems + 63u) / 64u;
 	return nw <= 4 ? 0 : nw <= 8 ? 1 : 2;
 }
-/* Bucket b's pool (0: 64-byte units, 1: 128-byte) and units per span;
- * the unit size of a pool. */
+/* Bucket b's pool (0: 64-byte units, 1: 128-byte) and units per span
+ * (MSPAN_BITMAP_MAX_UNITS for every bucket); the unit size of a pool. */
 unsigned mspan_bitmap_pool(unsigned b);
 unsigned mspan_bitmap_nunits(unsigned b);
 size_t mspan_bitmap_unit_size(unsigned pool);
@@ -105,7 +102,7 @@ struct mspan {
 	/*
 	 * Who writes what (readers: see each field):
 	 * - allocation state (alloc_cache, cache_word, the words of
-	 *   alloc_bits and free_bits, alloc_count): the CPU whose mcache
+	 *   alloc_bits, alloc_count): the CPU whose mcache
 	 *   holds the span (owner_cpu), or, while no mcache holds it,
 	 *   whoever holds its mcentral's lock;
 	 * - owner_cpu, list, next/prev while on an mcentral list: under the
@@ -123,12 +120,11 @@ struct mspan {
 	 */
 	uint64_t alloc_cache;     /* free slots of word cache_word, one bit each (Go's allocCache) */
 	uintptr_t startaddr;
-	/* Bit set: slot handed out and not yet swept free. Set by the owner
-	 * at allocation, cleared by a sweep; read lock-free by any CPU that
+	/* Bit set: slot handed out and not freed by the owner nor swept
+	 * free. Set by the owner at allocation, cleared by the owner's free
+	 * and by a sweep of a remote free; read lock-free by any CPU that
 	 * checks a free (relaxed atomics; one writer at a time). */
 	uint64_t *alloc_bits;
-	/* Frees by the owner CPU, pending the next sweep. Owner-only. */
-	uint64_t *free_bits;
 	/* Frees from other CPUs (the protocol: mm/mcentral.c, mcentral_free). */
 	uint64_t *remote_bits;
 	uint32_t elemsize;
@@ -136,7 +132,7 @@ struct mspan {
 	int32_t owner_cpu;        /* mcache owning the span (allocating from it or in its owned set), -1 if none */
 	uint16_t nelems;
 	uint16_t cache_word;      /* word of alloc_bits that alloc_cache mirrors (Go's freeindex / 64) */
-	uint16_t alloc_count;     /* live objects as of the last sweep (set by mspan_sweep) */
+	uint16_t alloc_count;     /* alloc_bits set as of the last sweep (set by mspan_sweep) */
 	uint8_t spanclass;
 	uint8_t state;            /* enum mspan_state, read lock-free by kfree */
 	uint8_t list;             /* enum mspan_list_id */
@@ -183,8 +179,9 @@ static inline void *mspan_alloc_fast(struct mspan *s)
 }
 
 /* Free p into small span s that this CPU's mcache owns, if p is the
- * start of a live object: its bit in free_bits, plain stores. Live means
- * allocated and freed neither here nor remotely (a relaxed load of the
+ * start of a live object: its bit in alloc_bits cleared, plain stores, so
+ * the slot is free again at once (mimalloc's local free list, as a bit).
+ * Live means allocated and not freed remotely (a relaxed load of the
  * remote word: a remote free that happened before this one is seen).
  * False (and nothing changed) otherwise. Owner only. */
 static inline bool mspan_free_owned(struct mspan *s, const void *p)
@@ -194,11 +191,11 @@ static inline bool mspan_free_owned(struct mspan *s, const void *p)
 	if (__builtin_expect((uintptr_t)i * s->elemsize != off, 0))
 		return false;
 	unsigned w = i / 64;
-	uint64_t *f = &s->free_bits[w];
-	uint64_t freed = *f | ld64(&s->remote_bits[w]);
-	if (__builtin_expect(!((ld64(&s->alloc_bits[w]) & ~freed) >> (i % 64) & 1), 0))
+	uint64_t *ab = &s->alloc_bits[w];
+	uint64_t a = ld64(ab);
+	if (__builtin_expect(!((a & ~ld64(&s->remote_bits[w])) >> (i % 64) & 1), 0))
 		return false;
-	st64(f, *f | 1ULL << (i % 64));
+	st64(ab, a & ~(1ULL << (i % 64)));
 	return true;
 }
 
@@ -222,9 +219,9 @@ static inline bool mspan_has_bitmaps(const struct mspan *s)
 void mspan_refill_cache(struct mspan *s, unsigned w);
 /* Advance to the next word holding a free slot; false if none is left. */
 bool mspan_next_cache_word(struct mspan *s);
-/* Fold every recorded free (owner-local and remote) into alloc_bits,
- * restart allocation at slot 0, recompute alloc_count. Caller owns the
- * span (its mcache) or holds its mcentral lock. Returns slots freed. */
+/* Fold the remote frees into alloc_bits, restart allocation at slot 0,
+ * recompute alloc_count. Caller owns the span (its mcache) or holds its
+ * mcentral lock. Returns the free slots (nelems - alloc_count). */
 unsigned mspan_sweep(struct mspan *s);
 /* Object index of an address inside the span, or -1 when it does not
  * point at the start of an object. */

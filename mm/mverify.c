@@ -83,22 +83,22 @@ static int check_small_span(const struct mspan *s)
 			FAIL("span %p class %u: bitmap unit %p not from pool %u (bucket %u)",
 			     (void *)s, cls, units[u], pool, bucket);
 	if (!mspan_bitmap_layout_ok(s))
-		FAIL("span %p class %u: bitmaps alloc %p free %p remote %p not laid out as "
-		     "bucket %u", (void *)s, cls, (void *)s->alloc_bits, (void *)s->free_bits,
+		FAIL("span %p class %u: bitmaps alloc %p remote %p not laid out as "
+		     "bucket %u", (void *)s, cls, (void *)s->alloc_bits,
 		     (void *)s->remote_bits, bucket);
 	units_seen[pool] += mspan_bitmap_nunits(bucket);
 	uint64_t bits = 0, live = 0;
 	for (unsigned w = 0; w < mspan_bitmap_words[bucket]; w++) {
 		uint64_t mask = w < nwords(s) ? word_mask(s, w) : 0;
-		uint64_t a = s->alloc_bits[w], f = s->free_bits[w], r = s->remote_bits[w];
-		if ((a | f | r) & ~mask)
+		uint64_t a = s->alloc_bits[w], r = s->remote_bits[w];
+		if ((a | r) & ~mask)
 			FAIL("span %p class %u: bits set past nelems in word %u", (void *)s, cls, w);
-		if ((f | r) & ~a)
-			FAIL("span %p class %u: free recorded for unallocated slot (word %u: "
-			     "alloc %#lx free %#lx remote %#lx)", (void *)s, cls, w,
-			     (unsigned long)a, (unsigned long)f, (unsigned long)r);
+		if (r & ~a)
+			FAIL("span %p class %u: remote free recorded for unallocated slot (word %u: "
+			     "alloc %#lx remote %#lx)", (void *)s, cls, w,
+			     (unsigned long)a, (unsigned long)r);
 		bits += (uint64_t)mm_popcount64(a);
-		live += (uint64_t)mm_popcount64(a & ~f & ~r);
+		live += (uint64_t)mm_popcount64(a & ~r);
 	}
 	if (s->owner_cpu >= 0) {
 		if (s->owner_cpu >= MM_MAX_CPUS)
@@ -127,10 +127,6 @@ static int check_small_span(const struct mspan *s)
 		if (s->local_cpu != -1)
 			FAIL("span %p class %u: owned by no CPU, but local_cpu %d", (void *)s, cls,
 			     s->local_cpu);
-		for (unsigned w = 0; w < nwords(s); w++)
-			if (s->free_bits[w])
-				FAIL("span %p class %u: owner-local frees on an uncached span",
-				     (void *)s, cls);
 		if (s->alloc_count != bits)
 			FAIL("span %p class %u: alloc_count %u, alloc bits %lu", (void *)s, cls,
 			     s->alloc_count, (unsigned long)bits);
@@ -152,11 +148,9 @@ static struct {
 /* A free run, large span or page-cached run: no bitmaps. */
 static int check_no_bitmaps(const struct mspan *s)
 {
-	if (s->alloc_bits != mspan_no_bits || s->free_bits != mspan_no_bits ||
-	    s->remote_bits != mspan_no_bits)
-		FAIL("span %p (state %u): bitmaps alloc %p free %p remote %p, expected none",
-		     (void *)s, s->state, (void *)s->alloc_bits, (void *)s->free_bits,
-		     (void *)s->remote_bits);
+	if (s->alloc_bits != mspan_no_bits || s->remote_bits != mspan_no_bits)
+		FAIL("span %p (state %u): bitmaps alloc %p remote %p, expected none",
+		     (void *)s, s->state, (void *)s->alloc_bits, (void *)s->remote_bits);
 	return 0;
 }
 

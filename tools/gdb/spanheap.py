@@ -187,9 +187,9 @@ def bit(words, i):
 
 
 def object_live(s, i):
-    """As mspan_obj_live: handed out and freed neither locally nor remotely."""
-    return bool(bit(s["alloc_bits"], i) and not bit(s["free_bits"], i)
-                and not bit(s["remote_bits"], i))
+    """As mspan_obj_live: handed out (and not freed by its owner) and not
+    freed remotely."""
+    return bool(bit(s["alloc_bits"], i) and not bit(s["remote_bits"], i))
 
 
 def live_objects(s):
