@@ -211,7 +211,8 @@ void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 		MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
 		if (mspan_next_cache_word(s))
 			return mspan_alloc_fast(s);
-		if (mspan_sweep(s) >= refill_min(s))
+		mspan_sweep(s);
+		if (worth_allocating(s))
 			return mspan_alloc_fast(s);
 		mc->alloc[spc] = MCACHE_NO_SPAN;
 		keep_full(mc, s);

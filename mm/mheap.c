@@ -272,11 +272,11 @@ uint64_t mheap_scavenge(uint64_t keep_bytes)
 /* Take the bitmap units of a small span of bucket b into units[], after
  * the *taken already there; false when out of memory (those taken stay,
  * counted by *taken). */
-static bool bitmaps_take(unsigned b, void *units[MSPAN_BITMAP_MAX_UNITS], unsigned *taken)
+static bool bitmaps_take(unsigned b, void *units[MSPAN_BITMAP_UNITS], unsigned *taken)
 {
 	MM_HELD(&mheap.lock);
 	unsigned pool = mspan_bitmap_pool(b);
-	for (; *taken < mspan_bitmap_nunits(b); (*taken)++) {
+	for (; *taken < MSPAN_BITMAP_UNITS; (*taken)++) {
 		if (!(units[*taken] = fixalloc_alloc(mheap_bitmap_pool(pool))))
 			return false;
 		mheap.nbitmap_big += pool;
@@ -284,7 +284,7 @@ static bool bitmaps_take(unsigned b, void *units[MSPAN_BITMAP_MAX_UNITS], unsign
 	return true;
 }
 
-static void bitmaps_give(unsigned b, void *const units[MSPAN_BITMAP_MAX_UNITS], unsigned n)
+static void bitmaps_give(unsigned b, void *const units[MSPAN_BITMAP_UNITS], unsigned n)
 {
 	MM_HELD(&mheap.lock);
 	unsigned pool = mspan_bitmap_pool(b);
@@ -330,7 +330,7 @@ struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 {
 	struct mspan *s, *t;
 	struct tiny_meta *tiny = NULL;
-	void *units[MSPAN_BITMAP_MAX_UNITS] = { NULL };
+	void *units[MSPAN_BITMAP_UNITS] = { NULL };
 	unsigned nunits = 0;
 	bool small = spanclass_sizeclass(spanclass) != 0;
 	unsigned bucket = mspan_bitmap_bucket(mspan_nelems_of(spanclass, npages));
@@ -450,10 +450,10 @@ static void free_span_locked(struct mspan *s)
 		s->tiny = NULL;
 	}
 	if (mspan_has_bitmaps(s)) {
-		void *units[MSPAN_BITMAP_MAX_UNITS];
+		void *units[MSPAN_BITMAP_UNITS];
 		unsigned b = mspan_bitmap_bucket(s->nelems);
 		mspan_bitmap_units(s, units);
-		bitmaps_give(b, units, mspan_bitmap_nunits(b));
+		bitmaps_give(b, units, MSPAN_BITMAP_UNITS);
 		mspan_clear_bits(s);
 	}
 	s->list = MSPAN_ON_NONE;
@@ -624,9 +624,7 @@ struct mspan *mheap_span_in_chunk_locked(const struct heap_chunk *c, uintptr_t a
 struct mspan *mheap_span_containing(const void *p)
 {
 	uintptr_t a = (uintptr_t)p;
-	struct mspan *s = pagemap_lookup(a);
-	if (s)
-		return s;
+	struct mspan *s = NULL;
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
 	for (struct heap_chunk *c = mheap.chunks; c; c = c->next) {
 		if (a - c->base < (c->npages << MM_PAGE_SHIFT)) {

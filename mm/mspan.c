@@ -70,14 +70,7 @@ size_t mspan_bitmap_unit_size(unsigned pool)
 	return (size_t)64 << pool;
 }
 
-/* One unit for the alloc words, one for the remote words. */
-unsigned mspan_bitmap_nunits(unsigned b)
-{
-	(void)b;
-	return MSPAN_BITMAP_MAX_UNITS;
-}
-
-void mspan_bitmap_units(const struct mspan *s, void *units[MSPAN_BITMAP_MAX_UNITS])
+void mspan_bitmap_units(const struct mspan *s, void *units[MSPAN_BITMAP_UNITS])
 {
 	units[0] = s->alloc_bits;
 	units[1] = s->remote_bits;
@@ -102,7 +95,7 @@ void mspan_clear_bits(struct mspan *s)
 }
 
 void mspan_init_objects(struct mspan *s, unsigned spanclass,
-			void *const units[MSPAN_BITMAP_MAX_UNITS])
+			void *const units[MSPAN_BITMAP_UNITS])
 {
 	unsigned cls = spanclass_sizeclass(spanclass);
 
@@ -145,7 +138,7 @@ bool mspan_next_cache_word(struct mspan *s)
 	return false;
 }
 
-unsigned mspan_sweep(struct mspan *s)
+void mspan_sweep(struct mspan *s)
 {
 	unsigned nw = span_nwords(s), count = 0;
 
@@ -168,7 +161,6 @@ unsigned mspan_sweep(struct mspan *s)
 	mspan_refill_cache(s, 0);
 	if (!ld64(&s->alloc_cache))
 		mspan_next_cache_word(s);
-	return s->nelems - count;
 }
 
 int mspan_obj_index(const struct mspan *s, uintptr_t addr)

@@ -72,7 +72,7 @@ struct tiny_meta {
  */
 #define MSPAN_BITMAP_BUCKETS 3
 #define MSPAN_BITMAP_POOLS 2        /* units of 64 and of 128 bytes */
-#define MSPAN_BITMAP_MAX_UNITS 2    /* alloc words, remote words */
+#define MSPAN_BITMAP_UNITS 2        /* per small span: alloc words, remote words */
 struct mspan;
 extern const uint8_t mspan_bitmap_words[MSPAN_BITMAP_BUCKETS];   /* 4, 8, 16 */
 extern const uint64_t mspan_no_bits[1];
@@ -83,13 +83,12 @@ static inline unsigned mspan_bitmap_bucket(unsigned nelems)
 	unsigned nw = (nelems + 63u) / 64u;
 	return nw <= 4 ? 0 : nw <= 8 ? 1 : 2;
 }
-/* Bucket b's pool (0: 64-byte units, 1: 128-byte) and units per span
- * (MSPAN_BITMAP_MAX_UNITS for every bucket); the unit size of a pool. */
+/* Bucket b's pool (0: 64-byte units, 1: 128-byte); the unit size of a
+ * pool. */
 unsigned mspan_bitmap_pool(unsigned b);
-unsigned mspan_bitmap_nunits(unsigned b);
 size_t mspan_bitmap_unit_size(unsigned pool);
 /* A small span's units, as mspan_init_objects was given them. */
-void mspan_bitmap_units(const struct mspan *s, void *units[MSPAN_BITMAP_MAX_UNITS]);
+void mspan_bitmap_units(const struct mspan *s, void *units[MSPAN_BITMAP_UNITS]);
 /* Do a small span's three bitmap pointers sit in its units as its
  * bucket says (for the verifier)? */
 bool mspan_bitmap_layout_ok(const struct mspan *s);
@@ -200,11 +199,11 @@ static inline bool mspan_free_owned(struct mspan *s, const void *p)
 }
 
 /* Turn a fresh page run into a span of spanclass (0 = one large object).
- * units: for a small span, mspan_bitmap_nunits(b) zeroed units of pool
+ * units: for a small span, MSPAN_BITMAP_UNITS zeroed units of pool
  * mspan_bitmap_pool(b), b = mspan_bitmap_bucket(nelems) (see
  * mspan_nelems_of); unused for a large one. */
 void mspan_init_objects(struct mspan *s, unsigned spanclass,
-			void *const units[MSPAN_BITMAP_MAX_UNITS]);
+			void *const units[MSPAN_BITMAP_UNITS]);
 /* Objects in a span of spanclass of npages pages (1 for class 0). */
 unsigned mspan_nelems_of(unsigned spanclass, size_t npages);
 /* Point a record that is no small span (a free run, a large span) at
@@ -221,8 +220,8 @@ void mspan_refill_cache(struct mspan *s, unsigned w);
 bool mspan_next_cache_word(struct mspan *s);
 /* Fold the remote frees into alloc_bits, restart allocation at slot 0,
  * recompute alloc_count. Caller owns the span (its mcache) or holds its
- * mcentral lock. Returns the free slots (nelems - alloc_count). */
-unsigned mspan_sweep(struct mspan *s);
+ * mcentral lock. */
+void mspan_sweep(struct mspan *s);
 /* Object index of an address inside the span, or -1 when it does not
  * point at the start of an object. */
 int mspan_obj_index(const struct mspan *s, uintptr_t addr);

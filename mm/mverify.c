@@ -76,9 +76,9 @@ static int check_small_span(const struct mspan *s)
 	unsigned bucket = mspan_bitmap_bucket(s->nelems), pool = mspan_bitmap_pool(bucket);
 	if (!mspan_has_bitmaps(s))
 		FAIL("span %p class %u: no bitmaps", (void *)s, cls);
-	void *units[MSPAN_BITMAP_MAX_UNITS];
+	void *units[MSPAN_BITMAP_UNITS];
 	mspan_bitmap_units(s, units);
-	for (unsigned u = 0; u < mspan_bitmap_nunits(bucket); u++)
+	for (unsigned u = 0; u < MSPAN_BITMAP_UNITS; u++)
 		if (!fixalloc_owns(mheap_bitmap_pool(pool), units[u]))
 			FAIL("span %p class %u: bitmap unit %p not from pool %u (bucket %u)",
 			     (void *)s, cls, units[u], pool, bucket);
@@ -86,7 +86,7 @@ static int check_small_span(const struct mspan *s)
 		FAIL("span %p class %u: bitmaps alloc %p remote %p not laid out as "
 		     "bucket %u", (void *)s, cls, (void *)s->alloc_bits,
 		     (void *)s->remote_bits, bucket);
-	units_seen[pool] += mspan_bitmap_nunits(bucket);
+	units_seen[pool] += MSPAN_BITMAP_UNITS;
 	uint64_t bits = 0, live = 0;
 	for (unsigned w = 0; w < mspan_bitmap_words[bucket]; w++) {
 		uint64_t mask = w < nwords(s) ? word_mask(s, w) : 0;
