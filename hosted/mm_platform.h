@@ -128,6 +128,20 @@ static inline void mm_cpu_relax(void)
  * counter's address. The fast paths contain no call this way.
  */
 #define MM_HAVE_IRQ_SAVE_FAST 1
+
+/* Add d to this thread's depth counter, as a release store (the heap's
+ * writes of the section before it). Only its thread writes it; a fork
+ * reads it. On x86-64 one memory add (a store is a release there, and the
+ * "memory" clobber keeps the compiler's order); elsewhere, and under
+ * TSan, a load and a release store. */
+static inline void mm_host_depth_add(unsigned *depth, int d)
+{
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+	__asm__ volatile("addl %1, %0" : "+m"(*depth) : "ri"(d) : "memory");
+#else
+	__atomic_store_n(depth, *depth + (unsigned)d, __ATOMIC_RELEASE);
+#endif
+}
 static inline int mm_irq_save_fast(unsigned long *flags)
 {
 #ifndef MM_HOST_FORK_SAFE
@@ -140,10 +154,10 @@ static inline int mm_irq_save_fast(unsigned long *flags)
 	unsigned *depth = mm_host_thread.depth;
 	if (__builtin_expect(depth == NULL, 0))
 		return 0;
-	__atomic_store_n(depth, *depth + 1, __ATOMIC_RELAXED);
+	mm_host_depth_add(depth, 1);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	if (__builtin_expect(__atomic_load_n(&mm_host_forking, __ATOMIC_RELAXED), 0)) {
-		__atomic_store_n(depth, *depth - 1, __ATOMIC_RELEASE);
+		mm_host_depth_add(depth, -1);
 		return 0;
 	}
 	*flags = (unsigned long)depth;
@@ -154,8 +168,7 @@ static inline int mm_irq_save_fast(unsigned long *flags)
 static inline void mm_irq_restore_fast(unsigned long flags)
 {
 #ifdef MM_HOST_FORK_SAFE
-	unsigned *depth = (unsigned *)flags;
-	__atomic_store_n(depth, *depth - 1, __ATOMIC_RELEASE);
+	mm_host_depth_add((unsigned *)flags, -1);
 #else
 	(void)flags;
 #endif
