@@ -127,10 +127,11 @@ static void kmem_dump_cpus(void)
 		struct mcache *mc = &mcaches[id];
 		uint64_t nm = mc->large_alloc, nf = mc->large_free;
 		for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++) {
-			nm += mc->nmalloc[spc];
+			nm += mcache_nmalloc(mc, spc);
 			nf += mc->nfree[spc];
 		}
-		printk("  cpu %-3u %14lu %10lu %12lu %13lu %11lu\n", id, nm, nf, mc->nmalloc[TINY_SPAN_CLASS],
+		printk("  cpu %-3u %14lu %10lu %12lu %13lu %11lu\n", id, nm, nf,
+		       mcache_nmalloc(mc, TINY_SPAN_CLASS),
 		       mc->large_alloc, cpus[id].irq_count);
 	}
 }

@@ -112,9 +112,7 @@ static inline void *kmalloc_spc(unsigned spc, unsigned flags)
 	unsigned cpu = mm_cpu_id();
 	struct mcache *mc = &mcaches[cpu];
 	answer_release_request(mc, cpu);
-	void *p = mcache_alloc(mc, spc, cpu);
-	if (__builtin_expect(p != NULL, 1))
-		stat_inc(&mc->nmalloc[spc]);
+	void *p = mcache_alloc(mc, spc, cpu);   /* counted as its word was loaded */
 	mm_irq_restore(irq);
 	if (__builtin_expect(p == NULL, 0))
 		return oom();
@@ -425,9 +423,10 @@ __attribute__((noinline)) static void *kmalloc_tiny_call(size_t size, unsigned f
 
 /*
  * The same-CPU fast path of a small allocation (1..32 KiB, not tiny): one
- * table lookup for the span class, interrupts off, this CPU's cached span,
- * ctz of its 64-slot cache word, the slot's bit set in alloc_bits, the
- * CPU's counter bumped, interrupts on. No lock, no atomic instruction.
+ * table lookup for the span class, interrupts off, ctz of this CPU's
+ * 64-slot cache word of the class, the slot's bit set in its span's
+ * alloc_bits, interrupts on. No lock, no atomic instruction, no counter
+ * (counted in bulk: mm/mcache.h).
  */
 void *kmalloc(size_t size, unsigned flags)
 {
@@ -440,7 +439,6 @@ void *kmalloc(size_t size, unsigned flags)
 			struct mcache *mc = &mcaches[mm_cpu_id()];
 			void *p = mcache_alloc_fast(mc, spc);
 			if (__builtin_expect(p != NULL, 1)) {
-				stat_inc(&mc->nmalloc[spc]);
 				mm_irq_restore_fast(irq);
 				if (__builtin_expect(flags & KM_ZERO, 0))
 					return memset(p, 0, class_to_size[spanclass_sizeclass(spc)]);

@@ -3,7 +3,7 @@
  *
  * Each CPU owns one struct mcache (mcaches[mm_cpu_id()]) holding one span
  * per span class to allocate from. Allocation takes the next free slot of
- * that span (mspan_alloc_fast: ctz on the span's alloc_cache) with
+ * that span (mcache_alloc_fast: ctz on the class's cache word) with
  * interrupts off and no lock and no atomic read-modify-write: only this
  * CPU writes its spans' allocation state. Interrupts stay off for the few
  * instructions of the fast path, so an interrupt handler may kmalloc on
@@ -46,6 +46,7 @@
 #include "mm/mcache.h"
 #include "mm/mcentral.h"
 #include "mm/badptr.h"
+#include "mm/bitops.h"
 #include "mm/mbug.h"
 
 const struct mspan emptymspan = { .owner_cpu = -1, .local_cpu = -1 };
@@ -195,12 +196,58 @@ static void take_notices(struct mcache *mc, unsigned cpu)
 	}
 }
 
-/* s becomes the allocation span of its class. */
+/* ------------------------------------------------- cache word, counts */
+
+/* Make c the cache word of class spc, and count its slots as handed out
+ * (the old word's, unused, no longer): the bulk count of nmalloc, inside
+ * a stats_seq section so that mcache_nmalloc never sees one change
+ * without the other. The tiny class counts objects, not blocks (mm/tiny.h):
+ * its words are not counted. Owner only, interrupts off. */
+static void cache_set(struct mcache *mc, unsigned spc, uint64_t c)
+{
+	uint64_t old = mc->alloc_cache[spc];
+	uint32_t seq = mc->stats_seq;
+	/* A seqlock without fences (the data stores are releases, the
+	 * reader's loads acquires): whoever sees a new value sees the odd
+	 * count before it. */
+	__atomic_store_n(&mc->stats_seq, seq + 1, __ATOMIC_RELAXED);
+	if (spc != TINY_SPAN_CLASS)
+		__atomic_store_n(&mc->nmalloc[spc],
+				 mc->nmalloc[spc] + (uint64_t)mm_popcount64(c) -
+					 (uint64_t)mm_popcount64(old),
+				 __ATOMIC_RELEASE);
+	__atomic_store_n(&mc->alloc_cache[spc], c, __ATOMIC_RELEASE);
+	__atomic_store_n(&mc->stats_seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+uint64_t mcache_nmalloc(const struct mcache *mc, unsigned spc)
+{
+	for (;;) {
+		uint32_t seq = __atomic_load_n(&mc->stats_seq, __ATOMIC_ACQUIRE);
+		uint64_t n = __atomic_load_n(&mc->nmalloc[spc], __ATOMIC_ACQUIRE);
+		uint64_t c = __atomic_load_n(&mc->alloc_cache[spc], __ATOMIC_ACQUIRE);
+		if (!(seq & 1) && __atomic_load_n(&mc->stats_seq, __ATOMIC_RELAXED) == seq)
+			return spc == TINY_SPAN_CLASS ? n : n - (uint64_t)mm_popcount64(c);
+		mm_cpu_relax();
+	}
+}
+
+/* The next object from a cache word just loaded (not 0). */
+static void *cache_take(struct mcache *mc, unsigned spc)
+{
+	void *p = mcache_alloc_fast(mc, spc);
+	MM_BUG_ON(p == NULL);
+	return p;
+}
+
+/* s, swept, with a free slot, becomes the allocation span of its class. */
 static void *alloc_from(struct mcache *mc, struct mspan *s, unsigned cpu)
 {
-	mc->alloc[s->spanclass] = s;
+	unsigned spc = s->spanclass;
+	mc->alloc[spc] = s;
 	__atomic_store_n(&s->local_cpu, (int16_t)cpu, __ATOMIC_RELAXED);
-	return mspan_alloc_fast(s);
+	cache_set(mc, spc, mspan_first_cache_word(s));
+	return cache_take(mc, spc);
 }
 
 void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
@@ -209,11 +256,17 @@ void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 
 	if (s != MCACHE_NO_SPAN) {
 		MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
-		if (mspan_next_cache_word(s))
-			return mspan_alloc_fast(s);
-		mspan_sweep(s);
-		if (worth_allocating(s))
-			return mspan_alloc_fast(s);
+		MM_BUG_ON(mc->alloc_cache[spc] != 0);
+		uint64_t c = mspan_next_cache_word(s);
+		if (!c) {
+			mspan_sweep(s);
+			if (worth_allocating(s))
+				c = mspan_first_cache_word(s);
+		}
+		if (c) {
+			cache_set(mc, spc, c);
+			return cache_take(mc, spc);
+		}
 		mc->alloc[spc] = MCACHE_NO_SPAN;
 		keep_full(mc, s);
 	}
@@ -269,6 +322,7 @@ void mcache_release_all(struct mcache *mc, unsigned cpu)
 		struct mspan *s = mc->alloc[spc];
 		if (s != MCACHE_NO_SPAN) {
 			MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
+			cache_set(mc, spc, 0);   /* its unused slots: not handed out */
 			mc->alloc[spc] = MCACHE_NO_SPAN;
 			__atomic_store_n(&s->local_cpu, -1, __ATOMIC_RELAXED);
 			mcentral_uncache_span(&mcentrals[spc], s);

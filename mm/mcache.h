@@ -18,8 +18,13 @@ struct mcache {
 	 * (relaxed) from anywhere, and mheap_verify()/kmem_drain_all(),
 	 * which need every CPU quiescent.
 	 */
+	/* Per class: the free slots of the allocation span's word
+	 * alloc[spc]->cache_word that allocation hands out next, one bit each
+	 * (Go's allocCache, kept here so that other CPUs may read it:
+	 * kmem_get_stats, below); 0 when used up or when there is no span. */
+	uint64_t alloc_cache[NUM_SPAN_CLASSES];
 	/* The allocation span per class; MCACHE_NO_SPAN (never NULL) when
-	 * there is none, so the fast path needs no test of its own. */
+	 * there is none. */
 	struct mspan *alloc[NUM_SPAN_CLASSES];
 	/* Spans this CPU still owns but does not allocate from, per class,
 	 * each a circular list through the spans' next/prev, newest first
@@ -47,9 +52,16 @@ struct mcache {
 	/* Counters (owner-written, relaxed). Per span class: objects handed
 	 * to callers and freed on this CPU (tiny objects count in
 	 * TINY_SPAN_CLASS, so nmalloc[TINY_SPAN_CLASS] is the tiny
-	 * allocations); large objects separately. */
+	 * allocations); large objects separately. nmalloc of every other
+	 * class is counted in bulk (Go's way): a cache word's slots as it is
+	 * loaded, those left unused taken off as it is dropped, so the
+	 * objects handed out are nmalloc - popcount(alloc_cache), which
+	 * mcache_nmalloc reads; stats_seq (a sequence count, odd while the
+	 * owner changes the two together) makes that read exact. nfree is
+	 * counted per free. */
 	uint64_t nmalloc[NUM_SPAN_CLASSES];
 	uint64_t nfree[NUM_SPAN_CLASSES];
+	uint32_t stats_seq;
 	uint64_t large_alloc, large_free;
 	/* The last kmem_release_request this CPU answered (mm/malloc.c). */
 	uint32_t pressure_seen;
@@ -57,11 +69,11 @@ struct mcache {
 
 extern struct mcache mcaches[MM_MAX_CPUS];
 
-/* Go's emptymspan: a span with no free slot (alloc_cache 0) that stands
- * for "no allocation span", so that mcache_alloc_fast finds its cache word
- * used up and takes the slow path without a test for NULL. Never written,
- * never in the page map; every mcache's alloc[] starts out pointing at it
- * (a static initializer: mcaches is in .data, not .bss). */
+/* Go's emptymspan: a span that stands for "no allocation span", so that
+ * code reading alloc[] needs no test for NULL (the fast path reads only
+ * the cache word, which is 0 while there is no span). Never written, never
+ * in the page map; every mcache's alloc[] starts out pointing at it (a
+ * static initializer: mcaches is in .data, not .bss). */
 extern const struct mspan emptymspan;
 #define MCACHE_NO_SPAN ((struct mspan *)&emptymspan)
 
@@ -70,25 +82,28 @@ extern const struct mspan emptymspan;
 #define MCACHE_OWNED_PER_CLASS 8u
 #define MCACHE_OWNED_PAGES 512u
 
-/* Count one on a counter only this CPU writes. On x86-64 one memory
- * increment (an interrupt on this CPU cannot split it, and a reader on
- * another CPU sees whole 8-byte values: Linux's this_cpu_inc); elsewhere,
- * and under TSan, which does not see into asm, a relaxed load and store. */
 static inline void stat_inc(uint64_t *c)
 {
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-	__asm__ volatile("incq %0" : "+m"(*c));
-#else
 	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
-#endif
 }
 
 /* An object of span class spc from the span this CPU caches, or NULL
- * (none cached, or its cache word used up). Interrupts off. */
+ * (none cached, or its cache word used up): ctz of the cache word, its
+ * lowest bit cleared, the slot marked in alloc_bits. No counter: the slot
+ * was counted when the word was loaded. Interrupts off. */
 static inline void *mcache_alloc_fast(struct mcache *mc, unsigned spc)
 {
-	return mspan_alloc_fast(mc->alloc[spc]);
+	uint64_t c = mc->alloc_cache[spc];
+	if (__builtin_expect(c == 0, 0))
+		return NULL;
+	__atomic_store_n(&mc->alloc_cache[spc], c & (c - 1), __ATOMIC_RELAXED);
+	return mspan_take_slot(mc->alloc[spc], (unsigned)__builtin_ctzll(c));
 }
+
+/* Objects of span class spc handed out on mc's CPU so far (tiny
+ * objects for the tiny class), read from any CPU: exact, whatever that
+ * CPU is doing. */
+uint64_t mcache_nmalloc(const struct mcache *mc, unsigned spc);
 
 /* Slow path of an allocation from span class spc on this CPU (interrupts
  * off): next word, local sweep, or a span from the mcentral. NULL when

@@ -45,6 +45,12 @@ void mcentral_init(void)
 	}
 }
 
+/* The counters: written under c->lock, read without it (kmem_get_stats). */
+static void counter_add(uint64_t *n, int d)
+{
+	__atomic_store_n(n, *n + (uint64_t)(int64_t)d, __ATOMIC_RELAXED);
+}
+
 static struct mspan **list_head(struct mcentral *c, uint8_t id)
 {
 	return id == MSPAN_ON_PARTIAL ? &c->partial : &c->full;
@@ -89,8 +95,8 @@ static void place_swept(struct mcentral *c, struct mspan *s)
 	if (s->alloc_count == 0 &&
 	    __atomic_load_n(&s->remote_pending, __ATOMIC_SEQ_CST) == 0 &&
 	    __atomic_load_n(&s->remote_inflight, __ATOMIC_SEQ_CST) == 0) {
-		c->nspans--;
-		c->nrelease++;
+		counter_add(&c->nspans, -1);
+		counter_add(&c->nrelease, 1);
 		mheap_free_span(s);
 		return;
 	}
@@ -201,7 +207,7 @@ static void take_ownership(struct mcentral *c, struct mspan *s, unsigned cpu)
 	MM_HELD(&c->lock);
 	MM_BUG_ON(s->list != MSPAN_ON_NONE);
 	__atomic_store_n(&s->owner_cpu, (int32_t)cpu, __ATOMIC_RELAXED);
-	c->nrefill++;
+	counter_add(&c->nrefill, 1);
 }
 
 struct mspan *mcentral_cache_span(struct mcentral *c, unsigned cpu)
@@ -234,8 +240,8 @@ struct mspan *mcentral_cache_span(struct mcentral *c, unsigned cpu)
 	if (!s)
 		return NULL;
 	flags = mm_spin_lock_irqsave(&c->lock);
-	c->nspans++;
-	c->ngrow++;
+	counter_add(&c->nspans, 1);
+	counter_add(&c->ngrow, 1);
 	take_ownership(c, s, cpu);
 	mm_spin_unlock_irqrestore(&c->lock, flags);
 	return s;

@@ -23,6 +23,7 @@ struct mcentral {
 	/* Spans that got a remote free while no sweep was due: a lock-free
 	 * stack, pushed by any CPU (CAS), emptied whole under lock. */
 	struct mspan *pending;
+	/* Counters: written under lock, read without it (relaxed). */
 	uint64_t nspans;          /* spans of this class in use */
 	uint64_t nrefill;         /* spans handed to an mcache */
 	uint64_t ngrow;           /* spans obtained from the mheap */

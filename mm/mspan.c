@@ -11,17 +11,19 @@
  *                object out and clears it when it frees the object: plain
  *                stores, no atomic instruction (mimalloc's local free
  *                list, as one bit).
- *   alloc_cache  the free slots of one word of alloc_bits (cache_word),
+ *   cache word   the free slots of one word of alloc_bits (cache_word),
  *                so allocation is a ctz and a clear-lowest-bit (Go's
- *                allocCache; we keep it non-inverted).
+ *                allocCache, non-inverted; the owner's mcache keeps it,
+ *                mm/mcache.h).
  *   remote_bits  frees made by any other CPU: one atomic OR per object
  *                (mimalloc's thread-free list, as one bit).
  *
  * The owner's free makes its slot free at once; it is handed out again
- * when allocation next loads that word into alloc_cache. A remote free only
- * records the object; its slot becomes free when the span is swept
- * (mspan_sweep): the remote words are folded into alloc_bits, allocation
- * restarts at slot 0 and alloc_count is recounted. A span is swept by its
+ * when allocation next loads that word into its cache word. A remote free
+ * only records the object; its slot becomes free when the span is swept
+ * (mspan_sweep): the remote words are folded into alloc_bits and
+ * alloc_count is recounted (and the owner's allocation restarts at the
+ * first word with a free slot). A span is swept by its
  * owner when it runs out of slots, and by its mcentral (under the mcentral
  * lock) whenever it is uncached or found on the mcentral's pending stack.
  * How a free from another CPU is recorded without a lock, and why no free
@@ -111,31 +113,36 @@ void mspan_init_objects(struct mspan *s, unsigned spanclass,
 	if (cls == 0) {
 		mspan_clear_bits(s);
 		s->cache_word = 0;
-		s->alloc_cache = 0;   /* a large span hands out nothing */
 		return;
 	}
 	/* The units come zeroed from their fixalloc. */
 	s->alloc_bits = units[0];
 	s->remote_bits = units[1];
-	mspan_refill_cache(s, 0);
+	s->cache_word = 0;
 }
 
-void mspan_refill_cache(struct mspan *s, unsigned w)
+/* The first word from w on with a free slot becomes cache_word; its free
+ * slots, or 0. */
+static uint64_t cache_word_from(struct mspan *s, unsigned w)
 {
-	s->cache_word = (uint16_t)w;
-	st64(&s->alloc_cache, ~ld64(&s->alloc_bits[w]) & span_word_mask(s, w));
-}
-
-bool mspan_next_cache_word(struct mspan *s)
-{
-	unsigned nw = span_nwords(s);
-	for (unsigned w = s->cache_word + 1u; w < nw; w++) {
-		if (~ld64(&s->alloc_bits[w]) & span_word_mask(s, w)) {
-			mspan_refill_cache(s, w);
-			return true;
+	for (unsigned nw = span_nwords(s); w < nw; w++) {
+		uint64_t c = ~ld64(&s->alloc_bits[w]) & span_word_mask(s, w);
+		if (c) {
+			s->cache_word = (uint16_t)w;
+			return c;
 		}
 	}
-	return false;
+	return 0;
+}
+
+uint64_t mspan_next_cache_word(struct mspan *s)
+{
+	return cache_word_from(s, s->cache_word + 1u);
+}
+
+uint64_t mspan_first_cache_word(struct mspan *s)
+{
+	return cache_word_from(s, 0);
 }
 
 void mspan_sweep(struct mspan *s)
@@ -158,9 +165,6 @@ void mspan_sweep(struct mspan *s)
 		count += (unsigned)mm_popcount64(a);
 	}
 	s->alloc_count = (uint16_t)count;
-	mspan_refill_cache(s, 0);
-	if (!ld64(&s->alloc_cache))
-		mspan_next_cache_word(s);
 }
 
 int mspan_obj_index(const struct mspan *s, uintptr_t addr)

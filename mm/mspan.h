@@ -94,13 +94,13 @@ void mspan_bitmap_units(const struct mspan *s, void *units[MSPAN_BITMAP_UNITS]);
 bool mspan_bitmap_layout_ok(const struct mspan *s);
 
 /* A span record: 128 bytes, two cache lines. The first holds what the
- * owner's fast paths read and write (alloc_cache) and what every free
- * reads; the second the rest, and the remote-free fields, which other
+ * owner's fast paths read and write (alloc_bits' words, cache_word) and
+ * what every free reads; the second the rest, and the remote-free fields, which other
  * CPUs write (with the remote bitmap words, off the owner's lines). */
 struct mspan {
 	/*
 	 * Who writes what (readers: see each field):
-	 * - allocation state (alloc_cache, cache_word, the words of
+	 * - allocation state (cache_word, the words of
 	 *   alloc_bits, alloc_count): the CPU whose mcache
 	 *   holds the span (owner_cpu), or, while no mcache holds it,
 	 *   whoever holds its mcentral's lock;
@@ -114,10 +114,11 @@ struct mspan {
 	 * - the words of remote_bits, remote_pending, remote_inflight,
 	 *   pending_next: the remote-free protocol (mm/mcentral.c,
 	 *   mcentral_free).
-	 * alloc_cache and cache_word are also read (relaxed) by other CPUs
-	 * checking a free, hence the atomic accessors.
+	 * The words of alloc_bits are also read (relaxed) by other CPUs
+	 * checking a free, hence the atomic accessors. The free slots of
+	 * word cache_word that allocation hands out next (Go's allocCache)
+	 * are kept in the owner's mcache (mm/mcache.h), not here.
 	 */
-	uint64_t alloc_cache;     /* free slots of word cache_word, one bit each (Go's allocCache) */
 	uintptr_t startaddr;
 	/* Bit set: slot handed out and not freed by the owner nor swept
 	 * free. Set by the owner at allocation, cleared by the owner's free
@@ -130,7 +131,7 @@ struct mspan {
 	uint32_t divmagic;        /* class_to_divmagic[class]: offset -> index without a lookup (Go's divMul) */
 	int32_t owner_cpu;        /* mcache owning the span (allocating from it or in its owned set), -1 if none */
 	uint16_t nelems;
-	uint16_t cache_word;      /* word of alloc_bits that alloc_cache mirrors (Go's freeindex / 64) */
+	uint16_t cache_word;      /* word of alloc_bits the owner's cache word mirrors (Go's freeindex / 64) */
 	uint16_t alloc_count;     /* alloc_bits set as of the last sweep (set by mspan_sweep) */
 	uint8_t spanclass;
 	uint8_t state;            /* enum mspan_state, read lock-free by kfree */
@@ -159,17 +160,12 @@ static inline uint32_t mspan_offset_index(const struct mspan *s, uint32_t off)
 	return (uint32_t)(((uint64_t)off * s->divmagic) >> 32);
 }
 
-/* Next free object of a span this CPU's mcache holds, or NULL when its
- * cache word is used up: ctz, clear the lowest bit, mark the slot in
- * alloc_bits. Owner only. */
-static inline void *mspan_alloc_fast(struct mspan *s)
+/* Hand out slot i of word cache_word of a span this CPU's mcache
+ * holds (a free slot its cache word offered): mark it in alloc_bits, and
+ * return its address. Owner only. */
+static inline void *mspan_take_slot(struct mspan *s, unsigned i)
 {
-	uint64_t c = s->alloc_cache;
-	if (__builtin_expect(c == 0, 0))
-		return NULL;
-	unsigned i = (unsigned)__builtin_ctzll(c);
 	unsigned w = s->cache_word;
-	st64(&s->alloc_cache, c & (c - 1));
 	st64(&s->alloc_bits[w], ld64(&s->alloc_bits[w]) | (1ULL << i));
 	void *p = (void *)(s->startaddr + ((uintptr_t)w * 64 + i) * s->elemsize);
 	if (p == NULL)
@@ -214,13 +210,14 @@ static inline bool mspan_has_bitmaps(const struct mspan *s)
 {
 	return s->alloc_bits != mspan_no_bits && s->alloc_bits != NULL;
 }
-/* Load alloc_cache with the free slots of word w (no bits past nelems). */
-void mspan_refill_cache(struct mspan *s, unsigned w);
-/* Advance to the next word holding a free slot; false if none is left. */
-bool mspan_next_cache_word(struct mspan *s);
-/* Fold the remote frees into alloc_bits, restart allocation at slot 0,
- * recompute alloc_count. Caller owns the span (its mcache) or holds its
- * mcentral lock. */
+/* The free slots of the next word after cache_word that has any (no
+ * bits past nelems), which becomes cache_word; 0 (and cache_word
+ * unchanged) if none is left. Owner only. */
+uint64_t mspan_next_cache_word(struct mspan *s);
+/* The same from the span's start: the first word with a free slot. */
+uint64_t mspan_first_cache_word(struct mspan *s);
+/* Fold the remote frees into alloc_bits and recompute alloc_count.
+ * Caller owns the span (its mcache) or holds its mcentral lock. */
 void mspan_sweep(struct mspan *s);
 /* Object index of an address inside the span, or -1 when it does not
  * point at the start of an object. */

@@ -28,7 +28,7 @@ static void class_counts(unsigned spc, uint64_t *nmalloc, uint64_t *nfree)
 {
 	*nmalloc = *nfree = 0;
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
-		*nmalloc += rd(&mcaches[cpu].nmalloc[spc]);
+		*nmalloc += mcache_nmalloc(&mcaches[cpu], spc);
 		*nfree += rd(&mcaches[cpu].nfree[spc]);
 	}
 }
@@ -85,7 +85,7 @@ void kmem_get_stats(struct kmem_stats *st)
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
 		nm += rd(&mcaches[cpu].large_alloc);
 		nf += rd(&mcaches[cpu].large_free);
-		tiny += rd(&mcaches[cpu].nmalloc[TINY_SPAN_CLASS]);
+		tiny += mcache_nmalloc(&mcaches[cpu], TINY_SPAN_CLASS);
 	}
 	uint64_t cached_pages = 0;
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)

@@ -118,8 +118,9 @@ static int check_small_span(const struct mspan *s)
 		if (s->local_cpu != local)
 			FAIL("span %p class %u: owner CPU %d, list %u, but local_cpu %d (expected %d)",
 			     (void *)s, cls, s->owner_cpu, s->list, s->local_cpu, local);
-		if (s->alloc_cache & ~(~s->alloc_bits[s->cache_word] & word_mask(s, s->cache_word)))
-			FAIL("span %p class %u: alloc_cache offers allocated slots", (void *)s, cls);
+		uint64_t cache = allocating ? mcaches[s->owner_cpu].alloc_cache[spc] : 0;
+		if (cache & ~(~s->alloc_bits[s->cache_word] & word_mask(s, s->cache_word)))
+			FAIL("span %p class %u: its cache word offers allocated slots", (void *)s, cls);
 		tally[spc].cached++;
 	} else {
 		if (s->list != MSPAN_ON_PARTIAL && s->list != MSPAN_ON_FULL)
@@ -425,6 +426,12 @@ static int check_centrals(void)
 		uint64_t cached = 0;
 		for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
 			struct mspan *s = mcaches[cpu].alloc[spc];
+			if (mcaches[cpu].stats_seq & 1)
+				FAIL("CPU %u: stats_seq %u is odd outside a cache word change", cpu,
+				     mcaches[cpu].stats_seq);
+			if (s == MCACHE_NO_SPAN && mcaches[cpu].alloc_cache[spc])
+				FAIL("CPU %u class %u: a cache word %#lx but no allocation span", cpu,
+				     spc, (unsigned long)mcaches[cpu].alloc_cache[spc]);
 			if (s == MCACHE_NO_SPAN)
 				continue;
 			cached++;
@@ -444,7 +451,7 @@ static int check_centrals(void)
 		if (spc != TINY_SPAN_CLASS) {
 			uint64_t a = 0, f = 0;
 			for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
-				a += mcaches[cpu].nmalloc[spc];
+				a += mcache_nmalloc(&mcaches[cpu], spc);
 				f += mcaches[cpu].nfree[spc];
 			}
 			if (a - f != tally[spc].live)

@@ -11,7 +11,8 @@
  * hardest, including tiny objects whose 16-byte block was carved on
  * another thread. At the end every ring is drained, every thread exits
  * (its mcache is drained by the platform), and the main thread drains
- * the heap and runs mheap_verify().
+ * the heap and runs mheap_verify(). Last, one thread allocates while the
+ * main thread reads kmem_get_stats, which must stay exact.
  *
  * Usage: stress-tsan [--threads N] [--ops N] [--rounds N] [--tsan-log PATH]
  * (--ops per thread and round; each round runs fresh threads, so the slots
@@ -293,6 +294,69 @@ static void report(bool ok, const char *fmt, ...)
 		nfailed++;
 }
 
+/*
+ * kmem_get_stats while another thread allocates: nmalloc counts a cache
+ * word's slots as the word is loaded and the reader takes off those still
+ * unused (mm/mcache.h), so a reader that missed the second part, or saw
+ * one of the two change without the other, would be off by up to 64. The
+ * allocator makes as many kmallocs as the reader has allowed, publishing
+ * how many have returned. Every other read waits for it to stop (the
+ * count must then be exact); the others race with it (the count must lie
+ * between what had returned before the read and one more than after).
+ */
+#define STATS_READS 400
+static _Atomic uint64_t stats_allowed, stats_done;
+static _Atomic int stats_stop;
+
+static void *stats_allocator(void *arg)
+{
+	(void)arg;
+	for (uint64_t i = 0; !atomic_load_explicit(&stats_stop, memory_order_relaxed);) {
+		if (i == atomic_load_explicit(&stats_allowed, memory_order_acquire))
+			continue;
+		void *p = kmalloc(64, 0);
+		atomic_store_explicit(&stats_done, ++i, memory_order_release);
+		kfree(p);
+	}
+	return NULL;
+}
+
+static void check_stats_while_allocating(void)
+{
+	struct kmem_stats st;
+	kmem_get_stats(&st);
+	uint64_t base = st.nmalloc, outside = 0, worst = 0, rng = 42;
+	pthread_t t;
+	if (pthread_create(&t, NULL, stats_allocator, NULL)) {
+		report(false, "kmem_get_stats while a thread allocates: pthread_create failed");
+		return;
+	}
+	for (unsigned r = 0; r < STATS_READS; r++) {
+		uint64_t allowed = atomic_load_explicit(&stats_allowed, memory_order_relaxed) +
+				   1 + rng_below(&rng, 150);
+		atomic_store_explicit(&stats_allowed, allowed, memory_order_release);
+		if (r % 2)   /* a quiet read */
+			while (atomic_load_explicit(&stats_done, memory_order_acquire) != allowed)
+				;
+		uint64_t before = atomic_load_explicit(&stats_done, memory_order_acquire);
+		kmem_get_stats(&st);
+		uint64_t after = atomic_load_explicit(&stats_done, memory_order_acquire);
+		uint64_t n = st.nmalloc - base;
+		if (n < before || n > after + (r % 2 ? 0 : 1)) {
+			outside++;
+			uint64_t off = n < before ? before - n : n - after;
+			worst = off > worst ? off : worst;
+		}
+	}
+	atomic_store_explicit(&stats_stop, 1, memory_order_relaxed);
+	pthread_join(t, NULL);
+	report(outside == 0,
+	       "kmem_get_stats exact while a thread allocates: %d reads over %llu kmallocs, "
+	       "%llu off (by up to %llu)", STATS_READS,
+	       (unsigned long long)atomic_load_explicit(&stats_done, memory_order_relaxed),
+	       (unsigned long long)outside, (unsigned long long)worst);
+}
+
 int main(int argc, char **argv)
 {
 	const char *tsan_log = NULL;
@@ -363,6 +427,7 @@ int main(int argc, char **argv)
 	report(misaligned == 0, "objects aligned to their class (%llu were not)",
 	       (unsigned long long)misaligned);
 
+	check_stats_while_allocating();
 	kmem_drain_all();
 	kmem_get_stats(&st1);
 	report(st1.bad_frees == st0.bad_frees, "no bad frees reported (%llu)",

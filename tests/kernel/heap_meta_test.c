@@ -46,8 +46,8 @@ static bool apart(const uint64_t *a, const uint64_t *b, unsigned n)
 KTEST(heap_meta, the_remote_fields_are_off_the_owners_cache_line)
 {
 	KEXPECT_EQ(sizeof(struct mspan), 128);
-	unsigned owner = offsetof(struct mspan, alloc_cache) / 64;
-	KEXPECT_EQ(offsetof(struct mspan, startaddr) / 64, owner);
+	unsigned owner = offsetof(struct mspan, startaddr) / 64;
+	KEXPECT_EQ(offsetof(struct mspan, cache_word) / 64, owner);
 	KEXPECT_EQ(offsetof(struct mspan, alloc_bits) / 64, owner);
 	KEXPECT_EQ(offsetof(struct mspan, owner_cpu) / 64, owner);
 	KEXPECT_NE(offsetof(struct mspan, remote_pending) / 64, owner);

@@ -81,12 +81,23 @@ def spc_name(spc):
     return "%s-%d%s" % (prefix, class_size(cls), "n" if spc & 1 else "")
 
 
+def mcache_nmalloc(mc, spc):
+    """Objects of span class spc handed out on mc's CPU: nmalloc counts a
+    cache word's slots as it is loaded, so those still in the word are
+    taken off (mcache_nmalloc in mm/mcache.c); the tiny class counts
+    objects."""
+    nm = int(mc["nmalloc"][spc])
+    if is_tiny_spc(spc):
+        return nm
+    return nm - bin(int(mc["alloc_cache"][spc])).count("1")
+
+
 def class_counts(spc):
     """Objects handed out and freed in span class spc over every CPU."""
     mcaches = gv("mcaches")
     nm = nf = 0
     for cpu in range(max_cpus()):
-        nm += int(mcaches[cpu]["nmalloc"][spc])
+        nm += mcache_nmalloc(mcaches[cpu], spc)
         nf += int(mcaches[cpu]["nfree"][spc])
     return nm, nf
 
@@ -332,7 +343,7 @@ and its counters (mallocs, frees, tiny, large: kmem_dump's per-CPU line)."""
         nf = int(mc["large_free"])
         print("mcache of CPU %d:" % cpu)
         for spc in range(num_span_classes()):
-            nm += int(mc["nmalloc"][spc])
+            nm += mcache_nmalloc(mc, spc)
             nf += int(mc["nfree"][spc])
             s = mc["alloc"][spc]
             owned = int(mc["nowned"][spc])
@@ -343,7 +354,7 @@ and its counters (mallocs, frees, tiny, large: kmem_dump's per-CPU line)."""
             line = "  %-16s" % spc_name(spc)
             if has_span:
                 line += " alloc span 0x%016x, %d free in its cache word" % (
-                    int(s["startaddr"]), bin(int(s["alloc_cache"])).count("1"))
+                    int(s["startaddr"]), bin(int(mc["alloc_cache"][spc])).count("1"))
             if owned:
                 line += ", %d owned partial" % owned
             if full:
