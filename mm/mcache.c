@@ -49,13 +49,7 @@
 #include "mm/bitops.h"
 #include "mm/mbug.h"
 
-const struct mspan emptymspan = { .owner_cpu = -1, .local_cpu = -1 };
-
-struct mcache mcaches[MM_MAX_CPUS] = {
-	[0 ... MM_MAX_CPUS - 1] = {
-		.alloc = { [0 ... NUM_SPAN_CLASSES - 1] = MCACHE_NO_SPAN },
-	},
-};
+struct mcache mcaches[MM_MAX_CPUS];
 
 /* The free slots that make a span worth a refill: an eighth of it, but
  * for spans of few objects (under 64) up to half of it or 8 slots, so that

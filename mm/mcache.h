@@ -21,10 +21,11 @@ struct mcache {
 	/* Per class: the free slots of the allocation span's word
 	 * alloc[spc]->cache_word that allocation hands out next, one bit each
 	 * (Go's allocCache, kept here so that other CPUs may read it:
-	 * kmem_get_stats, below); 0 when used up or when there is no span. */
+	 * kmem_get_stats, below); 0 when used up or when there is no span,
+	 * so the fast path tests nothing else (the part of Go's emptymspan,
+	 * a span with no free slot standing for none). */
 	uint64_t alloc_cache[NUM_SPAN_CLASSES];
-	/* The allocation span per class; MCACHE_NO_SPAN (never NULL) when
-	 * there is none. */
+	/* The allocation span per class; MCACHE_NO_SPAN when there is none. */
 	struct mspan *alloc[NUM_SPAN_CLASSES];
 	/* Spans this CPU still owns but does not allocate from, per class,
 	 * each a circular list through the spans' next/prev, newest first
@@ -69,13 +70,8 @@ struct mcache {
 
 extern struct mcache mcaches[MM_MAX_CPUS];
 
-/* Go's emptymspan: a span that stands for "no allocation span", so that
- * code reading alloc[] needs no test for NULL (the fast path reads only
- * the cache word, which is 0 while there is no span). Never written, never
- * in the page map; every mcache's alloc[] starts out pointing at it (a
- * static initializer: mcaches is in .data, not .bss). */
-extern const struct mspan emptymspan;
-#define MCACHE_NO_SPAN ((struct mspan *)&emptymspan)
+/* No allocation span (the cache word is then 0). */
+#define MCACHE_NO_SPAN ((struct mspan *)NULL)
 
 /* Caps of a CPU's owned set (mm/mcache.c): spans per class, and pages
  * over all classes (4 MiB of 8 KiB pages). */

@@ -338,7 +338,6 @@ and its counters (mallocs, frees, tiny, large: kmem_dump's per-CPU line)."""
         if not 0 <= cpu < max_cpus():
             raise gdb.GdbError("CPU %d: the heap has %d mcaches" % (cpu, max_cpus()))
         mc = gv("mcaches")[cpu]
-        no_span = int(gdb.parse_and_eval("&emptymspan"))
         nm = int(mc["large_alloc"])
         nf = int(mc["large_free"])
         print("mcache of CPU %d:" % cpu)
@@ -348,7 +347,7 @@ and its counters (mallocs, frees, tiny, large: kmem_dump's per-CPU line)."""
             s = mc["alloc"][spc]
             owned = int(mc["nowned"][spc])
             full = int(mc["nfull"][spc])
-            has_span = int(s) not in (0, no_span)   # MCACHE_NO_SPAN: none
+            has_span = int(s) != 0   # MCACHE_NO_SPAN: none
             if not has_span and owned == 0 and full == 0:
                 continue
             line = "  %-16s" % spc_name(spc)
