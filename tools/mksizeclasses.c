@@ -17,10 +17,10 @@
  *   - finally grow every class to the largest 128-aligned size that still
  *     fits the same number of objects into its span.
  *
- * Then one rule of our own: a class of at most 2 KiB whose span holds
- * fewer than 64 objects gets a span a whole multiple as long (no more
- * tail waste, proportionally), the shortest that holds 64, but at most 8
- * pages. Go never frees explicitly; a heap that does sees spans of few
+ * Then one rule of our own: a class whose span holds fewer than 64
+ * objects gets a span a whole multiple as long (no more tail waste,
+ * proportionally), the shortest that holds 64, but at most 8 pages
+ * (64 KiB: with 16, a kernel heap of 17 MiB ran out of runs that long). Go never frees explicitly; a heap that does sees spans of few
  * objects fill up and come free over and over (each a trip through the
  * owned sets and a sweep), and mimalloc's 64 KiB pages show the other way
  * (docs/HEAP.md, "Span sizes").
@@ -48,8 +48,7 @@
 #define LARGE_SIZE_DIV  128
 #define TINY_SIZE       16
 #define EXPECTED_CLASSES 68
-#define GROW_MAX_SIZE   2048   /* classes up to this size ... */
-#define GROW_MIN_OBJS   64     /* ... get spans of at least this many objects ... */
+#define GROW_MIN_OBJS   64     /* spans of at least this many objects ... */
 #define GROW_MAX_PAGES  8      /* ... but of at most this many pages */
 #define MAX_CLASSES     128
 
@@ -128,8 +127,6 @@ static void grow_spans(void)
 {
 	for (int i = 1; i < nclasses; i++) {
 		struct size_class *c = &classes[i];
-		if (c->size > GROW_MAX_SIZE)
-			continue;
 		int k = 1;
 		while (k * c->npages * PAGE_SIZE / c->size < GROW_MIN_OBJS &&
 		       (k + 1) * c->npages <= GROW_MAX_PAGES)

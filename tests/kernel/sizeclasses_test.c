@@ -5,8 +5,8 @@
  * mm/sizeclasses.{h,c} come from tools/mksizeclasses.c. These tests check
  * the result against facts published in Go's runtime (the bytes/obj and
  * pages/span columns of internal/runtime/gc/sizeclasses.go, embedded below
- * as test data; the pages per span of the classes up to 2 KiB follow our
- * own rule, expected_npages) and against the properties the heap relies on: every size
+ * as test data; the pages per span follow our own rule on top of Go's,
+ * expected_npages) and against the properties the heap relies on: every size
  * maps to the smallest class that holds it, waste stays within Go's bounds,
  * the magic divisor equals a real division at every offset of a span, and
  * object sizes are increasing and aligned.
@@ -34,14 +34,14 @@ static const uint8_t go_class_npages[68] = {
 	9, 7, 5, 8, 3, 10, 7, 4,
 };
 
-/* Our pages per span: Go's, but a class of at most 2 KiB whose Go span
- * holds fewer than 64 objects gets the shortest whole multiple of it that
- * holds 64, at most 8 pages (tools/mksizeclasses.c, grow_spans). */
+/* Our pages per span: Go's, but a class whose Go span holds fewer than
+ * 64 objects gets the shortest whole multiple of it that holds 64, at most
+ * 8 pages (tools/mksizeclasses.c, grow_spans). */
 static unsigned expected_npages(unsigned c)
 {
 	unsigned go = go_class_npages[c], k = 1;
-	if (c == 0 || go_class_size[c] > 2048)
-		return go;
+	if (c == 0)
+		return 0;
 	while (k * go * 8192u / go_class_size[c] < 64 && (k + 1) * go <= 8)
 		k++;
 	return k * go;
