@@ -2,11 +2,10 @@
  * hosted/platform_linux.c - mm/platform.h on Linux: mmap for memory,
  * thread slots for CPUs, write(2) for logs.
  *
- * Memory: mm_sys_alloc maps anonymous memory. A power-of-two request comes
- * back naturally aligned (as the kernel's buddy pmm gives it): we map twice
- * the size and unmap the misaligned head and the tail. Every request is
- * counted against an optional cap, so tests can simulate running out of
- * memory (mm_host_set_sys_limit).
+ * Memory: mm_sys_alloc maps anonymous memory, 8 KiB aligned (mmap gives
+ * 4 KiB: we map 8 KiB more and unmap the misaligned head and the tail).
+ * Every request is counted against an optional cap, so tests can simulate
+ * running out of memory (mm_host_set_sys_limit).
  *
  * CPUs: see hosted/mm_platform.h. Exclusive slots are handed out from a
  * bitmap (compare-and-swap); a pthread key destructor drains the slot's
@@ -248,7 +247,7 @@ void *mm_sys_alloc(size_t bytes)
 {
 	if (bytes == 0 || bytes % MM_SYS_ALIGN)
 		mm_panic("mm_sys_alloc: bad size %zu", bytes);
-	size_t align = (bytes & (bytes - 1)) == 0 ? bytes : MM_SYS_ALIGN;
+	size_t align = MM_SYS_ALIGN;
 	if (bytes > ((size_t)1 << 46) || !sys_charge(bytes))
 		return NULL;
 

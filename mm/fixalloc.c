@@ -3,11 +3,16 @@
  *
  * The heap needs small records (struct mspan and friends) before and
  * beside the objects it manages, and must not take them from itself. A
- * fixalloc carves one record size out of 64 KiB blocks from mm_sys_alloc.
- * A block is 64 KiB-aligned (a power-of-two request is naturally aligned),
- * so the block of any record is its address rounded down: freeing a record
- * is O(1) and a block whose records are all free goes straight back to the
- * platform. Blocks with free records sit on a doubly linked list.
+ * fixalloc carves one record size out of 8 KiB blocks from mm_sys_alloc
+ * (one heap page: small heaps hold little metadata). A block is 8 KiB
+ * aligned, as everything mm_sys_alloc returns, so the block of any record
+ * is its address rounded down: freeing a record is O(1). A block whose
+ * records are all free goes back to the platform, but for one kept as a
+ * spare while the fixalloc has records in use (so that a record freed and
+ * taken again at a block's edge does not map and unmap a block each
+ * time); the last record freed gives the spare back too, so an empty heap
+ * holds no metadata. Blocks with free records sit on a doubly linked
+ * list.
  */
 #include "mm/fixalloc.h"
 #include "mm/mbug.h"
@@ -29,9 +34,11 @@ _Static_assert(sizeof(struct fixalloc_block) <= FIXALLOC_HDR, "block header fits
 void fixalloc_init(struct fixalloc *f, size_t size)
 {
 	f->size = (size + 63) & ~(size_t)63;
+	MM_BUG_ON(f->size > FIXALLOC_BLOCK_SIZE - FIXALLOC_HDR);   /* one record per block at least */
 	f->partial = NULL;
 	f->inuse = 0;
 	f->sys_bytes = 0;
+	f->spare = NULL;
 }
 
 static void partial_push(struct fixalloc *f, struct fixalloc_block *b)
@@ -56,6 +63,14 @@ static void partial_remove(struct fixalloc *f, struct fixalloc_block *b)
 	b->on_partial = 0;
 }
 
+static void block_release(struct fixalloc *f, struct fixalloc_block *b)
+{
+	if (b->on_partial)
+		partial_remove(f, b);
+	f->sys_bytes -= FIXALLOC_BLOCK_SIZE;
+	mm_sys_free(b, FIXALLOC_BLOCK_SIZE);
+}
+
 static struct fixalloc_block *block_new(struct fixalloc *f)
 {
 	struct fixalloc_block *b = mm_sys_alloc(FIXALLOC_BLOCK_SIZE);
@@ -76,6 +91,8 @@ void *fixalloc_alloc(struct fixalloc *f)
 	struct fixalloc_block *b = f->partial;
 	if (!b && !(b = block_new(f)))
 		return NULL;
+	if (b == f->spare)
+		f->spare = NULL;   /* in use again */
 	void *p;
 	if (b->free) {
 		p = b->free;
@@ -101,13 +118,17 @@ void fixalloc_free(struct fixalloc *f, void *p)
 	b->free = p;
 	b->inuse--;
 	f->inuse--;
-	if (b->inuse == 0) {
-		if (b->on_partial)
-			partial_remove(f, b);
-		f->sys_bytes -= FIXALLOC_BLOCK_SIZE;
-		mm_sys_free(b, FIXALLOC_BLOCK_SIZE);
-	} else if (!b->on_partial) {
+	if (!b->on_partial)
 		partial_push(f, b);
+	if (b->inuse == 0) {
+		if (f->inuse > 0 && !f->spare)
+			f->spare = b;
+		else
+			block_release(f, b);
+	}
+	if (f->inuse == 0 && f->spare) {
+		block_release(f, f->spare);
+		f->spare = NULL;
 	}
 }
 

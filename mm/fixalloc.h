@@ -3,10 +3,11 @@
  * fixalloc): span structs, spans' bitmap blocks, chunk records and
  * tiny-block side tables.
  *
- * Objects are carved from 64 KiB blocks obtained with mm_sys_alloc; each
+ * Objects are carved from 8 KiB blocks obtained with mm_sys_alloc; each
  * block keeps its own free list and count of objects in use, and is given
- * back to the platform as soon as its last object is freed, so an empty
- * heap holds no metadata either. Not thread-safe: the caller serialises
+ * back to the platform once its last object is freed (one empty block is
+ * kept while others are in use), so an empty heap holds no metadata
+ * either. Not thread-safe: the caller serialises
  * (every fixalloc belongs to the mheap and is used under mheap.lock).
  */
 #ifndef MM_FIXALLOC_H
@@ -16,7 +17,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 
-#define FIXALLOC_BLOCK_SIZE (64UL * 1024)
+#define FIXALLOC_BLOCK_SIZE (8UL * 1024)   /* one heap page (MM_SYS_ALIGN) */
 
 struct fixalloc_block;
 
@@ -25,6 +26,7 @@ struct fixalloc {
 	struct fixalloc_block *partial;    /* blocks with a free object */
 	uint64_t inuse;                    /* objects handed out */
 	uint64_t sys_bytes;                /* blocks held, in bytes */
+	struct fixalloc_block *spare;      /* an empty block kept, or NULL */
 };
 
 void fixalloc_init(struct fixalloc *f, size_t size);

@@ -62,10 +62,9 @@
  *   void *mm_sys_alloc(size_t bytes);
  *       Hand the heap `bytes` of memory (a multiple of MM_SYS_ALIGN, 8 KiB),
  *       mapped read-write, need not be zeroed, or NULL when out of memory.
- *       Rules: the result MUST be MM_SYS_ALIGN aligned, and a request that
- *       is a power of two MUST come back naturally aligned (64 KiB on a
- *       64 KiB boundary, 1 MiB on 1 MiB): fixalloc.c finds a block's header
- *       by masking an address. The sizes requested: 64 KiB (fixalloc
+ *       Rule: the result MUST be MM_SYS_ALIGN aligned (fixalloc.c finds a
+ *       block's header by masking an address to 8 KiB); no more alignment
+ *       is needed. The sizes requested: 8 KiB (fixalloc
  *       blocks), 1 MiB (page-map leaves, 2^(MM_PAGEMAP_BITS - 10) bytes
  *       for a window under 1 GiB; the smallest chunk) and any multiple of
  *       8 KiB above 1 MiB (a large object's chunk). A chunk must lie inside

@@ -1,8 +1,8 @@
 /*
  * examples/minimal/platform.c - the functions of the minimal platform: a
  * static arena of 8 KiB pages handed out first-fit (a byte per page says
- * whether the heap has it), a power-of-two request naturally aligned, as
- * mm/platform.h requires; mm_log only counts, mm_panic traps; and the
+ * whether the heap has it; every page is 8 KiB aligned, all mm/platform.h
+ * asks); mm_log only counts, mm_panic traps; and the
  * memset/memcpy the heap needs, as plain loops (the attribute keeps gcc
  * from turning them back into calls to themselves).
  */
@@ -21,10 +21,7 @@ unsigned minimal_log_lines;       /* mm_log calls */
 void *mm_sys_alloc(size_t bytes)
 {
 	size_t n = bytes / MM_SYS_ALIGN;
-	size_t align = (bytes & (bytes - 1)) ? MM_SYS_ALIGN : bytes;
-	uintptr_t base = (uintptr_t)arena;
-	size_t i = (((base + align - 1) & ~(uintptr_t)(align - 1)) - base) / MM_SYS_ALIGN;
-	for (; i + n <= NPAGES; i += align / MM_SYS_ALIGN) {
+	for (size_t i = 0; i + n <= NPAGES; i++) {
 		size_t j = 0;
 		while (j < n && !page_used[i + j])
 			j++;

@@ -5,11 +5,9 @@
  * Memory comes from the firmware's AllocatePages (EfiLoaderData, 4 KiB
  * pages), below 1 TiB (AllocateMaxAddress: the page map's window,
  * mm_platform.h; memory above it would be refused by the heap). The heap
- * needs 8 KiB alignment, and a power-of-two request
- * naturally aligned (a 1 MiB request on a 1 MiB boundary), which
- * AllocatePages does not promise: mm_sys_alloc over-allocates by the
- * alignment less one page, keeps the aligned part and gives the slack before
- * and after it back at once with FreePages. mm_sys_free gives the region
+ * needs 8 KiB alignment, which AllocatePages' 4 KiB pages do not promise:
+ * mm_sys_alloc asks for one page more, keeps the aligned part and gives the
+ * page before or after it back at once with FreePages. mm_sys_free gives the region
  * back with FreePages. Every page in and out is counted (uefi_pages), so the
  * self-test can check that the firmware got back all but what the heap
  * keeps by design (its page-map leaves).
@@ -83,7 +81,7 @@ static void free_pages(uintptr_t addr, size_t bytes)
 
 void *mm_sys_alloc(size_t bytes)
 {
-	size_t align = (bytes & (bytes - 1)) ? MM_SYS_ALIGN : bytes;
+	size_t align = MM_SYS_ALIGN;
 	size_t total = bytes + align - EFI_PAGE;
 	/* In: the highest address the pages may reach, the window's last. */
 	EFI_PHYSICAL_ADDRESS addr = (MM_PAGEMAP_BASE) + (1ULL << MM_PAGEMAP_BITS) - 1;
@@ -102,10 +100,7 @@ void *mm_sys_alloc(size_t bytes)
 	free_pages(start + bytes, (uintptr_t)addr + total - (start + bytes));
 	firmware_call_end();
 
-	/* Checked against the request itself, not against `align`. */
-	if (!(bytes & (bytes - 1)) && bytes > MM_SYS_ALIGN)
-		uefi_pages.pow2_requests++;
-	if (start & (MM_SYS_ALIGN - 1) || (!(bytes & (bytes - 1)) && (start & (bytes - 1))))
+	if (start & (MM_SYS_ALIGN - 1))
 		uefi_pages.misaligned++;
 	uefi_pages.bytes_out += bytes;
 	return (void *)start;

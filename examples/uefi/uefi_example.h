@@ -15,8 +15,7 @@ struct uefi_pages {
 	unsigned long alloc_calls, free_calls;      /* AllocatePages, FreePages */
 	unsigned long pages_allocated, pages_freed; /* 4 KiB pages, both ways */
 	unsigned long free_errors;                  /* FreePages that failed */
-	unsigned long pow2_requests;                /* requests aligned above 8 KiB */
-	unsigned long misaligned;                   /* results not naturally aligned */
+	unsigned long misaligned;                   /* results not 8 KiB aligned */
 	size_t bytes_out;                           /* held by the heap now */
 	unsigned long log_lines;                    /* mm_log calls */
 };
