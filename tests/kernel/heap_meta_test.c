@@ -140,6 +140,40 @@ KTEST(heap_meta, units_go_back_with_their_spans)
 	KEXPECT_EQ(mheap_verify(), 0);
 }
 
+/* A fixalloc of its own (512-byte records, about 15 to an 8 KiB block):
+ * an empty block stays as the one spare while other records are in use,
+ * is used again before any new block, and goes back with the last record. */
+KTEST(heap_meta, a_fixalloc_keeps_one_empty_block_until_its_last_record_goes)
+{
+	enum { MAX = 64 };
+	static void *rec[MAX];
+	static struct fixalloc f;
+	fixalloc_init(&f, 512);
+	unsigned n = 0;
+	/* Fill blocks until the third one is started. */
+	while (n < MAX && f.sys_bytes < 3 * FIXALLOC_BLOCK_SIZE) {
+		rec[n] = fixalloc_alloc(&f);
+		KASSERT_NOT_NULL(rec[n]);
+		n++;
+	}
+	KASSERT_EQ(f.sys_bytes, 3 * FIXALLOC_BLOCK_SIZE);
+	unsigned per_block = (n - 1) / 2;   /* rec[n - 1] opened the third */
+	/* Empty the third block, then the second: one of them stays. */
+	fixalloc_free(&f, rec[--n]);
+	KEXPECT_EQ(f.sys_bytes, 3 * FIXALLOC_BLOCK_SIZE);
+	while (n > per_block)
+		fixalloc_free(&f, rec[--n]);
+	KEXPECT_EQ(f.sys_bytes, 2 * FIXALLOC_BLOCK_SIZE);
+	/* Records come from the spare again, not from a new block. */
+	for (unsigned i = 0; i < per_block; i++)
+		KASSERT_NOT_NULL(rec[n++] = fixalloc_alloc(&f));
+	KEXPECT_EQ(f.sys_bytes, 2 * FIXALLOC_BLOCK_SIZE);
+	while (n > 0)
+		fixalloc_free(&f, rec[--n]);
+	KEXPECT_EQ(f.sys_bytes, 0);
+	KEXPECT_EQ(f.inuse, 0);
+}
+
 KTEST(heap_meta, the_verifier_sees_each_broken_invariant)
 {
 	void *p = kmalloc(48, 0);   /* 170 objects per span: a partial last word */
