@@ -295,17 +295,21 @@ static void report(bool ok, const char *fmt, ...)
 }
 
 /*
- * kmem_get_stats while another thread allocates: nmalloc counts a cache
- * word's slots as the word is loaded and the reader takes off those still
- * unused (mm/mcache.h), so a reader that missed the second part, or saw
- * one of the two change without the other, would be off by up to 64. The
- * allocator makes as many kmallocs as the reader has allowed, publishing
- * how many have returned. Every other read waits for it to stop (the
- * count must then be exact); the others race with it (the count must lie
- * between what had returned before the read and one more than after).
+ * kmem_get_stats while another thread allocates and frees: allocations
+ * are counted in bulk (mm/mcache.h): nmalloc counts a cache word's slots
+ * as the word is loaded and the reader takes off those still unused; a
+ * reader that missed the second part, or saw one of the two change
+ * without the other, would be off by up to 64 (tiny objects, counted one
+ * by one, ride along). The
+ * allocator makes as many kmalloc/kfree pairs as the reader has allowed,
+ * a 64-byte object and an 8-byte KM_NOSCAN one (tiny) in turn, and
+ * publishes how many of each have returned. Every other read waits for it
+ * to stop (the counts must then be exact); the others race with it (each
+ * count must lie between what had returned before the read and one more
+ * than after).
  */
 #define STATS_READS 400
-static _Atomic uint64_t stats_allowed, stats_done;
+static _Atomic uint64_t stats_allowed, stats_allocs, stats_frees;
 static _Atomic int stats_stop;
 
 static void *stats_allocator(void *arg)
@@ -314,46 +318,59 @@ static void *stats_allocator(void *arg)
 	for (uint64_t i = 0; !atomic_load_explicit(&stats_stop, memory_order_relaxed);) {
 		if (i == atomic_load_explicit(&stats_allowed, memory_order_acquire))
 			continue;
-		void *p = kmalloc(64, 0);
-		atomic_store_explicit(&stats_done, ++i, memory_order_release);
+		void *p = i % 2 ? kmalloc(8, KM_NOSCAN) : kmalloc(64, 0);
+		atomic_store_explicit(&stats_allocs, ++i, memory_order_release);
 		kfree(p);
+		atomic_store_explicit(&stats_frees, i, memory_order_release);
 	}
 	return NULL;
+}
+
+/* Is count within what the allocator had done before and after the read
+ * (exactly, for a quiet read)? Records the worst miss. */
+static bool stats_within(uint64_t n, uint64_t before, uint64_t after, bool quiet,
+			 uint64_t *worst)
+{
+	if (n >= before && n <= after + (quiet ? 0 : 1))
+		return true;
+	uint64_t off = n < before ? before - n : n - after;
+	*worst = off > *worst ? off : *worst;
+	return false;
 }
 
 static void check_stats_while_allocating(void)
 {
 	struct kmem_stats st;
 	kmem_get_stats(&st);
-	uint64_t base = st.nmalloc, outside = 0, worst = 0, rng = 42;
+	uint64_t base_m = st.nmalloc, base_f = st.nfree, outside = 0, worst = 0, rng = 42;
 	pthread_t t;
 	if (pthread_create(&t, NULL, stats_allocator, NULL)) {
 		report(false, "kmem_get_stats while a thread allocates: pthread_create failed");
 		return;
 	}
 	for (unsigned r = 0; r < STATS_READS; r++) {
+		bool quiet = r % 2;
 		uint64_t allowed = atomic_load_explicit(&stats_allowed, memory_order_relaxed) +
 				   1 + rng_below(&rng, 150);
 		atomic_store_explicit(&stats_allowed, allowed, memory_order_release);
-		if (r % 2)   /* a quiet read */
-			while (atomic_load_explicit(&stats_done, memory_order_acquire) != allowed)
+		if (quiet)
+			while (atomic_load_explicit(&stats_frees, memory_order_acquire) != allowed)
 				;
-		uint64_t before = atomic_load_explicit(&stats_done, memory_order_acquire);
+		uint64_t m0 = atomic_load_explicit(&stats_allocs, memory_order_acquire);
+		uint64_t f0 = atomic_load_explicit(&stats_frees, memory_order_acquire);
 		kmem_get_stats(&st);
-		uint64_t after = atomic_load_explicit(&stats_done, memory_order_acquire);
-		uint64_t n = st.nmalloc - base;
-		if (n < before || n > after + (r % 2 ? 0 : 1)) {
-			outside++;
-			uint64_t off = n < before ? before - n : n - after;
-			worst = off > worst ? off : worst;
-		}
+		uint64_t m1 = atomic_load_explicit(&stats_allocs, memory_order_acquire);
+		uint64_t f1 = atomic_load_explicit(&stats_frees, memory_order_acquire);
+		bool ok = stats_within(st.nmalloc - base_m, m0, m1, quiet, &worst);
+		ok = stats_within(st.nfree - base_f, f0, f1, quiet, &worst) && ok;
+		outside += !ok;
 	}
 	atomic_store_explicit(&stats_stop, 1, memory_order_relaxed);
 	pthread_join(t, NULL);
 	report(outside == 0,
-	       "kmem_get_stats exact while a thread allocates: %d reads over %llu kmallocs, "
-	       "%llu off (by up to %llu)", STATS_READS,
-	       (unsigned long long)atomic_load_explicit(&stats_done, memory_order_relaxed),
+	       "kmem_get_stats exact while a thread allocates and frees (64 B and tiny): %d reads "
+	       "over %llu pairs, %llu off (by up to %llu)", STATS_READS,
+	       (unsigned long long)atomic_load_explicit(&stats_allocs, memory_order_relaxed),
 	       (unsigned long long)outside, (unsigned long long)worst);
 }
 
