@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include "mm/kmalloc.h"
 #include "mm/fixalloc.h"
+#include "mm/mcache.h"
+#include "mm/mheap.h"
 #include "mm/mspan.h"
 #include "mm/platform.h"
 #include "tests/kernel/ktest.h"
@@ -166,4 +168,50 @@ KTEST(heap_stats, heap_map_has_one_character_per_page)
 	KEXPECT_EQ(pages - free_chars - large, st.span_bytes_inuse / MM_PAGE_SIZE);
 	kfree(map);
 	kfree(hold);
+}
+
+/* The counts of kmem_get_stats rest on each CPU's cache words (allocations
+ * are counted as a word is loaded, mm/mcache.h): the verifier checks that
+ * a cache word offers only free slots of its span, that there is none
+ * without a span, and that no CPU is left inside a stats_seq change. Each
+ * broken on purpose on this CPU, then put back. */
+KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
+{
+	void *p = kmalloc(48, 0);
+	KASSERT_NOT_NULL(p);
+	struct mspan *s = mheap_span_of(p);
+	KASSERT_NOT_NULL(s);
+	unsigned long irq = mm_irq_save();
+	struct mcache *mc = &mcaches[mm_cpu_id()];
+	unsigned spc = s->spanclass, i = (unsigned)(((uintptr_t)p - s->startaddr) / s->elemsize);
+	int before = mheap_verify();
+	/* p's slot (allocated) offered again, if p is in the cached word. */
+	int offered = -1;
+	if (mc->alloc[spc] == s && i / 64 == s->cache_word) {
+		uint64_t saved = mc->alloc_cache[spc];
+		mc->alloc_cache[spc] |= 1ULL << (i % 64);
+		offered = mheap_verify();
+		mc->alloc_cache[spc] = saved;
+	}
+	/* A cache word for a class this CPU has no span of. */
+	int orphan = -1;
+	for (unsigned c = 2; c < NUM_SPAN_CLASSES && orphan < 0; c++) {   /* class 0: large */
+		if (mc->alloc[c] == MCACHE_NO_SPAN) {
+			mc->alloc_cache[c] = 1;
+			orphan = mheap_verify();
+			mc->alloc_cache[c] = 0;
+		}
+	}
+	/* Left in the middle of a cache word change. */
+	mc->stats_seq++;
+	int odd = mheap_verify();
+	mc->stats_seq--;
+	int after = mheap_verify();
+	mm_irq_restore(irq);
+	kfree(p);
+	KEXPECT_EQ(before, 0);
+	KEXPECT_EQ(offered, 1);
+	KEXPECT_EQ(orphan, 1);
+	KEXPECT_EQ(odd, 1);
+	KEXPECT_EQ(after, 0);
 }
