@@ -20,9 +20,10 @@
  * Then one rule of our own: a class whose span holds fewer than 64
  * objects gets a span a whole multiple as long (no more tail waste,
  * proportionally), the shortest that holds 64, but at most 8 pages
- * (64 KiB: with 16, a kernel heap of 17 MiB ran out of runs that long). Go never frees explicitly; a heap that does sees spans of few
- * objects fill up and come free over and over (each a trip through the
- * owned sets and a sweep), and mimalloc's 64 KiB pages show the other way
+ * (64 KiB; with 16, a kernel heap of 17 MiB ran out of runs that long).
+ * Go never frees explicitly; a heap that does sees spans of few objects
+ * fill up and come free over and over (each a trip through the owned sets
+ * and a sweep), and mimalloc's 64 KiB pages show the other way
  * (docs/HEAP.md, "Span sizes").
  *
  * Class 0 stands for "large" (its own span). For each class it also checks
@@ -121,8 +122,8 @@ static void grow_to_fill_span(struct size_class *c)
 		c->size = grown;
 }
 
-/* Our rule on top of Go's (the file's header): lengthen the spans of
- * small classes of few objects by a whole factor. */
+/* Our rule on top of Go's (the file's header): lengthen the spans that
+ * hold few objects by a whole factor. */
 static void grow_spans(void)
 {
 	for (int i = 1; i < nclasses; i++) {
