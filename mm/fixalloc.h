@@ -1,6 +1,6 @@
 /*
  * mm/fixalloc.h - fixed-size allocator for the heap's own metadata (Go's
- * fixalloc): span structs, spans' bitmap blocks, chunk records and
+ * fixalloc): span structs, spans' bitmap units, chunk records and
  * tiny-block side tables.
  *
  * Objects are carved from 8 KiB blocks obtained with mm_sys_alloc; each

@@ -384,7 +384,7 @@ retry:
 		 * (mm/mdebug.c). */
 		memset((void *)s->startaddr, 0, npages << MM_PAGE_SHIFT);
 	mspan_init_objects(s, spanclass, units);
-	if (spanclass_sizeclass(spanclass) == 0) {
+	if (!small) {
 		mheap.large_pages += npages;
 		mheap.nlarge++;
 		__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);

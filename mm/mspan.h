@@ -89,8 +89,9 @@ unsigned mspan_bitmap_pool(unsigned b);
 size_t mspan_bitmap_unit_size(unsigned pool);
 /* A small span's units, as mspan_init_objects was given them. */
 void mspan_bitmap_units(const struct mspan *s, void *units[MSPAN_BITMAP_UNITS]);
-/* Do a small span's three bitmap pointers sit in its units as its
- * bucket says (for the verifier)? */
+/* Are a small span's two bitmaps in units of their own, not one unit
+ * shared (for the verifier; which pool the units come from, it checks
+ * with fixalloc_owns)? */
 bool mspan_bitmap_layout_ok(const struct mspan *s);
 
 /* A span record: 128 bytes, two cache lines. The first holds what the
@@ -109,7 +110,7 @@ struct mspan {
 	 *   that mcache's CPU;
 	 * - startaddr, npages, state, chunk, tiny, and next/prev while a free
 	 *   run: under mheap.lock; elemsize, nelems, spanclass, divmagic and
-	 *   the three bitmap pointers are set (mspan_init_objects) under
+	 *   the two bitmap pointers are set (mspan_init_objects) under
 	 *   mheap.lock as the span is made and do not change while it lives;
 	 * - the words of remote_bits, remote_pending, remote_inflight,
 	 *   pending_next: the remote-free protocol (mm/mcentral.c,

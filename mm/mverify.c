@@ -12,7 +12,7 @@
  * hold pending spans), bitmaps are consistent
  * (frees only of allocated slots, nothing past nelems, alloc_count of
  * listed spans equal to their bits), every small span and no other has
- * bitmap units, of its bucket's pool and laid out as the bucket says, and
+ * bitmap units, of its bucket's pool, one per bitmap, and
  * the totals add up (pages per state, spans per class, live objects per
  * class against the per-CPU counters, bytes held from the platform, span
  * records and bitmap units handed out by their fixallocs against the
@@ -71,8 +71,8 @@ static int check_small_span(const struct mspan *s)
 		FAIL("span %p class %u: tiny table %p in the wrong span class",
 		     (void *)s, cls, (void *)s->tiny);
 
-	/* Its bitmap units: of its bucket's pool, laid out as the bucket
-	 * says; no bit past nelems anywhere in them. */
+	/* Its bitmap units: of its bucket's pool, one per bitmap; no bit
+	 * past nelems anywhere in them. */
 	unsigned bucket = mspan_bitmap_bucket(s->nelems), pool = mspan_bitmap_pool(bucket);
 	if (!mspan_has_bitmaps(s))
 		FAIL("span %p class %u: no bitmaps", (void *)s, cls);
@@ -83,9 +83,8 @@ static int check_small_span(const struct mspan *s)
 			FAIL("span %p class %u: bitmap unit %p not from pool %u (bucket %u)",
 			     (void *)s, cls, units[u], pool, bucket);
 	if (!mspan_bitmap_layout_ok(s))
-		FAIL("span %p class %u: bitmaps alloc %p remote %p not laid out as "
-		     "bucket %u", (void *)s, cls, (void *)s->alloc_bits,
-		     (void *)s->remote_bits, bucket);
+		FAIL("span %p class %u: bitmaps alloc %p remote %p share a unit (bucket %u)",
+		     (void *)s, cls, (void *)s->alloc_bits, (void *)s->remote_bits, bucket);
 	units_seen[pool] += MSPAN_BITMAP_UNITS;
 	uint64_t bits = 0, live = 0;
 	for (unsigned w = 0; w < mspan_bitmap_words[bucket]; w++) {

@@ -197,7 +197,7 @@ KTEST(heap_meta, the_verifier_sees_each_broken_invariant)
 		KEXPECT_EQ(mheap_verify(), 1);
 		s->alloc_bits[last + 1] = 0;
 	}
-	/* Bitmaps not laid out as the bucket says. */
+	/* Both bitmaps in one unit. */
 	uint64_t *ab = s->alloc_bits, *rb = s->remote_bits;
 	s->remote_bits = s->alloc_bits;
 	KEXPECT_EQ(mheap_verify(), 1);

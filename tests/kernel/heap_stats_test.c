@@ -37,7 +37,7 @@ KTEST(heap_stats, metadata_is_counted_and_consistent_with_the_spans)
 	KEXPECT_GT(st.meta_chunk_bytes, 0);
 	KEXPECT_GT(st.meta_pagemap_bytes, 0);
 	KEXPECT_GT(st.meta_static_bytes, 0);
-	/* Eight small spans at least: their bitmap blocks are counted. */
+	/* Eight small spans at least: their bitmap units are counted. */
 	KEXPECT_GT(st.meta_bitmap_bytes, 0);
 	KEXPECT_EQ(st.metadata_bytes, st.meta_span_bytes + st.meta_bitmap_bytes +
 		   st.meta_chunk_bytes + st.meta_tiny_bytes + st.meta_pagemap_bytes +
