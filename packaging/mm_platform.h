@@ -28,8 +28,8 @@ void mm_irq_restore(unsigned long flags);
 /* One round of waiting for a heap lock (x86: pause). */
 void mm_cpu_relax(void);
 
-/* bytes (a multiple of 8 KiB) of mapped read-write memory, 8 KiB aligned,
- * naturally aligned when bytes is a power of two; NULL when out of memory. */
+/* bytes (a multiple of 8 KiB) of mapped read-write memory, 8 KiB aligned
+ * (no larger alignment is needed); NULL when out of memory. */
 void *mm_sys_alloc(size_t bytes);
 /* Give back a region exactly as mm_sys_alloc returned it. */
 void mm_sys_free(void *p, size_t bytes);
