@@ -340,7 +340,7 @@ static inline __attribute__((always_inline)) bool kfree_fast(const void *p)
 	    __atomic_load_n(&s->local_cpu, __ATOMIC_RELAXED) == (int16_t)cpu) {
 		if (__builtin_expect(s->spanclass != TINY_SPAN_CLASS, 1)) {
 			if (__builtin_expect(mspan_free_owned(s, p), 1)) {
-				stat_inc(&mcaches[cpu].nfree[s->spanclass]);
+				stat_inc(s->local_nfree);
 				mm_irq_restore_fast(irq);
 				return true;
 			}

@@ -113,6 +113,14 @@ static void owned_unlink(struct mcache *mc, struct mspan *s)
 	__atomic_store_n(&s->local_cpu, -1, __ATOMIC_RELAXED);
 }
 
+/* kfree's fast path may free into s on this CPU from now on, counting
+ * in this CPU's nfree. */
+static void make_local(struct mcache *mc, struct mspan *s, unsigned cpu)
+{
+	s->local_nfree = &mc->nfree[s->spanclass];
+	__atomic_store_n(&s->local_cpu, (int16_t)cpu, __ATOMIC_RELAXED);
+}
+
 /* Give s, out of its owned set, back to its mcentral. */
 static void disown(struct mcache *mc, struct mspan *s)
 {
@@ -146,7 +154,7 @@ static void keep_partial(struct mcache *mc, struct mspan *s, unsigned cpu)
 	s->list = MSPAN_ON_OWNED;
 	mc->nowned[spc]++;
 	mc->owned_pages += (uint32_t)s->npages;
-	__atomic_store_n(&s->local_cpu, (int16_t)cpu, __ATOMIC_RELAXED);
+	make_local(mc, s, cpu);
 }
 
 /* A full span got a free: into the partial set, where refills look. */
@@ -239,7 +247,7 @@ static void *alloc_from(struct mcache *mc, struct mspan *s, unsigned cpu)
 {
 	unsigned spc = s->spanclass;
 	mc->alloc[spc] = s;
-	__atomic_store_n(&s->local_cpu, (int16_t)cpu, __ATOMIC_RELAXED);
+	make_local(mc, s, cpu);
 	cache_set(mc, spc, mspan_first_cache_word(s));
 	return cache_take(mc, spc);
 }

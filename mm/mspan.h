@@ -139,6 +139,8 @@ struct mspan {
 	uint8_t list;             /* enum mspan_list_id */
 	int16_t local_cpu;        /* owner_cpu while kfree's fast path may free into it (the
 				     allocation span, the partial owned set), else -1 (mm/mcache.c) */
+	uint64_t *local_nfree;    /* while local_cpu >= 0: &mcaches[local_cpu].nfree[spanclass],
+				     where that fast path counts (set with local_cpu) */
 
 	/* Second line: rarely written by the owner, and the remote side. */
 	uintptr_t npages __attribute__((aligned(64)));

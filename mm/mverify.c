@@ -8,7 +8,8 @@
  * on the free list of its length, each small span is in exactly one place
  * (the allocation span or an owned set of the one mcache whose CPU owns
  * it, or one list of its own mcentral; owned sets well formed, counted, the
- * partial sets within their caps; local_cpu as the set says; notice stacks
+ * partial sets within their caps; local_cpu as the set says (and
+ * local_nfree, where kfree's fast path counts); notice stacks
  * hold pending spans), bitmaps are consistent
  * (frees only of allocated slots, nothing past nelems, alloc_count of
  * listed spans equal to their bits), every small span and no other has
@@ -117,6 +118,10 @@ static int check_small_span(const struct mspan *s)
 		if (s->local_cpu != local)
 			FAIL("span %p class %u: owner CPU %d, list %u, but local_cpu %d (expected %d)",
 			     (void *)s, cls, s->owner_cpu, s->list, s->local_cpu, local);
+		if (local >= 0 && s->local_nfree != &mcaches[local].nfree[spc])
+			FAIL("span %p class %u: kfree's fast path would count its frees at %p, "
+			     "not in CPU %d's nfree (%p)", (void *)s, cls, (void *)s->local_nfree,
+			     local, (void *)&mcaches[local].nfree[spc]);
 		uint64_t cache = allocating ? mcaches[s->owner_cpu].alloc_cache[spc] : 0;
 		if (cache & ~(~s->alloc_bits[s->cache_word] & word_mask(s, s->cache_word)))
 			FAIL("span %p class %u: its cache word offers allocated slots", (void *)s, cls);

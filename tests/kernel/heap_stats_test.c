@@ -173,7 +173,9 @@ KTEST(heap_stats, heap_map_has_one_character_per_page)
 /* The counts of kmem_get_stats rest on each CPU's cache words (allocations
  * are counted as a word is loaded, mm/mcache.h): the verifier checks that
  * a cache word offers only free slots of its span, that there is none
- * without a span, and that no CPU is left inside a stats_seq change. Each
+ * without a span, that kfree's fast path counts a span's frees in its
+ * CPU's nfree of its class, and that no CPU is left inside a stats_seq
+ * change. Each
  * broken on purpose on this CPU, then put back. */
 KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 {
@@ -202,6 +204,14 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 			mc->alloc_cache[c] = 0;
 		}
 	}
+	/* kfree's fast path told to count p's span's frees in another class. */
+	int miscounted = -1;
+	if (s->local_cpu == (int16_t)mm_cpu_id()) {
+		uint64_t *saved = s->local_nfree;
+		s->local_nfree = &mc->nfree[spc ^ 1];
+		miscounted = mheap_verify();
+		s->local_nfree = saved;
+	}
 	/* Left in the middle of a cache word change. */
 	mc->stats_seq++;
 	int odd = mheap_verify();
@@ -212,6 +222,7 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 	KEXPECT_EQ(before, 0);
 	KEXPECT_EQ(offered, 1);
 	KEXPECT_EQ(orphan, 1);
+	KEXPECT_EQ(miscounted, 1);
 	KEXPECT_EQ(odd, 1);
 	KEXPECT_EQ(after, 0);
 }
