@@ -4,8 +4,9 @@
  *
  * Every function is a thin veneer over mm/kmalloc.h with glibc's
  * behaviour at the edges: malloc(0) is a unique pointer, realloc(p, 0)
- * frees p and returns NULL, a failure sets errno to ENOMEM (EINVAL for a
- * bad alignment), memalign/aligned_alloc round an alignment that is not a
+ * frees p and returns NULL, a failure sets errno to ENOMEM (the heap does
+ * that, through mm_alloc_failed in hosted/mm_platform.h; EINVAL for a
+ * bad alignment is set here), memalign/aligned_alloc round an alignment that is not a
  * power of two up to the next one (as glibc 2.36 does), posix_memalign
  * wants a power of two that is a multiple of sizeof(void *). Objects are
  * aligned as the heap aligns them (mm/kmalloc.h): 8 bytes at least,
@@ -44,10 +45,11 @@ static void *enomem(void)
 	return NULL;
 }
 
+/* A jump to kmalloc: a failing allocation sets errno in the heap
+ * (mm_alloc_failed, hosted/mm_platform.h). */
 EXPORT void *malloc(size_t size)
 {
-	void *p = kmalloc(size, 0);
-	return __builtin_expect(p != NULL, 1) ? p : enomem();
+	return kmalloc(size, 0);
 }
 
 /* A tail call: kfree's report names free's caller. */
@@ -58,8 +60,7 @@ EXPORT void free(void *p)
 
 EXPORT void *calloc(size_t n, size_t size)
 {
-	void *p = kcalloc(n, size, 0);
-	return p ? p : enomem();
+	return kcalloc(n, size, 0);
 }
 
 EXPORT void *realloc(void *p, size_t size)
@@ -68,8 +69,7 @@ EXPORT void *realloc(void *p, size_t size)
 		kfree(p);
 		return NULL;
 	}
-	void *q = krealloc(p, size, 0);
-	return q ? q : enomem();
+	return krealloc(p, size, 0);
 }
 
 EXPORT void *reallocarray(void *p, size_t n, size_t size)
@@ -92,8 +92,7 @@ EXPORT void *memalign(size_t align, size_t size)
 	}
 	if (!is_pow2(align))
 		align = (size_t)1 << (64 - __builtin_clzll(align));
-	void *p = kmalloc_aligned(size, align, 0);
-	return p ? p : enomem();
+	return kmalloc_aligned(size, align, 0);
 }
 
 EXPORT void *aligned_alloc(size_t align, size_t size)

@@ -29,6 +29,7 @@
 #ifndef HOSTED_MM_PLATFORM_H
 #define HOSTED_MM_PLATFORM_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <sched.h>
 
@@ -194,6 +195,15 @@ static inline void mm_irq_restore(unsigned long flags)
 		return;
 	}
 	mm_irq_restore_fast(flags);
+}
+
+/* An allocation is about to return NULL for want of memory (or a size
+ * beyond any): what malloc must tell its caller, set here so that malloc
+ * is kmalloc itself (mm/platform.h). */
+#define MM_HAVE_ALLOC_FAILED 1
+static inline void mm_alloc_failed(void)
+{
+	errno = ENOMEM;
 }
 
 /* Cap the bytes mm_sys_alloc may have handed out at once (0: no cap). */

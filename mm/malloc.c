@@ -71,11 +71,20 @@ void kmalloc_init(void)
 	mm_spin_unlock_irqrestore(&init_lock, flags);
 }
 
+/* A request no heap could meet (a size above KMALLOC_MAX_SIZE, an
+ * overflowing kcalloc): NULL, and the platform told (mm/platform.h). */
+static void *impossible(void)
+{
+	mm_alloc_failed();
+	return NULL;
+}
+
+/* Out of memory: counted, every CPU asked to give back what it caches. */
 static void *oom(void)
 {
 	__atomic_fetch_add(&kmem_oom, 1, __ATOMIC_RELAXED);
 	kmem_release_request();   /* other CPUs' caches may hold what we lack */
-	return NULL;
+	return impossible();
 }
 
 void kmem_release_request(void)
@@ -141,7 +150,7 @@ __attribute__((noinline)) static void *kmalloc_large_aligned(size_t size, size_t
 							     unsigned flags)
 {
 	if (size > KMALLOC_MAX_SIZE || align > KMALLOC_MAX_SIZE)
-		return NULL;   /* impossible, not out of memory */
+		return impossible();   /* not out of memory: not counted */
 	size_t npages = size ? (size + MM_PAGE_SIZE - 1) >> MM_PAGE_SHIFT : 1;
 	size_t align_pages = align > MM_PAGE_SIZE ? align >> MM_PAGE_SHIFT : 1;
 	struct mspan *s = large_span(npages, align_pages);
@@ -452,15 +461,15 @@ void *kmalloc(size_t size, unsigned flags)
 
 void *kzalloc(size_t size, unsigned flags)
 {
-	return alloc_slow(size, 0, flags | KM_ZERO);
+	return kmalloc(size, flags | KM_ZERO);
 }
 
 void *kcalloc(size_t n, size_t size, unsigned flags)
 {
 	size_t bytes;
 	if (__builtin_mul_overflow(n, size, &bytes))
-		return NULL;
-	return alloc_slow(bytes, 0, flags | KM_ZERO);
+		return impossible();
+	return kmalloc(bytes, flags | KM_ZERO);
 }
 
 void *kmalloc_aligned(size_t size, size_t align, unsigned flags)

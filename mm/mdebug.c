@@ -324,8 +324,10 @@ static size_t debug_align(size_t size)
 
 static void *debug_alloc(size_t size, size_t align, unsigned flags, const void *caller)
 {
-	if (size > KMALLOC_DEBUG_MAX)
+	if (size > KMALLOC_DEBUG_MAX) {
+		mm_alloc_failed();
 		return NULL;
+	}
 	if (debug_align(size) > align)
 		align = debug_align(size);
 	size_t raw = size + KMEM_REDZONE_MIN + KMEM_TRAILER_SIZE;
@@ -335,7 +337,7 @@ static void *debug_alloc(size_t size, size_t align, unsigned flags, const void *
 		p = heap_raw_alloc(raw, align, flags & ~KM_ZERO);
 	}
 	if (!p)
-		return NULL;
+		return NULL;   /* the heap told the platform */
 	size_t objsize = heap_raw_size(NULL, p, NULL);
 	struct trailer *t = trailer_of(p, objsize);
 	if (t->tag == trailer_tag(p, objsize) &&
@@ -455,8 +457,10 @@ void *kzalloc(size_t size, unsigned flags)
 void *kcalloc(size_t n, size_t size, unsigned flags)
 {
 	size_t bytes;
-	if (__builtin_mul_overflow(n, size, &bytes))
+	if (__builtin_mul_overflow(n, size, &bytes)) {
+		mm_alloc_failed();
 		return NULL;
+	}
 	return debug_alloc(bytes, 8, flags | KM_ZERO, __builtin_return_address(0));
 }
 

@@ -30,6 +30,14 @@
  *       the caller then takes its slow path, which uses mm_irq_save. Define
  *       MM_HAVE_IRQ_SAVE_FAST with them; by default they are mm_irq_save /
  *       mm_irq_restore, never declining.
+ *   static inline void mm_alloc_failed(void);  (optional)
+ *       Called as an allocation (kmalloc and the rest of mm/kmalloc.h's
+ *       allocating calls) is about to return NULL because the request
+ *       cannot be met: out of memory, or a size above KMALLOC_MAX_SIZE;
+ *       not for an invalid argument (a bad alignment, a bad pointer to
+ *       krealloc). The hosted build sets errno to ENOMEM there, so that
+ *       malloc is a jump to kmalloc (hosted/libc_malloc.c). Define
+ *       MM_HAVE_ALLOC_FAILED with it; by default it does nothing.
  *   MM_MAX_CPUS (optional)
  *       How many CPUs (mcaches) there are; 64 when not defined.
  *   MM_RETAIN_MIN_BYTES (optional)
@@ -117,6 +125,12 @@ static inline int mm_irq_save_fast(unsigned long *flags)
 static inline void mm_irq_restore_fast(unsigned long flags)
 {
 	mm_irq_restore(flags);
+}
+#endif
+
+#ifndef MM_HAVE_ALLOC_FAILED
+static inline void mm_alloc_failed(void)
+{
 }
 #endif
 

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "mm/kmalloc.h"   /* struct kmem_stats */
@@ -172,6 +173,52 @@ static void test_enomem(void)
 	errno = 0;
 	p = aligned_alloc(4096, (size_t)1 << 62);
 	CHECK(p == NULL && errno == ENOMEM, "aligned_alloc huge = %p, errno %d", p, errno);
+}
+
+/* The child's address space in bytes (the first field of statm). */
+static size_t vm_bytes(void)
+{
+	unsigned long pages = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f) {
+		if (fscanf(f, "%lu", &pages) != 1)
+			pages = 0;
+		fclose(f);
+	}
+	return pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Memory really exhausted (an address-space limit makes mmap fail), not
+ * an impossible size: malloc, calloc and aligned_alloc of 64 MiB return
+ * NULL with errno ENOMEM, and small objects still come. In a child, so
+ * that the limit stays there; its exit status says which check failed. */
+static void test_enomem_when_exhausted(void)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct rlimit rl = { vm_bytes() + (16u << 20), RLIM_INFINITY };
+		if (rl.rlim_cur == 16u << 20 || setrlimit(RLIMIT_AS, &rl) != 0)
+			_exit(10);
+		errno = 0;
+		if (malloc(64u << 20) != NULL || errno != ENOMEM)
+			_exit(11);
+		errno = 0;
+		if (calloc(1, 64u << 20) != NULL || errno != ENOMEM)
+			_exit(12);
+		errno = 0;
+		if (aligned_alloc(1u << 20, 64u << 20) != NULL || errno != ENOMEM)
+			_exit(13);
+		void *small = malloc(100);
+		if (!small)
+			_exit(14);
+		free(small);
+		_exit(sh_verify() == 0 ? 0 : 15);
+	}
+	int st = 0;
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid, "fork/wait failed");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "child under a 16 MiB address-space margin: status %#x (10 setrlimit, 11 malloc, "
+	      "12 calloc, 13 aligned_alloc not NULL+ENOMEM, 14 no small object, 15 verifier)", st);
 }
 
 static void test_bad_alignments(void)
@@ -519,7 +566,7 @@ int main(int argc, char **argv)
 		return 0;   /* not reached with SPANHEAP_BAD_FREE=abort */
 	}
 
-	printf("KTAP version 1\n1..15\n");
+	printf("KTAP version 1\n1..16\n");
 	run("dropin.preloaded_heap_counts_objects", test_preloaded);
 	if (!sh_stats) {
 		printf("# spanheap is not the malloc of this process; stopping\n");
@@ -529,6 +576,7 @@ int main(int argc, char **argv)
 	run("dropin.zero_sizes_as_glibc", test_zero_sizes);
 	run("dropin.realloc_keeps_contents", test_realloc_keeps_contents);
 	run("dropin.enomem_on_impossible_sizes", test_enomem);
+	run("dropin.enomem_when_memory_runs_out", test_enomem_when_exhausted);
 	run("dropin.bad_alignments_refused_or_rounded", test_bad_alignments);
 	run("dropin.every_alignment_up_to_4M", test_every_alignment);
 	run("dropin.malloc_alignment_8_or_16", test_malloc_alignment);
