@@ -16,8 +16,10 @@ unsigned ncpus_online = 1;
 int percpu_ready;
 
 #define IST_STACK_SIZE 8192
-/* IST1 = #DF, IST2 = NMI, IST3 = #MC, per CPU. */
-static uint8_t ist_stacks[MAX_CPUS][3][IST_STACK_SIZE] __attribute__((aligned(16)));
+/* IST1 = #DF, IST2 = NMI, IST3 = #MC: the boot CPU's. An AP's come from
+ * kstack_alloc as it is started (kernel/smp.c, cpus[id].ist_top), so a
+ * machine pays for the CPUs it has, not for MAX_CPUS (1.5 MiB of .bss). */
+static uint8_t ist_stacks_bsp[3][IST_STACK_SIZE] __attribute__((aligned(16)));
 
 _Static_assert(offsetof(struct cpu, self) == 0, "this_cpu() reads %gs:0");
 _Static_assert(offsetof(struct cpu, id) == 8, "this_cpu_id() reads %gs:8");
@@ -48,7 +50,8 @@ void percpu_init(unsigned id)
 
 	memset(&c->tss, 0, sizeof(c->tss));
 	for (int i = 0; i < 3; i++)
-		c->tss.ist[i] = (uint64_t)&ist_stacks[id][i][IST_STACK_SIZE];
+		c->tss.ist[i] = c->ist_top[i] ? (uint64_t)c->ist_top[i]
+					      : (uint64_t)&ist_stacks_bsp[i][IST_STACK_SIZE];
 	c->tss.iomap_base = sizeof(struct tss);
 
 	struct gdt_ptr p = { sizeof(c->gdt) - 1, (uint64_t)c->gdt };

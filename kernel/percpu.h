@@ -33,6 +33,7 @@ struct cpu {
 	uint64_t gdt[7];       /* null, kcode, kdata, ucode, udata, tss lo/hi */
 	struct tss tss;
 	void *stack_top;       /* kernel stack (guard page below) */
+	void *ist_top[3];      /* an AP's #DF, NMI, #MC stacks (kstack_alloc'ed); NULL: the boot CPU's */
 	uint64_t irq_count;    /* timer interrupts taken */
 	int in_panic;
 };

@@ -2,7 +2,8 @@
  * kernel/smp.c - start the application processors and give them work.
  *
  * The boot CPU reads the MADT, enables its local APIC, and starts each AP
- * in turn: a fresh guarded stack (kstack_alloc), the trampoline's data
+ * in turn: fresh guarded stacks (kstack_alloc: its kernel stack and its
+ * #DF, NMI and #MC stacks, kernel/gdt.c), the trampoline's data
  * slots filled in (boot/trampoline.S), INIT-SIPI-SIPI, then up to
  * AP_TIMEOUT_MS for the AP to say it is online. CPU ids are dense: an AP
  * is offered the next free id (ncpus_online) and keeps it only if it comes
@@ -34,6 +35,7 @@
 
 #define TRAMPOLINE_BASE 0x8000
 #define AP_STACK_PAGES 8
+#define IST_STACK_PAGES 2   /* each of the #DF, NMI and #MC stacks (kernel/gdt.c) */
 #define AP_TIMEOUT_MS 2000
 
 extern const char trampoline_start[], trampoline_end[];
@@ -163,8 +165,11 @@ static int close_claim(void)
 static int start_ap(unsigned id, uint32_t apic_id)
 {
 	void *stack = kstack_alloc(AP_STACK_PAGES);
+	for (int i = 0; stack && i < 3; i++)
+		if (!(cpus[id].ist_top[i] = kstack_alloc(IST_STACK_PAGES)))
+			stack = NULL;
 	if (!stack) {
-		printk("smp: no memory for CPU %u's stack\n", id);
+		printk("smp: no memory for CPU %u's stacks\n", id);
 		return -1;
 	}
 	cpus[id].stack_top = stack;
@@ -184,6 +189,8 @@ static int start_ap(unsigned id, uint32_t apic_id)
 	       apic_id, AP_TIMEOUT_MS);
 	/* The stack's guarded area is not reused; the id is. */
 	cpus[id].stack_top = NULL;
+	for (int i = 0; i < 3; i++)
+		cpus[id].ist_top[i] = NULL;
 	return -1;
 }
 

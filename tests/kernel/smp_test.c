@@ -48,6 +48,47 @@ KTEST(smp, call_all_runs_once_on_every_cpu)
 	ktest_log("%u CPU(s) online", ncpus_online);
 }
 
+/* Each CPU's #DF, NMI and #MC stacks (its TSS's IST slots) are its own:
+ * an AP's in the guarded stack area, 8 KiB each, apart from every other
+ * CPU's; and writable (a word just below each top, written and read back
+ * by the CPU itself, before any exception can use it). */
+static void touch_ist(void *arg)
+{
+	(void)arg;
+	struct cpu *c = this_cpu();
+	for (int i = 0; i < 3; i++) {
+		volatile uint64_t *w = (volatile uint64_t *)(c->tss.ist[i] - 64);
+		*w = c->tss.ist[i];
+		if (*w != c->tss.ist[i])
+			__atomic_fetch_add(&hits, 1000, __ATOMIC_RELAXED);
+	}
+	__atomic_fetch_add(&hits, 1, __ATOMIC_RELAXED);
+}
+
+KTEST(smp, each_cpu_has_its_own_exception_stacks)
+{
+	hits = 0;
+	smp_call_all(touch_ist, NULL);
+	KEXPECT_EQ(hits, ncpus_online);
+	for (unsigned a = 0; a < ncpus_online; a++) {
+		for (int i = 0; i < 3; i++) {
+			uint64_t top = cpus[a].tss.ist[i];
+			KEXPECT_NE(top, 0);
+			if (a > 0) {
+				KEXPECT_EQ(top, (uint64_t)cpus[a].ist_top[i]);
+				KEXPECT_GE(top - 8192, KSTACK_AREA_BASE);
+				KEXPECT_LE(top, KSTACK_AREA_END);
+			}
+			for (unsigned b = 0; b <= a; b++)
+				for (int j = 0; j < 3; j++)
+					if (b != a || j != i) {
+						uint64_t other = cpus[b].tss.ist[j];
+						KEXPECT_TRUE(top <= other - 8192 || top - 8192 >= other);
+					}
+		}
+	}
+}
+
 KTEST(smp, apic_ids_are_distinct)
 {
 	for (unsigned a = 0; a < ncpus_online; a++)
