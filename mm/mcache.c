@@ -207,7 +207,14 @@ static void take_notices(struct mcache *mc, unsigned cpu)
  * its words are not counted. Owner only, interrupts off. */
 static void cache_set(struct mcache *mc, unsigned spc, uint64_t c)
 {
-	uint64_t old = mc->alloc_cache[spc];
+	struct mcache_alloc_word *aw = &mc->alloc_cache[spc];
+	uint64_t old = aw->free;
+	if (c) {
+		struct mspan *s = mc->alloc[spc];
+		aw->alloc_word = &s->alloc_bits[s->cache_word];
+		aw->base = s->startaddr + (uintptr_t)s->cache_word * 64 * s->elemsize;
+		aw->elemsize = s->elemsize;
+	}
 	uint32_t seq = mc->stats_seq;
 	/* A seqlock without fences (the data stores are releases, the
 	 * reader's loads acquires): whoever sees a new value sees the odd
@@ -218,7 +225,7 @@ static void cache_set(struct mcache *mc, unsigned spc, uint64_t c)
 				 mc->nmalloc[spc] + (uint64_t)mm_popcount64(c) -
 					 (uint64_t)mm_popcount64(old),
 				 __ATOMIC_RELEASE);
-	__atomic_store_n(&mc->alloc_cache[spc], c, __ATOMIC_RELEASE);
+	__atomic_store_n(&aw->free, c, __ATOMIC_RELEASE);
 	__atomic_store_n(&mc->stats_seq, seq + 2, __ATOMIC_RELEASE);
 }
 
@@ -227,7 +234,7 @@ uint64_t mcache_nmalloc(const struct mcache *mc, unsigned spc)
 	for (;;) {
 		uint32_t seq = __atomic_load_n(&mc->stats_seq, __ATOMIC_ACQUIRE);
 		uint64_t n = __atomic_load_n(&mc->nmalloc[spc], __ATOMIC_ACQUIRE);
-		uint64_t c = __atomic_load_n(&mc->alloc_cache[spc], __ATOMIC_ACQUIRE);
+		uint64_t c = __atomic_load_n(&mc->alloc_cache[spc].free, __ATOMIC_ACQUIRE);
 		if (!(seq & 1) && __atomic_load_n(&mc->stats_seq, __ATOMIC_RELAXED) == seq)
 			return spc == TINY_SPAN_CLASS ? n : n - (uint64_t)mm_popcount64(c);
 		mm_cpu_relax();
@@ -258,7 +265,7 @@ void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 
 	if (s != MCACHE_NO_SPAN) {
 		MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
-		MM_BUG_ON(mc->alloc_cache[spc] != 0);
+		MM_BUG_ON(mc->alloc_cache[spc].free != 0);
 		uint64_t c = mspan_next_cache_word(s);
 		if (!c) {
 			mspan_sweep(s);

@@ -11,6 +11,22 @@
 #include "mm/platform.h"
 #include "mm/mspan.h"
 
+/* What allocation from span class spc needs, in 32 bytes (two classes
+ * a cache line): the free slots of word cache_word of the allocation
+ * span's alloc_bits that allocation hands out next, one bit each (Go's
+ * allocCache, kept in the mcache so that other CPUs may read it:
+ * kmem_get_stats); where that alloc_bits word is; the address of its slot
+ * 0; the object size. free is 0 when used up or when there is no span,
+ * so the fast path tests nothing else (the part of Go's emptymspan, a span
+ * with no free slot standing for none); the other three are set with it
+ * (cache_set in mm/mcache.c) and not read while it is 0. */
+struct mcache_alloc_word {
+	uint64_t free;
+	uint64_t *alloc_word;   /* &alloc[spc]->alloc_bits[alloc[spc]->cache_word] */
+	uintptr_t base;         /* alloc[spc]->startaddr + cache_word * 64 * elemsize */
+	uintptr_t elemsize;
+};
+
 struct mcache {
 	/*
 	 * Everything here is touched only by its own CPU with interrupts off
@@ -18,13 +34,8 @@ struct mcache {
 	 * (relaxed) from anywhere, and mheap_verify()/kmem_drain_all(),
 	 * which need every CPU quiescent.
 	 */
-	/* Per class: the free slots of the allocation span's word
-	 * alloc[spc]->cache_word that allocation hands out next, one bit each
-	 * (Go's allocCache, kept here so that other CPUs may read it:
-	 * kmem_get_stats, below); 0 when used up or when there is no span,
-	 * so the fast path tests nothing else (the part of Go's emptymspan,
-	 * a span with no free slot standing for none). */
-	uint64_t alloc_cache[NUM_SPAN_CLASSES];
+	/* Per class: the allocation span's cached word (above). */
+	struct mcache_alloc_word alloc_cache[NUM_SPAN_CLASSES];
 	/* The allocation span per class; MCACHE_NO_SPAN when there is none. */
 	struct mspan *alloc[NUM_SPAN_CLASSES];
 	/* Spans this CPU still owns but does not allocate from, per class,
@@ -56,7 +67,7 @@ struct mcache {
 	 * allocations); large objects separately. nmalloc of every other
 	 * class is counted in bulk (Go's way): a cache word's slots as it is
 	 * loaded, those left unused taken off as it is dropped, so the
-	 * objects handed out are nmalloc - popcount(alloc_cache), which
+	 * objects handed out are nmalloc - popcount(alloc_cache.free), which
 	 * mcache_nmalloc reads; stats_seq (a sequence count, odd while the
 	 * owner changes the two together) makes that read exact. nfree is
 	 * counted per free. */
@@ -85,15 +96,22 @@ static inline void stat_inc(uint64_t *c)
 
 /* An object of span class spc from the span this CPU caches, or NULL
  * (none cached, or its cache word used up): ctz of the cache word, its
- * lowest bit cleared, the slot marked in alloc_bits. No counter: the slot
- * was counted when the word was loaded. Interrupts off. */
+ * lowest bit cleared, the slot marked in its alloc_bits word. The span
+ * record is not read. No counter: the slot was counted when the word was
+ * loaded. Interrupts off; owner only. */
 static inline void *mcache_alloc_fast(struct mcache *mc, unsigned spc)
 {
-	uint64_t c = mc->alloc_cache[spc];
+	struct mcache_alloc_word *aw = &mc->alloc_cache[spc];
+	uint64_t c = aw->free;
 	if (__builtin_expect(c == 0, 0))
 		return NULL;
-	__atomic_store_n(&mc->alloc_cache[spc], c & (c - 1), __ATOMIC_RELAXED);
-	return mspan_take_slot(mc->alloc[spc], (unsigned)__builtin_ctzll(c));
+	__atomic_store_n(&aw->free, c & (c - 1), __ATOMIC_RELAXED);
+	uintptr_t i = (uintptr_t)__builtin_ctzll(c);
+	st64(aw->alloc_word, ld64(aw->alloc_word) | (1ULL << i));
+	void *p = (void *)(aw->base + i * aw->elemsize);
+	if (p == NULL)
+		__builtin_unreachable();   /* lets callers drop their NULL test */
+	return p;
 }
 
 /* Objects of span class spc handed out on mc's CPU so far (tiny

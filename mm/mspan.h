@@ -163,19 +163,6 @@ static inline uint32_t mspan_offset_index(const struct mspan *s, uint32_t off)
 	return (uint32_t)(((uint64_t)off * s->divmagic) >> 32);
 }
 
-/* Hand out slot i of word cache_word of a span this CPU's mcache
- * holds (a free slot its cache word offered): mark it in alloc_bits, and
- * return its address. Owner only. */
-static inline void *mspan_take_slot(struct mspan *s, unsigned i)
-{
-	unsigned w = s->cache_word;
-	st64(&s->alloc_bits[w], ld64(&s->alloc_bits[w]) | (1ULL << i));
-	void *p = (void *)(s->startaddr + ((uintptr_t)w * 64 + i) * s->elemsize);
-	if (p == NULL)
-		__builtin_unreachable();   /* lets callers drop their NULL test */
-	return p;
-}
-
 /* Free p into small span s that this CPU's mcache owns, if p is the
  * start of a live object: its bit in alloc_bits cleared, plain stores, so
  * the slot is free again at once (mimalloc's local free list, as a bit).

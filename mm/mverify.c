@@ -122,9 +122,17 @@ static int check_small_span(const struct mspan *s)
 			FAIL("span %p class %u: kfree's fast path would count its frees at %p, "
 			     "not in CPU %d's nfree (%p)", (void *)s, cls, (void *)s->local_nfree,
 			     local, (void *)&mcaches[local].nfree[spc]);
-		uint64_t cache = allocating ? mcaches[s->owner_cpu].alloc_cache[spc] : 0;
+		const struct mcache_alloc_word *aw = &mcaches[s->owner_cpu].alloc_cache[spc];
+		uint64_t cache = allocating ? aw->free : 0;
 		if (cache & ~(~s->alloc_bits[s->cache_word] & word_mask(s, s->cache_word)))
 			FAIL("span %p class %u: its cache word offers allocated slots", (void *)s, cls);
+		if (cache && (aw->alloc_word != &s->alloc_bits[s->cache_word] ||
+			      aw->base != s->startaddr + (uintptr_t)s->cache_word * 64 * s->elemsize ||
+			      aw->elemsize != s->elemsize))
+			FAIL("span %p class %u: CPU %d's cached word %u is not the span's (alloc "
+			     "word %p, base %#lx, size %lu)", (void *)s, cls, s->owner_cpu,
+			     s->cache_word, (void *)aw->alloc_word, (unsigned long)aw->base,
+			     (unsigned long)aw->elemsize);
 		tally[spc].cached++;
 	} else {
 		if (s->list != MSPAN_ON_PARTIAL && s->list != MSPAN_ON_FULL)
@@ -433,9 +441,9 @@ static int check_centrals(void)
 			if (mcaches[cpu].stats_seq & 1)
 				FAIL("CPU %u: stats_seq %u is odd outside a cache word change", cpu,
 				     mcaches[cpu].stats_seq);
-			if (s == MCACHE_NO_SPAN && mcaches[cpu].alloc_cache[spc])
+			if (s == MCACHE_NO_SPAN && mcaches[cpu].alloc_cache[spc].free)
 				FAIL("CPU %u class %u: a cache word %#lx but no allocation span", cpu,
-				     spc, (unsigned long)mcaches[cpu].alloc_cache[spc]);
+				     spc, (unsigned long)mcaches[cpu].alloc_cache[spc].free);
 			if (s == MCACHE_NO_SPAN)
 				continue;
 			cached++;

@@ -190,18 +190,18 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 	/* p's slot (allocated) offered again, if p is in the cached word. */
 	int offered = -1;
 	if (mc->alloc[spc] == s && i / 64 == s->cache_word) {
-		uint64_t saved = mc->alloc_cache[spc];
-		mc->alloc_cache[spc] |= 1ULL << (i % 64);
+		uint64_t saved = mc->alloc_cache[spc].free;
+		mc->alloc_cache[spc].free |= 1ULL << (i % 64);
 		offered = mheap_verify();
-		mc->alloc_cache[spc] = saved;
+		mc->alloc_cache[spc].free = saved;
 	}
 	/* A cache word for a class this CPU has no span of. */
 	int orphan = -1;
 	for (unsigned c = 2; c < NUM_SPAN_CLASSES && orphan < 0; c++) {   /* class 0: large */
 		if (mc->alloc[c] == MCACHE_NO_SPAN) {
-			mc->alloc_cache[c] = 1;
+			mc->alloc_cache[c].free = 1;
 			orphan = mheap_verify();
-			mc->alloc_cache[c] = 0;
+			mc->alloc_cache[c].free = 0;
 		}
 	}
 	/* kfree's fast path told to count p's span's frees in another class. */

@@ -89,7 +89,7 @@ def mcache_nmalloc(mc, spc):
     nm = int(mc["nmalloc"][spc])
     if is_tiny_spc(spc):
         return nm
-    return nm - bin(int(mc["alloc_cache"][spc])).count("1")
+    return nm - bin(int(mc["alloc_cache"][spc]["free"])).count("1")
 
 
 def class_counts(spc):
@@ -353,7 +353,7 @@ and its counters (mallocs, frees, tiny, large: kmem_dump's per-CPU line)."""
             line = "  %-16s" % spc_name(spc)
             if has_span:
                 line += " alloc span 0x%016x, %d free in its cache word" % (
-                    int(s["startaddr"]), bin(int(mc["alloc_cache"][spc])).count("1"))
+                    int(s["startaddr"]), bin(int(mc["alloc_cache"][spc]["free"])).count("1"))
             if owned:
                 line += ", %d owned partial" % owned
             if full:
