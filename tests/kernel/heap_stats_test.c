@@ -172,7 +172,8 @@ KTEST(heap_stats, heap_map_has_one_character_per_page)
 
 /* The counts of kmem_get_stats rest on each CPU's cache words (allocations
  * are counted as a word is loaded, mm/mcache.h): the verifier checks that
- * a cache word offers only free slots of its span, that there is none
+ * a cache word offers only free slots of its span and sits beside its
+ * span's alloc_bits word and slot addresses, that there is none
  * without a span, that kfree's fast path counts a span's frees in its
  * CPU's nfree of its class, and that no CPU is left inside a stats_seq
  * change. Each
@@ -194,6 +195,14 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 		mc->alloc_cache[spc].free |= 1ULL << (i % 64);
 		offered = mheap_verify();
 		mc->alloc_cache[spc].free = saved;
+	}
+	/* The cached word's slot 0 one object off (kmalloc would hand out
+	 * addresses of the next slots). */
+	int shifted = -1;
+	if (mc->alloc[spc] == s && mc->alloc_cache[spc].free) {
+		mc->alloc_cache[spc].base += s->elemsize;
+		shifted = mheap_verify();
+		mc->alloc_cache[spc].base -= s->elemsize;
 	}
 	/* A cache word for a class this CPU has no span of. */
 	int orphan = -1;
@@ -221,6 +230,7 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 	kfree(p);
 	KEXPECT_EQ(before, 0);
 	KEXPECT_EQ(offered, 1);
+	KEXPECT_EQ(shifted, 1);
 	KEXPECT_EQ(orphan, 1);
 	KEXPECT_EQ(miscounted, 1);
 	KEXPECT_EQ(odd, 1);
