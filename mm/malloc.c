@@ -581,6 +581,7 @@ void HEAP_API(kmem_drain_all)(void)
 	if (!mheap_ready())
 		return;
 	unsigned long irq = mm_irq_save();
+	mm_spin_lock(&kmem_idle_lock);
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
 		tiny_retire(&mcaches[cpu], cpu);
 		mcache_release_all(&mcaches[cpu], cpu);
@@ -590,6 +591,7 @@ void HEAP_API(kmem_drain_all)(void)
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
 		mheap_pcache_drain(cpu);
 	mheap_scavenge(0);   /* every retained chunk back: nothing is kept */
+	mm_spin_unlock(&kmem_idle_lock);
 	mm_irq_restore(irq);
 }
 
@@ -600,27 +602,44 @@ uint64_t kmem_scavenge(void)
 	return mheap_ready() ? mheap_scavenge(0) : 0;
 }
 
+/* kmem_idle_lock (taken inside an mm_irq_save section: interrupts off)
+ * keeps a CPU that its caller made quiescent from entering the heap on
+ * its own: kmem_scavenge_idle (the kernel's idle loop) holds it while it
+ * works, mheap_verify and kmem_drain_all while they read and change every
+ * CPU's mcache (they require every other CPU out of the heap, and an idle
+ * CPU answering a release request is in it). The outermost heap lock. */
+mm_spinlock_t kmem_idle_lock = MM_SPINLOCK_INIT("kmem_idle");
+
 void kmem_scavenge_idle(void)
 {
 	if (!mheap_ready())
 		return;
 	unsigned long irq = mm_irq_save();
 	unsigned cpu = mm_cpu_id();
-	answer_release_request(&mcaches[cpu], cpu);
+	/* Nothing to do (no release request unanswered, no more retained
+	 * than the floor, below which the target never is): two loads, no
+	 * lock. */
+	bool asked = __atomic_load_n(&pressure_epoch, __ATOMIC_RELAXED) !=
+		     mcaches[cpu].pressure_seen;
+	bool over = (__atomic_load_n(&mheap.retained_pages, __ATOMIC_RELAXED)
+		     << MM_PAGE_SHIFT) > MM_RETAIN_MIN_BYTES;
+	if (asked || over) {
+		mm_spin_lock(&kmem_idle_lock);
+		answer_release_request(&mcaches[cpu], cpu);
+		if (over)
+			mheap_scavenge_to_target();
+		mm_spin_unlock(&kmem_idle_lock);
+	}
 	mm_irq_restore(irq);
-	/* The target is never below the floor: below it, nothing to do,
-	 * without the lock (the target itself needs it: it reads what the
-	 * mheap's lock protects). */
-	if ((__atomic_load_n(&mheap.retained_pages, __ATOMIC_RELAXED) << MM_PAGE_SHIFT) >
-	    MM_RETAIN_MIN_BYTES)
-		mheap_scavenge_to_target();
 }
 
-/* Lock order: init_lock, the mcentrals in span class order, the mheap
- * (docs/ARCHITECTURE.md). Plain locks, no mm_irq_save: a host that stops
- * the heap from outside (the hosted fork) must not enter it. */
+/* Lock order: kmem_idle_lock, init_lock, the mcentrals in span class
+ * order, the mheap (docs/ARCHITECTURE.md). Plain locks, no mm_irq_save: a
+ * host that stops the heap from outside (the hosted fork) must not enter
+ * it. */
 void HEAP_API(kmem_lock_all)(void)
 {
+	mm_spin_lock(&kmem_idle_lock);
 	mm_spin_lock(&init_lock);
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
 		mm_spin_lock(&mcentrals[spc].lock);
@@ -633,6 +652,7 @@ void HEAP_API(kmem_unlock_all)(void)
 	for (unsigned spc = NUM_SPAN_CLASSES; spc-- > 0;)
 		mm_spin_unlock(&mcentrals[spc].lock);
 	mm_spin_unlock(&init_lock);
+	mm_spin_unlock(&kmem_idle_lock);
 }
 
 /* In the child of a fork made under kmem_lock_all: the other threads'
@@ -640,6 +660,7 @@ void HEAP_API(kmem_unlock_all)(void)
  * set free afresh rather than handed to the next ticket. */
 void HEAP_API(kmem_unlock_all_in_child)(void)
 {
+	mm_spin_lock_init(&kmem_idle_lock, kmem_idle_lock.name);
 	mm_spin_lock_init(&init_lock, init_lock.name);
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
 		mm_spin_lock_init(&mcentrals[spc].lock, mcentrals[spc].lock.name);

@@ -15,6 +15,10 @@ static inline int mheap_ready(void)
 	return __atomic_load_n(&mheap.ready, __ATOMIC_ACQUIRE);
 }
 
+/* Held by an idle CPU's kmem_scavenge_idle and by whoever reads every
+ * CPU's mcache (mheap_verify, kmem_drain_all): the rule is in mm/malloc.c. */
+extern mm_spinlock_t kmem_idle_lock;
+
 /* NULL returns for lack of memory (atomic). */
 extern uint64_t kmem_oom;
 

@@ -21,7 +21,7 @@
  *
  * It takes every lock, but the per-CPU state it reads belongs to running
  * CPUs: call it only when every other CPU is quiescent (not inside the
- * heap). It reports the first broken invariant with mm_log and returns 1.
+ * heap; kmem_idle_lock keeps an idle CPU from entering it on its own). It reports the first broken invariant with mm_log and returns 1.
  */
 #include "mm/kmalloc.h"
 #include "mm/bitops.h"
@@ -389,6 +389,51 @@ static int check_owned_set(unsigned cpu, unsigned spc, uint64_t *n)
 	return 0;
 }
 
+/* Is s in the owned set its list field names, of its owner's mcache? */
+static bool in_owned_ring(const struct mspan *s)
+{
+	const struct mcache *mc = &mcaches[s->owner_cpu];
+	const struct mspan *head = s->list == MSPAN_ON_OWNED_FULL ? mc->full[s->spanclass]
+								  : mc->owned[s->spanclass];
+	const struct mspan *t = head;
+	uint64_t n = 0;
+	if (head) {
+		do {
+			if (t == s)
+				return true;
+			t = t->next;
+		} while (t != head && ++n <= mheap.small_pages);
+	}
+	return false;
+}
+
+/* The spans of class spc that say an mcache owns them and cannot be
+ * found there: the first one is named (what the counts alone cannot
+ * tell). */
+static void name_unreachable_owned(unsigned spc)
+{
+	for (struct heap_chunk *c = mheap.chunks; c; c = c->next) {
+		uintptr_t end = c->base + (c->npages << MM_PAGE_SHIFT);
+		for (uintptr_t a = c->base; a < end;) {
+			const struct mspan *s = pagemap_lookup(a);
+			if (!s || !s->npages)
+				return;
+			if (s->state == MSPAN_INUSE && s->spanclass == spc && s->owner_cpu >= 0 &&
+			    mcaches[s->owner_cpu].alloc[spc] != s && !in_owned_ring(s)) {
+				mm_log("mheap_verify: span %p [%#lx, %lu pages] class %u: owner CPU %d, "
+				       "list %u, local_cpu %d, next %p prev %p, %u of %u allocated, "
+				       "pending %u: in no set of that CPU",
+				       (void *)s, (unsigned long)s->startaddr,
+				       (unsigned long)s->npages, spc, s->owner_cpu, s->list,
+				       s->local_cpu, (void *)s->next, (void *)s->prev,
+				       s->alloc_count, s->nelems, s->remote_pending);
+				return;
+			}
+			a += s->npages << MM_PAGE_SHIFT;
+		}
+	}
+}
+
 /* Each CPU's notice stack (mm/mcentral.c) holds pending in-use small
  * spans, none twice (a span is on one stack at a time). */
 static int check_notices(void)
@@ -457,9 +502,11 @@ static int check_centrals(void)
 				return 1;
 			cached += n;
 		}
-		if (cached != tally[spc].cached)
+		if (cached != tally[spc].cached) {
+			name_unreachable_owned(spc);
 			FAIL("class %u: %lu spans in mcaches, %lu spans owned", spc,
 			     (unsigned long)cached, (unsigned long)tally[spc].cached);
+		}
 		if (spc != TINY_SPAN_CLASS) {
 			uint64_t a = 0, f = 0;
 			for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
@@ -479,6 +526,7 @@ int mheap_verify(void)
 	if (!mheap_ready())
 		return 0;
 	unsigned long irq = mm_irq_save();
+	mm_spin_lock(&kmem_idle_lock);   /* no idle CPU enters the heap meanwhile */
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
 		mm_spin_lock(&mcentrals[spc].lock);
 	mm_spin_lock(&mheap.lock);
@@ -553,6 +601,7 @@ int mheap_verify(void)
 	mm_spin_unlock(&mheap.lock);
 	for (unsigned spc = NUM_SPAN_CLASSES; spc-- > 0;)
 		mm_spin_unlock(&mcentrals[spc].lock);
+	mm_spin_unlock(&kmem_idle_lock);
 	mm_irq_restore(irq);
 	return bad;
 }

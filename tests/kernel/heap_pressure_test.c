@@ -18,6 +18,8 @@
 #ifndef SPANHEAP_HOSTED
 #include "kernel/smp.h"
 #include "kernel/percpu.h"
+#include "kernel/lapic.h"
+#include "mm/malloc_internal.h"   /* kmem_idle_lock */
 #endif
 
 #define HOARD_OBJS 4000
@@ -161,6 +163,48 @@ static void idle_cpu_answers(bool by_oom)
 	KEXPECT_EQ(owned_spans(HOARD_CPU), 0);
 	KEXPECT_EQ(mcaches[HOARD_CPU].owned_pages, 0);
 
+	unsigned bad = 0;
+	smp_call_n(2, free_on_cpu1, &bad);
+	KEXPECT_EQ(bad, 0);
+	smp_call_all(drain, NULL);
+	KEXPECT_EQ(mheap_verify(), 0);
+}
+
+/* mheap_verify and kmem_drain_all read every CPU's mcache while an idle
+ * CPU answering a release request changes its own: kmem_idle_lock keeps
+ * the idle CPU out while they look (mm/malloc.c). CPU 0 holds the lock as
+ * they do, asks for a release and lets CPU 1's timer wake it a few times:
+ * CPU 1's owned sets stay as they are until the lock is let go, and its
+ * next idle pass empties them. */
+KTEST(heap_pressure, an_idle_cpu_keeps_out_while_the_heap_is_inspected)
+{
+	if (ncpus_online < 2)
+		KTEST_SKIP("needs 2 CPUs, have %u", ncpus_online);
+	smp_call_n(2, hoard_on_cpu1, NULL);
+	uint64_t before = owned_spans(HOARD_CPU);
+	KEXPECT_GT(before, 1);
+
+	unsigned long irq = mm_irq_save();
+	mm_spin_lock(&kmem_idle_lock);
+	kmem_release_request();
+	/* CPU 1's timer wakes it; its idle pass queues on the lock (a
+	 * ticket drawn beyond ours). */
+	uint32_t queued = 0;
+	for (int ms = 0; ms < 2000 && queued < 2; ms++) {
+		udelay(1000);
+		queued = __atomic_load_n(&kmem_idle_lock.next, __ATOMIC_RELAXED) -
+			 __atomic_load_n(&kmem_idle_lock.serving, __ATOMIC_RELAXED);
+	}
+	udelay(5000);   /* time enough to have changed something, were it not waiting */
+	uint64_t held = owned_spans(HOARD_CPU);
+	mm_spin_unlock(&kmem_idle_lock);
+	mm_irq_restore(irq);
+	KEXPECT_EQ(queued, 2);   /* ours and CPU 1's idle pass */
+	KEXPECT_EQ(held, before);
+
+	for (int ms = 0; ms < 2000 && owned_spans(HOARD_CPU) != 0; ms++)
+		udelay(1000);
+	KEXPECT_EQ(owned_spans(HOARD_CPU), 0);
 	unsigned bad = 0;
 	smp_call_n(2, free_on_cpu1, &bad);
 	KEXPECT_EQ(bad, 0);
