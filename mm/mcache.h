@@ -120,7 +120,8 @@ static inline void *mcache_alloc_fast(struct mcache *mc, unsigned spc)
 uint64_t mcache_nmalloc(const struct mcache *mc, unsigned spc);
 
 /* Slow path of an allocation from span class spc on this CPU (interrupts
- * off): next word, local sweep, or a span from the mcentral. NULL when
+ * off): the same or the next word, local sweep, or a span from the
+ * mcentral. NULL when
  * out of memory. The heap must be initialized (kmalloc_init). */
 void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu);
 

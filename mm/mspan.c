@@ -19,7 +19,8 @@
  *                (mimalloc's thread-free list, as one bit).
  *
  * The owner's free makes its slot free at once; it is handed out again
- * when allocation next loads that word into its cache word. A remote free
+ * when allocation next loads that word into its cache word (a refill
+ * looks at the word it used up first). A remote free
  * only records the object; its slot becomes free when the span is swept
  * (mspan_sweep): the remote words are folded into alloc_bits and
  * alloc_count is recounted (and the owner's allocation restarts at the
@@ -137,7 +138,7 @@ static uint64_t cache_word_from(struct mspan *s, unsigned w)
 
 uint64_t mspan_next_cache_word(struct mspan *s)
 {
-	return cache_word_from(s, s->cache_word + 1u);
+	return cache_word_from(s, s->cache_word);
 }
 
 uint64_t mspan_first_cache_word(struct mspan *s)
