@@ -34,8 +34,8 @@
  * slow path once.
  *
  * Refill (out of line): when the span's cached word is used up, load it
- * again if this CPU freed some of its slots meanwhile (a pair reuses the
- * same hot slots), else move to the next word with free slots; when the span is used up, sweep it
+ * again if this CPU freed a quarter of its slots meanwhile (a pair reuses
+ * the same hot slots), else move to the next word with free slots; when the span is used up, sweep it
  * locally and keep it if it has refill_min free slots (local frees since
  * its words were loaded, and remote ones); otherwise it joins
  * the full set, the CPU empties its notice stack, and takes, in order: a

@@ -138,7 +138,15 @@ static uint64_t cache_word_from(struct mspan *s, unsigned w)
 
 uint64_t mspan_next_cache_word(struct mspan *s)
 {
-	return cache_word_from(s, s->cache_word);
+	/* The word just used up, again, if its own frees gave back a
+	 * quarter of it since: a pair reuses the same hot slots; a mix of
+	 * kept and freed objects does not reload it for a slot or two. */
+	unsigned w = s->cache_word;
+	uint64_t mask = span_word_mask(s, w);
+	uint64_t c = ~ld64(&s->alloc_bits[w]) & mask;
+	if (c && mm_popcount64(c) * 4 >= mm_popcount64(mask))
+		return c;
+	return cache_word_from(s, w + 1u);
 }
 
 uint64_t mspan_first_cache_word(struct mspan *s)

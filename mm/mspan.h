@@ -200,9 +200,9 @@ static inline bool mspan_has_bitmaps(const struct mspan *s)
 {
 	return s->alloc_bits != mspan_no_bits && s->alloc_bits != NULL;
 }
-/* The free slots of the first word from cache_word on that has any (no
- * bits past nelems; cache_word itself has them when the owner freed its
- * slots since it was loaded), which becomes cache_word; 0 (and
+/* The free slots of cache_word itself if the owner freed at least a
+ * quarter of its slots since it was loaded, else of the next word that
+ * has any (no bits past nelems), which becomes cache_word; 0 (and
  * cache_word unchanged) if none is left. Owner only. */
 uint64_t mspan_next_cache_word(struct mspan *s);
 /* The same from the span's start: the first word with a free slot. */
