@@ -884,3 +884,90 @@ KTEST(heap_owned, a_double_free_into_a_span_on_a_notice_stack_is_reported)
 	kmem_drain_this_cpu();
 	expect_all_back(base);
 }
+
+/* ------------------------------------------------- refilling a word -- */
+
+/* The refill rule (mm/mspan.c, mspan_next_cache_word): a used-up cache
+ * word is loaded again when this CPU's frees gave a quarter of it back (a
+ * malloc+free pair keeps reusing its hot slots), and not for fewer: then
+ * the next word with free slots comes. */
+#define WORD_OBJS 400
+static void *word_objs[WORD_OBJS];
+
+static unsigned word_of(const struct mspan *s, const void *p)
+{
+	return (unsigned)(((uintptr_t)p - s->startaddr) / s->elemsize) / 64u;
+}
+
+/* Free `count` of the objects in word w of s; how many were there. */
+static unsigned free_in_word(struct mspan *s, unsigned w, unsigned count)
+{
+	unsigned freed = 0;
+	for (unsigned i = 0; i < WORD_OBJS && freed < count; i++) {
+		if (word_objs[i] && span_of(word_objs[i]) == s && word_of(s, word_objs[i]) == w) {
+			obj_free(word_objs[i]);
+			word_objs[i] = NULL;
+			freed++;
+		}
+	}
+	return freed;
+}
+
+static bool cache_word_used_up(struct mspan *s)
+{
+	struct mcache *mc = &mcaches[here()];
+	return mc->alloc[s->spanclass] == s && mc->alloc_cache[s->spanclass].free == 0;
+}
+
+KTEST(heap_owned, a_used_up_word_is_loaded_again_once_a_quarter_came_back)
+{
+	unsigned n = 0, w = 0;
+	struct mspan *s = NULL;
+	bool found = false;
+	/* Allocate until this CPU's cache word of the class is used up: a
+	 * full 64-slot word holding at least 32 of these objects, with a
+	 * next word that has free slots. */
+	while (n < WORD_OBJS && !found) {
+		void *p = obj_alloc();
+		KASSERT_NOT_NULL(p);
+		word_objs[n++] = p;
+		s = span_of(p);
+		w = s->cache_word;
+		if (!cache_word_used_up(s) || (w + 2u) * 64u > s->nelems ||
+		    (~s->alloc_bits[w + 1] == 0))
+			continue;
+		unsigned mine = 0;
+		for (unsigned i = 0; i < n; i++)
+			mine += span_of(word_objs[i]) == s && word_of(s, word_objs[i]) == w;
+		found = mine >= 32;
+	}
+	KASSERT_TRUE(found);
+
+	/* A quarter back: the same word again. */
+	KEXPECT_EQ(free_in_word(s, w, 16), 16);
+	for (unsigned k = 0; k < 16; k++) {
+		void *p = obj_alloc();
+		KASSERT_NOT_NULL(p);
+		KEXPECT_EQ(span_of(p), s);
+		KEXPECT_EQ(word_of(s, p), w);
+		for (unsigned i = 0; i < WORD_OBJS; i++)
+			if (!word_objs[i]) {
+				word_objs[i] = p;
+				break;
+			}
+	}
+	KEXPECT_TRUE(cache_word_used_up(s));
+	/* Less than a quarter back: the next word. */
+	KEXPECT_EQ(free_in_word(s, w, 15), 15);
+	void *p = obj_alloc();
+	KASSERT_NOT_NULL(p);
+	KEXPECT_EQ(span_of(p), s);
+	KEXPECT_EQ(word_of(s, p), w + 1);
+	obj_free(p);
+	for (unsigned i = 0; i < WORD_OBJS; i++) {
+		if (word_objs[i])
+			obj_free(word_objs[i]);
+		word_objs[i] = NULL;
+	}
+	KEXPECT_EQ(mheap_verify(), 0);
+}
