@@ -127,7 +127,8 @@ void kmem_heap_map(void);
 size_t kmem_heap_map_write(char *buf, size_t size);
 
 /* Walk the whole heap and check every invariant. 0 when all hold; otherwise
- * prints the first broken invariant and returns non-zero. */
+ * prints the first broken invariant and returns non-zero. Only while no
+ * other CPU is in the heap (an idle CPU's kmem_scavenge_idle waits). */
 int mheap_verify(void);
 
 /* Explicit initialization (the kernel calls it once the pmm is up); every
@@ -137,7 +138,8 @@ void kmalloc_init(void);
 /* Give back every cached span and page run this CPU (or, in the hosted
  * build, this thread) holds, so an emptied heap returns all its memory. */
 void kmem_drain_this_cpu(void);
-/* Same for every CPU's cache (only when no other CPU is allocating). */
+/* Same for every CPU's cache (only when no other CPU is in the heap; an
+ * idle CPU's kmem_scavenge_idle waits for it). */
 void kmem_drain_all(void);
 /* A CPU (a hosted thread) going away: its caches go back to the heap like
  * kmem_drain_this_cpu's, but the heap keeps the free chunks its retention
@@ -157,8 +159,10 @@ void kmem_release_request(void);
 uint64_t kmem_scavenge(void);
 /* The background scavenger's step, for an idle CPU: trim the retained
  * free chunks to the policy's target (docs/HEAP.md), and answer a
- * kmem_release_request; a few loads when there is nothing to do. Not from
- * an interrupt handler. */
+ * kmem_release_request; a few loads when there is nothing to do, else it
+ * holds kmem_idle_lock (mm/malloc.c) while it works, so that mheap_verify
+ * and kmem_drain_all on another CPU find it out of the heap. Not from an
+ * interrupt handler. */
 void kmem_scavenge_idle(void);
 
 /* Make a bad pointer given to kfree/krealloc/ksize fatal (mm_panic after
