@@ -121,8 +121,8 @@ uint64_t mcache_nmalloc(const struct mcache *mc, unsigned spc);
 
 /* Slow path of an allocation from span class spc on this CPU (interrupts
  * off): the same or the next word, local sweep, or a span from the
- * mcentral. NULL when
- * out of memory. The heap must be initialized (kmalloc_init). */
+ * mcentral. NULL when out of memory. The heap must be initialized
+ * (kmalloc_init). */
 void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu);
 
 /* Allocate one object of spc on this CPU (interrupts off). */

@@ -94,10 +94,12 @@ void mspan_bitmap_units(const struct mspan *s, void *units[MSPAN_BITMAP_UNITS]);
  * with fixalloc_owns)? */
 bool mspan_bitmap_layout_ok(const struct mspan *s);
 
-/* A span record: 128 bytes, two cache lines. The first holds what the
- * owner's fast paths read and write (alloc_bits' words, cache_word) and
- * what every free reads; the second the rest, and the remote-free fields, which other
- * CPUs write (with the remote bitmap words, off the owner's lines). */
+/* A span record: 128 bytes, two cache lines. The first holds what every
+ * free reads (kfree's fast path: the bitmap pointers, the object
+ * geometry, local_cpu and local_nfree; kmalloc's reads none of it: its
+ * cached word is in the mcache) and what the owner's refill writes; the
+ * second the rest, and the remote-free fields, which other CPUs write
+ * (with the remote bitmap words, off the owner's lines). */
 struct mspan {
 	/*
 	 * Who writes what (readers: see each field):
