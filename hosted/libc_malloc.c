@@ -7,8 +7,9 @@
  * frees p and returns NULL, a failure sets errno to ENOMEM (the heap does
  * that, through mm_alloc_failed in hosted/mm_platform.h; EINVAL for a
  * bad alignment is set here), memalign/aligned_alloc round an alignment
- * that is not a power of two up to the next one (as glibc 2.36 does), posix_memalign
- * wants a power of two that is a multiple of sizeof(void *). Objects are
+ * that is not a power of two up to the next one (as glibc 2.36 does),
+ * posix_memalign wants a power of two that is a multiple of
+ * sizeof(void *). Objects are
  * aligned as the heap aligns them (mm/kmalloc.h): 8 bytes at least,
  * 16 for every size class that is a multiple of 16. Nothing here
  * allocates behind the heap's back, so the library can sit under any
