@@ -39,11 +39,10 @@
  * the span is used up, sweep it locally and keep it if it has refill_min
  * free slots (local frees since its words were loaded, and remote ones);
  * otherwise it joins the full set, the CPU empties its notice stack, and
- * takes, in order: a
- * partial span with refill_min slots free once swept (spans found with
- * fewer go to the full set), a span from the mcentral, and, out of memory,
- * the same after giving back everything it owns and having every mcentral
- * sweep its pending spans.
+ * takes, in order: a partial span with refill_min slots free once swept
+ * (spans found with fewer go to the full set), a span from the mcentral,
+ * and, out of memory, the same after giving back everything it owns and
+ * having every mcentral sweep its pending spans.
  */
 #include "mm/mcache.h"
 #include "mm/mcentral.h"

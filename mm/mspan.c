@@ -20,13 +20,13 @@
  *
  * The owner's free makes its slot free at once; it is handed out again
  * when allocation next loads that word into its cache word (a refill
- * looks at the word it used up first). A remote free
- * only records the object; its slot becomes free when the span is swept
- * (mspan_sweep): the remote words are folded into alloc_bits and
- * alloc_count is recounted (and the owner's allocation restarts at the
- * first word with a free slot). A span is swept by its
- * owner when it runs out of slots, and by its mcentral (under the mcentral
- * lock) whenever it is uncached or found on the mcentral's pending stack.
+ * looks at the word it used up first). A remote free only records the
+ * object; its slot becomes free when the span is swept (mspan_sweep): the
+ * remote words are folded into alloc_bits and alloc_count is recounted
+ * (and the owner's allocation restarts at the first word with a free
+ * slot). A span is swept by its owner when it runs out of slots, and by
+ * its mcentral (under the mcentral lock) whenever it is uncached or found
+ * on the mcentral's pending stack.
  * How a free from another CPU is recorded without a lock, and why no free
  * is lost: mm/mcentral.c, mcentral_free.
  *

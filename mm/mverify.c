@@ -21,7 +21,8 @@
  *
  * It takes every lock, but the per-CPU state it reads belongs to running
  * CPUs: call it only when every other CPU is quiescent (not inside the
- * heap; kmem_idle_lock keeps an idle CPU from entering it on its own). It reports the first broken invariant with mm_log and returns 1.
+ * heap; kmem_idle_lock keeps an idle CPU from entering it on its own).
+ * It reports the first broken invariant with mm_log and returns 1.
  */
 #include "mm/kmalloc.h"
 #include "mm/bitops.h"
