@@ -48,6 +48,12 @@
 #ifndef MM_RETAIN_MIN_BYTES
 #define MM_RETAIN_MIN_BYTES (64UL << 20)
 #endif
+/* Each thread slot's page cache (mm/mpagecache.c): room for a few of
+ * malloc-large's objects, so that a thread's large frees and allocations
+ * meet without the mheap lock; a thread's exit gives it back. */
+#ifndef MM_PCACHE_MAX_BYTES
+#define MM_PCACHE_MAX_BYTES (16UL << 20)
+#endif
 /* The last MM_HOST_SHARED_SLOTS slots are shared by the threads that find
  * no exclusive slot free. */
 #define MM_HOST_SHARED_SLOTS 8

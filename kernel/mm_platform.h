@@ -25,6 +25,8 @@
  * the heap is large, see mm/mheap.c): small, since the pmm's other users
  * (page tables, DMA-ish buffers) need frames too. */
 #define MM_RETAIN_MIN_BYTES (2UL << 20)
+/* Each CPU's page cache (mm/mpagecache.c): 512 KiB of frames at most. */
+#define MM_PCACHE_MAX_BYTES (512UL << 10)
 /* The page map's window: the direct map of the RAM below 1 TiB. */
 #define MM_PAGEMAP_BASE DIRECT_MAP_BASE
 #define MM_PAGEMAP_BITS DIRECT_MAP_RAM_BITS

@@ -38,6 +38,7 @@
 #include "mm/mcache.h"
 #include "mm/mcentral.h"
 #include "mm/mheap.h"
+#include "mm/mpagecache.h"
 #include "mm/mlock.h"
 #include "mm/platform.h"
 

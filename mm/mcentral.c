@@ -236,7 +236,7 @@ struct mspan *mcentral_cache_span(struct mcentral *c, unsigned cpu)
 	size_t elem = class_to_size[cls];
 	size_t align_pages = (elem & (elem - 1)) == 0 && elem > MM_PAGE_SIZE ?
 		elem >> MM_PAGE_SHIFT : 1;
-	s = mheap_alloc_span_aligned(class_to_npages[cls], c->spanclass, align_pages);
+	s = mheap_alloc_span_aligned(class_to_npages[cls], c->spanclass, align_pages, true);
 	if (!s)
 		return NULL;
 	flags = mm_spin_lock_irqsave(&c->lock);

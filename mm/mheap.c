@@ -27,23 +27,15 @@
  * retained chunk back (then the allocation is retried). Free runs inside
  * chunks that still hold spans are not given back (as before).
  *
- * Page caches (per CPU, Go's pageCache idea for frees): a large object of
- * PCACHE_MIN_PAGES..PCACHE_MAX_RUN pages freed on a CPU stays that CPU's,
- * in state MSPAN_CACHED on a list by size, up to PCACHE_MAX_PAGES pages;
- * the CPU's next large allocation of that size takes it back without the
- * mheap lock. A cached run is never coalesced (its state is not FREE) and
- * pins its chunk, so the cache lives only until the CPU's next large
- * allocation that misses it: that one gives the whole cache back to the
- * mheap before the mheap searches its free runs (same-size churn hits,
- * mixed sizes cost one extra lock round); kmem_drain_this_cpu and
- * kmem_drain_all give it back too.
+ * Page caches: large objects freed on a CPU stay in that CPU's page cache
+ * (mm/mpagecache.c), in state MSPAN_CACHED, which the mheap never
+ * coalesces with; it takes them back when a cache is drained or full.
  */
 #include "mm/mheap.h"
 #include "mm/mbug.h"
 #include "mm/platform.h"
 
 struct mheap mheap = { .lock = MM_SPINLOCK_INIT("mheap") };
-struct page_cache page_caches[MM_MAX_CPUS];
 
 /* Called once, by kmalloc_init, before mheap.ready is set. */
 void mheap_init(void)
@@ -322,11 +314,11 @@ static struct mspan *split_head(struct mspan *s, size_t npages)
 
 struct mspan *mheap_alloc_span(size_t npages, unsigned spanclass)
 {
-	return mheap_alloc_span_aligned(npages, spanclass, 1);
+	return mheap_alloc_span_aligned(npages, spanclass, 1, true);
 }
 
 struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
-				       size_t align_pages)
+				       size_t align_pages, bool grow)
 {
 	struct mspan *s, *t;
 	struct tiny_meta *tiny = NULL;
@@ -353,6 +345,8 @@ retry:
 		goto oom;
 	s = free_find(need);
 	if (!s) {
+		if (!grow)
+			goto fail;   /* no scavenging: retained runs were just searched */
 		if (!mheap_grow(need))
 			goto oom;
 		s = free_find(need);
@@ -386,7 +380,6 @@ retry:
 	mspan_init_objects(s, spanclass, units);
 	if (!small) {
 		mheap.large_pages += npages;
-		mheap.nlarge++;
 		__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
 	} else {
 		mheap.small_pages += npages;
@@ -402,6 +395,7 @@ oom:
 		retried = true;
 		goto retry;
 	}
+fail:
 	if (tiny)
 		fixalloc_free(&mheap.tiny_alloc, tiny);
 	bitmaps_give(bucket, units, nunits);
@@ -409,37 +403,35 @@ oom:
 	return NULL;
 }
 
-/* Make t, the run right after s, part of s: s's old last page and t's
- * ends are unmapped, s's new last page mapped (mm/pagemap.h). Never
- * unmaps s's first page, which lock-free readers may be looking up. */
-static void extend_run(struct mspan *s, struct mspan *t)
+void mheap_extend_run(struct mspan *s, struct mspan *t)
 {
-	MM_HELD(&mheap.lock);
+	/* The outer ends first: a reader looking up a neighbour's end sees
+	 * s or t, never NULL. s's first page is never unmapped. */
+	pagemap_set_page(t->startaddr + ((t->npages - 1) << MM_PAGE_SHIFT), s);
 	if (s->npages > 1)
-		pagemap_set(s->startaddr + ((s->npages - 1) << MM_PAGE_SHIFT), 1, NULL);
-	pagemap_set_ends(t->startaddr, t->npages, NULL);
+		pagemap_set_page(s->startaddr + ((s->npages - 1) << MM_PAGE_SHIFT), NULL);
+	if (t->npages > 1)
+		pagemap_set_page(t->startaddr, NULL);
 	s->npages += t->npages;
-	pagemap_set(s->startaddr + ((s->npages - 1) << MM_PAGE_SHIFT), 1, s);
 }
 
 /* Merge free run b (right after a) into a; returns a. */
 static struct mspan *merge_runs(struct mspan *a, struct mspan *b)
 {
 	MM_HELD(&mheap.lock);
-	extend_run(a, b);
+	mheap_extend_run(a, b);
 	__atomic_store_n(&b->state, MSPAN_DEAD, __ATOMIC_RELEASE);
 	fixalloc_free(&mheap.span_alloc, b);
 	return a;
 }
 
-static void free_span_locked(struct mspan *s)
+void mheap_free_span_locked(struct mspan *s)
 {
 	MM_HELD(&mheap.lock);
 	uint8_t state = mspan_state_of(s);
 	MM_BUG_ON(state != MSPAN_INUSE && state != MSPAN_LARGE && state != MSPAN_CACHED);
 	if (state != MSPAN_INUSE) {
 		mheap.large_pages -= s->npages;
-		mheap.nlarge--;
 	} else {
 		mheap.small_pages -= s->npages;
 		if (s->npages > 2)   /* a free run has only its ends mapped */
@@ -464,7 +456,7 @@ static void free_span_locked(struct mspan *s)
 	struct heap_chunk *c = s->chunk;
 	if (s->startaddr > c->base) {
 		struct mspan *left = pagemap_lookup(s->startaddr - 1);
-		if (mspan_state_of(left) == MSPAN_FREE) {
+		if (left && mspan_state_of(left) == MSPAN_FREE) {
 			free_remove(left);
 			s = merge_runs(left, s);
 		}
@@ -472,7 +464,7 @@ static void free_span_locked(struct mspan *s)
 	uintptr_t end = s->startaddr + ((uintptr_t)s->npages << MM_PAGE_SHIFT);
 	if (end < c->base + (c->npages << MM_PAGE_SHIFT)) {
 		struct mspan *right = pagemap_lookup(end);
-		if (mspan_state_of(right) == MSPAN_FREE) {
+		if (right && mspan_state_of(right) == MSPAN_FREE) {
 			free_remove(right);
 			s = merge_runs(s, right);
 		}
@@ -486,78 +478,7 @@ static void free_span_locked(struct mspan *s)
 void mheap_free_span(struct mspan *s)
 {
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	free_span_locked(s);
-	mm_spin_unlock_irqrestore(&mheap.lock, flags);
-}
-
-/* ------------------------------------------------------ page caches -- */
-
-struct mspan *mheap_alloc_large(size_t npages, size_t align_pages, unsigned cpu)
-{
-	struct page_cache *pc = &page_caches[cpu];
-	struct mspan *s;
-	if (align_pages == 1 && npages >= PCACHE_MIN_PAGES && npages <= PCACHE_MAX_RUN &&
-	    (s = pc->runs[npages]) != NULL) {
-		pc->runs[npages] = s->next;
-		s->next = NULL;
-		__atomic_store_n(&pc->pages, pc->pages - npages, __ATOMIC_RELAXED);
-		__atomic_store_n(&pc->nruns, pc->nruns - 1, __ATOMIC_RELAXED);
-		if (DEBUG_HEAP)   /* as mheap_alloc_span_aligned: no stale trailer */
-			memset((void *)s->startaddr, 0, npages << MM_PAGE_SHIFT);
-		__atomic_store_n(&s->owner_cpu, -1, __ATOMIC_RELAXED);
-		__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
-		return s;
-	}
-	/* A miss: the cache goes back first, so that the mheap chooses among
-	 * all the free pages (cached runs do not coalesce; kept across
-	 * misses of other sizes they fragment a small heap). */
-	mheap_pcache_drain(cpu);
-	return mheap_alloc_span_aligned(npages, 0, align_pages);
-}
-
-bool mheap_free_large(uintptr_t p, struct mspan *s, unsigned cpu)
-{
-	uint8_t large = MSPAN_LARGE;
-	/* The claim: of two racing frees, one wins. */
-	if (!__atomic_compare_exchange_n(&s->state, &large, MSPAN_CACHED, false,
-					 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-		return false;
-	/* A live large span's start and size do not change, but the caller
-	 * read s before the claim: its record may have been reused since. */
-	if (s->startaddr != p || pagemap_lookup(p) != s) {
-		__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
-		return false;
-	}
-	struct page_cache *pc = &page_caches[cpu];
-	size_t n = s->npages;
-	if (n >= PCACHE_MIN_PAGES && n <= PCACHE_MAX_RUN && pc->pages + n <= PCACHE_MAX_PAGES) {
-		__atomic_store_n(&s->owner_cpu, (int32_t)cpu, __ATOMIC_RELAXED);
-		s->next = pc->runs[n];
-		pc->runs[n] = s;
-		__atomic_store_n(&pc->pages, pc->pages + n, __ATOMIC_RELAXED);
-		__atomic_store_n(&pc->nruns, pc->nruns + 1, __ATOMIC_RELAXED);
-		return true;
-	}
-	mheap_free_span(s);
-	return true;
-}
-
-void mheap_pcache_drain(unsigned cpu)
-{
-	struct page_cache *pc = &page_caches[cpu];
-	if (!pc->nruns)
-		return;
-	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	for (unsigned n = 0; n <= PCACHE_MAX_RUN; n++) {
-		while (pc->runs[n]) {
-			struct mspan *s = pc->runs[n];
-			pc->runs[n] = s->next;
-			s->next = NULL;
-			free_span_locked(s);
-		}
-	}
-	__atomic_store_n(&pc->pages, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&pc->nruns, 0, __ATOMIC_RELAXED);
+	mheap_free_span_locked(s);
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 }
 
@@ -571,13 +492,13 @@ static bool grow_claimed(struct mspan *s, size_t npages)
 	if (end >= c->base + (c->npages << MM_PAGE_SHIFT))
 		return false;
 	struct mspan *right = pagemap_lookup(end);
-	if (mspan_state_of(right) != MSPAN_FREE || right->npages < extra)
+	if (!right || mspan_state_of(right) != MSPAN_FREE || right->npages < extra)
 		return false;
 	free_remove(right);
 	struct mspan *t = right;
 	if (right->npages > extra && !(t = split_head(right, extra)))
 		return false;   /* right is listed again */
-	extend_run(s, t);
+	mheap_extend_run(s, t);
 	__atomic_store_n(&t->state, MSPAN_DEAD, __ATOMIC_RELEASE);
 	fixalloc_free(&mheap.span_alloc, t);
 	mheap.large_pages += extra;

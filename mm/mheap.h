@@ -31,26 +31,14 @@ struct heap_chunk {
 	bool retained;
 };
 
-/* Per-CPU page cache: free runs of PCACHE_MIN_PAGES..PCACHE_MAX_RUN pages
- * (large objects of 33..128 KiB), kept in state MSPAN_CACHED by the CPU
- * that freed them, at most PCACHE_MAX_PAGES pages per CPU. Only its CPU
- * touches it, with interrupts off (as an mcache); pages and nruns are also
- * read (relaxed) by the statistics. */
-#define PCACHE_MIN_PAGES 5
-#define PCACHE_MAX_RUN 16
-#define PCACHE_MAX_PAGES 64
-struct page_cache {
-	struct mspan *runs[PCACHE_MAX_RUN + 1];   /* by page count, linked by next */
-	uint64_t pages, nruns;
-} __attribute__((aligned(64)));
-extern struct page_cache page_caches[MM_MAX_CPUS];
-
 struct mheap {
 	/*
 	 * lock protects everything in struct mheap, the page map's writes,
 	 * every span in state MSPAN_FREE, and the state/startaddr/npages/
-	 * chunk of every span record. Taken with interrupts off (irqsave);
-	 * nests inside an mcentral lock, never the other way round.
+	 * chunk of every span record, but for the runs in a page cache and
+	 * the records in its stash, which belong to the cache's CPU
+	 * (mm/mpagecache.h). Taken with interrupts off (irqsave); nests
+	 * inside an mcentral lock, never the other way round.
 	 */
 	mm_spinlock_t lock;
 	struct mspan *free[MHEAP_NFREE];
@@ -68,7 +56,6 @@ struct mheap {
 	uint64_t free_pages;          /* in free runs */
 	uint64_t small_pages;         /* in small-object spans */
 	uint64_t large_pages;         /* in large objects and page caches */
-	uint64_t nlarge;              /* large objects + runs in page caches */
 	uint64_t ngrow, nrelease;     /* chunks obtained / given back */
 	struct heap_chunk *retained_head, *retained_tail;   /* oldest first */
 	uint64_t retained_pages;      /* in wholly free (retained) chunks */
@@ -90,29 +77,23 @@ void mheap_init(void);
  * when the platform is out of memory. Takes mheap.lock. */
 struct mspan *mheap_alloc_span(size_t npages, unsigned spanclass);
 /* The same, the span's start a multiple of align_pages pages (a power of
- * two); the pages skipped to get there stay free. */
+ * two); the pages skipped to get there stay free. grow false: NULL rather
+ * than asking the platform for more (a page cache's miss, mm/mpagecache.c). */
 struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
-				       size_t align_pages);
+				       size_t align_pages, bool grow);
 /* Give a span's pages back (coalescing; a chunk wholly free is retained,
  * and the retained chunks beyond the policy's bound go back to the
  * platform). Takes mheap.lock. */
 void mheap_free_span(struct mspan *s);
-/* A large object of npages pages aligned to align_pages pages, for CPU
- * cpu (interrupts off): from its page cache when a run of that size is
- * there (no lock), else mheap_alloc_span_aligned. */
-struct mspan *mheap_alloc_large(size_t npages, size_t align_pages, unsigned cpu);
-/* Free the large object starting at p, whose span the caller found to be
- * s, on CPU cpu (interrupts off). Claimed by one compare-and-swap of its
- * state (so two racing frees cannot both succeed), then kept in the CPU's
- * page cache or given to the mheap. True when done, false when p is not a
- * live large object (nothing changed). */
-bool mheap_free_large(uintptr_t p, struct mspan *s, unsigned cpu);
+/* mheap_free_span's work, under mheap.lock (a span in a page cache, too). */
+void mheap_free_span_locked(struct mspan *s);
+/* Make t, the run right after s in its chunk, part of s; t's record is
+ * the caller's to dispose of. Under mheap.lock for free runs, or by the
+ * CPU whose page cache holds both (mm/pagemap.h's rule for writes). */
+void mheap_extend_run(struct mspan *s, struct mspan *t);
 /* Grow the live large object at p in place to npages pages when the pages
  * right after it are free in its chunk. True when done. */
 bool mheap_grow_large(uintptr_t p, size_t npages);
-/* Give CPU cpu's page cache back to the mheap (interrupts off, on that
- * CPU, or with every CPU quiescent). */
-void mheap_pcache_drain(unsigned cpu);
 /* Give retained chunks back to the platform, oldest first, until at most
  * keep_bytes are retained. Returns the bytes given back. */
 uint64_t mheap_scavenge(uint64_t keep_bytes);

@@ -17,6 +17,7 @@
 #include "mm/mcache.h"
 #include "mm/mcentral.h"
 #include "mm/mheap.h"
+#include "mm/mpagecache.h"
 #include "mm/badptr.h"
 #include "mm/platform.h"
 #include "mm/pagemap.h"
@@ -179,15 +180,17 @@ void kmem_dump(void)
 	}
 	kmem_get_stats(&st);
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	uint64_t nlarge = mheap.nlarge, free_pages = mheap.free_pages;
+	uint64_t free_pages = mheap.free_pages;
 	uint64_t ngrow = mheap.ngrow, nrelease = mheap.nrelease;
 	uint64_t chunk_bytes = mheap.chunk_bytes;
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
-	uint64_t cached_runs = 0;
-	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
+	uint64_t cached_runs = 0, nlarge = 0;
+	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
 		cached_runs += rd(&page_caches[cpu].nruns);
+		nlarge += rd(&mcaches[cpu].large_alloc) - rd(&mcaches[cpu].large_free);
+	}
 	mm_log("large objects: %lu live, %lu KiB; page caches: %lu runs, %lu KiB",
-	       (unsigned long)(nlarge >= cached_runs ? nlarge - cached_runs : 0),
+	       (unsigned long)nlarge,
 	       (unsigned long)(st.large_bytes >> 10), (unsigned long)cached_runs,
 	       (unsigned long)(st.page_cache_bytes >> 10));
 	mm_log("retained: %lu KiB free (%lu KiB in wholly free chunks, target %lu KiB), "

@@ -30,6 +30,7 @@
 #include "mm/mcache.h"
 #include "mm/mcentral.h"
 #include "mm/mheap.h"
+#include "mm/mpagecache.h"
 #include "mm/platform.h"
 
 #define FAIL(...)                                   \
@@ -274,32 +275,53 @@ static int check_retained(void)
 	return 0;
 }
 
-/* Each CPU's page cache: runs of the list's size, MSPAN_CACHED, owned by
- * that CPU, in the page map, within the cap, counted right; together all
- * the cached runs the walk found. */
+/* Each CPU's page cache: runs in state MSPAN_CACHED, owned by that CPU,
+ * in the page map, of at most PCACHE_MAX_RUN pages, counted
+ * right and within the cap, none twice and none adjacent to another of
+ * the same cache (a free merges them); together all the cached runs the
+ * walk found. The stash: records in state MSPAN_DEAD, counted with the
+ * span records handed out. */
 static int check_page_caches(void)
 {
 	uint64_t pages = 0, runs = 0;
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
 		const struct page_cache *pc = &page_caches[cpu];
 		uint64_t p = 0, r = 0;
-		for (unsigned n = 0; n <= PCACHE_MAX_RUN; n++) {
-			for (const struct mspan *s = pc->runs[n]; s; s = s->next) {
-				if (s->state != MSPAN_CACHED || s->npages != n ||
-				    n < PCACHE_MIN_PAGES || s->owner_cpu != (int)cpu ||
-				    pagemap_lookup(s->startaddr) != s)
-					FAIL("CPU %u page cache list %u holds span %p (state %u, "
-					     "%lu pages, owner %d)", cpu, n, (void *)s, s->state,
-					     (unsigned long)s->npages, s->owner_cpu);
-				p += n;
-				if (++r > cached_seen.runs)
-					FAIL("CPU %u page cache: more runs than the heap holds", cpu);
+		for (unsigned i = 0; i < PCACHE_RUNS; i++) {
+			const struct mspan *s = pc->run[i];
+			if (!s)
+				continue;
+			if (s->state != MSPAN_CACHED || !s->npages ||
+			    s->npages > PCACHE_MAX_RUN || s->owner_cpu != (int)cpu ||
+			    pagemap_lookup(s->startaddr) != s)
+				FAIL("CPU %u page cache slot %u holds span %p (state %u, "
+				     "%lu pages, owner %d)", cpu, i, (void *)s, s->state,
+				     (unsigned long)s->npages, s->owner_cpu);
+			uintptr_t end = s->startaddr + (s->npages << MM_PAGE_SHIFT);
+			for (unsigned j = 0; j < i; j++) {
+				const struct mspan *o = pc->run[j];
+				if (o == s || (o && (o->startaddr == end ||
+						     o->startaddr + (o->npages << MM_PAGE_SHIFT) ==
+							     s->startaddr)))
+					FAIL("CPU %u page cache: slots %u and %u hold %p and %p, "
+					     "the same or adjacent runs", cpu, j, i, (void *)o,
+					     (void *)s);
 			}
+			p += s->npages;
+			r++;
 		}
 		if (p != pc->pages || r != pc->nruns || p > PCACHE_MAX_PAGES)
-			FAIL("CPU %u page cache: %lu runs of %lu pages, counted %lu of %lu (cap %u)",
+			FAIL("CPU %u page cache: %lu runs of %lu pages, counted %lu of %lu (cap %lu)",
 			     cpu, (unsigned long)r, (unsigned long)p, (unsigned long)pc->nruns,
-			     (unsigned long)pc->pages, PCACHE_MAX_PAGES);
+			     (unsigned long)pc->pages, (unsigned long)PCACHE_MAX_PAGES);
+		if (pc->nspare > PCACHE_SPARE)
+			FAIL("CPU %u page cache: %u records in a stash of %u", cpu, pc->nspare,
+			     PCACHE_SPARE);
+		for (unsigned i = 0; i < pc->nspare; i++)
+			if (pc->spare[i]->state != MSPAN_DEAD)
+				FAIL("CPU %u page cache: stash record %p in state %u", cpu,
+				     (void *)pc->spare[i], pc->spare[i]->state);
+		records_seen += pc->nspare;
 		pages += p;
 		runs += r;
 	}
@@ -551,15 +573,13 @@ int mheap_verify(void)
 	if (!bad)
 		bad = check_notices();
 	if (!bad && (free_pages != mheap.free_pages || small_pages != mheap.small_pages ||
-		     large_pages != mheap.large_pages || nlarge != mheap.nlarge ||
-		     chunk_bytes != mheap.chunk_bytes)) {
+		     large_pages != mheap.large_pages || chunk_bytes != mheap.chunk_bytes)) {
 		mm_log("mheap_verify: page totals: walk found free %lu small %lu large %lu "
-		       "(%lu objects) in %lu bytes; mheap counts %lu %lu %lu (%lu) in %lu",
+		       "in %lu bytes; mheap counts %lu %lu %lu in %lu",
 		       (unsigned long)free_pages, (unsigned long)small_pages,
-		       (unsigned long)large_pages, (unsigned long)nlarge,
-		       (unsigned long)chunk_bytes, (unsigned long)mheap.free_pages,
-		       (unsigned long)mheap.small_pages, (unsigned long)mheap.large_pages,
-		       (unsigned long)mheap.nlarge, (unsigned long)mheap.chunk_bytes);
+		       (unsigned long)large_pages, (unsigned long)chunk_bytes,
+		       (unsigned long)mheap.free_pages, (unsigned long)mheap.small_pages,
+		       (unsigned long)mheap.large_pages, (unsigned long)mheap.chunk_bytes);
 		bad = 1;
 	}
 	/* Every record and every bitmap unit handed out belongs to a span of

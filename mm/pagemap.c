@@ -99,14 +99,18 @@ void pagemap_remove_chunk(uintptr_t base, size_t npages)
 	}
 }
 
+void pagemap_set_page(uintptr_t addr, struct mspan *s)
+{
+	uint64_t pn = pagemap_pageno(addr);
+	struct mspan **leaf = pagemap_l1[l1_index(pn)];
+	__atomic_store_n(&leaf[pn & (PAGEMAP_LEAF_ENTRIES - 1)], s, __ATOMIC_RELEASE);
+}
+
 void pagemap_set(uintptr_t base, size_t npages, struct mspan *s)
 {
 	MM_HELD(&mheap.lock);
-	uint64_t pn = pagemap_pageno(base);
-	for (size_t k = 0; k < npages; k++, pn++) {
-		struct mspan **leaf = pagemap_l1[l1_index(pn)];
-		__atomic_store_n(&leaf[pn & (PAGEMAP_LEAF_ENTRIES - 1)], s, __ATOMIC_RELEASE);
-	}
+	for (size_t k = 0; k < npages; k++)
+		pagemap_set_page(base + (k << MM_PAGE_SHIFT), s);
 }
 
 void pagemap_set_ends(uintptr_t base, size_t npages, struct mspan *s)

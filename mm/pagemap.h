@@ -22,7 +22,9 @@
  * kmem_stats.heap_bytes. A chunk from mm_sys_alloc that is not wholly
  * inside the window is refused (pagemap_add_chunk returns false, the heap
  * gives it back and reports out of memory; mm_log says so once).
- * Writes happen under mheap.lock; reads are lock-free (acquire loads).
+ * Writes happen under mheap.lock, but for the ends of a run in a CPU's
+ * page cache, which that CPU writes (mm/mpagecache.c); reads are
+ * lock-free (acquire loads).
  *
  * What is mapped (the rule mm/mheap.c keeps and mheap_verify checks):
  * every page of a small span in use (state MSPAN_INUSE) maps to it, so
@@ -114,6 +116,9 @@ bool pagemap_add_chunk(uintptr_t base, size_t npages);
 void pagemap_remove_chunk(uintptr_t base, size_t npages);
 /* Under mheap.lock: map npages pages from base to s (NULL to unmap). */
 void pagemap_set(uintptr_t base, size_t npages, struct mspan *s);
+/* Map the page at addr to s (NULL to unmap): under mheap.lock, or by the
+ * CPU whose page cache holds the run the page belongs to. */
+void pagemap_set_page(uintptr_t addr, struct mspan *s);
 /* Under mheap.lock: map the first and last of npages pages from base to s
  * (one page when npages is 1). */
 void pagemap_set_ends(uintptr_t base, size_t npages, struct mspan *s);

@@ -44,6 +44,10 @@
  *       The scavenger's floor: free chunks the heap keeps (retains) for
  *       reuse instead of giving them back with mm_sys_free, whatever the
  *       heap's size (mm/mheap.c, "Retention"); 8 MiB when not defined.
+ *   MM_PCACHE_MAX_BYTES (optional)
+ *       Free large-object pages each CPU keeps in its page cache, at
+ *       most (mm/mpagecache.c); a multiple of the 8 KiB page, at least
+ *       40 KiB; 1 MiB when not defined.
  *       Retained chunks are given back with the same mm_sys_free (whole
  *       chunks): no other seam function is needed.
  *   MM_PAGEMAP_BASE, MM_PAGEMAP_BITS (optional, both or neither)
@@ -140,6 +144,10 @@ static inline void mm_alloc_failed(void)
 
 #ifndef MM_RETAIN_MIN_BYTES
 #define MM_RETAIN_MIN_BYTES (8UL << 20)
+#endif
+
+#ifndef MM_PCACHE_MAX_BYTES
+#define MM_PCACHE_MAX_BYTES (1UL << 20)
 #endif
 
 /* The heap's debug mode (mm/mdebug.c), a build switch: -DDEBUG_HEAP=1. */

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include "mm/kmalloc.h"
 #include "mm/mheap.h"
+#include "mm/mpagecache.h"
 #include "mm/platform.h"
 #include "tests/kernel/ktest.h"
 #include "tests/kernel/heap_testlib.h"
@@ -47,6 +48,14 @@ static uint64_t nrelease(void) { return __atomic_load_n(&mheap.nrelease, __ATOMI
 static uint64_t retained_chunk_bytes(void)
 {
 	return __atomic_load_n(&mheap.retained_pages, __ATOMIC_RELAXED) << MM_PAGE_SHIFT;
+}
+
+/* Give this CPU's page cache back to the mheap. */
+static void page_cache_flush(void)
+{
+	unsigned long irq = mm_irq_save();
+	mheap_pcache_drain(mm_cpu_id());
+	mm_irq_restore(irq);
 }
 
 KTEST(heap_retain, freed_chunk_is_reused_without_the_platform)
@@ -94,6 +103,9 @@ KTEST(heap_retain, scavenger_keeps_retained_memory_bounded)
 	uint64_t released = nrelease();
 	for (unsigned i = 0; i < n; i++)
 		kfree(objs[i]);
+	/* The mheap's policy is under test, not the page cache's (which
+	 * holds 16 MiB of these hosted): its runs go to the mheap too. */
+	page_cache_flush();
 	/* Every chunk came free; the policy kept at most twice its target
 	 * and gave the rest back. */
 	uint64_t target = mheap_retain_target();
@@ -117,6 +129,7 @@ KTEST(heap_retain, scavenger_keeps_retained_memory_bounded)
 	KEXPECT_EQ(ngrow(), grown);
 	for (unsigned i = 0; i < kept; i++)
 		kfree(objs[i]);
+	page_cache_flush();
 	/* An explicit scavenge gives every retained chunk back. */
 	KEXPECT_GE(kmem_scavenge(), kept * MIB);
 	KEXPECT_EQ(retained_chunk_bytes(), 0);
@@ -165,6 +178,111 @@ KTEST(heap_retain, page_cache_serves_this_cpu_and_drains)
 	kfree(b);
 	kmem_drain_this_cpu();
 	KEXPECT_EQ(heap_stats().page_cache_bytes, 0);
+	KEXPECT_EQ(mheap_verify(), 0);
+	KEXPECT_EQ(heap_drained_bytes(), base);
+}
+
+/* Runs in this CPU's page cache. */
+static uint64_t cached_runs_here(void)
+{
+	unsigned long irq = mm_irq_save();
+	uint64_t n = page_caches[mm_cpu_id()].nruns;
+	mm_irq_restore(irq);
+	return n;
+}
+
+#define PAGES(n) ((size_t)(n) * MM_PAGE_SIZE)
+
+KTEST(heap_retain, page_cache_splits_a_longer_run_and_merges_it_back)
+{
+	uint64_t base = heap_drained_bytes();
+	page_cache_flush();
+	uint8_t *a = kmalloc(PAGES(20), 0);
+	KASSERT_NOT_NULL(a);
+	kfree(a);
+	KEXPECT_EQ(heap_stats().page_cache_bytes, PAGES(20));
+	KEXPECT_EQ(cached_runs_here(), 1);
+	/* Two objects cut from the one run, head first: no chunk, no
+	 * mheap. */
+	uint64_t grown = ngrow();
+	uint8_t *b = kmalloc(PAGES(8), 0);
+	KASSERT_NOT_NULL(b);
+	KEXPECT_EQ(b, a);
+	KEXPECT_EQ(heap_stats().page_cache_bytes, PAGES(12));
+	KEXPECT_EQ(ksize(b), PAGES(8));
+	uint8_t *c = kmalloc(PAGES(12), 0);
+	KASSERT_NOT_NULL(c);
+	KEXPECT_EQ(c, a + PAGES(8));
+	KEXPECT_EQ(heap_stats().page_cache_bytes, 0);
+	KEXPECT_EQ(ngrow(), grown);
+	heap_fill(b, 0x5b, PAGES(8));
+	heap_fill(c, 0x5c, PAGES(12));
+	KEXPECT_TRUE(heap_check(b, 0x5b, PAGES(8)));
+	KEXPECT_EQ(mheap_verify(), 0);
+	/* The halves come back and merge: one run of 20 pages again. */
+	kfree(b);
+	KEXPECT_EQ(cached_runs_here(), 1);
+	kfree(c);
+	KEXPECT_EQ(cached_runs_here(), 1);
+	KEXPECT_EQ(heap_stats().page_cache_bytes, PAGES(20));
+	KEXPECT_EQ(mheap_verify(), 0);
+	uint8_t *d = kmalloc(PAGES(20), 0);
+	KEXPECT_EQ(d, a);
+	kfree(d);
+	page_cache_flush();
+	KEXPECT_EQ(mheap_verify(), 0);
+	KEXPECT_EQ(heap_drained_bytes(), base);
+}
+
+KTEST(heap_retain, page_cache_keeps_its_bounds)
+{
+	enum { N = 2 * PCACHE_RUNS + 8 };
+	static uint8_t *objs[N];
+	uint64_t base = heap_drained_bytes();
+	page_cache_flush();
+	/* 5-page objects; freeing every other one leaves runs that cannot
+	 * merge: more of them than the cache has slots. */
+	for (unsigned i = 0; i < N; i++) {
+		objs[i] = kmalloc(PAGES(5), 0);
+		KASSERT_NOT_NULL(objs[i]);
+	}
+	for (unsigned i = 0; i < N; i += 2)
+		kfree(objs[i]);
+	KEXPECT_LE(cached_runs_here(), PCACHE_RUNS);
+	KEXPECT_LE(heap_stats().page_cache_bytes, PAGES(PCACHE_MAX_PAGES));
+	KEXPECT_GT(heap_stats().page_cache_bytes, 0);
+	KEXPECT_EQ(mheap_verify(), 0);
+	for (unsigned i = 1; i < N; i += 2)
+		kfree(objs[i]);
+	KEXPECT_LE(cached_runs_here(), PCACHE_RUNS);
+	KEXPECT_LE(heap_stats().page_cache_bytes, PAGES(PCACHE_MAX_PAGES));
+	KEXPECT_EQ(mheap_verify(), 0);
+	/* An object longer than a cached run may be goes to the mheap. */
+	page_cache_flush();
+	uint8_t *big = kmalloc(PAGES(PCACHE_MAX_RUN + 1), 0);
+	KASSERT_NOT_NULL(big);
+	kfree(big);
+	KEXPECT_EQ(heap_stats().page_cache_bytes, 0);
+	KEXPECT_EQ(mheap_verify(), 0);
+	KEXPECT_EQ(heap_drained_bytes(), base);
+}
+
+KTEST(heap_retain, page_cache_goes_back_before_the_heap_grows)
+{
+	uint64_t base = heap_drained_bytes();
+	page_cache_flush();
+	uint8_t *a = kmalloc(PAGES(8), 0);
+	KASSERT_NOT_NULL(a);
+	kfree(a);
+	KEXPECT_EQ(heap_stats().page_cache_bytes, PAGES(8));
+	/* Bigger than every free run of a drained heap: it needs a new
+	 * chunk, and the cache goes back first. */
+	uint64_t grown = ngrow();
+	uint8_t *big = kmalloc(2 * MIB, 0);
+	KASSERT_NOT_NULL(big);
+	KEXPECT_GT(ngrow(), grown);
+	KEXPECT_EQ(heap_stats().page_cache_bytes, 0);
+	kfree(big);
 	KEXPECT_EQ(mheap_verify(), 0);
 	KEXPECT_EQ(heap_drained_bytes(), base);
 }
@@ -224,9 +342,12 @@ KTEST(heap_retain, out_of_memory_gives_retained_chunks_back_and_succeeds)
 	}
 	for (unsigned i = 0; i < 6; i++)
 		kfree(objs[i]);
-	KEXPECT_GE(retained_chunk_bytes(), 6 * MIB);
-	/* The platform has 1 MiB more to give; 3 MiB fit no retained
-	 * chunk, and only fit once the retained ones are given back. */
+	/* Kept: in this CPU's page cache (hosted, 16 MiB) or as retained
+	 * chunks. */
+	KEXPECT_GE(heap_stats().retained_bytes, 6 * MIB);
+	/* The platform has 1 MiB more to give; 3 MiB fit no cached run nor
+	 * retained chunk, and only fit once the page cache has gone back
+	 * (before the heap may grow) and the retained chunks with it. */
 	mm_host_set_sys_limit(mm_host_sys_bytes() + MIB);
 	uint64_t oom = heap_stats().oom;
 	void *big = kmalloc(3 * MIB, 0);
@@ -256,8 +377,7 @@ static unsigned pcpu_hits[PCPU_MAX];
 static void page_cache_churn(unsigned id)
 {
 	for (unsigned r = 0; r < PCPU_ROUNDS; r++) {
-		size_t size = (PCACHE_MIN_PAGES + id % (PCACHE_MAX_RUN - PCACHE_MIN_PAGES + 1)) *
-			      MM_PAGE_SIZE;
+		size_t size = (5 + id % 12) * MM_PAGE_SIZE;   /* 40..128 KiB */
 		uint8_t *p = kmalloc(size, 0);
 		if (!p) {
 			pcpu_errors[id]++;

@@ -1,0 +1,261 @@
+/*
+ * mm/mpagecache.c - per-CPU page caches for large objects (Go's pageCache
+ * per P; ours is fed by explicit frees, as tcmalloc's per-CPU caches are).
+ *
+ * A large object freed on a CPU stays that CPU's: its run goes, in state
+ * MSPAN_CACHED with owner_cpu set to the CPU, into the CPU's page cache,
+ * merged with any run of the same cache right before or after it in its
+ * chunk. The CPU's next large allocation takes the smallest cached run
+ * that fits and, when it is longer, splits it: the head becomes the
+ * object, the tail stays cached. Neither takes mheap.lock: a cached run,
+ * its record and the page-map entries of its ends are the CPU's
+ * (mm/pagemap.h), and the mheap never coalesces with a run that is not
+ * MSPAN_FREE. Splits and merges trade span records through a stash of
+ * PCACHE_SPARE records per CPU instead of the locked fixalloc, and keep
+ * the outer ends of a run mapped at every step (mheap_extend_run), so a
+ * CPU looking up its own neighbour under the mheap lock never finds NULL.
+ * Bounds: PCACHE_RUNS runs and PCACHE_MAX_PAGES pages (the platform's
+ * MM_PCACHE_MAX_BYTES) per CPU; a free that would pass either gives the
+ * smallest runs back to the mheap, all in one lock round. A run longer
+ * than PCACHE_MAX_RUN (1 MiB: an object that size has a chunk of its own,
+ * which the mheap's retention keeps whole) goes straight back. A miss asks the mheap without letting
+ * it grow; only when no free run fits is this CPU's cache given back
+ * first, so a CPU never makes the heap grow while it holds cached pages.
+ * Drains (kmem_drain_*, a release request) give the cache and the stash
+ * back.
+ */
+#include "mm/mpagecache.h"
+#include "mm/mheap.h"
+#include "mm/mbug.h"
+
+struct page_cache page_caches[MM_MAX_CPUS];
+
+static uintptr_t run_end(const struct mspan *s)
+{
+	return s->startaddr + ((uintptr_t)s->npages << MM_PAGE_SHIFT);
+}
+
+static void count(struct page_cache *pc, int64_t pages, int64_t runs)
+{
+	__atomic_store_n(&pc->pages, pc->pages + (uint64_t)pages, __ATOMIC_RELAXED);
+	__atomic_store_n(&pc->nruns, pc->nruns + (uint64_t)runs, __ATOMIC_RELAXED);
+}
+
+/* Take slot i's run out of the cache. */
+static struct mspan *slot_take(struct page_cache *pc, unsigned i)
+{
+	struct mspan *s = pc->run[i];
+	pc->run[i] = NULL;
+	count(pc, -(int64_t)s->npages, -1);
+	return s;
+}
+
+/* The slot holding s, PCACHE_RUNS if s is no run of this cache. Compares
+ * pointers only: s may be a record another CPU is changing or reusing
+ * (a neighbour found through the page map), which is never read. */
+static unsigned slot_of(const struct page_cache *pc, const struct mspan *s)
+{
+	for (unsigned i = 0; i < PCACHE_RUNS; i++)
+		if (pc->run[i] == s)
+			return i;
+	return PCACHE_RUNS;
+}
+
+/* ------------------------------------------------------ span records -- */
+
+/* A record for a split's tail: from the stash, else the fixalloc. */
+static struct mspan *record_get(struct page_cache *pc)
+{
+	if (pc->nspare)
+		return pc->spare[--pc->nspare];
+	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
+	struct mspan *t = fixalloc_alloc(&mheap.span_alloc);
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	return t;
+}
+
+/* A record a merge emptied: to the stash, else back to the fixalloc. */
+static void record_put(struct page_cache *pc, struct mspan *t)
+{
+	__atomic_store_n(&t->owner_cpu, -1, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->state, MSPAN_DEAD, __ATOMIC_RELEASE);
+	if (pc->nspare < PCACHE_SPARE) {
+		pc->spare[pc->nspare++] = t;
+		return;
+	}
+	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
+	fixalloc_free(&mheap.span_alloc, t);
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+}
+
+/* --------------------------------------------------------- allocation -- */
+
+/* Cut cached run s after its first npages pages: t (a blank record)
+ * becomes the tail, cached in s's slot; s keeps the head. */
+static void split_tail(struct mspan *s, struct mspan *t, size_t npages, unsigned cpu)
+{
+	t->startaddr = s->startaddr + (npages << MM_PAGE_SHIFT);
+	t->npages = s->npages - npages;
+	t->chunk = s->chunk;
+	t->spanclass = 0;
+	t->list = MSPAN_ON_NONE;
+	t->local_cpu = -1;
+	t->tiny = NULL;
+	t->next = t->prev = NULL;
+	mspan_clear_bits(t);
+	__atomic_store_n(&t->owner_cpu, (int32_t)cpu, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->state, MSPAN_CACHED, __ATOMIC_RELEASE);
+	/* The outer end first (s's last page is t's now), then the cut. */
+	pagemap_set_page(run_end(s) - MM_PAGE_SIZE, t);
+	pagemap_set_page(t->startaddr, t);
+	s->npages = npages;
+	pagemap_set_page(run_end(s) - MM_PAGE_SIZE, s);
+}
+
+/* The smallest cached run of at least npages pages, cut to npages and out
+ * of the cache (not yet an object), or NULL. */
+static struct mspan *take_fit(struct page_cache *pc, size_t npages, unsigned cpu)
+{
+	unsigned best = PCACHE_RUNS;
+	for (unsigned i = 0; i < PCACHE_RUNS; i++) {
+		struct mspan *s = pc->run[i];
+		if (s && s->npages >= npages &&
+		    (best == PCACHE_RUNS || s->npages < pc->run[best]->npages))
+			best = i;
+	}
+	if (best == PCACHE_RUNS)
+		return NULL;
+	struct mspan *s = pc->run[best];
+	if (s->npages == npages)
+		return slot_take(pc, best);
+	struct mspan *t = record_get(pc);
+	if (!t)
+		return NULL;   /* no record: the mheap may still have a fit */
+	split_tail(s, t, npages, cpu);
+	pc->run[best] = t;
+	count(pc, -(int64_t)npages, 0);
+	return s;
+}
+
+struct mspan *mheap_alloc_large(size_t npages, size_t align_pages, unsigned cpu)
+{
+	struct page_cache *pc = &page_caches[cpu];
+	struct mspan *s;
+	if (align_pages == 1 && pc->nruns && (s = take_fit(pc, npages, cpu)) != NULL) {
+		if (DEBUG_HEAP)   /* as mheap_alloc_span_aligned: no stale trailer */
+			memset((void *)s->startaddr, 0, npages << MM_PAGE_SHIFT);
+		__atomic_store_n(&s->owner_cpu, -1, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
+		return s;
+	}
+	/* A miss. The mheap's free runs first; before the heap grows, this
+	 * CPU's cached pages go back, where they may coalesce into a fit. */
+	s = mheap_alloc_span_aligned(npages, 0, align_pages, !pc->nruns);
+	if (!s && pc->nruns) {
+		mheap_pcache_drain(cpu);
+		s = mheap_alloc_span_aligned(npages, 0, align_pages, true);
+	}
+	return s;
+}
+
+/* --------------------------------------------------------------- free -- */
+
+/* s (cached here, in no slot) absorbs the cached runs of this CPU right
+ * before and after it; returns the run that holds them all. */
+static struct mspan *merge_neighbours(struct page_cache *pc, struct mspan *s)
+{
+	struct heap_chunk *c = s->chunk;
+	unsigned i;
+	if (s->startaddr > c->base) {
+		struct mspan *l = pagemap_lookup(s->startaddr - 1);
+		if ((i = slot_of(pc, l)) < PCACHE_RUNS && run_end(l) == s->startaddr) {
+			slot_take(pc, i);
+			mheap_extend_run(l, s);
+			record_put(pc, s);
+			s = l;
+		}
+	}
+	uintptr_t end = run_end(s);
+	if (end < c->base + (c->npages << MM_PAGE_SHIFT)) {
+		struct mspan *r = pagemap_lookup(end);
+		if ((i = slot_of(pc, r)) < PCACHE_RUNS && r->startaddr == end) {
+			slot_take(pc, i);
+			mheap_extend_run(s, r);
+			record_put(pc, r);
+		}
+	}
+	return s;
+}
+
+/* Put s (cached here, in no slot) into a slot, first giving back the
+ * smallest runs while it would not fit, in one lock round; s itself
+ * when it is longer than PCACHE_MAX_RUN. */
+static void cache_run(struct page_cache *pc, struct mspan *s)
+{
+	if (s->npages > PCACHE_MAX_RUN) {
+		mheap_free_span(s);
+		return;
+	}
+	unsigned long flags = 0;
+	bool locked = false;
+	for (;;) {
+		unsigned empty = PCACHE_RUNS, smallest = PCACHE_RUNS;
+		for (unsigned i = 0; i < PCACHE_RUNS; i++) {
+			if (!pc->run[i])
+				empty = i;
+			else if (smallest == PCACHE_RUNS ||
+				 pc->run[i]->npages < pc->run[smallest]->npages)
+				smallest = i;
+		}
+		if (empty < PCACHE_RUNS && pc->pages + s->npages <= PCACHE_MAX_PAGES) {
+			pc->run[empty] = s;
+			count(pc, (int64_t)s->npages, 1);
+			break;
+		}
+		if (!locked) {
+			flags = mm_spin_lock_irqsave(&mheap.lock);
+			locked = true;
+		}
+		mheap_free_span_locked(slot_take(pc, smallest));
+	}
+	if (locked)
+		mm_spin_unlock_irqrestore(&mheap.lock, flags);
+}
+
+bool mheap_free_large(uintptr_t p, struct mspan *s, unsigned cpu)
+{
+	uint8_t large = MSPAN_LARGE;
+	/* The claim: of two racing frees, one wins. */
+	if (!__atomic_compare_exchange_n(&s->state, &large, MSPAN_CACHED, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		return false;
+	/* A live large span's start and size do not change, but the caller
+	 * read s before the claim: its record may have been reused since. */
+	if (s->startaddr != p || pagemap_lookup(p) != s) {
+		__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
+		return false;
+	}
+	if (s->npages > PCACHE_MAX_RUN) {
+		mheap_free_span(s);
+		return true;
+	}
+	__atomic_store_n(&s->owner_cpu, (int32_t)cpu, __ATOMIC_RELAXED);
+	struct page_cache *pc = &page_caches[cpu];
+	cache_run(pc, merge_neighbours(pc, s));
+	return true;
+}
+
+void mheap_pcache_drain(unsigned cpu)
+{
+	struct page_cache *pc = &page_caches[cpu];
+	if (!pc->nruns && !pc->nspare)
+		return;
+	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
+	for (unsigned i = 0; i < PCACHE_RUNS; i++) {
+		if (pc->run[i])
+			mheap_free_span_locked(slot_take(pc, i));
+	}
+	while (pc->nspare)
+		fixalloc_free(&mheap.span_alloc, pc->spare[--pc->nspare]);
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+}
