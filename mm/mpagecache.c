@@ -41,13 +41,22 @@ static void count(struct page_cache *pc, int64_t pages, int64_t runs)
 	__atomic_store_n(&pc->nruns, pc->nruns + (uint64_t)runs, __ATOMIC_RELAXED);
 }
 
-/* Take slot i's run out of the cache. */
+/* The runs are run[0 .. nruns), in no order. */
+
+/* Take slot i's run out of the cache (the last run moves into its slot). */
 static struct mspan *slot_take(struct page_cache *pc, unsigned i)
 {
 	struct mspan *s = pc->run[i];
-	pc->run[i] = NULL;
+	pc->run[i] = pc->run[pc->nruns - 1];
+	pc->run[pc->nruns - 1] = NULL;
 	count(pc, -(int64_t)s->npages, -1);
 	return s;
+}
+
+static void slot_add(struct page_cache *pc, struct mspan *s)
+{
+	pc->run[pc->nruns] = s;
+	count(pc, (int64_t)s->npages, 1);
 }
 
 /* The slot holding s, PCACHE_RUNS if s is no run of this cache. Compares
@@ -55,7 +64,7 @@ static struct mspan *slot_take(struct page_cache *pc, unsigned i)
  * (a neighbour found through the page map), which is never read. */
 static unsigned slot_of(const struct page_cache *pc, const struct mspan *s)
 {
-	for (unsigned i = 0; i < PCACHE_RUNS; i++)
+	for (unsigned i = 0; i < pc->nruns; i++)
 		if (pc->run[i] == s)
 			return i;
 	return PCACHE_RUNS;
@@ -117,9 +126,9 @@ static void split_tail(struct mspan *s, struct mspan *t, size_t npages, unsigned
 static struct mspan *take_fit(struct page_cache *pc, size_t npages, unsigned cpu)
 {
 	unsigned best = PCACHE_RUNS;
-	for (unsigned i = 0; i < PCACHE_RUNS; i++) {
+	for (unsigned i = 0; i < pc->nruns; i++) {
 		struct mspan *s = pc->run[i];
-		if (s && s->npages >= npages &&
+		if (s->npages >= npages &&
 		    (best == PCACHE_RUNS || s->npages < pc->run[best]->npages))
 			best = i;
 	}
@@ -166,6 +175,8 @@ static struct mspan *merge_neighbours(struct page_cache *pc, struct mspan *s)
 {
 	struct heap_chunk *c = s->chunk;
 	unsigned i;
+	if (!pc->nruns)
+		return s;
 	if (s->startaddr > c->base) {
 		struct mspan *l = pagemap_lookup(s->startaddr - 1);
 		if ((i = slot_of(pc, l)) < PCACHE_RUNS && run_end(l) == s->startaddr) {
@@ -196,30 +207,20 @@ static void cache_run(struct page_cache *pc, struct mspan *s)
 		mheap_free_span(s);
 		return;
 	}
-	unsigned long flags = 0;
-	bool locked = false;
-	for (;;) {
-		unsigned empty = PCACHE_RUNS, smallest = PCACHE_RUNS;
-		for (unsigned i = 0; i < PCACHE_RUNS; i++) {
-			if (!pc->run[i])
-				empty = i;
-			else if (smallest == PCACHE_RUNS ||
-				 pc->run[i]->npages < pc->run[smallest]->npages)
+	if (pc->nruns < PCACHE_RUNS && pc->pages + s->npages <= PCACHE_MAX_PAGES) {
+		slot_add(pc, s);
+		return;
+	}
+	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
+	while (pc->nruns == PCACHE_RUNS || pc->pages + s->npages > PCACHE_MAX_PAGES) {
+		unsigned smallest = 0;
+		for (unsigned i = 1; i < pc->nruns; i++)
+			if (pc->run[i]->npages < pc->run[smallest]->npages)
 				smallest = i;
-		}
-		if (empty < PCACHE_RUNS && pc->pages + s->npages <= PCACHE_MAX_PAGES) {
-			pc->run[empty] = s;
-			count(pc, (int64_t)s->npages, 1);
-			break;
-		}
-		if (!locked) {
-			flags = mm_spin_lock_irqsave(&mheap.lock);
-			locked = true;
-		}
 		mheap_free_span_locked(slot_take(pc, smallest));
 	}
-	if (locked)
-		mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	slot_add(pc, s);
 }
 
 bool mheap_free_large(uintptr_t p, struct mspan *s, unsigned cpu)
@@ -251,10 +252,8 @@ void mheap_pcache_drain(unsigned cpu)
 	if (!pc->nruns && !pc->nspare)
 		return;
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	for (unsigned i = 0; i < PCACHE_RUNS; i++) {
-		if (pc->run[i])
-			mheap_free_span_locked(slot_take(pc, i));
-	}
+	while (pc->nruns)
+		mheap_free_span_locked(slot_take(pc, pc->nruns - 1));
 	while (pc->nspare)
 		fixalloc_free(&mheap.span_alloc, pc->spare[--pc->nspare]);
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);

@@ -26,7 +26,7 @@
  * MSPAN_CACHED with owner_cpu = the CPU, stash records in MSPAN_DEAD.
  */
 struct page_cache {
-	struct mspan *run[PCACHE_RUNS];      /* unordered; NULL: an empty slot */
+	struct mspan *run[PCACHE_RUNS];      /* run[0 .. nruns), in no order */
 	struct mspan *spare[PCACHE_SPARE];   /* records for splits, from merges */
 	uint32_t nspare;
 	uint64_t pages, nruns;

@@ -276,7 +276,8 @@ static int check_retained(void)
 }
 
 /* Each CPU's page cache: runs in state MSPAN_CACHED, owned by that CPU,
- * in the page map, of at most PCACHE_MAX_RUN pages, counted
+ * in the page map, of at most PCACHE_MAX_RUN pages, in the first nruns
+ * slots, counted
  * right and within the cap, none twice and none adjacent to another of
  * the same cache (a free merges them); together all the cached runs the
  * walk found. The stash: records in state MSPAN_DEAD, counted with the
@@ -287,8 +288,14 @@ static int check_page_caches(void)
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
 		const struct page_cache *pc = &page_caches[cpu];
 		uint64_t p = 0, r = 0;
+		if (pc->nruns > PCACHE_RUNS)
+			FAIL("CPU %u page cache: %lu runs in %u slots", cpu,
+			     (unsigned long)pc->nruns, PCACHE_RUNS);
 		for (unsigned i = 0; i < PCACHE_RUNS; i++) {
 			const struct mspan *s = pc->run[i];
+			if ((s != NULL) != (i < pc->nruns))
+				FAIL("CPU %u page cache: slot %u %s, with %lu runs", cpu, i,
+				     s ? "in use" : "empty", (unsigned long)pc->nruns);
 			if (!s)
 				continue;
 			if (s->state != MSPAN_CACHED || !s->npages ||
