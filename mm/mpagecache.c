@@ -16,9 +16,10 @@
  * CPU looking up its own neighbour under the mheap lock never finds NULL.
  * Bounds: PCACHE_RUNS runs and PCACHE_MAX_PAGES pages (the platform's
  * MM_PCACHE_MAX_BYTES) per CPU; a free that would pass either gives the
- * smallest runs back to the mheap, all in one lock round. A run longer
- * than PCACHE_MAX_RUN (1 MiB: an object that size has a chunk of its own,
- * which the mheap's retention keeps whole) goes straight back. A miss asks the mheap without letting
+ * smallest runs back to the mheap, all in one lock round. An object longer
+ * than PCACHE_MAX_RUN, or in a chunk bigger than MHEAP_CHUNK_MIN (made
+ * for one object of its size, which the mheap's retention keeps whole for
+ * the next such object), goes straight back. A miss asks the mheap without letting
  * it grow; only when no free run fits is this CPU's cache given back
  * first, so a CPU never makes the heap grow while it holds cached pages.
  * Drains (kmem_drain_*, a release request) give the cache and the stash
@@ -200,7 +201,7 @@ static struct mspan *merge_neighbours(struct page_cache *pc, struct mspan *s)
 
 /* Put s (cached here, in no slot) into a slot, first giving back the
  * smallest runs while it would not fit, in one lock round; s itself
- * when it is longer than PCACHE_MAX_RUN. */
+ * when it is longer than PCACHE_MAX_RUN (merged). */
 static void cache_run(struct page_cache *pc, struct mspan *s)
 {
 	if (s->npages > PCACHE_MAX_RUN) {
@@ -236,7 +237,9 @@ bool mheap_free_large(uintptr_t p, struct mspan *s, unsigned cpu)
 		__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
 		return false;
 	}
-	if (s->npages > PCACHE_MAX_RUN) {
+	/* A chunk bigger than the least was made for one object of its size:
+	 * its runs go back to the mheap, where it can be whole again. */
+	if (s->npages > PCACHE_MAX_RUN || s->chunk->npages > (MHEAP_CHUNK_MIN >> MM_PAGE_SHIFT)) {
 		mheap_free_span(s);
 		return true;
 	}

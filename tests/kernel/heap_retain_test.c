@@ -267,6 +267,32 @@ KTEST(heap_retain, page_cache_keeps_its_bounds)
 	KEXPECT_EQ(heap_drained_bytes(), base);
 }
 
+#ifdef SPANHEAP_HOSTED
+/* Hosted only: it needs a 1 MiB object to be page-cache sized (the
+ * kernel's cache stops at 512 KiB). */
+KTEST(heap_retain, page_cache_leaves_big_chunks_to_the_mheap)
+{
+	uint64_t base = heap_drained_bytes();
+	/* A 3 MiB object has a chunk of its own; freed, the chunk is
+	 * retained whole. */
+	uint8_t *x = kmalloc(3 * MIB, 0);
+	KASSERT_NOT_NULL(x);
+	kfree(x);
+	KEXPECT_GE(retained_chunk_bytes(), 3 * MIB);
+	/* 1 MiB fits no other free run of a drained heap: it is cut from
+	 * that chunk, and freed it goes back to the mheap, not to the page
+	 * cache, so that the chunk is whole again. */
+	uint8_t *y = kmalloc(PAGES(PCACHE_MAX_RUN), 0);
+	KASSERT_NOT_NULL(y);
+	KEXPECT_TRUE(y >= x && y < x + 3 * MIB);
+	kfree(y);
+	KEXPECT_EQ(heap_stats().page_cache_bytes, 0);
+	KEXPECT_GE(retained_chunk_bytes(), 3 * MIB);
+	KEXPECT_EQ(mheap_verify(), 0);
+	KEXPECT_EQ(heap_drained_bytes(), base);
+}
+#endif
+
 KTEST(heap_retain, page_cache_goes_back_before_the_heap_grows)
 {
 	uint64_t base = heap_drained_bytes();
