@@ -54,6 +54,10 @@
 #ifndef MM_PCACHE_MAX_BYTES
 #define MM_PCACHE_MAX_BYTES (16UL << 20)
 #endif
+/* ... kept across the large allocations that miss it: malloc-large on
+ * two threads 660 -> 340 ns an operation (given back at every miss:
+ * barely faster than no cache). */
+#define MM_PCACHE_KEEP_ON_MISS 1
 /* The last MM_HOST_SHARED_SLOTS slots are shared by the threads that find
  * no exclusive slot free. */
 #define MM_HOST_SHARED_SLOTS 8

@@ -13,15 +13,20 @@
  * MSPAN_FREE. Splits and merges trade span records through a stash of
  * PCACHE_SPARE records per CPU instead of the locked fixalloc, and keep
  * the outer ends of a run mapped at every step (mheap_extend_run), so a
- * CPU looking up its own neighbour under the mheap lock never finds NULL.
+ * CPU looking up a neighbour under the mheap lock never finds NULL.
  * Bounds: PCACHE_RUNS runs and PCACHE_MAX_PAGES pages (the platform's
  * MM_PCACHE_MAX_BYTES) per CPU; a free that would pass either gives the
  * smallest runs back to the mheap, all in one lock round. An object longer
  * than PCACHE_MAX_RUN, or in a chunk bigger than MHEAP_CHUNK_MIN (made
  * for one object of its size, which the mheap's retention keeps whole for
- * the next such object), goes straight back. A miss asks the mheap without letting
- * it grow; only when no free run fits is this CPU's cache given back
- * first, so a CPU never makes the heap grow while it holds cached pages.
+ * the next such object), goes straight back.
+ * A miss gives the cache back before it asks the mheap (cached runs kept
+ * across misses change where the mheap places objects: on a 24 MiB
+ * machine heap_churn's mixed sizes fragmented until 512 KiB no longer
+ * fit), unless the platform says MM_PCACHE_KEEP_ON_MISS (hosted: what
+ * lets two threads' large objects meet no lock); then the mheap is asked
+ * without growing, and only when no free run fits does the cache go back
+ * first, so a CPU never grows the heap while it holds cached pages.
  * Drains (kmem_drain_*, a release request) give the cache and the stash
  * back.
  */
@@ -158,8 +163,11 @@ struct mspan *mheap_alloc_large(size_t npages, size_t align_pages, unsigned cpu)
 		__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
 		return s;
 	}
-	/* A miss. The mheap's free runs first; before the heap grows, this
-	 * CPU's cached pages go back, where they may coalesce into a fit. */
+	/* A miss. The mheap's free runs; the cache goes back first, or, where
+	 * the platform keeps it across misses, before the heap grows (it may
+	 * coalesce into a fit there). */
+	if (!MM_PCACHE_KEEP_ON_MISS)
+		mheap_pcache_drain(cpu);
 	s = mheap_alloc_span_aligned(npages, 0, align_pages, !pc->nruns);
 	if (!s && pc->nruns) {
 		mheap_pcache_drain(cpu);

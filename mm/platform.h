@@ -48,6 +48,10 @@
  *       Free large-object pages each CPU keeps in its page cache, at
  *       most (mm/mpagecache.c); a multiple of the 8 KiB page, at least
  *       40 KiB; 1 MiB when not defined.
+ *   MM_PCACHE_KEEP_ON_MISS (optional)
+ *       1: a CPU's page cache survives its large allocations that miss
+ *       it (faster with several CPUs, but the heap fragments more: for
+ *       big address spaces); 0 when not defined: a miss gives it back.
  *       Retained chunks are given back with the same mm_sys_free (whole
  *       chunks): no other seam function is needed.
  *   MM_PAGEMAP_BASE, MM_PAGEMAP_BITS (optional, both or neither)
@@ -148,6 +152,10 @@ static inline void mm_alloc_failed(void)
 
 #ifndef MM_PCACHE_MAX_BYTES
 #define MM_PCACHE_MAX_BYTES (1UL << 20)
+#endif
+
+#ifndef MM_PCACHE_KEEP_ON_MISS
+#define MM_PCACHE_KEEP_ON_MISS 0
 #endif
 
 /* The heap's debug mode (mm/mdebug.c), a build switch: -DDEBUG_HEAP=1. */
