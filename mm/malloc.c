@@ -50,9 +50,10 @@ uint64_t kmem_oom;
 /* kmem_release_request bumps it; each CPU compares it with its mcache's
  * pressure_seen on its small-allocation slow paths (not on large
  * allocations: a page-cache hit is a fast path of its own) and idle
- * passes and, when it moved, gives back its owned spans, notices and page
- * cache (answer_release_request). Relaxed: a late look only delays the
- * answer. */
+ * passes and, when it moved, gives back its spans (the allocation spans
+ * too), notices and page cache (answer_release_request). Relaxed: a late
+ * look only delays the answer; an allocation that failed waits for the
+ * answers, a bounded while (release_everywhere). */
 static uint32_t pressure_epoch;
 
 /* init_lock (irqsave) serialises the one-time set-up of the mheap and
@@ -94,18 +95,52 @@ void kmem_release_request(void)
 }
 
 /* This CPU's answer to a kmem_release_request it has not seen yet
- * (interrupts off): its owned spans (not the allocation spans) and its
- * notices back to the mcentrals, its page cache to the mheap, and every
- * mcentral's pending spans swept, so that empty spans reach the mheap. */
+ * (interrupts off): its tiny block, its spans (allocation spans and owned
+ * sets) and its notices back to the mcentrals, where other CPUs may
+ * allocate from them, its page cache to the mheap, and every mcentral's
+ * pending spans swept, so that empty spans reach the mheap. */
 static void answer_release_request(struct mcache *mc, unsigned cpu)
 {
 	uint32_t e = __atomic_load_n(&pressure_epoch, __ATOMIC_RELAXED);
 	if (__builtin_expect(e == mc->pressure_seen, 1))
 		return;
-	mc->pressure_seen = e;
-	mcache_release_owned(mc, cpu);
+	tiny_retire(mc, cpu);   /* its block lives in the tiny allocation span */
+	mcache_release_all(mc, cpu);
 	mheap_pcache_drain(cpu);
 	mcentral_reclaim_every_class();
+	__atomic_store_n(&mc->pressure_seen, e, __ATOMIC_RELEASE);   /* answered */
+}
+
+/* How many times a CPU whose allocation failed looks at the others'
+ * answers before it retries anyway: a CPU that neither allocates nor
+ * idles does not answer. */
+#define RELEASE_WAIT_LOOKS 65536u
+
+/* An allocation failed on this CPU: ask every CPU to give back what it
+ * holds for itself, answer here at once, and wait, a bounded while, until
+ * every other CPU that holds spans has answered too; then the caller
+ * tries once more. Interrupts on (a CPU may answer from its idle pass,
+ * woken by an interrupt). */
+static void release_everywhere(void)
+{
+	kmem_release_request();
+	uint32_t e = __atomic_load_n(&pressure_epoch, __ATOMIC_RELAXED);
+	unsigned long irq = mm_irq_save();
+	unsigned me = mm_cpu_id();
+	answer_release_request(&mcaches[me], me);
+	mm_irq_restore(irq);
+	for (unsigned look = 0; look < RELEASE_WAIT_LOOKS; look++) {
+		unsigned cpu = 0;
+		for (; cpu < MM_MAX_CPUS; cpu++) {
+			const struct mcache *mc = &mcaches[cpu];
+			if (cpu != me && __atomic_load_n(&mc->holds_spans, __ATOMIC_RELAXED) &&
+			    (int32_t)(__atomic_load_n(&mc->pressure_seen, __ATOMIC_ACQUIRE) - e) < 0)
+				break;
+		}
+		if (cpu == MM_MAX_CPUS)
+			return;
+		mm_cpu_relax();
+	}
 }
 
 /* ------------------------------------------------------------ kmalloc -- */
@@ -118,14 +153,20 @@ static inline unsigned small_spanclass(unsigned cls, unsigned flags)
 
 static inline void *kmalloc_spc(unsigned spc, unsigned flags)
 {
-	unsigned long irq = mm_irq_save();
-	unsigned cpu = mm_cpu_id();
-	struct mcache *mc = &mcaches[cpu];
-	answer_release_request(mc, cpu);
-	void *p = mcache_alloc(mc, spc, cpu);   /* counted as its word was loaded */
-	mm_irq_restore(irq);
-	if (__builtin_expect(p == NULL, 0))
-		return oom();
+	void *p;
+	for (bool retried = false;; retried = true) {
+		unsigned long irq = mm_irq_save();
+		unsigned cpu = mm_cpu_id();
+		struct mcache *mc = &mcaches[cpu];
+		answer_release_request(mc, cpu);
+		p = mcache_alloc(mc, spc, cpu);   /* counted as its word was loaded */
+		mm_irq_restore(irq);
+		if (__builtin_expect(p != NULL, 1))
+			break;
+		if (retried)
+			return oom();
+		release_everywhere();
+	}
 	if (flags & KM_ZERO)
 		memset(p, 0, class_to_size[spanclass_sizeclass(spc)]);
 	return p;
@@ -160,6 +201,10 @@ __attribute__((noinline)) static void *kmalloc_large_aligned(size_t size, size_t
 		 * chunks (and in the kernel, whole buddy blocks) hostage. */
 		HEAP_API(kmem_drain_this_cpu)();
 		s = large_span(npages, align_pages);
+		if (!s) {
+			release_everywhere();
+			s = large_span(npages, align_pages);
+		}
 		if (!s)
 			return oom();
 	}
@@ -177,8 +222,11 @@ static void *kmalloc_large(size_t size, unsigned flags)
 static void *kmalloc_tiny(size_t size, unsigned flags)
 {
 	void *p = tiny_alloc(size);
-	if (__builtin_expect(p == NULL, 0))
-		return oom();
+	if (__builtin_expect(p == NULL, 0)) {
+		release_everywhere();
+		if (!(p = tiny_alloc(size)))
+			return oom();
+	}
 	if (flags & KM_ZERO)
 		memset(p, 0, size);
 	return p;

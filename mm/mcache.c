@@ -263,6 +263,8 @@ static void *alloc_from(struct mcache *mc, struct mspan *s, unsigned cpu)
 void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 {
 	struct mspan *s = mc->alloc[spc];
+	if (!mc->holds_spans)
+		__atomic_store_n(&mc->holds_spans, 1, __ATOMIC_RELAXED);
 
 	if (s != MCACHE_NO_SPAN) {
 		MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
@@ -339,4 +341,5 @@ void mcache_release_all(struct mcache *mc, unsigned cpu)
 		}
 	}
 	mcache_release_owned(mc, cpu);
+	__atomic_store_n(&mc->holds_spans, 0, __ATOMIC_RELAXED);
 }

@@ -75,8 +75,12 @@ struct mcache {
 	uint64_t nfree[NUM_SPAN_CLASSES];
 	uint32_t stats_seq;
 	uint64_t large_alloc, large_free;
-	/* The last kmem_release_request this CPU answered (mm/malloc.c). */
+	/* The last kmem_release_request this CPU answered, and whether it
+	 * holds spans an answer would give back: set at its refills, cleared
+	 * when it gives everything back (mm/malloc.c). Owner-written,
+	 * read (relaxed) by a CPU whose allocation failed. */
 	uint32_t pressure_seen;
+	uint8_t holds_spans;
 } __attribute__((aligned(64)));
 
 extern struct mcache mcaches[MM_MAX_CPUS];

@@ -277,10 +277,9 @@ static int check_retained(void)
 
 /* Each CPU's page cache: runs in state MSPAN_CACHED, owned by that CPU,
  * in the page map, of at most PCACHE_MAX_RUN pages, in the first nruns
- * slots, counted
- * right and within the cap, none twice and none adjacent to another of
- * the same cache (a free merges them); together all the cached runs the
- * walk found. The stash: records in state MSPAN_DEAD, counted with the
+ * slots, counted right and within the cap, none twice and none adjacent
+ * to another of the same cache in its chunk (a free merges them);
+ * together all the cached runs the walk found. The stash: records in state MSPAN_DEAD, counted with the
  * span records handed out. */
 static int check_page_caches(void)
 {
@@ -307,9 +306,10 @@ static int check_page_caches(void)
 			uintptr_t end = s->startaddr + (s->npages << MM_PAGE_SHIFT);
 			for (unsigned j = 0; j < i; j++) {
 				const struct mspan *o = pc->run[j];
-				if (o == s || (o && (o->startaddr == end ||
-						     o->startaddr + (o->npages << MM_PAGE_SHIFT) ==
-							     s->startaddr)))
+				if (o == s || (o && o->chunk == s->chunk &&
+					       (o->startaddr == end ||
+						o->startaddr + (o->npages << MM_PAGE_SHIFT) ==
+							s->startaddr)))
 					FAIL("CPU %u page cache: slots %u and %u hold %p and %p, "
 					     "the same or adjacent runs", cpu, j, i, (void *)o,
 					     (void *)s);

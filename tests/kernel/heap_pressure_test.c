@@ -1,12 +1,13 @@
 /*
  * tests/kernel/heap_pressure_test.c - kmem_release_request: under memory
- * pressure every CPU gives back what its caches hold for it alone (owned
- * spans, notices, page cache) at its next allocation slow path or idle
- * pass (mm/malloc.c, answer_release_request). A CPU first fills owned
- * sets, the request is made, and the sets must be untouched until that CPU
- * takes a slow path (or, on another CPU, passes through
- * kmem_scavenge_idle), and empty afterwards, with every object intact and
- * the heap verifying.
+ * pressure every CPU gives back what its caches hold for it alone (tiny
+ * block, allocation spans, owned spans, notices, page cache) at its next
+ * allocation slow path or idle pass (mm/malloc.c, answer_release_request).
+ * A CPU first fills owned sets, the request is made, and the sets must be
+ * untouched until that CPU takes a slow path (or, on another CPU, passes
+ * through kmem_scavenge_idle), and empty afterwards, with every object
+ * intact and the heap verifying. An allocation that fails waits for the
+ * other CPUs' answers and tries again (release_everywhere).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -99,6 +100,9 @@ KTEST(heap_pressure, this_cpu_answers_at_its_next_slow_path)
 	KASSERT_NOT_NULL(q);
 	KEXPECT_EQ(owned_spans(cpu), 0);
 	KEXPECT_EQ(mcaches[cpu].owned_pages, 0);
+	/* The allocation span of the hoard's class went back too. */
+	KEXPECT_EQ(mcaches[cpu].alloc[spanclass_make(size_to_class(HOARD_SIZE), 0)],
+		   MCACHE_NO_SPAN);
 	KEXPECT_EQ(mheap_verify(), 0);
 	kfree(q);
 
@@ -221,5 +225,84 @@ KTEST(heap_pressure, another_cpu_answers_on_its_idle_pass)
 KTEST(heap_pressure, running_out_of_memory_asks_every_cpu)
 {
 	idle_cpu_answers(true);
+}
+#endif
+
+#ifdef SPANHEAP_HOSTED
+#include <pthread.h>
+#include <sched.h>
+#include <time.h>
+
+/* An object size whose spans hold 32 objects (8 pages). */
+#define HELD_SIZE 2048
+#define HELD_OBJS 32
+#define FILL_MAX 4096
+static void *held[HELD_OBJS];
+static void *fill_objs[FILL_MAX];
+static int held_phase;
+
+static void wait_phase(int want)
+{
+	while (__atomic_load_n(&held_phase, __ATOMIC_ACQUIRE) != want)
+		sched_yield();
+}
+
+/* The other thread: holds a span of HELD_SIZE objects with free slots,
+ * answers requests only on its idle passes, a millisecond apart. */
+static void *holding_thread(void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < HELD_OBJS; i++)
+		held[i] = kmalloc(HELD_SIZE, 0);
+	for (unsigned i = 0; i < HELD_OBJS; i += 2) {
+		kfree(held[i]);
+		held[i] = NULL;
+	}
+	__atomic_store_n(&held_phase, 1, __ATOMIC_RELEASE);
+	wait_phase(2);
+	/* The fill's failures made it give the span back: take it again. */
+	held[0] = kmalloc(HELD_SIZE, 0);
+	__atomic_store_n(&held_phase, 3, __ATOMIC_RELEASE);
+	while (__atomic_load_n(&held_phase, __ATOMIC_ACQUIRE) == 3) {
+		kmem_scavenge_idle();
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	}
+	for (unsigned i = 0; i < HELD_OBJS; i++)
+		kfree(held[i]);
+	kmem_drain_this_cpu();
+	return NULL;
+}
+
+/* With the platform giving nothing more and the heap's pages used up,
+ * the only free HELD_SIZE slots are in the other thread's span: this
+ * thread's allocation fails, asks, waits for the other's idle pass to give
+ * the span back, and succeeds. */
+KTEST(heap_pressure, a_failed_allocation_waits_for_the_others_to_answer)
+{
+	uint64_t base = heap_drained_bytes();
+	__atomic_store_n(&held_phase, 0, __ATOMIC_RELAXED);
+	pthread_t t;
+	KASSERT_EQ(pthread_create(&t, NULL, holding_thread, NULL), 0);
+	wait_phase(1);
+	mm_host_set_sys_limit(mm_host_sys_bytes());
+	unsigned n = 0;
+	while (n < FILL_MAX && (fill_objs[n] = kmalloc(64 * 1024, 0)) != NULL)
+		n++;
+	KEXPECT_LT(n, FILL_MAX);
+	__atomic_store_n(&held_phase, 2, __ATOMIC_RELEASE);
+	wait_phase(3);
+	KEXPECT_NOT_NULL(held[0]);
+	uint64_t oom = heap_stats().oom;
+	void *mine = kmalloc(HELD_SIZE, 0);
+	KEXPECT_NOT_NULL(mine);
+	KEXPECT_EQ(heap_stats().oom, oom);
+	kfree(mine);
+	for (unsigned i = 0; i < n; i++)
+		kfree(fill_objs[i]);
+	mm_host_set_sys_limit(0);
+	__atomic_store_n(&held_phase, 4, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	KEXPECT_EQ(mheap_verify(), 0);
+	KEXPECT_EQ(heap_drained_bytes(), base);
 }
 #endif
