@@ -147,10 +147,12 @@ void kmem_drain_all(void);
 void kmem_release_this_cpu(void);
 
 /* Memory pressure: ask every CPU to give back what its caches hold for
- * it alone (owned spans, notices, page cache) at its next small-object
- * allocation slow path or kmem_scavenge_idle, whichever comes first. A CPU's own failed
- * allocation asks it; call it too where a shrinker would run. It does not
- * wait: a CPU that never allocates nor idles again keeps its caches. */
+ * it alone (tiny block, allocation and owned spans, notices, page cache)
+ * at its next small-object allocation slow path or kmem_scavenge_idle,
+ * whichever comes first; call it where a shrinker would run. It does not
+ * wait: a CPU that never allocates nor idles again keeps its caches. An
+ * allocation that fails asks too, and waits (a bounded while) for the
+ * answers before it tries once more. */
 void kmem_release_request(void);
 
 /* Give every free chunk the heap retains back to the platform now;
