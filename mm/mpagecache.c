@@ -127,45 +127,47 @@ static void split_tail(struct mspan *s, struct mspan *t, size_t npages, unsigned
 	pagemap_set_page(run_end(s) - MM_PAGE_SIZE, s);
 }
 
-/* The smallest cached run of at least npages pages, cut to npages and out
- * of the cache (not yet an object), or NULL. */
-static struct mspan *take_fit(struct page_cache *pc, size_t npages, unsigned cpu)
+/* Cut the run in slot best, longer than npages, to npages: the tail stays
+ * cached in the slot; the head is returned (not yet an object). NULL when
+ * no record can be had. */
+__attribute__((noinline)) static struct mspan *take_split(struct page_cache *pc, unsigned best,
+							  size_t npages, unsigned cpu)
 {
-	unsigned best = PCACHE_RUNS;
-	for (unsigned i = 0; i < pc->nruns; i++) {
-		struct mspan *s = pc->run[i];
-		if (s->npages >= npages &&
-		    (best == PCACHE_RUNS || s->npages < pc->run[best]->npages))
-			best = i;
-	}
-	if (best == PCACHE_RUNS)
-		return NULL;
 	struct mspan *s = pc->run[best];
-	if (s->npages == npages)
-		return slot_take(pc, best);
 	struct mspan *t = record_get(pc);
 	if (!t)
-		return NULL;   /* no record: the mheap may still have a fit */
+		return NULL;   /* the mheap may still have a fit */
 	split_tail(s, t, npages, cpu);
 	pc->run[best] = t;
 	count(pc, -(int64_t)npages, 0);
 	return s;
 }
 
-struct mspan *mheap_alloc_large(size_t npages, size_t align_pages, unsigned cpu)
+/* The run of exactly npages pages, else the smallest longer one cut to
+ * npages, out of the cache (not yet an object), or NULL. */
+static struct mspan *take_fit(struct page_cache *pc, size_t npages, unsigned cpu)
 {
-	struct page_cache *pc = &page_caches[cpu];
-	struct mspan *s;
-	if (align_pages == 1 && pc->nruns && (s = take_fit(pc, npages, cpu)) != NULL) {
-		if (DEBUG_HEAP)   /* as mheap_alloc_span_aligned: no stale trailer */
-			memset((void *)s->startaddr, 0, npages << MM_PAGE_SHIFT);
-		__atomic_store_n(&s->owner_cpu, -1, __ATOMIC_RELAXED);
-		__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
-		return s;
+	unsigned best = PCACHE_RUNS;
+	for (unsigned i = pc->nruns; i-- > 0;) {   /* the newest first: an exact fit ends it */
+		struct mspan *s = pc->run[i];
+		if (s->npages == npages)
+			return slot_take(pc, i);
+		if (s->npages > npages &&
+		    (best == PCACHE_RUNS || s->npages < pc->run[best]->npages))
+			best = i;
 	}
-	/* A miss. The mheap's free runs; the cache goes back first, or, where
-	 * the platform keeps it across misses, before the heap grows (it may
-	 * coalesce into a fit there). */
+	if (best == PCACHE_RUNS)
+		return NULL;
+	return take_split(pc, best, npages, cpu);
+}
+
+/* A miss: the mheap's free runs. The cache goes back first or, where the
+ * platform keeps it across misses, before the heap grows (it may coalesce
+ * into a fit there). */
+__attribute__((noinline)) static struct mspan *alloc_miss(struct page_cache *pc, size_t npages,
+							  size_t align_pages, unsigned cpu)
+{
+	struct mspan *s;
 	if (!MM_PCACHE_KEEP_ON_MISS)
 		mheap_pcache_drain(cpu);
 	s = mheap_alloc_span_aligned(npages, 0, align_pages, !pc->nruns);
@@ -173,6 +175,19 @@ struct mspan *mheap_alloc_large(size_t npages, size_t align_pages, unsigned cpu)
 		mheap_pcache_drain(cpu);
 		s = mheap_alloc_span_aligned(npages, 0, align_pages, true);
 	}
+	return s;
+}
+
+struct mspan *mheap_alloc_large(size_t npages, size_t align_pages, unsigned cpu)
+{
+	struct page_cache *pc = &page_caches[cpu];
+	struct mspan *s;
+	if (align_pages != 1 || !pc->nruns || (s = take_fit(pc, npages, cpu)) == NULL)
+		return alloc_miss(pc, npages, align_pages, cpu);
+	if (DEBUG_HEAP)   /* as mheap_alloc_span_aligned: no stale trailer */
+		memset((void *)s->startaddr, 0, npages << MM_PAGE_SHIFT);
+	__atomic_store_n(&s->owner_cpu, -1, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
 	return s;
 }
 
@@ -184,8 +199,6 @@ static struct mspan *merge_neighbours(struct page_cache *pc, struct mspan *s)
 {
 	struct heap_chunk *c = s->chunk;
 	unsigned i;
-	if (!pc->nruns)
-		return s;
 	if (s->startaddr > c->base) {
 		struct mspan *l = pagemap_lookup(s->startaddr - 1);
 		if ((i = slot_of(pc, l)) < PCACHE_RUNS && run_end(l) == s->startaddr) {
@@ -232,6 +245,12 @@ static void cache_run(struct page_cache *pc, struct mspan *s)
 	slot_add(pc, s);
 }
 
+/* s, freed on this CPU, into its page cache (not empty). */
+__attribute__((noinline)) static void cache_freed(struct page_cache *pc, struct mspan *s)
+{
+	cache_run(pc, merge_neighbours(pc, s));
+}
+
 bool mheap_free_large(uintptr_t p, struct mspan *s, unsigned cpu)
 {
 	uint8_t large = MSPAN_LARGE;
@@ -253,7 +272,10 @@ bool mheap_free_large(uintptr_t p, struct mspan *s, unsigned cpu)
 	}
 	__atomic_store_n(&s->owner_cpu, (int32_t)cpu, __ATOMIC_RELAXED);
 	struct page_cache *pc = &page_caches[cpu];
-	cache_run(pc, merge_neighbours(pc, s));
+	if (!pc->nruns)
+		slot_add(pc, s);   /* nothing to merge with, room for any run */
+	else
+		cache_freed(pc, s);
 	return true;
 }
 
