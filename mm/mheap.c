@@ -314,11 +314,17 @@ static struct mspan *split_head(struct mspan *s, size_t npages)
 
 struct mspan *mheap_alloc_span(size_t npages, unsigned spanclass)
 {
-	return mheap_alloc_span_aligned(npages, spanclass, 1, true);
+	return mheap_alloc_span_with(npages, spanclass, 1, true, NULL, NULL);
 }
 
 struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 				       size_t align_pages, bool grow)
+{
+	return mheap_alloc_span_with(npages, spanclass, align_pages, grow, NULL, NULL);
+}
+
+struct mspan *mheap_alloc_span_with(size_t npages, unsigned spanclass, size_t align_pages,
+				    bool grow, mheap_locked_fn *first, void *arg)
 {
 	struct mspan *s, *t;
 	struct tiny_meta *tiny = NULL;
@@ -336,6 +342,8 @@ struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 	size_t need = npages + align_pages - 1;
 	uintptr_t align = (uintptr_t)align_pages << MM_PAGE_SHIFT;
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
+	if (first)
+		first(arg);
 	bool retried = false;
 retry:
 	if (spanclass == TINY_SPAN_CLASS && !tiny &&

@@ -81,6 +81,13 @@ struct mspan *mheap_alloc_span(size_t npages, unsigned spanclass);
  * than asking the platform for more (a page cache's miss, mm/mpagecache.c). */
 struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 				       size_t align_pages, bool grow);
+/* Work done under mheap.lock by mheap_alloc_span_with before it searches:
+ * a page cache giving runs back in the allocation's own lock round. */
+typedef void mheap_locked_fn(void *arg);
+/* mheap_alloc_span_aligned, with first(arg) called first under the lock
+ * (first may be NULL). */
+struct mspan *mheap_alloc_span_with(size_t npages, unsigned spanclass, size_t align_pages,
+				    bool grow, mheap_locked_fn *first, void *arg);
 /* Give a span's pages back (coalescing; a chunk wholly free is retained,
  * and the retained chunks beyond the policy's bound go back to the
  * platform). Takes mheap.lock. */

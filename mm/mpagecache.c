@@ -161,20 +161,41 @@ static struct mspan *take_fit(struct page_cache *pc, size_t npages, unsigned cpu
 	return take_split(pc, best, npages, cpu);
 }
 
-/* A miss: the mheap's free runs. The cache goes back first or, where the
- * platform keeps it across misses, before the heap grows (it may coalesce
- * into a fit there). */
+/* Under mheap.lock: the deferred run back to the mheap. */
+static void give_deferred_locked(void *arg)
+{
+	struct page_cache *pc = arg;
+	struct mspan *d = pc->deferred;
+	if (d) {
+		pc->deferred = NULL;
+		__atomic_store_n(&pc->deferred_pages, 0, __ATOMIC_RELAXED);
+		mheap_free_span_locked(d);
+	}
+}
+
+/* Under mheap.lock: everything back to the mheap. */
+static void give_all_locked(void *arg)
+{
+	struct page_cache *pc = arg;
+	give_deferred_locked(pc);
+	while (pc->nruns)
+		mheap_free_span_locked(slot_take(pc, pc->nruns - 1));
+	while (pc->nspare)
+		fixalloc_free(&mheap.span_alloc, pc->spare[--pc->nspare]);
+}
+
+/* A miss: the mheap's free runs, in one lock round with the deferred run.
+ * The cache goes back first or, where the platform keeps it across
+ * misses, before the heap grows (it may coalesce into a fit there). */
 __attribute__((noinline)) static struct mspan *alloc_miss(struct page_cache *pc, size_t npages,
-							  size_t align_pages, unsigned cpu)
+							  size_t align_pages)
 {
 	struct mspan *s;
 	if (!MM_PCACHE_KEEP_ON_MISS)
-		mheap_pcache_drain(cpu);
-	s = mheap_alloc_span_aligned(npages, 0, align_pages, !pc->nruns);
-	if (!s && pc->nruns) {
-		mheap_pcache_drain(cpu);
-		s = mheap_alloc_span_aligned(npages, 0, align_pages, true);
-	}
+		return mheap_alloc_span_with(npages, 0, align_pages, true, give_all_locked, pc);
+	s = mheap_alloc_span_with(npages, 0, align_pages, !pc->nruns, give_deferred_locked, pc);
+	if (!s && pc->nruns)
+		s = mheap_alloc_span_with(npages, 0, align_pages, true, give_all_locked, pc);
 	return s;
 }
 
@@ -183,7 +204,7 @@ struct mspan *mheap_alloc_large(size_t npages, size_t align_pages, unsigned cpu)
 	struct page_cache *pc = &page_caches[cpu];
 	struct mspan *s;
 	if (align_pages != 1 || !pc->nruns || (s = take_fit(pc, npages, cpu)) == NULL)
-		return alloc_miss(pc, npages, align_pages, cpu);
+		return alloc_miss(pc, npages, align_pages);
 	if (DEBUG_HEAP)   /* as mheap_alloc_span_aligned: no stale trailer */
 		memset((void *)s->startaddr, 0, npages << MM_PAGE_SHIFT);
 	__atomic_store_n(&s->owner_cpu, -1, __ATOMIC_RELAXED);
@@ -264,14 +285,23 @@ bool mheap_free_large(uintptr_t p, struct mspan *s, unsigned cpu)
 		__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
 		return false;
 	}
+	struct page_cache *pc = &page_caches[cpu];
 	/* A chunk bigger than the least was made for one object of its size:
 	 * its runs go back to the mheap, where it can be whole again. */
 	if (s->npages > PCACHE_MAX_RUN || s->chunk->npages > (MHEAP_CHUNK_MIN >> MM_PAGE_SHIFT)) {
-		mheap_free_span(s);
+		if (MM_PCACHE_KEEP_ON_MISS && s->npages <= PCACHE_MAX_PAGES) {
+			/* Deferred: one lock round for it and the next. */
+			struct mspan *old = pc->deferred;
+			__atomic_store_n(&s->owner_cpu, (int32_t)cpu, __ATOMIC_RELAXED);
+			pc->deferred = s;
+			__atomic_store_n(&pc->deferred_pages, s->npages, __ATOMIC_RELAXED);
+			s = old;
+		}
+		if (s)
+			mheap_free_span(s);
 		return true;
 	}
 	__atomic_store_n(&s->owner_cpu, (int32_t)cpu, __ATOMIC_RELAXED);
-	struct page_cache *pc = &page_caches[cpu];
 	if (!pc->nruns)
 		slot_add(pc, s);   /* nothing to merge with, room for any run */
 	else
@@ -282,12 +312,9 @@ bool mheap_free_large(uintptr_t p, struct mspan *s, unsigned cpu)
 void mheap_pcache_drain(unsigned cpu)
 {
 	struct page_cache *pc = &page_caches[cpu];
-	if (!pc->nruns && !pc->nspare)
+	if (!pc->nruns && !pc->nspare && !pc->deferred)
 		return;
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	while (pc->nruns)
-		mheap_free_span_locked(slot_take(pc, pc->nruns - 1));
-	while (pc->nspare)
-		fixalloc_free(&mheap.span_alloc, pc->spare[--pc->nspare]);
+	give_all_locked(pc);
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 }

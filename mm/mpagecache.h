@@ -29,7 +29,12 @@ struct page_cache {
 	struct mspan *run[PCACHE_RUNS];      /* run[0 .. nruns), in no order */
 	struct mspan *spare[PCACHE_SPARE];   /* records for splits, from merges */
 	uint32_t nspare;
-	uint64_t pages, nruns;
+	uint64_t pages, nruns;               /* in run[] */
+	/* Where the platform keeps caches across misses: the last run too
+	 * long for run[] freed here, on its way to the mheap in this CPU's
+	 * next lock round (a miss's, or the next such free's). */
+	struct mspan *deferred;
+	uint64_t deferred_pages;
 } __attribute__((aligned(64)));
 extern struct page_cache page_caches[MM_MAX_CPUS];
 

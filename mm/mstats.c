@@ -90,7 +90,7 @@ void kmem_get_stats(struct kmem_stats *st)
 	}
 	uint64_t cached_pages = 0;
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
-		cached_pages += rd(&page_caches[cpu].pages);
+		cached_pages += rd(&page_caches[cpu].pages) + rd(&page_caches[cpu].deferred_pages);
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
 	st->heap_bytes = mheap_ready() ? mheap_sys_bytes() : 0;
 	st->span_bytes_inuse = mheap.small_pages << MM_PAGE_SHIFT;
@@ -186,7 +186,7 @@ void kmem_dump(void)
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	uint64_t cached_runs = 0, nlarge = 0;
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
-		cached_runs += rd(&page_caches[cpu].nruns);
+		cached_runs += rd(&page_caches[cpu].nruns) + (rd(&page_caches[cpu].deferred_pages) != 0);
 		nlarge += rd(&mcaches[cpu].large_alloc) - rd(&mcaches[cpu].large_free);
 	}
 	mm_log("large objects: %lu live, %lu KiB; page caches: %lu runs, %lu KiB",

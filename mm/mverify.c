@@ -275,12 +275,21 @@ static int check_retained(void)
 	return 0;
 }
 
+static unsigned slot_of_run(const struct page_cache *pc, const struct mspan *s)
+{
+	for (unsigned i = 0; i < PCACHE_RUNS; i++)
+		if (pc->run[i] == s)
+			return i;
+	return PCACHE_RUNS;
+}
+
 /* Each CPU's page cache: runs in state MSPAN_CACHED, owned by that CPU,
  * in the page map, of at most PCACHE_MAX_RUN pages, in the first nruns
  * slots, counted right and within the cap, none twice and none adjacent
- * to another of the same cache in its chunk (a free merges them);
- * together all the cached runs the walk found. The stash: records in state MSPAN_DEAD, counted with the
- * span records handed out. */
+ * to another of the same cache in its chunk (a free merges them); its
+ * deferred run, MSPAN_CACHED too, counted and in no slot; together all
+ * the cached runs the walk found. The stash: records in state
+ * MSPAN_DEAD, counted with the span records handed out. */
 static int check_page_caches(void)
 {
 	uint64_t pages = 0, runs = 0;
@@ -324,6 +333,17 @@ static int check_page_caches(void)
 		if (pc->nspare > PCACHE_SPARE)
 			FAIL("CPU %u page cache: %u records in a stash of %u", cpu, pc->nspare,
 			     PCACHE_SPARE);
+		const struct mspan *d = pc->deferred;
+		if ((d != NULL) != (pc->deferred_pages != 0) ||
+		    (d && (d->state != MSPAN_CACHED || d->owner_cpu != (int)cpu ||
+			   d->npages != pc->deferred_pages || pagemap_lookup(d->startaddr) != d ||
+			   slot_of_run(pc, d) < PCACHE_RUNS)))
+			FAIL("CPU %u page cache: deferred run %p (%lu pages counted)", cpu,
+			     (void *)d, (unsigned long)pc->deferred_pages);
+		if (d) {
+			pages += d->npages;
+			runs++;
+		}
 		for (unsigned i = 0; i < pc->nspare; i++)
 			if (pc->spare[i]->state != MSPAN_DEAD)
 				FAIL("CPU %u page cache: stash record %p in state %u", cpu,

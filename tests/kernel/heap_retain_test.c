@@ -257,11 +257,18 @@ KTEST(heap_retain, page_cache_keeps_its_bounds)
 	KEXPECT_LE(cached_runs_here(), PCACHE_RUNS);
 	KEXPECT_LE(heap_stats().page_cache_bytes, PAGES(PCACHE_MAX_PAGES));
 	KEXPECT_EQ(mheap_verify(), 0);
-	/* An object longer than a cached run may be goes to the mheap. */
+	/* An object longer than a cached run may be goes to the mheap: at
+	 * once, or where caches are kept across misses at this CPU's next
+	 * lock round (the deferred run, below). */
 	page_cache_flush();
 	uint8_t *big = kmalloc(PAGES(PCACHE_MAX_RUN + 1), 0);
 	KASSERT_NOT_NULL(big);
 	kfree(big);
+	KEXPECT_EQ(cached_runs_here(), 0);
+	KEXPECT_EQ(heap_stats().page_cache_bytes,
+		   MM_PCACHE_KEEP_ON_MISS ? PAGES(PCACHE_MAX_RUN + 1) : 0);
+	KEXPECT_EQ(mheap_verify(), 0);
+	page_cache_flush();
 	KEXPECT_EQ(heap_stats().page_cache_bytes, 0);
 	KEXPECT_EQ(mheap_verify(), 0);
 	KEXPECT_EQ(heap_drained_bytes(), base);
@@ -277,21 +284,60 @@ KTEST(heap_retain, page_cache_leaves_big_chunks_to_the_mheap)
 	 * retained whole. */
 	uint8_t *x = kmalloc(3 * MIB, 0);
 	KASSERT_NOT_NULL(x);
-	kfree(x);
-	KEXPECT_GE(retained_chunk_bytes(), 3 * MIB);
+	kfree(x);   /* deferred, then given back by the next miss's lock round */
 	/* 1 MiB fits no other free run of a drained heap: it is cut from
-	 * that chunk, and freed it goes back to the mheap, not to the page
-	 * cache, so that the chunk is whole again. */
+	 * that chunk, and freed it goes back to the mheap (deferred), never
+	 * to the page cache's runs, so that the chunk is whole again. */
 	uint8_t *y = kmalloc(PAGES(PCACHE_MAX_RUN), 0);
 	KASSERT_NOT_NULL(y);
 	KEXPECT_TRUE(y >= x && y < x + 3 * MIB);
 	kfree(y);
-	KEXPECT_EQ(heap_stats().page_cache_bytes, 0);
+	KEXPECT_EQ(cached_runs_here(), 0);
+	page_cache_flush();
 	KEXPECT_GE(retained_chunk_bytes(), 3 * MIB);
 	KEXPECT_EQ(mheap_verify(), 0);
 	KEXPECT_EQ(heap_drained_bytes(), base);
 }
 #endif
+
+static uint64_t mheap_locks(void)
+{
+	return __atomic_load_n(&mheap.lock.nacquire, __ATOMIC_RELAXED);
+}
+
+/* Where caches are kept across misses, a freed run too long for the
+ * cache's slots waits, as the deferred run, for this CPU's next lock
+ * round, which the next such free or a miss takes anyway: one round for
+ * both. */
+KTEST(heap_retain, a_long_run_goes_back_in_the_next_lock_round)
+{
+	if (!MM_PCACHE_KEEP_ON_MISS)
+		KTEST_SKIP("this platform gives the page cache back at every miss");
+	uint64_t base = heap_drained_bytes();
+	page_cache_flush();
+	size_t big = PAGES(PCACHE_MAX_RUN + 8);
+	uint8_t *a = kmalloc(big, 0), *b = kmalloc(big, 0);
+	KASSERT_NOT_NULL(a);
+	KASSERT_NOT_NULL(b);
+	uint64_t locks = mheap_locks();
+	kfree(a);
+	KEXPECT_EQ(mheap_locks(), locks);
+	KEXPECT_EQ(heap_stats().page_cache_bytes, big);
+	locks = mheap_locks();   /* heap_stats takes it */
+	kfree(b);   /* a goes back, b waits */
+	KEXPECT_EQ(mheap_locks(), locks + 1);
+	KEXPECT_EQ(heap_stats().page_cache_bytes, big);
+	KEXPECT_EQ(mheap_verify(), 0);
+	locks = mheap_locks();
+	uint8_t *c = kmalloc(big, 0);   /* a miss: b goes back in its round */
+	KASSERT_NOT_NULL(c);
+	KEXPECT_EQ(mheap_locks(), locks + 1);
+	KEXPECT_EQ(heap_stats().page_cache_bytes, 0);
+	kfree(c);
+	page_cache_flush();
+	KEXPECT_EQ(mheap_verify(), 0);
+	KEXPECT_EQ(heap_drained_bytes(), base);
+}
 
 KTEST(heap_retain, page_cache_goes_back_before_the_heap_grows)
 {
