@@ -19,16 +19,21 @@
  * smallest runs back to the mheap, all in one lock round. An object longer
  * than PCACHE_MAX_RUN, or in a chunk bigger than MHEAP_CHUNK_MIN (made
  * for one object of its size, which the mheap's retention keeps whole for
- * the next such object), goes straight back.
+ * the next such object), goes back to the mheap.
  * A miss gives the cache back before it asks the mheap (cached runs kept
  * across misses change where the mheap places objects: on a 24 MiB
  * machine heap_churn's mixed sizes fragmented until 512 KiB no longer
  * fit), unless the platform says MM_PCACHE_KEEP_ON_MISS (hosted: what
  * lets two threads' large objects meet no lock); then the mheap is asked
  * without growing, and only when no free run fits does the cache go back
- * first, so a CPU never grows the heap while it holds cached pages.
- * Drains (kmem_drain_*, a release request) give the cache and the stash
- * back.
+ * first, so a CPU never grows the heap while it holds cached pages. There
+ * the object that goes back to the mheap (if at most PCACHE_MAX_PAGES)
+ * waits too, as the CPU's one deferred run, for the CPU's next lock round:
+ * the next such free's or a miss's, which gives it back under the same
+ * lock (mheap_alloc_span_with), so a free and an allocation of big
+ * objects take the lock once, not twice.
+ * Drains (kmem_drain_*, a release request) give the cache, the deferred
+ * run and the stash back.
  */
 #include "mm/mpagecache.h"
 #include "mm/mheap.h"
