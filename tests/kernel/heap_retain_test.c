@@ -193,15 +193,25 @@ static uint64_t cached_runs_here(void)
 
 #define PAGES(n) ((size_t)(n) * MM_PAGE_SIZE)
 
+/* From an empty page cache, one freed run of npages pages in it: its
+ * address (the object it was), NULL if the allocation failed. */
+static uint8_t *cache_one_run(size_t npages)
+{
+	page_cache_flush();
+	uint8_t *a = kmalloc(PAGES(npages), 0);
+	if (!a)
+		return NULL;
+	kfree(a);
+	KEXPECT_EQ(heap_stats().page_cache_bytes, PAGES(npages));
+	KEXPECT_EQ(cached_runs_here(), 1);
+	return a;
+}
+
 KTEST(heap_retain, page_cache_splits_a_longer_run_and_merges_it_back)
 {
 	uint64_t base = heap_drained_bytes();
-	page_cache_flush();
-	uint8_t *a = kmalloc(PAGES(20), 0);
+	uint8_t *a = cache_one_run(20);
 	KASSERT_NOT_NULL(a);
-	kfree(a);
-	KEXPECT_EQ(heap_stats().page_cache_bytes, PAGES(20));
-	KEXPECT_EQ(cached_runs_here(), 1);
 	/* Two objects cut from the one run, head first: no chunk, no
 	 * mheap. */
 	uint64_t grown = ngrow();
@@ -342,11 +352,7 @@ KTEST(heap_retain, a_long_run_goes_back_in_the_next_lock_round)
 KTEST(heap_retain, page_cache_goes_back_before_the_heap_grows)
 {
 	uint64_t base = heap_drained_bytes();
-	page_cache_flush();
-	uint8_t *a = kmalloc(PAGES(8), 0);
-	KASSERT_NOT_NULL(a);
-	kfree(a);
-	KEXPECT_EQ(heap_stats().page_cache_bytes, PAGES(8));
+	KASSERT_NOT_NULL(cache_one_run(8));
 	/* Bigger than every free run of a drained heap: it needs a new
 	 * chunk, and the cache goes back first. */
 	uint64_t grown = ngrow();
