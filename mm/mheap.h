@@ -84,8 +84,9 @@ struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 /* Work done under mheap.lock by mheap_alloc_span_with before it searches:
  * a page cache giving runs back in the allocation's own lock round. */
 typedef void mheap_locked_fn(void *arg);
-/* mheap_alloc_span_aligned, with first(arg) called first under the lock
- * (first may be NULL). */
+/* mheap_alloc_span_aligned, with first(arg) called under the lock before
+ * the search (first may be NULL; not called when the arguments are
+ * refused, before the lock). */
 struct mspan *mheap_alloc_span_with(size_t npages, unsigned spanclass, size_t align_pages,
 				    bool grow, mheap_locked_fn *first, void *arg);
 /* Give a span's pages back (coalescing; a chunk wholly free is retained,
