@@ -4,9 +4,11 @@
  * The mheap hands out spans: runs of 8 KiB pages, for the mcentrals (one
  * size class each) and for large objects (> 32 KiB, one span each). It gets
  * memory from the platform (mm_sys_alloc: pmm frames through the direct map
- * in the kernel, mmap when hosted) in chunks of at least 1 MiB, and keeps
- * free page runs on lists by length (exact lists up to 127 pages, one list
- * for longer runs, a bitmap of non-empty lists). Allocation takes the
+ * in the kernel, mmap when hosted) in chunks of at least 1 MiB (for a large
+ * object less, when 1 MiB is refused: its size rounded up to a power of
+ * two), and keeps free page runs on lists by length (exact lists up to 127
+ * pages, one list for longer runs, a bitmap of non-empty lists). Allocation
+ * takes the
  * smallest run that fits and splits it; freeing coalesces with free
  * neighbours found through the page map, so free runs are always maximal.
  * Only the ends of a free run or large object are in the page map (the
@@ -145,9 +147,10 @@ static struct mspan *free_find(size_t npages)
 	return best;
 }
 
-/* Get a chunk of at least npages pages from the platform and add it as
- * one free run. False when out of memory. */
-static bool mheap_grow(size_t npages)
+/* Get a chunk of at least npages pages from the platform (at least
+ * MHEAP_CHUNK_MIN; for a large object, exact, less when that much is not
+ * to be had) and add it as one free run. False when out of memory. */
+static bool mheap_grow(size_t npages, bool exact)
 {
 	MM_HELD(&mheap.lock);
 	size_t bytes = npages << MM_PAGE_SHIFT;
@@ -157,6 +160,16 @@ static bool mheap_grow(size_t npages)
 	struct heap_chunk *c = fixalloc_alloc(&mheap.chunk_alloc);
 	struct mspan *s = fixalloc_alloc(&mheap.span_alloc);
 	void *mem = (c && s) ? mm_sys_alloc(bytes) : NULL;
+	if (!mem && c && s && exact && npages << MM_PAGE_SHIFT < bytes) {
+		/* A large object on a machine whose free frames are too
+		 * scattered for the least chunk: a chunk of its own size,
+		 * rounded up to a power of two (what a buddy allocator hands
+		 * out anyway), may still be had. */
+		bytes = MM_PAGE_SIZE;
+		while (bytes < npages << MM_PAGE_SHIFT)
+			bytes <<= 1;
+		mem = mm_sys_alloc(bytes);
+	}
 	if (mem && !pagemap_add_chunk((uintptr_t)mem, bytes >> MM_PAGE_SHIFT)) {
 		mm_sys_free(mem, bytes);
 		mem = NULL;
@@ -355,7 +368,7 @@ retry:
 	if (!s) {
 		if (!grow)
 			goto fail;   /* no scavenging: retained runs were just searched */
-		if (!mheap_grow(need))
+		if (!mheap_grow(need, !small))
 			goto oom;
 		s = free_find(need);
 		MM_BUG_ON(!s);   /* the chunk just added is a run that fits */

@@ -28,6 +28,7 @@
 #endif
 
 #define MIB (1024UL * 1024)
+#define PAGES(n) ((size_t)(n) * MM_PAGE_SIZE)
 /* A large object too big for the page caches: it comes from the mheap. */
 #define BIG_PAGES 40
 /* One chunk's worth: a 1 MiB object is a 1 MiB chunk of its own. */
@@ -190,8 +191,6 @@ static uint64_t cached_runs_here(void)
 	mm_irq_restore(irq);
 	return n;
 }
-
-#define PAGES(n) ((size_t)(n) * MM_PAGE_SIZE)
 
 /* From an empty page cache, one freed run of npages pages in it: its
  * address (the object it was), NULL if the allocation failed. */
@@ -436,6 +435,28 @@ KTEST(heap_retain, out_of_memory_gives_retained_chunks_back_and_succeeds)
 	if (big)
 		heap_fill(big, 0x77, 3 * MIB);
 	kfree(big);
+	KEXPECT_EQ(mheap_verify(), 0);
+	KEXPECT_EQ(heap_drained_bytes(), base);
+}
+
+/* A platform that has less than the least chunk (1 MiB) to give still
+ * gives a large object a chunk of its own size (512 KiB here). */
+KTEST(heap_retain, a_large_object_takes_a_smaller_chunk_when_1_mib_is_refused)
+{
+	static void *objs[64];
+	uint64_t base = heap_drained_bytes();
+	mm_host_set_sys_limit(mm_host_sys_bytes() + 512 * 1024 + 64 * 1024);
+	uint64_t grown = ngrow();
+	unsigned n = 0;
+	/* 60 pages (61 with debug mode's red zones): a 64-page chunk. */
+	while (n < 64 && (objs[n] = kmalloc(PAGES(60), 0)) != NULL)
+		n++;
+	mm_host_set_sys_limit(0);
+	KEXPECT_LT(n, 64);
+	KEXPECT_GT(ngrow(), grown);
+	for (unsigned i = 0; i < n; i++)
+		kfree(objs[i]);
+	page_cache_flush();
 	KEXPECT_EQ(mheap_verify(), 0);
 	KEXPECT_EQ(heap_drained_bytes(), base);
 }
