@@ -243,6 +243,48 @@ KTEST(heap_retain, page_cache_splits_a_longer_run_and_merges_it_back)
 	KEXPECT_EQ(heap_drained_bytes(), base);
 }
 
+/* Each page-cache invariant mheap_verify checks, broken on purpose: the
+ * verifier must say so (a check that cannot fail is no check). */
+KTEST(heap_retain, the_verifier_sees_a_broken_page_cache)
+{
+	uint64_t base = heap_drained_bytes();
+	uint8_t *a = cache_one_run(20);
+	KASSERT_NOT_NULL(a);
+	uint8_t *b = kmalloc(PAGES(8), 0);   /* cut from it: 12 pages stay */
+	KASSERT_NOT_NULL(b);
+	kfree(b);   /* merged back: a stash record */
+	unsigned long irq = mm_irq_save();
+	struct page_cache *pc = &page_caches[mm_cpu_id()];
+	mm_irq_restore(irq);
+	KASSERT_EQ(pc->nruns, 1);
+	KASSERT_GE(pc->nspare, 1);
+	KEXPECT_EQ(mheap_verify(), 0);
+	struct mspan *r = pc->run[0];
+
+	pc->pages++;   /* miscounted */
+	KEXPECT_EQ(mheap_verify(), 1);
+	pc->pages--;
+	pc->run[1] = r;   /* a slot past the runs in use */
+	KEXPECT_EQ(mheap_verify(), 1);
+	pc->nruns = 2, pc->pages *= 2;   /* the same run twice */
+	KEXPECT_EQ(mheap_verify(), 1);
+	pc->run[1] = NULL, pc->nruns = 1, pc->pages /= 2;
+	r->owner_cpu ^= 1;   /* another CPU's run */
+	KEXPECT_EQ(mheap_verify(), 1);
+	r->owner_cpu ^= 1;
+	pc->deferred = r, pc->deferred_pages = r->npages;   /* deferred and in a slot */
+	KEXPECT_EQ(mheap_verify(), 1);
+	pc->deferred = NULL, pc->deferred_pages = 0;
+	pc->spare[0]->state = MSPAN_FREE;   /* a live record in the stash */
+	KEXPECT_EQ(mheap_verify(), 1);
+	pc->spare[0]->state = MSPAN_DEAD;
+	KEXPECT_EQ(mheap_verify(), 0);
+
+	page_cache_flush();
+	KEXPECT_EQ(mheap_verify(), 0);
+	KEXPECT_EQ(heap_drained_bytes(), base);
+}
+
 KTEST(heap_retain, page_cache_keeps_its_bounds)
 {
 	enum { N = 2 * PCACHE_RUNS + 8 };
