@@ -7,10 +7,10 @@
  * in the kernel, mmap when hosted) in chunks of at least 1 MiB (for a large
  * object less, when 1 MiB is refused: its size rounded up to a power of
  * two), and keeps free page runs on lists by length (exact lists up to 127
- * pages, one list for longer runs, a bitmap of non-empty lists). Allocation
- * takes the
- * smallest run that fits and splits it; freeing coalesces with free
- * neighbours found through the page map, so free runs are always maximal.
+ * pages, one list for longer runs, a bitmap of non-empty lists).
+ * Allocation takes the smallest run that fits and splits it; freeing
+ * coalesces with free neighbours found through the page map, so free runs
+ * are always maximal.
  * Only the ends of a free run or large object are in the page map (the
  * rule is in mm/pagemap.h), so none of this writes an entry per page but
  * for small spans.
@@ -31,7 +31,9 @@
  *
  * Page caches: large objects freed on a CPU stay in that CPU's page cache
  * (mm/mpagecache.c), in state MSPAN_CACHED, which the mheap never
- * coalesces with; it takes them back when a cache is drained or full.
+ * coalesces with; it takes them back when a cache is full, missed or
+ * drained, under its lock (mheap_free_span_locked; mheap_alloc_span_with
+ * lets a cache give them back in an allocation's own lock round).
  */
 #include "mm/mheap.h"
 #include "mm/mbug.h"
