@@ -14,8 +14,9 @@
  * Only the ends of a free run or large object are in the page map (the
  * rule is in mm/pagemap.h), so none of this writes an entry per page but
  * for small spans.
- * One spinlock (mheap.lock, irqsave) protects it all: the mheap is the
- * slow path, visited once per span, never per object.
+ * One spinlock (mheap.lock, irqsave) protects it all (but the runs a page
+ * cache holds: mm/mheap.h says who writes what): the mheap is the slow
+ * path, visited once per span, never per object.
  *
  * Retention (Go's retained heap and scavenger, whole chunks): a chunk
  * that has become one free run again is not given back at once but put
