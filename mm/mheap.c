@@ -7,7 +7,7 @@
  * in the kernel, mmap when hosted) in chunks of at least 1 MiB (for a large
  * object less, when 1 MiB is refused: its size rounded up to a power of
  * two), and keeps free page runs on lists by length (exact lists up to 127
- * pages, one list for longer runs, a bitmap of non-empty lists).
+ * pages, then bins of doubling lengths, a bitmap of non-empty lists).
  * Allocation takes the smallest run that fits and splits it; freeing
  * coalesces with free neighbours found through the page map, so free runs
  * are always maximal.
@@ -55,7 +55,7 @@ void mheap_init(void)
 /* Everything below that is static runs under mheap.lock. */
 static unsigned free_list_index(size_t npages)
 {
-	return npages < MHEAP_NFREE ? (unsigned)npages : 0;
+	return mheap_free_list_index(npages);
 }
 
 /* A chunk wholly free: retained, the youngest. */
@@ -129,25 +129,40 @@ static void free_remove(struct mspan *s)
 	mheap.free_pages -= s->npages;
 }
 
-/* Smallest free run of at least npages pages, or NULL. */
-static struct mspan *free_find(size_t npages)
+/* The shortest run of list i of at least npages pages, or NULL. */
+static struct mspan *best_fit(unsigned i, size_t npages)
 {
-	MM_HELD(&mheap.lock);
-	if (npages < MHEAP_NFREE) {
-		for (unsigned w = (unsigned)npages / 64; w < MHEAP_NFREE / 64; w++) {
-			uint64_t m = mheap.free_nonempty[w];
-			if (w == npages / 64)
-				m &= ~0ULL << (npages % 64);
-			if (m)
-				return mheap.free[w * 64 + (unsigned)__builtin_ctzll(m)];
-		}
-	}
-	/* Long runs: best fit. */
 	struct mspan *best = NULL;
-	for (struct mspan *s = mheap.free[0]; s; s = s->next)
+	for (struct mspan *s = mheap.free[i]; s; s = s->next)
 		if (s->npages >= npages && (!best || s->npages < best->npages))
 			best = s;
 	return best;
+}
+
+/* Smallest free run of at least npages pages, or NULL: in npages's own bin
+ * the best fit among its runs long enough, else from the first non-empty
+ * list after it, where every run fits: an exact list's head, a bin's
+ * shortest run. */
+static struct mspan *free_find(size_t npages)
+{
+	MM_HELD(&mheap.lock);
+	unsigned i = free_list_index(npages);
+	if (i >= MHEAP_NEXACT) {
+		struct mspan *s = best_fit(i, npages);
+		if (s)
+			return s;
+		i++;
+	}
+	for (unsigned w = i / 64; w < (MHEAP_NFREE + 63) / 64; w++) {
+		uint64_t m = mheap.free_nonempty[w];
+		if (w == i / 64)
+			m &= ~0ULL << (i % 64);
+		if (m) {
+			unsigned j = w * 64 + (unsigned)__builtin_ctzll(m);
+			return j < MHEAP_NEXACT ? mheap.free[j] : best_fit(j, npages);
+		}
+	}
+	return NULL;
 }
 
 /* Get a chunk of at least npages pages from the platform (at least

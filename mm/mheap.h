@@ -13,9 +13,13 @@
 #include "mm/mspan.h"
 #include "mm/pagemap.h"
 
-/* Free runs of exactly n pages sit on free[n] (1 <= n < MHEAP_NFREE);
- * longer runs on free[0]. */
-#define MHEAP_NFREE 128
+/* Free runs of exactly n pages sit on free[n] (1 <= n < MHEAP_NEXACT);
+ * longer runs in bins of doubling lengths, free[MHEAP_NEXACT + k] holding
+ * those of MHEAP_NEXACT << k up to twice that, the last bin all longer
+ * (mheap_free_list_index); free[0] is not used. */
+#define MHEAP_NEXACT 128
+#define MHEAP_NLONG 28   /* 128 << 27 pages: 1 TiB */
+#define MHEAP_NFREE (MHEAP_NEXACT + MHEAP_NLONG)
 /* The heap grows by at least this much at a time. */
 #define MHEAP_CHUNK_MIN (1UL << 20)
 
@@ -42,7 +46,7 @@ struct mheap {
 	 */
 	mm_spinlock_t lock;
 	struct mspan *free[MHEAP_NFREE];
-	uint64_t free_nonempty[MHEAP_NFREE / 64];
+	uint64_t free_nonempty[(MHEAP_NFREE + 63) / 64];
 	struct heap_chunk *chunks;
 	struct fixalloc span_alloc;   /* struct mspan, and 128-byte bitmap units */
 	struct fixalloc chunk_alloc;  /* struct heap_chunk */
@@ -69,6 +73,15 @@ extern struct mheap mheap;
 static inline struct fixalloc *mheap_bitmap_pool(unsigned pool)
 {
 	return pool ? &mheap.span_alloc : &mheap.bits_alloc;
+}
+
+/* The free list of a free run of npages pages. */
+static inline unsigned mheap_free_list_index(size_t npages)
+{
+	if (npages < MHEAP_NEXACT)
+		return (unsigned)npages;
+	unsigned k = (unsigned)(63 - __builtin_clzll((unsigned long long)npages)) - 7;
+	return MHEAP_NEXACT + (k < MHEAP_NLONG ? k : MHEAP_NLONG - 1);
 }
 
 /* Once, before any other call (kmalloc_init). */

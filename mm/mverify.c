@@ -370,7 +370,7 @@ static int check_free_lists(void)
 		for (struct mspan *s = mheap.free[i]; s; s = s->next) {
 			if (s->state != MSPAN_FREE || s->list != MSPAN_ON_HEAP_FREE)
 				FAIL("free list %u holds span %p in state %u", i, (void *)s, s->state);
-			if ((i && s->npages != i) || (!i && s->npages < MHEAP_NFREE))
+			if (!i || mheap_free_list_index(s->npages) != i)
 				FAIL("free list %u holds a run of %lu pages", i,
 				     (unsigned long)s->npages);
 			if (pagemap_lookup(s->startaddr) != s)
