@@ -374,7 +374,11 @@ static void kfree_checked(const void *p, struct mspan *s, unsigned cpu, const vo
 __attribute__((noinline)) static void kfree_slow(const void *p, const void *caller)
 {
 	unsigned long irq = mm_irq_save();
-	kfree_checked(p, mheap_span_of(p), mm_cpu_id(), caller);
+	unsigned cpu = mm_cpu_id();
+	if (tiny_in_current(&mcaches[cpu], p))
+		tiny_free_current(&mcaches[cpu], p, caller);  /* first: the common tiny free */
+	else
+		kfree_checked(p, mheap_span_of(p), cpu, caller);
 	mm_irq_restore(irq);
 }
 
@@ -391,21 +395,14 @@ static inline __attribute__((always_inline)) bool kfree_fast(const void *p)
 	struct mspan *s = mheap_span_of(p);
 
 	/* This CPU allocates from the span or holds it in its partial set
-	 * (so it is a live small span, mm/mcache.c), the pointer
-	 * is an object start, the object is live; or it is a tiny object of
-	 * this CPU's current block. */
+	 * (so it is a live small span, never a tiny one: mm/mcache.c), the
+	 * pointer is an object start, the object is live. */
 	if (__builtin_expect(s != NULL, 1) &&
-	    __atomic_load_n(&s->local_cpu, __ATOMIC_RELAXED) == (int16_t)cpu) {
-		if (__builtin_expect(s->spanclass != TINY_SPAN_CLASS, 1)) {
-			if (__builtin_expect(mspan_free_owned(s, p), 1)) {
-				stat_inc(s->local_nfree);
-				mm_irq_restore_fast(irq);
-				return true;
-			}
-		} else if (tiny_free_local(&mcaches[cpu], p)) {
-			mm_irq_restore_fast(irq);
-			return true;
-		}
+	    __atomic_load_n(&s->local_cpu, __ATOMIC_RELAXED) == (int16_t)cpu &&
+	    __builtin_expect(mspan_free_owned(s, p), 1)) {
+		stat_inc(s->local_nfree);
+		mm_irq_restore_fast(irq);
+		return true;
 	}
 	mm_irq_restore_fast(irq);
 	return false;

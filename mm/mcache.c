@@ -30,7 +30,7 @@
  *     stack (mm/mcentral.c), which the CPU empties at its next refill
  *     (take_notices).
  * kfree's fast path frees into spans whose local_cpu is this CPU: the
- * allocation span and the partial set; a free into a full one takes the
+ * allocation span and the partial set (tiny spans never: mm/tiny.c); a free into a full one takes the
  * slow path once.
  *
  * Refill (out of line): when the span's cached word is used up, load it
@@ -115,9 +115,12 @@ static void owned_unlink(struct mcache *mc, struct mspan *s)
 }
 
 /* kfree's fast path may free into s on this CPU from now on, counting
- * in this CPU's nfree. */
+ * in this CPU's nfree. Not a tiny span: its objects are no slots, and
+ * their frees go through tiny_free (so the fast path has no tiny test). */
 static void make_local(struct mcache *mc, struct mspan *s, unsigned cpu)
 {
+	if (s->spanclass == TINY_SPAN_CLASS)
+		return;
 	s->local_nfree = &mc->nfree[s->spanclass];
 	__atomic_store_n(&s->local_cpu, (int16_t)cpu, __ATOMIC_RELAXED);
 }

@@ -115,8 +115,9 @@ static int check_small_span(const struct mspan *s)
 			     "holds it in an owned set (list %u)", (void *)s, cls,
 			     s->owner_cpu, s->list);
 		/* kfree's fast path frees into the allocation span and the
-		 * partial set only (mm/mcache.c). */
-		int local = s->list == MSPAN_ON_OWNED_FULL ? -1 : s->owner_cpu;
+		 * partial set only, never a tiny span (mm/mcache.c). */
+		int local = s->list == MSPAN_ON_OWNED_FULL || spc == TINY_SPAN_CLASS ?
+			-1 : s->owner_cpu;
 		if (s->local_cpu != local)
 			FAIL("span %p class %u: owner CPU %d, list %u, but local_cpu %d (expected %d)",
 			     (void *)s, cls, s->owner_cpu, s->list, s->local_cpu, local);

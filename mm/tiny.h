@@ -80,26 +80,17 @@ static inline uint16_t tiny_end_bit(uint16_t ends, unsigned o)
 	return rest ? (uint16_t)(1u << (o + (unsigned)__builtin_ctz(rest))) : 0;
 }
 
-/* Free tiny object p of this CPU's current block (interrupts off): only
- * recorded in the mcache (its end bit, a count); the block's balance and
- * freed mask are settled when it is retired. False (nothing changed) when
- * p is not a live object of the current block (not one, or freed already
- * here or elsewhere). */
-static inline bool tiny_free_local(struct mcache *mc, const void *p)
+/* Is p in this CPU's current block (mc's)? */
+static inline bool tiny_in_current(const struct mcache *mc, const void *p)
 {
-	uintptr_t block = (uintptr_t)p & ~(uintptr_t)(TINY_SIZE - 1);
-	unsigned o = (unsigned)((uintptr_t)p & (TINY_SIZE - 1));
-	if (mc->tiny != block)
-		return false;
-	uint16_t bit = tiny_end_bit(__atomic_load_n(mc->tiny_ends, __ATOMIC_RELAXED), o);
-	if (!bit || ((mc->tiny_freed_local |
-		      __atomic_load_n(mc->tiny_freed, __ATOMIC_RELAXED)) & bit))
-		return false;
-	mc->tiny_freed_local |= bit;
-	mc->tiny_local_frees++;
-	stat_inc(&mc->nfree[TINY_SPAN_CLASS]);
-	return true;
+	return mc->tiny && mc->tiny == ((uintptr_t)p & ~(uintptr_t)(TINY_SIZE - 1));
 }
+
+/* Free p, in this CPU's current block (interrupts off), checked (a bad
+ * one is reported as kfree's by caller): recorded in the mcache, and the
+ * block starts over once every object handed out from it was freed
+ * here. */
+void tiny_free_current(struct mcache *mc, const void *p, const void *caller);
 
 /* Free p, a pointer into span s of TINY_SPAN_CLASS, on CPU `cpu`
  * (interrupts off); a bad one is reported as kfree's by caller. */

@@ -477,6 +477,45 @@ KTEST(heap_badptr, double_free_tiny_here_and_elsewhere)
 	KEXPECT_EQ(mheap_verify(), 0);
 }
 
+KTEST(heap_badptr, double_free_tiny_found_when_its_block_starts_over)
+{
+	SKIP_IF_PANICKING();
+	SKIP_IF_NO_TINY();
+	if (!another_cpu_exists())
+		KTEST_SKIP("needs a second CPU");
+	KASSERT_TRUE(canaries_alloc());
+	struct kmem_stats before = heap_stats();
+	uint8_t *x1 = kmalloc(8, KM_NOSCAN), *x2 = kmalloc(4, KM_NOSCAN);
+	KASSERT_NOT_NULL(x1);
+	KASSERT_NOT_NULL(x2);
+	KEXPECT_EQ((uintptr_t)x1 / TINY_SIZE, (uintptr_t)x2 / TINY_SIZE);
+	/* x1 freed here and elsewhere; then x2 here, the block's last
+	 * object: the block starts over (mm/tiny.c), which finds the free
+	 * from elsewhere of an object already freed here. */
+	kfree(x1);
+	uint64_t bad = heap_stats().bad_frees;
+	KASSERT_TRUE(free_on_another_cpu(x1));
+	KEXPECT_EQ(heap_stats().bad_frees, bad);
+	kfree(x2);
+	KEXPECT_EQ(heap_stats().bad_frees, bad + 1);
+	/* Counted once, and the block's balance is whole: it is reused. */
+	uint8_t *y = kmalloc(8, KM_NOSCAN);
+	KASSERT_NOT_NULL(y);
+	KEXPECT_EQ(y, x1);
+	KEXPECT_EQ(ksize(y), 8);
+	kfree(y);
+	/* A free from elsewhere after the block started over finds no
+	 * object there. */
+	KASSERT_TRUE(free_on_another_cpu(y));
+	KEXPECT_EQ(heap_stats().bad_frees, bad + 2);
+	struct kmem_stats after = heap_stats();
+	KEXPECT_EQ(after.nfree - before.nfree, 3);
+	KEXPECT_EQ(after.objects_inuse, before.objects_inuse);
+	canaries_check_and_free();
+	expect_heap_usable();
+	KEXPECT_EQ(mheap_verify(), 0);
+}
+
 KTEST(heap_badptr, double_free_remote_then_owner)
 {
 	SKIP_IF_PANICKING();

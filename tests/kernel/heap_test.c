@@ -433,6 +433,41 @@ KTEST(heap_tiny, mixed_sizes_keep_contents)
 	KEXPECT_EQ(mheap_verify(), 0);
 }
 
+KTEST(heap_tiny, a_block_whose_objects_are_all_freed_starts_over)
+{
+#if defined(DEBUG_HEAP) && DEBUG_HEAP
+	KTEST_SKIP("debug mode has no tiny allocator");
+#endif
+	struct kmem_stats before = heap_stats();
+	/* 15 bytes: at the start of the current block (one just started
+	 * over, or a new one). */
+	uint8_t *f = kmalloc(15, KM_NOSCAN);
+	KASSERT_NOT_NULL(f);
+	KEXPECT_EQ((uintptr_t)f % TINY_SIZE, 0);
+	kfree(f);
+	/* It was the block's only object: the block is empty again, and the
+	 * next objects are packed into it from its start (without the
+	 * restart, 8 bytes would not fit behind 15 and a new block would
+	 * open). */
+	uint8_t *a = kmalloc(8, KM_NOSCAN), *b = kmalloc(4, KM_NOSCAN);
+	KASSERT_NOT_NULL(a);
+	KASSERT_NOT_NULL(b);
+	KEXPECT_EQ(a, f);
+	KEXPECT_EQ(b, f + 8);
+	KEXPECT_EQ(ksize(a), 8);
+	KEXPECT_EQ(ksize(b), 4);
+	memset(a, 0xa5, 8);
+	memset(b, 0x5a, 4);
+	kfree(a);
+	KEXPECT_EQ(b[3], 0x5a);   /* b's block stays: b is live */
+	kfree(b);
+	struct kmem_stats after = heap_stats();
+	KEXPECT_EQ(after.nfree - before.nfree, 3);
+	KEXPECT_EQ(after.objects_inuse, before.objects_inuse);
+	KEXPECT_EQ(after.bad_frees, before.bad_frees);
+	KEXPECT_EQ(mheap_verify(), 0);
+}
+
 KTEST(heap_tiny, blocks_reclaimed_when_all_freed)
 {
 	/* Enough 4-byte objects to fill many spans of 16-byte blocks. */
