@@ -13,9 +13,10 @@
  * mm_irq_save() takes the slot's lock (counted, so nesting is fine) where
  * the kernel would turn interrupts off, and mm_irq_restore() drops it. An
  * exclusive thread pays a thread-local load; in libspanheap.so (built with
- * MM_HOST_FORK_SAFE) also a counter of its own slot and a look at one flag:
- * what lets fork find the heap quiet (see fork in platform_linux.c). The
- * static libspanheap.a registers no fork handlers and skips them.
+ * MM_HOST_FORK_SAFE) instead a thread-local add to its depth and a load
+ * of its gate (one thread-local word that a fork closes): what lets fork
+ * find the heap quiet (see fork in platform_linux.c). The static
+ * libspanheap.a registers no fork handlers and skips them.
  *
  * There are no interrupts; mm_sys_alloc/free are mmap and munmap; mm_log
  * and mm_panic write(2) to stderr (never stdio, which may allocate);
@@ -68,24 +69,25 @@
 /* Everything below is the library's own: no GOT indirection in the .so. */
 #define MM_HOST_HIDDEN __attribute__((visibility("hidden")))
 
-/* Per exclusive slot: how deep its thread is in mm_irq_save sections (its
- * own cache line; written only by that thread). fork waits for every depth
- * to be 0 (hosted/platform_linux.c, "fork"). */
-struct mm_host_slot_state {
-	unsigned depth;
-} __attribute__((aligned(64)));
-extern struct mm_host_slot_state mm_host_slots[MM_HOST_EXCLUSIVE_SLOTS] MM_HOST_HIDDEN;
-
 /* This thread's view of its slot. Initial-exec TLS: %fs-relative loads,
  * also in libspanheap.so. */
 struct mm_host_thread {
+	/* How deep the thread is in mm_irq_save sections (written only by
+	 * the thread; a fork reads it: hosted/platform_linux.c, "fork"). */
+	unsigned depth;
+	/* Slot id + 1 while the fast paths may run (an exclusive slot, no
+	 * fork waiting), else 0: one load both admits them and, with the
+	 * depth before it, keeps a fork out. Written under the slot lock
+	 * (platform_linux.c): by the thread as it takes or gives back its
+	 * slot, by a fork for every thread. */
+	unsigned gate;
 	/* Slot id + 1, or'ed with MM_HOST_SLOT_SHARED for a shared slot; 0
 	 * until the first heap call. So one load tells the static library's
 	 * fast paths both whether they may run (an exclusive slot: slot - 1
 	 * below MM_HOST_EXCLUSIVE_SLOTS) and which mcache is theirs. */
 	unsigned slot;
 	unsigned shared_depth;   /* levels held on a shared slot's lock */
-	unsigned *depth;         /* &mm_host_slots[slot - 1].depth if exclusive */
+	unsigned cpu;            /* the slot's id (mm_cpu_id), once it has one */
 };
 extern __thread struct mm_host_thread mm_host_thread
 	__attribute__((tls_model("initial-exec"))) MM_HOST_HIDDEN;
@@ -116,7 +118,12 @@ static inline unsigned mm_host_slot_id(unsigned slot)
  * section, which has given the thread a slot. */
 static inline unsigned mm_cpu_id(void)
 {
+#ifndef MM_HOST_FORK_SAFE
+	/* From the load the fast path's test made. */
 	return mm_host_slot_id(mm_host_thread.slot);
+#else
+	return mm_host_thread.cpu;
+#endif
 }
 
 /* A hosted "CPU" is a thread the OS may preempt while it holds a heap
@@ -133,61 +140,58 @@ static inline void mm_cpu_relax(void)
  * Enter a section the kernel would run with interrupts off, the fast way
  * (mm/platform.h): an exclusive slot has nothing to do, unless the build
  * is fork-safe (MM_HOST_FORK_SAFE: libspanheap.so, whose fork handlers
- * need it): then its depth + 1 and a look at mm_host_forking, no atomic
- * instruction (a fork pairs it with membarrier). Declines (0) with no
- * slot yet, a shared slot, or a fork waiting; *flags is then the depth
- * counter's address. The fast paths contain no call this way.
+ * need it): then its depth + 1 and a look at its gate, no atomic
+ * instruction (a fork closes every gate, then pairs it with membarrier).
+ * Declines (0) with no slot yet, a shared slot, or a fork waiting. The
+ * fast paths contain no call this way.
  */
 #define MM_HAVE_IRQ_SAVE_FAST 1
 
-/* Add d to this thread's depth counter, as a release store (the heap's
- * writes of the section before it). Only its thread writes it; a fork
- * reads it. On x86-64 one memory add (a store is a release there, and the
- * "memory" clobber keeps the compiler's order); elsewhere, and under
- * TSan, a load and a release store. */
-static inline void mm_host_depth_add(unsigned *depth, int d)
+/* Add d to this thread's depth, as a release store (the heap's writes
+ * of the section before it). Only its thread writes it; a fork reads it.
+ * On x86-64 one memory add on the %fs-relative variable itself (a store
+ * is a release there, and the "memory" clobber keeps the compiler's
+ * order); elsewhere, and under TSan, a load and a release store. */
+static inline void mm_host_depth_add(int d)
 {
 #if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-	__asm__ volatile("addl %1, %0" : "+m"(*depth) : "ri"(d) : "memory");
+	__asm__ volatile("addl %1, %0" : "+m"(mm_host_thread.depth) : "ri"(d) : "memory");
 #else
-	__atomic_store_n(depth, *depth + (unsigned)d, __ATOMIC_RELEASE);
+	__atomic_store_n(&mm_host_thread.depth, mm_host_thread.depth + (unsigned)d,
+			 __ATOMIC_RELEASE);
 #endif
 }
 static inline int mm_irq_save_fast(unsigned long *flags)
 {
 #ifndef MM_HOST_FORK_SAFE
-	/* One thread-local load (mm_cpu_id reuses it): an exclusive slot. */
+	/* One thread-local load: an exclusive slot. */
 	if (__builtin_expect(mm_host_thread.slot - 1u >= MM_HOST_EXCLUSIVE_SLOTS, 0))
 		return 0;
 	*flags = 0;
 	return 1;
 #else
-	unsigned *depth = mm_host_thread.depth;
-	if (__builtin_expect(depth == NULL, 0))
-		return 0;
-	mm_host_depth_add(depth, 1);
+	mm_host_depth_add(1);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	if (__builtin_expect(__atomic_load_n(&mm_host_forking, __ATOMIC_RELAXED), 0)) {
-		mm_host_depth_add(depth, -1);
+	if (__builtin_expect(__atomic_load_n(&mm_host_thread.gate, __ATOMIC_RELAXED) == 0, 0)) {
+		mm_host_depth_add(-1);
 		return 0;
 	}
-	*flags = (unsigned long)depth;
+	*flags = 0;
 	return 1;
 #endif
 }
 
 static inline void mm_irq_restore_fast(unsigned long flags)
 {
-#ifdef MM_HOST_FORK_SAFE
-	mm_host_depth_add((unsigned *)flags, -1);
-#else
 	(void)flags;
+#ifdef MM_HOST_FORK_SAFE
+	mm_host_depth_add(-1);
 #endif
 }
 
 /* The fast way, else the slow half (a new slot, a shared slot's lock, a
- * fork to wait out). Returns the depth counter's address, or 1 when a
- * shared slot's lock was taken. */
+ * fork to wait out). Returns 1 when a shared slot's lock was taken, else
+ * 0. */
 static inline unsigned long mm_irq_save(void)
 {
 	unsigned long flags;
@@ -200,7 +204,7 @@ static inline void mm_irq_restore(unsigned long flags)
 {
 	if (__builtin_expect(flags == 1, 0)) {
 		if (--mm_host_thread.shared_depth == 0)
-			spin_unlock(&mm_host_shared_lock[mm_host_slot_id(mm_host_thread.slot) -
+			spin_unlock(&mm_host_shared_lock[mm_host_thread.cpu -
 							 MM_HOST_EXCLUSIVE_SLOTS]);
 		return;
 	}

@@ -33,7 +33,6 @@
 #include "hosted/format.h"
 
 __thread struct mm_host_thread mm_host_thread __attribute__((tls_model("initial-exec")));
-struct mm_host_slot_state mm_host_slots[MM_HOST_EXCLUSIVE_SLOTS];
 int mm_host_forking;
 spinlock_t mm_host_shared_lock[MM_HOST_SHARED_SLOTS];
 /* This thread's exclusive slot was given back (it is exiting). */
@@ -41,6 +40,13 @@ static __thread unsigned char slot_released __attribute__((tls_model("initial-ex
 
 /* Bit i set: exclusive slot i is taken by a live thread. */
 static uint64_t slot_used[(MM_HOST_EXCLUSIVE_SLOTS + 63) / 64];
+/* slot_lock protects slot_thread[] (each exclusive slot's thread, whose
+ * gate and depth a fork reaches through it) and every thread's gate
+ * field. Taken by a thread as it takes or gives back an exclusive slot,
+ * and by a fork from its prepare to its parent or child handler, so a
+ * thread that exits meanwhile waits before its thread-local data goes. */
+static spinlock_t slot_lock = SPINLOCK_INIT("host_slots");
+static struct mm_host_thread *slot_thread[MM_HOST_EXCLUSIVE_SLOTS];
 static pthread_key_t slot_key;
 static pthread_once_t slot_key_once = PTHREAD_ONCE_INIT;
 static unsigned shared_next;        /* round robin over the shared slots */
@@ -53,15 +59,19 @@ static size_t sys_bytes;            /* handed out now */
 static void slot_release(void *arg)
 {
 	(void)arg;
-	unsigned id = mm_host_slot_id(mm_host_thread.slot);
+	struct mm_host_thread *t = &mm_host_thread;
+	unsigned id = t->cpu;
 
 	/* Give this thread's cached spans back before another thread can
 	 * take the slot (and its mcache); the heap keeps what its policy
 	 * retains, for the threads that live on. */
 	kmem_release_this_cpu();
+	spin_lock(&slot_lock);
 	slot_released = 1;
-	mm_host_thread.depth = NULL;
-	mm_host_thread.slot = 0;
+	__atomic_store_n(&t->gate, 0, __ATOMIC_RELAXED);
+	slot_thread[id] = NULL;
+	t->slot = 0;
+	spin_unlock(&slot_lock);
 	__atomic_fetch_and(&slot_used[id / 64], ~(1ULL << (id % 64)),
 			   __ATOMIC_RELEASE);
 }
@@ -95,20 +105,26 @@ unsigned mm_host_slot_assign(void)
 {
 	struct mm_host_thread *t = &mm_host_thread;
 	if (t->slot)
-		return mm_host_slot_id(t->slot);
+		return t->cpu;
 	int id = slot_released ? -1 : take_exclusive_slot();
 	if (id >= 0) {
 		/* The slot is ours before pthread_setspecific runs: if that
-		 * allocates (keys past the first 32 do), it finds the slot. */
+		 * allocates (keys past the first 32 do), it finds the slot.
+		 * A fork holds slot_lock throughout: the gate opens after. */
+		t->cpu = (unsigned)id;
 		t->slot = (unsigned)id + 1;
-		t->depth = &mm_host_slots[id].depth;
+		spin_lock(&slot_lock);
+		slot_thread[id] = t;
+		__atomic_store_n(&t->gate, (unsigned)id + 1, __ATOMIC_RELAXED);
+		spin_unlock(&slot_lock);
 		pthread_once(&slot_key_once, slot_key_create);
 		pthread_setspecific(slot_key, (void *)(uintptr_t)(id + 1));
 		return (unsigned)id;
 	}
 	unsigned k = __atomic_fetch_add(&shared_next, 1, __ATOMIC_RELAXED);
-	t->slot = (MM_HOST_EXCLUSIVE_SLOTS + k % MM_HOST_SHARED_SLOTS + 1) | MM_HOST_SLOT_SHARED;
-	return mm_host_slot_id(t->slot);
+	t->cpu = MM_HOST_EXCLUSIVE_SLOTS + k % MM_HOST_SHARED_SLOTS;
+	t->slot = (t->cpu + 1) | MM_HOST_SLOT_SHARED;
+	return t->cpu;
 }
 
 unsigned long mm_host_irq_save_slow(void)
@@ -116,31 +132,31 @@ unsigned long mm_host_irq_save_slow(void)
 	struct mm_host_thread *t = &mm_host_thread;
 	if (!t->slot)
 		mm_host_slot_assign();
-	if (!t->depth) {
+	if (t->slot & MM_HOST_SLOT_SHARED) {
 		if (t->shared_depth++ == 0)
-			spin_lock(&mm_host_shared_lock[mm_host_slot_id(t->slot) -
-						       MM_HOST_EXCLUSIVE_SLOTS]);
+			spin_lock(&mm_host_shared_lock[t->cpu - MM_HOST_EXCLUSIVE_SLOTS]);
 		return 1;
 	}
 #ifndef MM_HOST_FORK_SAFE
-	return (unsigned long)t->depth;   /* a new exclusive slot */
+	return 0;   /* a new exclusive slot */
 #else
 	/* The fast way declined with its depth left as it was. Nested in
 	 * a section: go on (the fork waits for the outermost to end). */
-	if (*t->depth > 0) {
-		__atomic_store_n(t->depth, *t->depth + 1, __ATOMIC_RELAXED);
-		return (unsigned long)t->depth;
+	if (t->depth > 0) {
+		mm_host_depth_add(1);
+		return 0;
 	}
 	/* Outermost, a fork waiting (or a new slot): the fast way's
-	 * protocol once the fork is done. */
+	 * protocol once the fork is done (its gate is closed only while a
+	 * fork runs, from before mm_host_forking is cleared). */
 	for (;;) {
 		while (__atomic_load_n(&mm_host_forking, __ATOMIC_ACQUIRE))
 			sched_yield();
-		__atomic_store_n(t->depth, 1, __ATOMIC_RELAXED);
+		mm_host_depth_add(1);
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
-		if (!__atomic_load_n(&mm_host_forking, __ATOMIC_RELAXED))
-			return (unsigned long)t->depth;
-		__atomic_store_n(t->depth, 0, __ATOMIC_RELEASE);
+		if (__atomic_load_n(&t->gate, __ATOMIC_RELAXED))
+			return 0;
+		mm_host_depth_add(-1);
 	}
 #endif
 }
@@ -159,14 +175,16 @@ unsigned mm_host_slots_in_use(void)
  * A thread of an exclusive slot changes its mcache and its spans without
  * a lock, so holding the heap's locks is not enough for a consistent copy
  * in the child: fork must also find no thread inside the heap. The
- * forking thread sets mm_host_forking, then membarrier() makes every
- * other thread of the process execute a full barrier: afterwards, a
- * thread that is in the heap has its depth > 0 visible to us, and one that
- * enters sees the flag and waits at the door (mm_irq_save). We wait for
- * every depth to reach 0, take the shared slots' locks and every heap lock
- * (the mheap and mcentrals are also used outside mm_irq_save sections).
- * This is the asymmetric Dekker pattern: the fast path pays plain stores
- * and a load, the rare fork pays the barrier.
+ * forking thread closes every thread's gate (under slot_lock, which it
+ * keeps until the fork is done), then membarrier() makes every other
+ * thread of the process execute a full barrier: afterwards, a thread that
+ * is in the heap has its depth > 0 visible to us, and one that enters
+ * sees its gate closed and waits at the door (mm_host_irq_save_slow,
+ * while mm_host_forking is set). We wait for every depth to reach 0, take
+ * the shared slots' locks and every heap lock (the mheap and mcentrals
+ * are also used outside mm_irq_save sections). This is the asymmetric
+ * Dekker pattern: the fast path pays a plain add and a load of its own
+ * thread's data, the rare fork pays the barrier.
  */
 
 /* A full barrier on every thread of the process; false if the kernel has
@@ -182,12 +200,27 @@ static int barrier_all_threads(void)
 	return syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0;
 }
 
+/* Open (or close: open false) every exclusive slot's gate; slot_lock held. */
+static void set_gates(int open)
+{
+	for (unsigned i = 0; i < MM_HOST_EXCLUSIVE_SLOTS; i++)
+		if (slot_thread[i])
+			__atomic_store_n(&slot_thread[i]->gate, open ? i + 1 : 0,
+					 __ATOMIC_RELAXED);
+}
+
 void mm_host_fork_prepare(void)
 {
+	/* This thread's slot first: no slot is taken while slot_lock is held
+	 * here (the heap calls below would wait for the fork to end). */
+	mm_host_slot_assign();
+	spin_lock(&slot_lock);
 	__atomic_store_n(&mm_host_forking, 1, __ATOMIC_SEQ_CST);
+	set_gates(0);
 	barrier_all_threads();
 	for (unsigned i = 0; i < MM_HOST_EXCLUSIVE_SLOTS; i++)
-		while (__atomic_load_n(&mm_host_slots[i].depth, __ATOMIC_ACQUIRE) != 0)
+		while (slot_thread[i] &&
+		       __atomic_load_n(&slot_thread[i]->depth, __ATOMIC_ACQUIRE) != 0)
 			sched_yield();
 	for (unsigned i = 0; i < MM_HOST_SHARED_SLOTS; i++)
 		spin_lock(&mm_host_shared_lock[i]);
@@ -199,7 +232,9 @@ void mm_host_fork_parent(void)
 	kmem_unlock_all();
 	for (unsigned i = MM_HOST_SHARED_SLOTS; i-- > 0;)
 		spin_unlock(&mm_host_shared_lock[i]);
+	set_gates(1);
 	__atomic_store_n(&mm_host_forking, 0, __ATOMIC_RELEASE);
+	spin_unlock(&slot_lock);
 }
 
 void mm_host_fork_child(void)
@@ -211,10 +246,16 @@ void mm_host_fork_child(void)
 	 * mcache whole (a thread that takes one inherits its spans). */
 	for (unsigned w = 0; w < (MM_HOST_EXCLUSIVE_SLOTS + 63) / 64; w++)
 		slot_used[w] = 0;
-	unsigned id = mm_host_slot_id(mm_host_thread.slot);
-	if (mm_host_thread.depth)
-		slot_used[id / 64] |= 1ULL << (id % 64);
+	for (unsigned i = 0; i < MM_HOST_EXCLUSIVE_SLOTS; i++)
+		slot_thread[i] = NULL;
+	struct mm_host_thread *t = &mm_host_thread;
+	if (t->slot && !(t->slot & MM_HOST_SLOT_SHARED)) {
+		slot_used[t->cpu / 64] |= 1ULL << (t->cpu % 64);
+		slot_thread[t->cpu] = t;
+		__atomic_store_n(&t->gate, t->cpu + 1, __ATOMIC_RELAXED);
+	}
 	__atomic_store_n(&mm_host_forking, 0, __ATOMIC_RELEASE);
+	spin_lock_init(&slot_lock, "host_slots");
 }
 
 /* ----------------------------------------------------------- memory -- */
