@@ -476,33 +476,54 @@ __attribute__((noinline)) static void *kmalloc_tiny_call(size_t size, unsigned f
 	return kmalloc_tiny_slow(size, flags);
 }
 
-/*
- * The same-CPU fast path of a small allocation (1..32 KiB, not tiny): one
- * table lookup for the span class, interrupts off, ctz of this CPU's
- * 64-slot cache word of the class, the slot's bit set in its span's
- * alloc_bits, interrupts on. No lock, no atomic instruction, no counter
- * (counted in bulk: mm/mcache.h).
- */
-void *kmalloc(size_t size, unsigned flags)
+/* The same-CPU fast path of a small allocation of span class spc: an
+ * object of this CPU's cache word, or NULL (the caller's slow path then). */
+static inline __attribute__((always_inline)) void *kmalloc_fast(unsigned spc)
+{
+	unsigned long irq;
+	void *p = NULL;
+	if (__builtin_expect(mm_irq_save_fast(&irq), 1)) {
+		p = mcache_alloc_fast(&mcaches[mm_cpu_id()], spc);
+		mm_irq_restore_fast(irq);
+	}
+	return p;
+}
+
+/* kmalloc with flags (and any size): the tiny path, or the fast path and
+ * zeroing, else the slow path. */
+__attribute__((noinline)) static void *kmalloc_flags(size_t size, unsigned flags)
 {
 	if (__builtin_expect(size - 1 < MAX_SMALL_SIZE, 1)) {
 		if ((flags & KM_NOSCAN) && size < TINY_SIZE)
 			return kmalloc_tiny_call(size, flags);
 		unsigned spc = small_spanclass(size_to_class(size), flags);
-		unsigned long irq;
-		if (__builtin_expect(mm_irq_save_fast(&irq), 1)) {
-			struct mcache *mc = &mcaches[mm_cpu_id()];
-			void *p = mcache_alloc_fast(mc, spc);
-			if (__builtin_expect(p != NULL, 1)) {
-				mm_irq_restore_fast(irq);
-				if (__builtin_expect(flags & KM_ZERO, 0))
-					return memset(p, 0, class_to_size[spanclass_sizeclass(spc)]);
-				return p;
-			}
-			mm_irq_restore_fast(irq);
+		void *p = kmalloc_fast(spc);
+		if (__builtin_expect(p != NULL, 1)) {
+			if (flags & KM_ZERO)
+				return memset(p, 0, class_to_size[spanclass_sizeclass(spc)]);
+			return p;
 		}
 	}
 	return kmalloc_slow(size, flags);
+}
+
+/*
+ * The same-CPU fast path of a small allocation (1..32 KiB, no flags; with
+ * flags, kmalloc_flags): one table lookup for the size class, interrupts
+ * off, ctz of this CPU's 64-slot cache word of the class, the slot's bit
+ * set in its span's alloc_bits, interrupts on. No lock, no atomic
+ * instruction, no counter (counted in bulk: mm/mcache.h).
+ */
+void *kmalloc(size_t size, unsigned flags)
+{
+	if (__builtin_expect(flags != 0, 0))
+		return kmalloc_flags(size, flags);
+	if (__builtin_expect(size - 1 < MAX_SMALL_SIZE, 1)) {
+		void *p = kmalloc_fast(spanclass_make(size_to_class(size), 0));
+		if (__builtin_expect(p != NULL, 1))
+			return p;
+	}
+	return kmalloc_slow(size, 0);
 }
 
 void *kzalloc(size_t size, unsigned flags)
