@@ -373,6 +373,8 @@ static void kfree_checked(const void *p, struct mspan *s, unsigned cpu, const vo
  * its own. A tail call from the fast path. */
 __attribute__((noinline)) static void kfree_slow(const void *p, const void *caller)
 {
+	if (!p)
+		return;
 	unsigned long irq = mm_irq_save();
 	unsigned cpu = mm_cpu_id();
 	if (tiny_in_current(&mcaches[cpu], p))
@@ -382,12 +384,11 @@ __attribute__((noinline)) static void kfree_slow(const void *p, const void *call
 	mm_irq_restore(irq);
 }
 
-/* kfree's fast path: true when it freed p (or p is NULL); false sends
- * the free, or its report, down the slow path. */
+/* kfree's fast path: true when it freed p; false sends the free, or its
+ * report, down the slow path, which is also where NULL goes (its page
+ * maps to no span: no test here). */
 static inline __attribute__((always_inline)) bool kfree_fast(const void *p)
 {
-	if (!p)
-		return true;
 	unsigned long irq;
 	if (__builtin_expect(!mm_irq_save_fast(&irq), 0))
 		return false;

@@ -174,9 +174,10 @@ static inline uint32_t mspan_offset_index(const struct mspan *s, uint32_t off)
 static inline bool mspan_free_owned(struct mspan *s, const void *p)
 {
 	uintptr_t off = (uintptr_t)p - s->startaddr;
-	uint32_t i = mspan_offset_index(s, (uint32_t)off);
-	if (__builtin_expect((uintptr_t)i * s->elemsize != off, 0))
+	uint64_t x = (uint64_t)(uint32_t)off * s->divmagic;
+	if (__builtin_expect(!size_class_is_start(x, s->divmagic), 0))
 		return false;
+	uint32_t i = (uint32_t)(x >> 32);   /* mspan_offset_index */
 	unsigned w = i / 64;
 	uint64_t *ab = &s->alloc_bits[w];
 	uint64_t a = ld64(ab);

@@ -126,4 +126,13 @@ static inline uint32_t size_class_obj_index(unsigned cls, uint32_t offset)
 	return (uint32_t)(((uint64_t)offset * class_to_divmagic[cls]) >> 32);
 }
 
+/* offset % class_to_size[cls] == 0 over the same range, from the same
+ * product (x = offset * divmagic): its low half is below divmagic
+ * exactly then (Lemire, Kaser, Kurz: "Faster remainder by direct
+ * computation", 2019; checked by the generator at every offset). */
+static inline int size_class_is_start(uint64_t x, uint32_t divmagic)
+{
+	return (uint32_t)x < divmagic;
+}
+
 #endif

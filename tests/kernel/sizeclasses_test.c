@@ -164,7 +164,8 @@ KTEST(sizeclasses, divmagic_is_gos_formula)
 }
 
 /* The heap turns an address into an object index with the magic divisor:
- * it must be the exact quotient for every offset in a span, end included. */
+ * it must be the exact quotient for every offset in a span, end included,
+ * and tell exactly the offsets that start an object. */
 KTEST(sizeclasses, divmagic_equals_division_at_every_offset)
 {
 	for (unsigned c = 1; c < NUM_SIZE_CLASSES; c++) {
@@ -175,6 +176,15 @@ KTEST(sizeclasses, divmagic_equals_division_at_every_offset)
 			if (size_class_obj_index(c, off) != off / size) {
 				KEXPECT_EQ(size_class_obj_index(c, off), off / size);
 				ktest_log("class %u (%u bytes), offset %u", c, size, off);
+				return;
+			}
+			/* ... and the product's low half tells an object start
+			 * (kfree's fast path). */
+			uint64_t x = (uint64_t)off * class_to_divmagic[c];
+			if (size_class_is_start(x, class_to_divmagic[c]) != (off % size == 0)) {
+				KEXPECT_EQ(size_class_is_start(x, class_to_divmagic[c]),
+					   off % size == 0);
+				ktest_log("start test: class %u (%u bytes), offset %u", c, size, off);
 				return;
 			}
 		}
