@@ -34,6 +34,15 @@
 
 __thread struct mm_host_thread mm_host_thread __attribute__((tls_model("initial-exec")));
 int mm_host_forking;
+int mm_host_have_popcnt;
+
+__attribute__((constructor)) static void find_popcnt(void)
+{
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	mm_host_have_popcnt = __builtin_cpu_supports("popcnt");
+#endif
+}
 spinlock_t mm_host_shared_lock[MM_HOST_SHARED_SLOTS];
 /* This thread's exclusive slot was given back (it is exiting). */
 static __thread unsigned char slot_released __attribute__((tls_model("initial-exec")));

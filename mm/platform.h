@@ -38,6 +38,13 @@
  *       krealloc). The hosted build sets errno to ENOMEM there, so that
  *       malloc is a jump to kmalloc (hosted/libc_malloc.c). Define
  *       MM_HAVE_ALLOC_FAILED with it; by default it does nothing.
+ *   static inline int mm_platform_popcount64(uint64_t x, unsigned *n);
+ *       (optional) Count the bits set in x into *n and return 1, or
+ *       return 0 (the heap then counts them itself), for sweeps and
+ *       cache-word loads (mm/bitops.h). Define MM_HAVE_POPCOUNT64 with it;
+ *       by default the compiler's popcnt when the target has it
+ *       (-mpopcnt), else a SWAR sum of a dozen instructions. The hosted
+ *       build uses popcnt when the CPU has it.
  *   MM_MAX_CPUS (optional)
  *       How many CPUs (mcaches) there are; 64 when not defined.
  *   MM_RETAIN_MIN_BYTES (optional)

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdbool.h>
 #include "mm/kmalloc.h"
+#include "mm/bitops.h"
 #include "mm/fixalloc.h"
 #include "mm/mheap.h"
 #include "mm/mspan.h"
@@ -41,6 +42,30 @@ static uintptr_t last_line(const uint64_t *p, unsigned words)
 static bool apart(const uint64_t *a, const uint64_t *b, unsigned n)
 {
 	return last_line(a, n) < first_line(b) || last_line(b, n) < first_line(a);
+}
+
+/* Sweeps and cache-word loads count bitmap words with mm_popcount64:
+ * the platform's popcnt (hosted, when the CPU has it) or the compiler's,
+ * or the SWAR sum; whichever it is, it counts what a bit-by-bit loop
+ * counts. */
+KTEST(heap_meta, bitmap_words_are_counted_exactly)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ULL;
+	static const uint64_t fixed[] = { 0, 1, ~0ULL, 1ULL << 63, 0x8000000000000001ULL,
+					  0x5555555555555555ULL, 0xff00ff00ff00ff00ULL };
+	for (unsigned k = 0; k < 1000 + sizeof(fixed) / sizeof(fixed[0]); k++) {
+		uint64_t w = k < sizeof(fixed) / sizeof(fixed[0]) ? fixed[k] :
+			(x = x * 6364136223846793005ULL + 1442695040888963407ULL);
+		unsigned want = 0;
+		for (unsigned b = 0; b < 64; b++)
+			want += (unsigned)(w >> b & 1);
+		if (mm_popcount64(w) != want || mm_popcount64_swar(w) != want) {
+			KEXPECT_EQ(mm_popcount64(w), want);
+			KEXPECT_EQ(mm_popcount64_swar(w), want);
+			ktest_log("word %#llx", (unsigned long long)w);
+			return;
+		}
+	}
 }
 
 KTEST(heap_meta, the_remote_fields_are_off_the_owners_cache_line)
