@@ -90,7 +90,7 @@ extern struct mcache mcaches[MM_MAX_CPUS];
 
 /* Caps of a CPU's owned set (mm/mcache.c): spans per class, and pages
  * over all classes (4 MiB of 8 KiB pages). */
-#define MCACHE_OWNED_PER_CLASS 8u
+#define MCACHE_OWNED_PER_CLASS 32u
 #define MCACHE_OWNED_PAGES 512u
 
 static inline void stat_inc(uint64_t *c)

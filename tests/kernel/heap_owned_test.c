@@ -548,7 +548,7 @@ KTEST(heap_owned, a_local_free_moves_a_full_span_to_the_partial_set)
 
 /* ------------------------------------------------------------------ 3 -- */
 
-#define PC_OBJS 3000
+#define PC_OBJS 9000   /* spans: well past MCACHE_OWNED_PER_CLASS */
 #define PC_ROUNDS 20
 static void *pc[PC_OBJS];
 static struct span_set pc_spans0, pc_spans;
