@@ -39,8 +39,9 @@
  * the span is used up, sweep it locally and keep it if it has refill_min
  * free slots (local frees since its words were loaded, and remote ones);
  * otherwise it joins the full set, the CPU empties its notice stack, and
- * takes, in order: a partial span with refill_min slots free once swept
- * (spans found with fewer go to the full set), a span from the mcentral,
+ * takes, in order: a partial span with refill_min slots free once swept,
+ * the oldest first (spans found with fewer go to the full set), a span
+ * from the mcentral,
  * and, out of memory, the same after giving back everything it owns and
  * having every mcentral sweep its pending spans.
  */
@@ -173,7 +174,8 @@ static void unfull(struct mcache *mc, struct mspan *s, unsigned cpu)
 static struct mspan *owned_take(struct mcache *mc, unsigned spc)
 {
 	struct mspan *s;
-	while ((s = mc->owned[spc]) != NULL) {
+	while (mc->owned[spc] != NULL) {
+		s = mc->owned[spc]->prev;   /* the oldest: frees had longest to come */
 		owned_unlink(mc, s);
 		mspan_sweep(s);
 		if (worth_allocating(s))
