@@ -229,7 +229,7 @@ static inline int mm_platform_popcount64(uint64_t x, unsigned *n)
 #if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
 	if (__builtin_expect(mm_host_have_popcnt, 1)) {
 		uint64_t r;
-		__asm__("popcnt %1, %0" : "=r"(r) : "rm"(x));
+		__asm__ volatile("popcnt %1, %0" : "=r"(r) : "rm"(x));   /* volatile: never run before the test */
 		*n = (unsigned)r;
 		return 1;
 	}

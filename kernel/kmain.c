@@ -207,6 +207,7 @@ void kmain(uint32_t magic, uint32_t mbi_phys)
 	if (pmm_init(ram, nram, reserved, nreserved, DIRECT_MAP_BASE) != 0)
 		panic("pmm: initialisation failed");
 	pmm_dump();
+	mm_platform_detect_cpu();
 	kmalloc_init();
 	if (mbi.cmdline && *mbi.cmdline)
 		kargs_append(mbi.cmdline);

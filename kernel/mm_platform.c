@@ -11,6 +11,7 @@
 #include "kernel/panic.h"
 #include "kernel/ksyms.h"
 #include "kernel/percpu.h"
+#include "kernel/x86.h"
 #include "lib/printf.h"
 
 static unsigned order_for(size_t bytes)
@@ -19,6 +20,15 @@ static unsigned order_for(size_t bytes)
 	while ((PAGE_SIZE << order) < bytes)
 		order++;
 	return order;
+}
+
+int mm_kernel_have_popcnt;
+
+void mm_platform_detect_cpu(void)
+{
+	uint32_t a, b, c, d;
+	cpuid(1, 0, &a, &b, &c, &d);
+	mm_kernel_have_popcnt = (c >> 23) & 1;
 }
 
 void *mm_sys_alloc(size_t bytes)

@@ -38,6 +38,23 @@ static inline unsigned mm_cpu_id(void)
 	return id;
 }
 
+/* Count bitmap words with popcnt when the CPU has it (CPUID.01H:ECX.23,
+ * read by mm_platform_detect_cpu before the heap starts; QEMU's qemu64
+ * model lacks it): the heap's sweeps and cache-word loads. */
+extern int mm_kernel_have_popcnt;
+void mm_platform_detect_cpu(void);
+#define MM_HAVE_POPCOUNT64 1
+static inline int mm_platform_popcount64(uint64_t x, unsigned *n)
+{
+	if (__builtin_expect(mm_kernel_have_popcnt, 1)) {
+		uint64_t r;
+		__asm__ volatile("popcnt %1, %0" : "=r"(r) : "rm"(x));   /* volatile: never run before the test */
+		*n = (unsigned)r;
+		return 1;
+	}
+	return 0;
+}
+
 static inline unsigned long mm_irq_save(void)
 {
 	return arch_irq_save();

@@ -44,7 +44,8 @@
  *       cache-word loads (mm/bitops.h). Define MM_HAVE_POPCOUNT64 with it;
  *       by default the compiler's popcnt when the target has it
  *       (-mpopcnt), else a SWAR sum of a dozen instructions. The hosted
- *       build uses popcnt when the CPU has it.
+ *       build and the kernel use popcnt when the CPU has it (the asm must
+ *       be volatile, or the compiler may run it before the test).
  *   MM_MAX_CPUS (optional)
  *       How many CPUs (mcaches) there are; 64 when not defined.
  *   MM_RETAIN_MIN_BYTES (optional)
