@@ -446,6 +446,17 @@ KTEST(heap_badptr, double_free_tiny_block_with_live_objects)
 	KEXPECT_EQ(mheap_verify(), 0);
 }
 
+/* Two tiny objects of this CPU's current block (8 and 4 bytes); a NULL
+ * (reported) when they could not be had. */
+static void two_in_one_block(uint8_t **x1, uint8_t **x2)
+{
+	*x1 = kmalloc(8, KM_NOSCAN);
+	*x2 = kmalloc(4, KM_NOSCAN);
+	KASSERT_NOT_NULL(*x1);
+	KASSERT_NOT_NULL(*x2);
+	KEXPECT_EQ((uintptr_t)*x1 / TINY_SIZE, (uintptr_t)*x2 / TINY_SIZE);
+}
+
 KTEST(heap_badptr, double_free_tiny_here_and_elsewhere)
 {
 	SKIP_IF_PANICKING();
@@ -454,10 +465,10 @@ KTEST(heap_badptr, double_free_tiny_here_and_elsewhere)
 		KTEST_SKIP("needs a second CPU");
 	KASSERT_TRUE(canaries_alloc());
 	struct kmem_stats before = heap_stats();
-	uint8_t *x1 = kmalloc(8, KM_NOSCAN), *x2 = kmalloc(4, KM_NOSCAN);
-	KASSERT_NOT_NULL(x1);
-	KASSERT_NOT_NULL(x2);
-	KEXPECT_EQ((uintptr_t)x1 / TINY_SIZE, (uintptr_t)x2 / TINY_SIZE);
+	uint8_t *x1, *x2;
+	two_in_one_block(&x1, &x2);
+	if (!x1 || !x2)
+		return;
 	heap_fill(x2, 2, 4);
 	/* Freed here while its block is current, then again elsewhere: the
 	 * second CPU cannot see this CPU's record; the retirement finds
@@ -485,10 +496,10 @@ KTEST(heap_badptr, double_free_tiny_found_when_its_block_starts_over)
 		KTEST_SKIP("needs a second CPU");
 	KASSERT_TRUE(canaries_alloc());
 	struct kmem_stats before = heap_stats();
-	uint8_t *x1 = kmalloc(8, KM_NOSCAN), *x2 = kmalloc(4, KM_NOSCAN);
-	KASSERT_NOT_NULL(x1);
-	KASSERT_NOT_NULL(x2);
-	KEXPECT_EQ((uintptr_t)x1 / TINY_SIZE, (uintptr_t)x2 / TINY_SIZE);
+	uint8_t *x1, *x2;
+	two_in_one_block(&x1, &x2);
+	if (!x1 || !x2)
+		return;
 	/* x1 freed here and elsewhere; then x2 here, the block's last
 	 * object: the block starts over (mm/tiny.c), which finds the free
 	 * from elsewhere of an object already freed here. */
