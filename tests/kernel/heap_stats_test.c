@@ -14,6 +14,7 @@
 #include "mm/fixalloc.h"
 #include "mm/mcache.h"
 #include "mm/mheap.h"
+#include "mm/mpagecache.h"
 #include "mm/mspan.h"
 #include "mm/platform.h"
 #include "tests/kernel/ktest.h"
@@ -104,11 +105,24 @@ KTEST(heap_stats, pages_returned_counts_what_the_scavenger_gives_back)
 	void *big = kmalloc(2u << 20, 0);
 	KASSERT_NOT_NULL(big);
 	kfree(big);
+	/* Its run may wait in this CPU's page cache (the hosted build defers
+	 * it to the next lock round): into the mheap, a free chunk. */
+	unsigned long irq = mm_irq_save();
+	mheap_pcache_drain(mm_cpu_id());
+	mm_irq_restore(irq);
 	kmem_get_stats(&before);
 	uint64_t given = kmem_scavenge();
 	kmem_get_stats(&after);
-	KEXPECT_EQ(after.pages_returned - before.pages_returned, given / MM_PAGE_SIZE);
-	KEXPECT_EQ(after.pages_held + given / MM_PAGE_SIZE, before.pages_held);
+	/* An idle CPU's scavenger (kernel, more than one CPU) may give the
+	 * chunk back first, or meanwhile: what left is counted once,
+	 * whoever gave it. */
+	uint64_t returned = after.pages_returned - before.pages_returned;
+	KEXPECT_GE(returned, given / MM_PAGE_SIZE);
+	KEXPECT_EQ(after.pages_held + returned, before.pages_held);
+#ifdef SPANHEAP_HOSTED
+	KEXPECT_EQ(returned, given / MM_PAGE_SIZE);   /* no other scavenger */
+	KEXPECT_GT(given, 0);
+#endif
 }
 
 /* Pages drawn as c: the characters after each line's address. */
