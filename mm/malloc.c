@@ -188,12 +188,21 @@ static struct mspan *large_span(size_t npages, size_t align_pages)
 
 /* A large object: a span of its own, its start aligned to align (a power
  * of two; spans are always page-aligned). */
+/* Pages of a large object of size bytes (at most KMALLOC_MAX_SIZE):
+ * whole pages, rounded up to the platform's grain (MM_LARGE_GRAIN_PAGES,
+ * mm/platform.h), so that objects start on fewer distinct pages. */
+static inline size_t large_npages(size_t size)
+{
+	size_t n = size ? (size + MM_PAGE_SIZE - 1) >> MM_PAGE_SHIFT : 1;
+	return (n + MM_LARGE_GRAIN_PAGES - 1) / MM_LARGE_GRAIN_PAGES * MM_LARGE_GRAIN_PAGES;
+}
+
 __attribute__((noinline)) static void *kmalloc_large_aligned(size_t size, size_t align,
 							     unsigned flags)
 {
 	if (size > KMALLOC_MAX_SIZE || align > KMALLOC_MAX_SIZE)
 		return impossible();   /* not out of memory: not counted */
-	size_t npages = size ? (size + MM_PAGE_SIZE - 1) >> MM_PAGE_SHIFT : 1;
+	size_t npages = large_npages(size);
 	size_t align_pages = align > MM_PAGE_SIZE ? align >> MM_PAGE_SHIFT : 1;
 	struct mspan *s = large_span(npages, align_pages);
 	if (!s) {
@@ -575,11 +584,10 @@ void *krealloc(void *p, size_t size, unsigned flags)
 	if (size <= usable)
 		return p;
 	if (usable > MAX_SMALL_SIZE && size <= KMALLOC_MAX_SIZE &&
-	    mheap_grow_large((uintptr_t)p, (size + MM_PAGE_SIZE - 1) >> MM_PAGE_SHIFT)) {
+	    mheap_grow_large((uintptr_t)p, large_npages(size))) {
 		/* Grown in place into the free pages right after it. */
 		if (flags & KM_ZERO)
-			memset((char *)p + usable, 0,
-			       (((size + MM_PAGE_SIZE - 1) >> MM_PAGE_SHIFT) << MM_PAGE_SHIFT) - usable);
+			memset((char *)p + usable, 0, (large_npages(size) << MM_PAGE_SHIFT) - usable);
 		return p;
 	}
 	void *q = alloc_slow(size, 0, flags);

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include "lib/string.h"
 #include "mm/kmalloc.h"
+#include "mm/platform.h"
 #include "mm/sizeclasses.h"
 #include "tests/kernel/ktest.h"
 #include "tests/kernel/heap_testlib.h"
@@ -540,8 +541,13 @@ KTEST(heap_large, odd_page_counts)
 		KASSERT_NOT_NULL(p[i]);
 		size_t usable = ksize(p[i]);
 		KEXPECT_GE(usable, sizes[i]);
-		/* A large object is a run of whole 8 KiB heap pages. */
-		KEXPECT_LT(usable - sizes[i], MM_PAGE_SIZE);
+		/* A large object is a run of whole 8 KiB heap pages, as many
+		 * as it needs rounded up to the platform's grain (mm/platform.h,
+		 * MM_LARGE_GRAIN_PAGES). */
+		KEXPECT_LT(usable - sizes[i], (size_t)MM_LARGE_GRAIN_PAGES * MM_PAGE_SIZE);
+#if !DEBUG_HEAP   /* there ksize is the size asked for */
+		KEXPECT_EQ(usable % ((size_t)MM_LARGE_GRAIN_PAGES * MM_PAGE_SIZE), 0);
+#endif
 		KEXPECT_EQ((uintptr_t)p[i] % 4096, 0);
 		objs[i] = (struct heap_obj){ (uintptr_t)p[i], usable, i };
 		total += sizes[i];
