@@ -176,19 +176,6 @@ void mspan_sweep(struct mspan *s)
 	s->alloc_count = (uint16_t)count;
 }
 
-int mspan_obj_index(const struct mspan *s, uintptr_t addr)
-{
-	uintptr_t off = addr - s->startaddr;
-	unsigned cls = spanclass_sizeclass(s->spanclass);
-
-	if (cls == 0)
-		return off == 0 ? 0 : -1;
-	uint32_t i = size_class_obj_index(cls, (uint32_t)off);
-	if ((uintptr_t)i * s->elemsize != off || i >= s->nelems)
-		return -1;
-	return (int)i;
-}
-
 bool mspan_obj_live(const struct mspan *s, unsigned i)
 {
 	uint64_t bit = 1ULL << (i % 64);

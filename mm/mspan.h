@@ -213,9 +213,20 @@ uint64_t mspan_first_cache_word(struct mspan *s);
 /* Fold the remote frees into alloc_bits and recompute alloc_count.
  * Caller owns the span (its mcache) or holds its mcentral lock. */
 void mspan_sweep(struct mspan *s);
-/* Object index of an address inside the span, or -1 when it does not
- * point at the start of an object. */
-int mspan_obj_index(const struct mspan *s, uintptr_t addr);
+/* Object index of an address inside the span (below its end), or -1
+ * when it does not point at the start of an object: the index and the
+ * start test from one product, as kfree's fast path. */
+static inline int mspan_obj_index(const struct mspan *s, uintptr_t addr)
+{
+	uintptr_t off = addr - s->startaddr;
+	if (spanclass_sizeclass(s->spanclass) == 0)
+		return off == 0 ? 0 : -1;
+	uint64_t x = (uint64_t)(uint32_t)off * s->divmagic;
+	uint32_t i = (uint32_t)(x >> 32);
+	if (!size_class_is_start(x, s->divmagic) || i >= s->nelems)
+		return -1;
+	return (int)i;
+}
 /* Is slot i handed out and not yet freed (as far as this CPU can see)? */
 bool mspan_obj_live(const struct mspan *s, unsigned i);
 #endif
