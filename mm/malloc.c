@@ -186,8 +186,6 @@ static struct mspan *large_span(size_t npages, size_t align_pages)
 	return s;
 }
 
-/* A large object: a span of its own, its start aligned to align (a power
- * of two; spans are always page-aligned). */
 /* Pages of a large object of size bytes (at most KMALLOC_MAX_SIZE):
  * whole pages, rounded up to the platform's grain (MM_LARGE_GRAIN_PAGES,
  * mm/platform.h), so that objects start on fewer distinct pages. */
@@ -197,6 +195,8 @@ static inline size_t large_npages(size_t size)
 	return (n + MM_LARGE_GRAIN_PAGES - 1) / MM_LARGE_GRAIN_PAGES * MM_LARGE_GRAIN_PAGES;
 }
 
+/* A large object: a span of its own, its start aligned to align (a power
+ * of two; spans are always page-aligned). */
 __attribute__((noinline)) static void *kmalloc_large_aligned(size_t size, size_t align,
 							     unsigned flags)
 {
