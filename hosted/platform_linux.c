@@ -261,8 +261,8 @@ void mm_host_fork_child(void)
 	if (t->slot && !(t->slot & MM_HOST_SLOT_SHARED)) {
 		slot_used[t->cpu / 64] |= 1ULL << (t->cpu % 64);
 		slot_thread[t->cpu] = t;
-		__atomic_store_n(&t->gate, t->cpu + 1, __ATOMIC_RELAXED);
 	}
+	set_gates(1);   /* this thread's, if it has an exclusive slot */
 	__atomic_store_n(&mm_host_forking, 0, __ATOMIC_RELEASE);
 	spin_lock_init(&slot_lock, "host_slots");
 }

@@ -30,8 +30,8 @@
  *     stack (mm/mcentral.c), which the CPU empties at its next refill
  *     (take_notices).
  * kfree's fast path frees into spans whose local_cpu is this CPU: the
- * allocation span and the partial set (tiny spans never: mm/tiny.c); a free into a full one takes the
- * slow path once.
+ * allocation span and the partial set (tiny spans never: mm/tiny.c); a
+ * free into a full one takes the slow path once.
  *
  * Refill (out of line): when the span's cached word is used up, load it
  * again if this CPU freed a quarter of its slots meanwhile (a pair reuses
@@ -41,9 +41,8 @@
  * otherwise it joins the full set, the CPU empties its notice stack, and
  * takes, in order: a partial span with refill_min slots free once swept,
  * the oldest first (spans found with fewer go to the full set), a span
- * from the mcentral,
- * and, out of memory, the same after giving back everything it owns and
- * having every mcentral sweep its pending spans.
+ * from the mcentral, and, out of memory, the same after giving back
+ * everything it owns and having every mcentral sweep its pending spans.
  */
 #include "mm/mcache.h"
 #include "mm/mcentral.h"

@@ -28,7 +28,8 @@
  * A current block whose every object was freed on its CPU starts over
  * (tiny_restart): the next objects are packed from its first byte again,
  * instead of a new block being opened while this one waits to be retired
- * (a KM_NOSCAN pair: 282 -> N instructions).
+ * (with the current-block test first in kfree_slow: 2 x tiny 8 B + 2
+ * frees, 564 -> 388 instructions).
  */
 #include "mm/tiny.h"
 #include "mm/badptr.h"
@@ -160,10 +161,6 @@ void tiny_free(struct mspan *s, const void *p, unsigned cpu, const void *caller)
 		return;
 	}
 	struct mcache *mc = &mcaches[cpu];
-	if (mc->tiny == block) {
-		tiny_free_current(mc, p, caller);
-		return;
-	}
 	if (__atomic_fetch_or(&s->tiny->freed[blk], bit, __ATOMIC_ACQ_REL) & bit) {
 		mm_bad_pointer("kfree", "double free of a tiny object", p, s, caller);
 		return;
