@@ -350,7 +350,7 @@ classify(const void *p, struct mspan **sp)
 }
 
 /* Every check of a free, and the free itself (interrupts off). */
-static void kfree_checked(const void *p, struct mspan *s, unsigned cpu, const void *caller)
+__attribute__((noinline)) static void kfree_checked(const void *p, struct mspan *s, unsigned cpu, const void *caller)
 {
 	struct ptr_class pc = classify(p, &s);
 	switch (pc.kind) {
@@ -379,17 +379,36 @@ static void kfree_checked(const void *p, struct mspan *s, unsigned cpu, const vo
 }
 
 /* kfree's slow path: every check and every kind of free, in a section of
- * its own. A tail call from the fast path. */
+ * its own. A tail call from the fast path. The two common cases go first
+ * and stay lean: an object of this CPU's current tiny block, and an
+ * object of a small span another CPU owns, or none (a remote free,
+ * classified as kfree_checked would); everything else is kfree_checked's,
+ * out of line. */
 __attribute__((noinline)) static void kfree_slow(const void *p, const void *caller)
 {
 	if (!p)
 		return;
 	unsigned long irq = mm_irq_save();
 	unsigned cpu = mm_cpu_id();
-	if (tiny_in_current(&mcaches[cpu], p))
-		tiny_free_current(&mcaches[cpu], p, caller);  /* first: the common tiny free */
-	else
-		kfree_checked(p, mheap_span_of(p), cpu, caller);
+	if (tiny_in_current(&mcaches[cpu], p)) {
+		tiny_free_current(&mcaches[cpu], p, caller);
+		mm_irq_restore(irq);
+		return;
+	}
+	struct mspan *s = mheap_span_of(p);
+	int i;
+	if (__builtin_expect(s != NULL, 1) && mspan_state_of(s) == MSPAN_INUSE &&
+	    s->spanclass != TINY_SPAN_CLASS &&
+	    __atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu &&
+	    (i = mspan_obj_index(s, (uintptr_t)p)) >= 0) {
+		/* Read before the free: once it is recorded remotely, the
+		 * span may be swept, given back and its record reused. */
+		unsigned spc = s->spanclass;
+		if (mcentral_free(s, (unsigned)i, p, caller))
+			stat_inc(&mcaches[cpu].nfree[spc]);
+	} else {
+		kfree_checked(p, s, cpu, caller);
+	}
 	mm_irq_restore(irq);
 }
 

@@ -175,15 +175,3 @@ void mspan_sweep(struct mspan *s)
 	}
 	s->alloc_count = (uint16_t)count;
 }
-
-bool mspan_obj_live(const struct mspan *s, unsigned i)
-{
-	uint64_t bit = 1ULL << (i % 64);
-	unsigned w = i / 64;
-
-	/* The remote word first, alloc_bits last: a sweep clears them in
-	 * the other order (mspan_sweep). */
-	if (__atomic_load_n(&s->remote_bits[w], __ATOMIC_ACQUIRE) & bit)
-		return false;
-	return ld64(&s->alloc_bits[w]) & bit;
-}

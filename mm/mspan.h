@@ -227,6 +227,16 @@ static inline int mspan_obj_index(const struct mspan *s, uintptr_t addr)
 		return -1;
 	return (int)i;
 }
-/* Is slot i handed out and not yet freed (as far as this CPU can see)? */
-bool mspan_obj_live(const struct mspan *s, unsigned i);
+/* Is slot i handed out and not yet freed (as far as this CPU can see)?
+ * The remote word first, alloc_bits last: a sweep clears them in the
+ * other order (mspan_sweep). */
+static inline bool mspan_obj_live(const struct mspan *s, unsigned i)
+{
+	uint64_t bit = 1ULL << (i % 64);
+	unsigned w = i / 64;
+
+	if (__atomic_load_n(&s->remote_bits[w], __ATOMIC_ACQUIRE) & bit)
+		return false;
+	return ld64(&s->alloc_bits[w]) & bit;
+}
 #endif
