@@ -404,7 +404,7 @@ __attribute__((noinline)) static void kfree_slow(const void *p, const void *call
 		/* Read before the free: once it is recorded remotely, the
 		 * span may be swept, given back and its record reused. */
 		unsigned spc = s->spanclass;
-		if (mcentral_free(s, (unsigned)i, p, caller))
+		if (mcentral_free(s, (unsigned)i, cpu, p, caller))
 			stat_inc(&mcaches[cpu].nfree[spc]);
 	} else {
 		kfree_checked(p, s, cpu, caller);

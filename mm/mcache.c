@@ -303,7 +303,7 @@ void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 bool mcache_free(struct mspan *s, unsigned i, unsigned cpu, const void *p, const void *caller)
 {
 	if (__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu)
-		return mcentral_free(s, i, p, caller);
+		return mcentral_free(s, i, cpu, p, caller);
 	if (!mspan_obj_live(s, i)) {   /* its free, remote and alloc bits */
 		mm_bad_pointer("kfree", "double free (object not allocated)", p, s, caller);
 		return false;

@@ -40,11 +40,12 @@ struct mspan *mcentral_cache_span(struct mcentral *c, unsigned cpu);
 /* The mcache of its owner gives span s back (swept here); s is on no
  * list. */
 void mcentral_uncache_span(struct mcentral *c, struct mspan *s);
-/* Free object i of small span s from a CPU that does not own it
- * (interrupts off; mcache_free decides): the remote-free protocol,
+/* Free object i of small span s from CPU cpu, which does not own it
+ * (interrupts off): the remote-free protocol,
  * described at its definition. False, and reported as a bad kfree of p by
  * caller, if the object is not live. */
-bool mcentral_free(struct mspan *s, unsigned i, const void *p, const void *caller);
+bool mcentral_free(struct mspan *s, unsigned i, unsigned cpu, const void *p,
+		   const void *caller);
 
 /* The notice stack of CPU cpu: spans it owns that got remote frees
  * (mm/mcentral.c). Take the whole stack (linked through pending_next;

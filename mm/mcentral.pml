@@ -15,9 +15,10 @@
  * stack, empty its own notice stack, free a live object (as the owner:
  * its alloc_bits bit cleared, plain, so the slot may be handed out again
  * at once, and a span in the full set moves back; otherwise the
- * remote protocol: inflight, liveness check, fetch_or, pending flag,
- * route to the owner's notice stack or the mcentral's pending stack by a
- * possibly stale read of the owner, inflight), or free again an object
+ * remote protocol: its CPU's hazard set, liveness check, fetch_or,
+ * pending flag, route to the owner's notice stack or the mcentral's
+ * pending stack by a possibly stale read of the owner, hazard cleared),
+ * or free again an object
  * whose free has completed (a double free in program order). Every
  * statement is one atomic step of the C code (a load, a store, an atomic
  * read-modify-write, or a section under the mcentral lock); the memory
@@ -53,7 +54,7 @@ byte alloc_count;
 bit remote_pending;           /* routed to a stack, or on one */
 bit on_central;               /* on the mcentral's pending stack */
 bit on_notice[MAXCPU];        /* on CPU k's notice stack */
-byte remote_inflight;
+bit hazard[MAXCPU];           /* CPU k's hazard points at the span */
 short owner = 0;              /* CPU 0 got it fresh from the mheap */
 bit ofull;                    /* in its owner's full set (never scanned) */
 bit listed;                   /* on an mcentral list (partial or full) */
@@ -73,6 +74,7 @@ byte dbl[NOBJ];               /* double frees of it being tried:
 /* Object k was handed out and its free has completed. */
 #define DONE(k)  (prog[k] == 0 && ever[k])
 #define STACKED  (on_central + on_notice[0] + on_notice[1] + on_notice[2])
+#define HAZARD   (hazard[0] || hazard[1] || hazard[2])
 
 #define LOCK()   atomic { lock == 0 -> lock = 1 }
 #define UNLOCK() lock = 0
@@ -121,7 +123,7 @@ inline place() {
 	assert(owner < 0 && !released);
 	atomic {   /* the checks are separate loads in C; see the monitor */
 		if
-		:: alloc_count == 0 && remote_pending == 0 && remote_inflight == 0 &&
+		:: alloc_count == 0 && remote_pending == 0 && !HAZARD &&
 		   dbl[0] == 0 && dbl[1] == 0 ->   /* ghost: see dbl */
 			released = 1; listed = 0
 		:: else -> listed = 1
@@ -176,7 +178,7 @@ inline span_free() {
 		fi
 	:: else ->
 		assert(!released);
-		remote_inflight++;
+		hazard[me] = 1;
 		assert(!released);
 		/* the liveness check, one load per bitmap: the remote word
 		 * first, alloc_bits last (see sweep) */
@@ -211,7 +213,7 @@ inline span_free() {
 				fi
 			fi
 		fi;
-		remote_inflight--
+		hazard[me] = 0
 	fi
 }
 
@@ -304,7 +306,7 @@ proctype cpu(short me)
 active proctype monitor()
 {
 end:	do
-	:: atomic { released && (remote_inflight > 0 || remote_pending) -> assert(false) }
+	:: atomic { released && (HAZARD || remote_pending) -> assert(false) }
 	:: atomic { STACKED > 1 || (STACKED == 1 && !remote_pending) -> assert(false) }
 	od
 }
@@ -360,7 +362,7 @@ init {
 	fi;
 	/* No lost free: a freed object is free in the bitmaps, nothing is
 	 * left recorded, and an empty span went back. */
-	assert(remote_inflight == 0 && !remote_pending);
+	assert(!HAZARD && !remote_pending);
 	k = 0;
 	do
 	:: k < NOBJ ->

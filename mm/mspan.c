@@ -109,7 +109,6 @@ void mspan_init_objects(struct mspan *s, unsigned spanclass,
 	s->alloc_count = 0;
 	s->owner_cpu = -1;
 	s->remote_pending = 0;
-	s->remote_inflight = 0;
 	s->pending_next = NULL;
 	if (cls == 0) {
 		mspan_clear_bits(s);

@@ -114,9 +114,8 @@ struct mspan {
 	 *   run: under mheap.lock; elemsize, nelems, spanclass, divmagic and
 	 *   the two bitmap pointers are set (mspan_init_objects) under
 	 *   mheap.lock as the span is made and do not change while it lives;
-	 * - the words of remote_bits, remote_pending, remote_inflight,
-	 *   pending_next: the remote-free protocol (mm/mcentral.c,
-	 *   mcentral_free).
+	 * - the words of remote_bits, remote_pending, pending_next: the
+	 *   remote-free protocol (mm/mcentral.c, mcentral_free).
 	 * The words of alloc_bits are also read (relaxed) by other CPUs
 	 * checking a free, hence the atomic accessors. The free slots of
 	 * word cache_word that allocation hands out next (Go's allocCache)
@@ -149,8 +148,7 @@ struct mspan {
 	struct mspan *next, *prev;
 	struct heap_chunk *chunk; /* the platform chunk the pages came from */
 	struct tiny_meta *tiny;   /* TINY_SPAN_CLASS spans only */
-	uint32_t remote_pending;       /* 1 while on its mcentral's pending stack */
-	uint32_t remote_inflight;      /* remote frees between their first and last touch */
+	uint32_t remote_pending;       /* 1 while routed to a pending or notice stack, or on one */
 	struct mspan *pending_next;    /* link on that stack */
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(struct mspan) == 128, "a span record is two cache lines");

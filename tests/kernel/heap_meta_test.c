@@ -76,7 +76,6 @@ KTEST(heap_meta, the_remote_fields_are_off_the_owners_cache_line)
 	KEXPECT_EQ(offsetof(struct mspan, alloc_bits) / 64, owner);
 	KEXPECT_EQ(offsetof(struct mspan, owner_cpu) / 64, owner);
 	KEXPECT_NE(offsetof(struct mspan, remote_pending) / 64, owner);
-	KEXPECT_NE(offsetof(struct mspan, remote_inflight) / 64, owner);
 	KEXPECT_NE(offsetof(struct mspan, pending_next) / 64, owner);
 }
 
