@@ -93,9 +93,17 @@ extern struct mcache mcaches[MM_MAX_CPUS];
 #define MCACHE_OWNED_PER_CLASS 32u
 #define MCACHE_OWNED_PAGES 512u
 
+/* Count one in an owner-written counter that other CPUs read (relaxed).
+ * On x86-64 one add to memory, not locked (only the owner writes; an
+ * aligned 8-byte store is seen whole, as the relaxed store below): two
+ * instructions fewer on kfree's fast path than a load and a store. */
 static inline void stat_inc(uint64_t *c)
 {
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+	__asm__("addq $1, %0" : "+m"(*c));
+#else
 	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+#endif
 }
 
 /* An object of span class spc from the span this CPU caches, or NULL
