@@ -46,6 +46,11 @@ static struct remote_hazard {
 } __attribute__((aligned(64))) hazards[MM_MAX_CPUS];
 static unsigned hazard_cpus;
 
+struct mspan **mcentral_hazard_slot(unsigned cpu)
+{
+	return &hazards[cpu].span;
+}
+
 /* Is a remote free touching s (under its mcentral's lock, after a sweep
  * of s: mcentral_free says why that is enough)? */
 static bool hazard_on(const struct mspan *s)

@@ -54,6 +54,10 @@ bool mcentral_free(struct mspan *s, unsigned i, unsigned cpu, const void *p,
 struct mspan *mcentral_take_notices(unsigned cpu);
 /* The top of the stack, for mheap_verify (every CPU quiescent). */
 struct mspan *mcentral_peek_notices(unsigned cpu);
+/* CPU cpu's hazard pointer: the span its remote free is touching, NULL
+ * between frees (mcentral_free). For mheap_verify (every CPU quiescent:
+ * each must be NULL) and its tests. */
+struct mspan **mcentral_hazard_slot(unsigned cpu);
 /* For each span taken, after reading its link: the popper owns it and
  * will sweep it (pending drops to 0)... */
 void mcentral_notice_done(struct mspan *s);

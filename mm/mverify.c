@@ -486,10 +486,15 @@ static void name_unreachable_owned(unsigned spc)
 }
 
 /* Each CPU's notice stack (mm/mcentral.c) holds pending in-use small
- * spans, none twice (a span is on one stack at a time). */
+ * spans, none twice (a span is on one stack at a time); no CPU's hazard
+ * names a span (no remote free in flight: every CPU is quiescent). */
 static int check_notices(void)
 {
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
+		const struct mspan *h = *mcentral_hazard_slot(cpu);
+		if (h)
+			FAIL("CPU %u: hazard pointer %p set with no remote free in flight", cpu,
+			     (const void *)h);
 		uint64_t n = 0;
 		for (const struct mspan *s = mcentral_peek_notices(cpu); s; s = s->pending_next) {
 			if (s->state != MSPAN_INUSE || spanclass_sizeclass(s->spanclass) == 0 ||

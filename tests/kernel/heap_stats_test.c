@@ -13,6 +13,7 @@
 #include "mm/kmalloc.h"
 #include "mm/fixalloc.h"
 #include "mm/mcache.h"
+#include "mm/mcentral.h"
 #include "mm/mheap.h"
 #include "mm/mpagecache.h"
 #include "mm/mspan.h"
@@ -189,9 +190,10 @@ KTEST(heap_stats, heap_map_has_one_character_per_page)
  * a cache word offers only free slots of its span and sits beside its
  * span's alloc_bits word and slot addresses, that there is none
  * without a span, that kfree's fast path counts a span's frees in its
- * CPU's nfree of its class, and that no CPU is left inside a stats_seq
- * change. Each
- * broken on purpose on this CPU, then put back. */
+ * CPU's nfree of its class, that no CPU is left inside a stats_seq
+ * change, and (with these, the per-CPU state) that no remote free's hazard
+ * pointer is left set. Each broken on purpose on this CPU, then put
+ * back. */
 KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 {
 	void *p = kmalloc(48, 0);
@@ -239,6 +241,10 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 	mc->stats_seq++;
 	int odd = mheap_verify();
 	mc->stats_seq--;
+	/* A remote free's hazard pointer left behind. */
+	*mcentral_hazard_slot(mm_cpu_id()) = s;
+	int hazard = mheap_verify();
+	*mcentral_hazard_slot(mm_cpu_id()) = NULL;
 	int after = mheap_verify();
 	mm_irq_restore(irq);
 	kfree(p);
@@ -248,5 +254,6 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 	KEXPECT_EQ(orphan, 1);
 	KEXPECT_EQ(miscounted, 1);
 	KEXPECT_EQ(odd, 1);
+	KEXPECT_EQ(hazard, 1);
 	KEXPECT_EQ(after, 0);
 }
