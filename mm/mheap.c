@@ -166,8 +166,9 @@ static struct mspan *free_find(size_t npages)
 }
 
 /* Get a chunk of at least npages pages from the platform (at least
- * MHEAP_CHUNK_MIN; for a large object, exact, less when that much is not
- * to be had) and add it as one free run. False when out of memory. */
+ * MHEAP_CHUNK_MIN; less when that much is not to be had: for small spans
+ * down to 1 MiB, for a large object, exact, down to its own size) and add
+ * it as one free run. False when out of memory. */
 static bool mheap_grow(size_t npages, bool exact)
 {
 	MM_HELD(&mheap.lock);
@@ -178,6 +179,15 @@ static bool mheap_grow(size_t npages, bool exact)
 	struct heap_chunk *c = fixalloc_alloc(&mheap.chunk_alloc);
 	struct mspan *s = fixalloc_alloc(&mheap.span_alloc);
 	void *mem = (c && s) ? mm_sys_alloc(bytes) : NULL;
+	/* A platform whose least chunk is big (MM_CHUNK_MIN_BYTES: the hosted
+	 * build's 16 MiB) may still have 1 MiB, what the heap asked for
+	 * before it had that option, for its small spans: a process near its
+	 * memory limit. */
+	while (!mem && c && s && !exact && bytes / 2 >= (1UL << 20) &&
+	       bytes / 2 >= npages << MM_PAGE_SHIFT) {
+		bytes = (bytes / 2) & ~(size_t)(MM_PAGE_SIZE - 1);
+		mem = mm_sys_alloc(bytes);
+	}
 	if (!mem && c && s && exact && npages << MM_PAGE_SHIFT < bytes) {
 		/* A large object on a machine whose free frames are too
 		 * scattered for the least chunk: a chunk of its own size,

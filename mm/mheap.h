@@ -20,8 +20,8 @@
 #define MHEAP_NEXACT 128
 #define MHEAP_NLONG 28   /* 128 << 27 pages: 1 TiB */
 #define MHEAP_NFREE (MHEAP_NEXACT + MHEAP_NLONG)
-/* The heap grows by at least this much at a time. */
-#define MHEAP_CHUNK_MIN (1UL << 20)
+/* The heap grows by at least this much at a time (mm/platform.h). */
+#define MHEAP_CHUNK_MIN MM_CHUNK_MIN_BYTES
 
 /* A region obtained from the platform with one mm_sys_alloc call. Free
  * runs never coalesce across chunks; a chunk that is one free run again is

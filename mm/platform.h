@@ -62,6 +62,14 @@
  *       big address spaces); 0 when not defined: a miss gives it back.
  *       Retained chunks are given back with the same mm_sys_free (whole
  *       chunks): no other seam function is needed.
+ *   MM_CHUNK_MIN_BYTES (optional)
+ *       The least the heap asks mm_sys_alloc for when it grows (a large
+ *       object bigger than this gets a chunk of its own size): 1 MiB when
+ *       not defined. Free runs never coalesce across chunks, so bigger
+ *       chunks let freed large objects' pages serve the next ones, of
+ *       other sizes, instead of new chunks (fresh pages, first-touch
+ *       faults); the hosted build uses 16 MiB, where untouched pages cost
+ *       no memory. A multiple of 8 KiB.
  *   MM_LARGE_GRAIN_PAGES (optional)
  *       Large objects (above 32 KiB) take a multiple of this many 8 KiB
  *       pages: 1 (whole pages) when not defined. A coarser grain wastes
@@ -171,6 +179,10 @@ static inline void mm_alloc_failed(void)
 
 #ifndef MM_LARGE_GRAIN_PAGES
 #define MM_LARGE_GRAIN_PAGES 1
+#endif
+
+#ifndef MM_CHUNK_MIN_BYTES
+#define MM_CHUNK_MIN_BYTES (1UL << 20)
 #endif
 
 #ifndef MM_PCACHE_KEEP_ON_MISS

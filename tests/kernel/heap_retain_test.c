@@ -344,21 +344,29 @@ KTEST(heap_retain, page_cache_keeps_its_bounds)
 KTEST(heap_retain, page_cache_leaves_big_chunks_to_the_mheap)
 {
 	uint64_t base = heap_drained_bytes();
-	/* A 3 MiB object has a chunk of its own; freed, the chunk is
-	 * retained whole. */
-	uint8_t *x = kmalloc(3 * MIB, 0);
+	/* An object 2 MiB above the least chunk has a chunk of its own;
+	 * freed, the chunk is retained whole. */
+	size_t xsize = MHEAP_CHUNK_MIN + 2 * MIB, ysize = PAGES(PCACHE_MAX_RUN);
+	uint8_t *x = kmalloc(xsize, 0);
 	KASSERT_NOT_NULL(x);
 	kfree(x);   /* deferred, then given back by the next miss's lock round */
-	/* 1 MiB fits no other free run of a drained heap: it is cut from
-	 * that chunk, and freed it goes back to the mheap (deferred), never
-	 * to the page cache's runs, so that the chunk is whole again. */
-	uint8_t *y = kmalloc(PAGES(PCACHE_MAX_RUN), 0);
+	/* All of it but 1 MiB fits no other free run (a drained heap retains
+	 * no chunk, and each chunk left holds spans and is no bigger than
+	 * the least chunk): cut from its head; then 1 MiB, the tightest fit
+	 * there is, is the rest of that chunk, and freed it goes back to the
+	 * mheap (deferred), never to the page cache's runs, so that the
+	 * chunk can be whole again. */
+	uint8_t *z = kmalloc(xsize - ysize, 0);
+	KASSERT_NOT_NULL(z);
+	KEXPECT_TRUE(z == x);
+	uint8_t *y = kmalloc(ysize, 0);
 	KASSERT_NOT_NULL(y);
-	KEXPECT_TRUE(y >= x && y < x + 3 * MIB);
+	KEXPECT_TRUE(y >= x && y < x + xsize);
 	kfree(y);
 	KEXPECT_EQ(cached_runs_here(), 0);
+	kfree(z);
 	page_cache_flush();
-	KEXPECT_GE(retained_chunk_bytes(), 3 * MIB);
+	KEXPECT_GE(retained_chunk_bytes(), xsize);
 	KEXPECT_EQ(mheap_verify(), 0);
 	KEXPECT_EQ(heap_drained_bytes(), base);
 }
@@ -405,10 +413,12 @@ KTEST(heap_retain, page_cache_goes_back_before_the_heap_grows)
 {
 	uint64_t base = heap_drained_bytes();
 	KASSERT_NOT_NULL(cache_one_run(8));
-	/* Bigger than every free run of a drained heap: it needs a new
-	 * chunk, and the cache goes back first. */
+	/* Bigger than every free run of a drained heap (it retains no chunk,
+	 * and each chunk left holds spans and is no bigger than the least
+	 * chunk): it needs
+	 * a new chunk, and the cache goes back first. */
 	uint64_t grown = ngrow();
-	uint8_t *big = kmalloc(2 * MIB, 0);
+	uint8_t *big = kmalloc(MHEAP_CHUNK_MIN + MIB, 0);
 	KASSERT_NOT_NULL(big);
 	KEXPECT_GT(ngrow(), grown);
 	KEXPECT_EQ(heap_stats().page_cache_bytes, 0);
@@ -492,9 +502,10 @@ KTEST(heap_retain, out_of_memory_gives_retained_chunks_back_and_succeeds)
 	KEXPECT_EQ(heap_drained_bytes(), base);
 }
 
-/* A platform that has less than the least chunk (1 MiB) to give still
- * gives a large object a chunk of its own size (512 KiB here). */
-KTEST(heap_retain, a_large_object_takes_a_smaller_chunk_when_1_mib_is_refused)
+/* A platform that has less than the least chunk (MHEAP_CHUNK_MIN) to
+ * give still gives a large object a chunk of its own size (512 KiB
+ * here). */
+KTEST(heap_retain, a_large_object_takes_a_smaller_chunk_when_the_least_is_refused)
 {
 	static void *objs[64];
 	uint64_t base = heap_drained_bytes();

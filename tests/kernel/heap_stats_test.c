@@ -103,7 +103,8 @@ KTEST(heap_stats, a_refill_takes_the_mcentral_lock)
 KTEST(heap_stats, pages_returned_counts_what_the_scavenger_gives_back)
 {
 	struct kmem_stats before, after;
-	void *big = kmalloc(2u << 20, 0);
+	/* Above the least chunk: a chunk of its own, free again once it is. */
+	void *big = kmalloc(MHEAP_CHUNK_MIN + (1u << 20), 0);
 	KASSERT_NOT_NULL(big);
 	kfree(big);
 	/* Its run may wait in this CPU's page cache (the hosted build defers
