@@ -486,6 +486,31 @@ __attribute__((noinline)) static void *kmalloc_slow(size_t size, unsigned flags)
 	return alloc_slow(size, 0, flags);
 }
 
+/* kmalloc's fast path found the cache word of small class spc used up
+ * (or none): the refill (the same or the next word, the owned sets, the
+ * mcentral), in a section of its own, without alloc_slow's choice of path
+ * and class again (what spans of few objects, 16 and 32 KiB, need every
+ * few allocations); else, with the heap not yet set up, a release request
+ * waiting for this CPU's answer or no memory, the whole slow path. */
+__attribute__((noinline)) static void *kmalloc_miss(size_t size, unsigned spc, unsigned flags)
+{
+	unsigned long irq;
+	void *p = NULL;
+	if (__builtin_expect(mm_irq_save_fast(&irq), 1)) {
+		unsigned cpu = mm_cpu_id();
+		struct mcache *mc = &mcaches[cpu];
+		if (__builtin_expect(mheap_ready(), 1) &&
+		    __atomic_load_n(&pressure_epoch, __ATOMIC_RELAXED) == mc->pressure_seen)
+			p = mcache_refill_alloc(mc, spc, cpu);
+		mm_irq_restore_fast(irq);
+	}
+	if (!p)
+		return kmalloc_slow(size, flags);
+	if (flags & KM_ZERO)
+		memset(p, 0, class_to_size[spanclass_sizeclass(spc)]);
+	return p;
+}
+
 /* This CPU's tiny block is used up (or there is none yet). */
 __attribute__((noinline)) static void *kmalloc_tiny_slow(size_t size, unsigned flags)
 {
@@ -532,6 +557,7 @@ __attribute__((noinline)) static void *kmalloc_flags(size_t size, unsigned flags
 				return memset(p, 0, class_to_size[spanclass_sizeclass(spc)]);
 			return p;
 		}
+		return kmalloc_miss(size, spc, flags);
 	}
 	return kmalloc_slow(size, flags);
 }
@@ -548,9 +574,11 @@ void *kmalloc(size_t size, unsigned flags)
 	if (__builtin_expect(flags != 0, 0))
 		return kmalloc_flags(size, flags);
 	if (__builtin_expect(size - 1 < MAX_SMALL_SIZE, 1)) {
-		void *p = kmalloc_fast(spanclass_make(size_to_class(size), 0));
+		unsigned spc = spanclass_make(size_to_class(size), 0);
+		void *p = kmalloc_fast(spc);
 		if (__builtin_expect(p != NULL, 1))
 			return p;
+		return kmalloc_miss(size, spc, 0);
 	}
 	return kmalloc_slow(size, 0);
 }

@@ -210,16 +210,26 @@ static void take_notices(struct mcache *mc, unsigned cpu)
  * a stats_seq section so that mcache_nmalloc never sees one change
  * without the other. The tiny class counts objects, not blocks (mm/tiny.h):
  * its words are not counted. Owner only, interrupts off. */
+static void cache_set_free(struct mcache *mc, unsigned spc, uint64_t c);
+
 static void cache_set(struct mcache *mc, unsigned spc, uint64_t c)
 {
 	struct mcache_alloc_word *aw = &mc->alloc_cache[spc];
-	uint64_t old = aw->free;
 	if (c) {
 		struct mspan *s = mc->alloc[spc];
 		aw->alloc_word = &s->alloc_bits[s->cache_word];
 		aw->base = s->startaddr + (uintptr_t)s->cache_word * 64 * s->elemsize;
 		aw->elemsize = s->elemsize;
 	}
+	cache_set_free(mc, spc, c);
+}
+
+/* cache_set's second half alone: the word's slots and the counts, for a
+ * word whose place (alloc_word, base, elemsize) is already the cache's. */
+static void cache_set_free(struct mcache *mc, unsigned spc, uint64_t c)
+{
+	struct mcache_alloc_word *aw = &mc->alloc_cache[spc];
+	uint64_t old = aw->free;
 	uint32_t seq = mc->stats_seq;
 	/* A seqlock without fences (the data stores are releases, the
 	 * reader's loads acquires): whoever sees a new value sees the odd
@@ -273,7 +283,12 @@ void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 	if (s != MCACHE_NO_SPAN) {
 		MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
 		MM_BUG_ON(mc->alloc_cache[spc].free != 0);
+		unsigned word = s->cache_word;
 		uint64_t c = mspan_next_cache_word(s);
+		if (c && s->cache_word == word) {
+			cache_set_free(mc, spc, c);   /* the same word again */
+			return cache_take(mc, spc);
+		}
 		if (!c) {
 			mspan_sweep(s);
 			if (worth_allocating(s))
