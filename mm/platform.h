@@ -62,6 +62,13 @@
  *       big address spaces); 0 when not defined: a miss gives it back.
  *       Retained chunks are given back with the same mm_sys_free (whole
  *       chunks): no other seam function is needed.
+ *   MM_OWNED_MAX_BYTES (optional)
+ *       The most each CPU keeps in the partial sets of spans it owns but
+ *       does not allocate from (mm/mcache.c): 4 MiB when not defined. A
+ *       live set that breathes by more than this sends spans through
+ *       the mcentrals and the mheap (locks, bitmap units, page-map
+ *       entries) and back; the hosted build uses 8 MiB. A multiple of
+ *       8 KiB.
  *   MM_CHUNK_MIN_BYTES (optional)
  *       The least the heap asks mm_sys_alloc for when it grows (a large
  *       object bigger than this gets a chunk of its own size): 1 MiB when
@@ -179,6 +186,10 @@ static inline void mm_alloc_failed(void)
 
 #ifndef MM_LARGE_GRAIN_PAGES
 #define MM_LARGE_GRAIN_PAGES 1
+#endif
+
+#ifndef MM_OWNED_MAX_BYTES
+#define MM_OWNED_MAX_BYTES (4UL << 20)
 #endif
 
 #ifndef MM_CHUNK_MIN_BYTES
