@@ -91,7 +91,7 @@ extern struct mcache mcaches[MM_MAX_CPUS];
 /* Caps of a CPU's owned set (mm/mcache.c): spans per class, and pages
  * over all classes (MM_OWNED_MAX_BYTES, mm/platform.h: 4 MiB by default
  * and in the kernel, 8 MiB hosted). */
-#define MCACHE_OWNED_PER_CLASS 32u
+#define MCACHE_OWNED_PER_CLASS 64u
 #define MCACHE_OWNED_PAGES ((uint32_t)(MM_OWNED_MAX_BYTES >> MM_PAGE_SHIFT))
 
 /* Count one in an owner-written counter that other CPUs read (relaxed).
