@@ -350,7 +350,8 @@ classify(const void *p, struct mspan **sp)
 }
 
 /* Every check of a free, and the free itself (interrupts off). */
-__attribute__((noinline)) static void kfree_checked(const void *p, struct mspan *s, unsigned cpu, const void *caller)
+__attribute__((noinline)) static void kfree_checked(const void *p, struct mspan *s, unsigned cpu,
+						    const void *caller)
 {
 	struct ptr_class pc = classify(p, &s);
 	switch (pc.kind) {

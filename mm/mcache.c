@@ -205,27 +205,9 @@ static void take_notices(struct mcache *mc, unsigned cpu)
 
 /* ------------------------------------------------- cache word, counts */
 
-/* Make c the cache word of class spc, and count its slots as handed out
- * (the old word's, unused, no longer): the bulk count of nmalloc, inside
- * a stats_seq section so that mcache_nmalloc never sees one change
- * without the other. The tiny class counts objects, not blocks (mm/tiny.h):
- * its words are not counted. Owner only, interrupts off. */
-static void cache_set_free(struct mcache *mc, unsigned spc, uint64_t c);
-
-static void cache_set(struct mcache *mc, unsigned spc, uint64_t c)
-{
-	struct mcache_alloc_word *aw = &mc->alloc_cache[spc];
-	if (c) {
-		struct mspan *s = mc->alloc[spc];
-		aw->alloc_word = &s->alloc_bits[s->cache_word];
-		aw->base = s->startaddr + (uintptr_t)s->cache_word * 64 * s->elemsize;
-		aw->elemsize = s->elemsize;
-	}
-	cache_set_free(mc, spc, c);
-}
-
-/* cache_set's second half alone: the word's slots and the counts, for a
- * word whose place (alloc_word, base, elemsize) is already the cache's. */
+/* The second half of cache_set (below), alone for a word whose place
+ * (alloc_word, base, elemsize) is already the cache's: the word's slots
+ * and the counts. */
 static void cache_set_free(struct mcache *mc, unsigned spc, uint64_t c)
 {
 	struct mcache_alloc_word *aw = &mc->alloc_cache[spc];
@@ -242,6 +224,23 @@ static void cache_set_free(struct mcache *mc, unsigned spc, uint64_t c)
 				 __ATOMIC_RELEASE);
 	__atomic_store_n(&aw->free, c, __ATOMIC_RELEASE);
 	__atomic_store_n(&mc->stats_seq, seq + 2, __ATOMIC_RELEASE);
+}
+
+/* Make c the cache word of class spc, and count its slots as handed out
+ * (the old word's, unused, no longer): the bulk count of nmalloc, inside
+ * a stats_seq section so that mcache_nmalloc never sees one change
+ * without the other. The tiny class counts objects, not blocks (mm/tiny.h):
+ * its words are not counted. Owner only, interrupts off. */
+static void cache_set(struct mcache *mc, unsigned spc, uint64_t c)
+{
+	struct mcache_alloc_word *aw = &mc->alloc_cache[spc];
+	if (c) {
+		struct mspan *s = mc->alloc[spc];
+		aw->alloc_word = &s->alloc_bits[s->cache_word];
+		aw->base = s->startaddr + (uintptr_t)s->cache_word * 64 * s->elemsize;
+		aw->elemsize = s->elemsize;
+	}
+	cache_set_free(mc, spc, c);
 }
 
 uint64_t mcache_nmalloc(const struct mcache *mc, unsigned spc)

@@ -18,12 +18,14 @@
  * remote protocol: its CPU's hazard set, liveness check, fetch_or,
  * pending flag, route to the owner's notice stack or the mcentral's
  * pending stack by a possibly stale read of the owner, hazard cleared),
- * or free again an object
- * whose free has completed (a double free in program order). Every
+ * or free again an object whose free has completed (a double free in
+ * program order). Every
  * statement is one atomic step of the C code (a load, a store, an atomic
  * read-modify-write, or a section under the mcentral lock); the memory
  * model is sequentially consistent (the C code uses seq_cst for every
- * access of the remote protocol whose order matters). Each stack holds
+ * access of the remote protocol whose order matters, but for the hazard
+ * stores, whose order the fetch_or after the first and the sweep's
+ * acquire load give: mm/mcentral.c says why). Each stack holds
  * at most this one span, so it is a flag (the stacks' own CAS loops are
  * not modelled).
  *
