@@ -260,6 +260,16 @@ static inline int mm_platform_popcount64(uint64_t x, unsigned *n)
 	return 0;
 }
 
+/* One add to memory, not locked (mm/platform.h); under TSan the default
+ * relaxed load and store, which it sees as atomics. */
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+#define MM_HAVE_COUNTER_INC 1
+static inline void mm_platform_counter_inc(uint64_t *c)
+{
+	__asm__("addq $1, %0" : "+m"(*c));
+}
+#endif
+
 /* An allocation is about to return NULL for want of memory (or a size
  * beyond any): what malloc must tell its caller, set here so that malloc
  * is kmalloc itself (mm/platform.h). */

@@ -55,6 +55,13 @@ static inline int mm_platform_popcount64(uint64_t x, unsigned *n)
 	return 0;
 }
 
+/* One add to memory, not locked (mm/platform.h). */
+#define MM_HAVE_COUNTER_INC 1
+static inline void mm_platform_counter_inc(uint64_t *c)
+{
+	__asm__("addq $1, %0" : "+m"(*c));
+}
+
 static inline unsigned long mm_irq_save(void)
 {
 	return arch_irq_save();

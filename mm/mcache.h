@@ -94,17 +94,11 @@ extern struct mcache mcaches[MM_MAX_CPUS];
 #define MCACHE_OWNED_PER_CLASS 64u
 #define MCACHE_OWNED_PAGES ((uint32_t)(MM_OWNED_MAX_BYTES >> MM_PAGE_SHIFT))
 
-/* Count one in an owner-written counter that other CPUs read (relaxed).
- * On x86-64 one add to memory, not locked (only the owner writes; an
- * aligned 8-byte store is seen whole, as the relaxed store below): two
- * instructions fewer on kfree's fast path than a load and a store. */
+/* Count one in an owner-written counter that other CPUs read (relaxed):
+ * the platform's way (mm/platform.h; on x86-64 one add to memory). */
 static inline void stat_inc(uint64_t *c)
 {
-#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
-	__asm__("addq $1, %0" : "+m"(*c));
-#else
-	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
-#endif
+	mm_platform_counter_inc(c);
 }
 
 /* An object of span class spc from the span this CPU caches, or NULL
