@@ -67,13 +67,16 @@
  * objects' starts no longer wander over every page of the retained
  * chunks. Untouched pages cost no memory here. */
 #define MM_LARGE_GRAIN_PAGES 8
-/* The heap grows in chunks of at least 16 MiB (mm/platform.h): malloc-large
- * `touch` (objects of 64 KiB to 8 MiB, every page written) 204 -> 158 us
- * an operation and 15 200 -> 12 500 page faults, peak RSS 62 -> 51 MiB
- * (tcmalloc: 135 us, 12 064 faults), where with 1 MiB chunks each object
+/* The heap grows in chunks of at least 8 MiB (mm/platform.h): malloc-large
+ * `touch` (objects of 64 KiB to 8 MiB, every page written) 204 -> 121 us
+ * an operation and 15 200 -> 10 500 page faults, peak RSS 62 -> 43 MiB
+ * (tcmalloc: 137 us, 12 064 faults), where with 1 MiB chunks each object
  * above 1 MiB had a chunk of its own size and a freed one served only
- * objects no bigger. */
-#define MM_CHUNK_MIN_BYTES (16UL << 20)
+ * objects no bigger. `notouch` pays for it: 440 -> 600 ns (mimalloc 800
+ * in the same interleaved runs), 800 -> 1 100 faults, as objects now
+ * start at pages of shared chunks never touched before. 16 MiB: `touch`
+ * 160 us, `notouch` no better; 4 MiB: `touch` 214 us. */
+#define MM_CHUNK_MIN_BYTES (8UL << 20)
 /* Each thread slot keeps up to 8 MiB of partially used spans of its own
  * (mm/platform.h; 4 MiB by default): glibc-simple lifo-100000 (half of
  * 13 MiB freed and allocated again, by turns) 11.5 -> 8.6 ns an operation

@@ -83,7 +83,7 @@
  *       not defined. Free runs never coalesce across chunks, so bigger
  *       chunks let freed large objects' pages serve the next ones, of
  *       other sizes, instead of new chunks (fresh pages, first-touch
- *       faults); the hosted build uses 16 MiB, where untouched pages cost
+ *       faults); the hosted build uses 8 MiB, where untouched pages cost
  *       no memory. A multiple of 8 KiB.
  *   MM_LARGE_GRAIN_PAGES (optional)
  *       Large objects (above 32 KiB) take a multiple of this many 8 KiB

@@ -35,8 +35,9 @@
 		  MM_LARGE_GRAIN_PAGES)
 /* A large object too big for the page caches: it comes from the mheap. */
 #define BIG_PAGES 40
-/* One chunk's worth: a 1 MiB object is a 1 MiB chunk of its own. */
-#define CHUNK_OBJ MIB
+/* One chunk's worth: an object the size of the least chunk (1 MiB in the
+ * kernel, 8 MiB hosted) is a chunk of its own. */
+#define CHUNK_OBJ MHEAP_CHUNK_MIN
 
 /* Are bytes [0, n) of p all equal to c? */
 static __attribute__((unused)) bool all_bytes(const void *p, uint8_t c, size_t n)
@@ -95,19 +96,19 @@ KTEST(heap_retain, freed_chunk_is_reused_without_the_platform)
 	KEXPECT_EQ(retained_chunk_bytes(), 0);
 }
 
-#define CHURN_MAX 160   /* 2 x the hosted floor (64 MiB) + 4, in 1 MiB chunks */
+#define CHURN_MAX 160   /* 2 x a 64 MiB floor + 4, in chunks of at least 1 MiB */
 
 KTEST(heap_retain, scavenger_keeps_retained_memory_bounded)
 {
 	static void *objs[CHURN_MAX];
 	uint64_t base = heap_drained_bytes();
-	/* Enough 1 MiB chunks to go past the bound, twice the target. */
-	unsigned want = (unsigned)(2 * mheap_retain_target() / MIB) + 4;
+	/* Enough chunks to go past the bound, twice the target. */
+	unsigned want = (unsigned)(2 * mheap_retain_target() / CHUNK_OBJ) + 4;
 	KASSERT_LE(want, CHURN_MAX);
 	/* In debug mode an object of 1 MiB (red zones and trailer added)
 	 * takes a chunk of 129 pages, which the kernel's buddy allocator
 	 * hands out as 2 MiB: twice the room (2 CPUs in 24 MiB had 7). */
-	KTEST_REQUIRE_FREE_BYTES((want + 2) * MIB * (HEAP_DEBUG_MODE ? 2 : 1));
+	KTEST_REQUIRE_FREE_BYTES((want + 2) * CHUNK_OBJ * (HEAP_DEBUG_MODE ? 2 : 1));
 	struct kmem_stats before = heap_stats();
 	unsigned n = 0;
 	for (; n < want; n++) {
@@ -117,9 +118,9 @@ KTEST(heap_retain, scavenger_keeps_retained_memory_bounded)
 		heap_fill(objs[n], (uint8_t)n, CHUNK_OBJ);
 	}
 	KEXPECT_EQ(n, want);
-	/* Each object's chunk: 1 MiB, more in debug mode (red zones) and
-	 * with a grain of more than a page (MM_LARGE_GRAIN_PAGES). */
-	uint64_t chunk_bytes = n ? PAGES(mheap_span_of(objs[0])->npages) : MIB;
+	/* Each object's chunk: CHUNK_OBJ, more in debug mode (red zones)
+	 * and with a grain of more than a page (MM_LARGE_GRAIN_PAGES). */
+	uint64_t chunk_bytes = n ? PAGES(mheap_span_of(objs[0])->npages) : CHUNK_OBJ;
 	uint64_t released = nrelease();
 	for (unsigned i = 0; i < n; i++)
 		kfree(objs[i]);
@@ -485,21 +486,20 @@ KTEST(heap_retain, out_of_memory_gives_retained_chunks_back_and_succeeds)
 	}
 	for (unsigned i = 0; i < 6; i++)
 		kfree(objs[i]);
-	/* Kept: in this CPU's page cache (hosted, 16 MiB) or as retained
-	 * chunks. */
-	KEXPECT_GE(heap_stats().retained_bytes, 6 * MIB);
-	/* The platform has 1 MiB more to give; 3 MiB fit no cached run nor
-	 * retained chunk, and only fit once the page cache has gone back
-	 * (before the heap may grow) and the retained chunks with it. */
+	/* Kept as retained chunks (too big for the page cache). */
+	KEXPECT_GE(heap_stats().retained_bytes, 6 * CHUNK_OBJ);
+	/* The platform has 1 MiB more to give; three chunks' worth fit no
+	 * retained chunk, and only fit once the retained chunks have gone
+	 * back. */
 	mm_host_set_sys_limit(mm_host_sys_bytes() + MIB);
 	uint64_t oom = heap_stats().oom;
-	void *big = kmalloc(3 * MIB, 0);
+	void *big = kmalloc(3 * CHUNK_OBJ, 0);
 	mm_host_set_sys_limit(0);
 	KEXPECT_NOT_NULL(big);
 	KEXPECT_EQ(heap_stats().oom, oom);
 	KEXPECT_EQ(retained_chunk_bytes(), 0);
 	if (big)
-		heap_fill(big, 0x77, 3 * MIB);
+		heap_fill(big, 0x77, 3 * CHUNK_OBJ);
 	kfree(big);
 	KEXPECT_EQ(mheap_verify(), 0);
 	KEXPECT_EQ(heap_drained_bytes(), base);
