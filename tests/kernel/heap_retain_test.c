@@ -105,9 +105,10 @@ KTEST(heap_retain, scavenger_keeps_retained_memory_bounded)
 	/* Enough chunks to go past the bound, twice the target. */
 	unsigned want = (unsigned)(2 * mheap_retain_target() / CHUNK_OBJ) + 4;
 	KASSERT_LE(want, CHURN_MAX);
-	/* In debug mode an object of 1 MiB (red zones and trailer added)
-	 * takes a chunk of 129 pages, which the kernel's buddy allocator
-	 * hands out as 2 MiB: twice the room (2 CPUs in 24 MiB had 7). */
+	/* In debug mode an object of the least chunk's size (red zones and
+	 * trailer added) takes a chunk a page bigger, which the kernel's
+	 * buddy allocator hands out as twice the size (1 MiB + 8 KiB: 2
+	 * MiB): twice the room (2 CPUs in 24 MiB had 7 of 8). */
 	KTEST_REQUIRE_FREE_BYTES((want + 2) * CHUNK_OBJ * (HEAP_DEBUG_MODE ? 2 : 1));
 	struct kmem_stats before = heap_stats();
 	unsigned n = 0;
@@ -419,8 +420,7 @@ KTEST(heap_retain, page_cache_goes_back_before_the_heap_grows)
 	KASSERT_NOT_NULL(cache_one_run(8));
 	/* Bigger than every free run of a drained heap (it retains no chunk,
 	 * and each chunk left holds spans and is no bigger than the least
-	 * chunk): it needs
-	 * a new chunk, and the cache goes back first. */
+	 * chunk): it needs a new chunk, and the cache goes back first. */
 	uint64_t grown = ngrow();
 	uint8_t *big = kmalloc(MHEAP_CHUNK_MIN + MIB, 0);
 	KASSERT_NOT_NULL(big);
