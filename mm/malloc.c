@@ -94,6 +94,12 @@ void kmem_release_request(void)
 	__atomic_add_fetch(&pressure_epoch, 1, __ATOMIC_RELAXED);
 }
 
+/* Has a kmem_release_request come that mc's CPU has not answered yet? */
+static inline bool release_request_waits(const struct mcache *mc)
+{
+	return __atomic_load_n(&pressure_epoch, __ATOMIC_RELAXED) != mc->pressure_seen;
+}
+
 /* This CPU's answer to a kmem_release_request it has not seen yet
  * (interrupts off): its tiny block, its spans (allocation spans and owned
  * sets) and its notices back to the mcentrals, where other CPUs may
@@ -101,9 +107,11 @@ void kmem_release_request(void)
  * pending spans swept, so that empty spans reach the mheap. */
 static void answer_release_request(struct mcache *mc, unsigned cpu)
 {
-	uint32_t e = __atomic_load_n(&pressure_epoch, __ATOMIC_RELAXED);
-	if (__builtin_expect(e == mc->pressure_seen, 1))
+	if (__builtin_expect(!release_request_waits(mc), 1))
 		return;
+	/* The epoch answered: read before the work, so that a request made
+	 * meanwhile is answered by it or by the next slow path. */
+	uint32_t e = __atomic_load_n(&pressure_epoch, __ATOMIC_RELAXED);
 	tiny_retire(mc, cpu);   /* its block lives in the tiny allocation span */
 	mcache_release_all(mc, cpu);
 	mheap_pcache_drain(cpu);
@@ -500,8 +508,7 @@ __attribute__((noinline)) static void *kmalloc_miss(size_t size, unsigned spc, u
 	if (__builtin_expect(mm_irq_save_fast(&irq), 1)) {
 		unsigned cpu = mm_cpu_id();
 		struct mcache *mc = &mcaches[cpu];
-		if (__builtin_expect(mheap_ready(), 1) &&
-		    __atomic_load_n(&pressure_epoch, __ATOMIC_RELAXED) == mc->pressure_seen)
+		if (__builtin_expect(mheap_ready(), 1) && !release_request_waits(mc))
 			p = mcache_refill_alloc(mc, spc, cpu);
 		mm_irq_restore_fast(irq);
 	}
@@ -743,8 +750,7 @@ void kmem_scavenge_idle(void)
 	/* Nothing to do (no release request unanswered, no more retained
 	 * than the floor, below which the target never is): two loads, no
 	 * lock. */
-	bool asked = __atomic_load_n(&pressure_epoch, __ATOMIC_RELAXED) !=
-		     mcaches[cpu].pressure_seen;
+	bool asked = release_request_waits(&mcaches[cpu]);
 	bool over = (__atomic_load_n(&mheap.retained_pages, __ATOMIC_RELAXED)
 		     << MM_PAGE_SHIFT) > MM_RETAIN_MIN_BYTES;
 	if (asked || over) {
