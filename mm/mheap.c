@@ -180,7 +180,7 @@ static bool mheap_grow(size_t npages, bool exact)
 	struct mspan *s = fixalloc_alloc(&mheap.span_alloc);
 	void *mem = (c && s) ? mm_sys_alloc(bytes) : NULL;
 	/* A platform whose least chunk is big (MM_CHUNK_MIN_BYTES: the hosted
-	 * build's 16 MiB) may still have 1 MiB, what the heap asked for
+	 * build's 8 MiB) may still have 1 MiB, what the heap asked for
 	 * before it had that option, for its small spans: a process near its
 	 * memory limit. */
 	while (!mem && c && s && !exact && bytes / 2 >= (1UL << 20) &&
