@@ -12,11 +12,12 @@
  * one of the MM_HOST_SHARED_SLOTS last slots with other threads: for those,
  * mm_irq_save() takes the slot's lock (counted, so nesting is fine) where
  * the kernel would turn interrupts off, and mm_irq_restore() drops it. An
- * exclusive thread pays a thread-local load; in libspanheap.so (built with
- * MM_HOST_FORK_SAFE) instead a thread-local add to its depth and a load
- * of its gate (one thread-local word that a fork closes): what lets fork
- * find the heap quiet (see fork in platform_linux.c). The static
- * libspanheap.a registers no fork handlers and skips them.
+ * exclusive thread's fast paths pay one thread-local load, of its slot's
+ * mcache pointer (NULL: not this way); in libspanheap.so (built with
+ * MM_HOST_FORK_SAFE) also a thread-local add to its depth: with the
+ * pointer (and the gate of mm_irq_save's sections), which a fork NULLs,
+ * what lets fork find the heap quiet (see fork in platform_linux.c). The
+ * static libspanheap.a registers no fork handlers and skips them.
  *
  * There are no interrupts; mm_sys_alloc/free are mmap and munmap; mm_log
  * and mm_panic write(2) to stderr (never stdio, which may allocate);
@@ -101,8 +102,18 @@
 /* Everything below is the library's own: no GOT indirection in the .so. */
 #define MM_HOST_HIDDEN __attribute__((visibility("hidden")))
 
-/* This thread's view of its slot. Initial-exec TLS: %fs-relative loads,
- * also in libspanheap.so. */
+/* Thread-local data of the library: %fs-relative loads. Initial-exec in
+ * libspanheap.so (the offset from the GOT: one load more), local-exec in
+ * the static library's objects, built for executables (PIE or not): the
+ * offset a constant of the instruction, one load fewer on each fast path.
+ * (Linking libspanheap.a into a shared object fails at link time.) */
+#if defined(__PIC__) && !defined(__PIE__)
+#define MM_HOST_TLS __attribute__((tls_model("initial-exec")))
+#else
+#define MM_HOST_TLS __attribute__((tls_model("local-exec")))
+#endif
+
+/* This thread's view of its slot. */
 struct mm_host_thread {
 	/* How deep the thread is in mm_irq_save sections (written only by
 	 * the thread; a fork reads it: hosted/platform_linux.c, "fork"). */
@@ -120,9 +131,13 @@ struct mm_host_thread {
 	unsigned slot;
 	unsigned shared_depth;   /* levels held on a shared slot's lock */
 	unsigned cpu;            /* the slot's id (mm_cpu_id), once it has one */
+	/* The slot's pointer from mm_cpu_local_set (its mcache) while the
+	 * gate is open and the heap has set it, else NULL: all the fast
+	 * paths load (mm_irq_save_local). Written with the gate, under the
+	 * slot lock. */
+	void *local;
 };
-extern __thread struct mm_host_thread mm_host_thread
-	__attribute__((tls_model("initial-exec"))) MM_HOST_HIDDEN;
+extern __thread struct mm_host_thread mm_host_thread MM_HOST_TLS MM_HOST_HIDDEN;
 
 /* Set while a fork waits for the heap to be quiet. */
 extern int mm_host_forking MM_HOST_HIDDEN;
@@ -134,7 +149,7 @@ extern spinlock_t mm_host_shared_lock[MM_HOST_SHARED_SLOTS] MM_HOST_HIDDEN;
 
 /* Give this thread a slot (exclusive if one is free); returns its id. */
 unsigned mm_host_slot_assign(void) MM_HOST_HIDDEN;
-/* mm_irq_save's slow half, after mm_irq_save_fast declined: no slot yet,
+/* mm_irq_save's slow half, after mm_host_irq_save_fast declined: no slot yet,
  * a shared slot, or a fork waiting. */
 unsigned long mm_host_irq_save_slow(void) MM_HOST_HIDDEN;
 
@@ -168,17 +183,6 @@ static inline void mm_cpu_relax(void)
 	sched_yield();
 }
 
-/*
- * Enter a section the kernel would run with interrupts off, the fast way
- * (mm/platform.h): an exclusive slot has nothing to do, unless the build
- * is fork-safe (MM_HOST_FORK_SAFE: libspanheap.so, whose fork handlers
- * need it): then its depth + 1 and a look at its gate, no atomic
- * instruction (a fork closes every gate, then pairs it with membarrier).
- * Declines (0) with no slot yet, a shared slot, or a fork waiting. The
- * fast paths contain no call this way.
- */
-#define MM_HAVE_IRQ_SAVE_FAST 1
-
 /* Add d to this thread's depth, as a release store (the heap's writes
  * of the section before it). Only its thread writes it; a fork reads it.
  * On x86-64 one memory add on the %fs-relative variable itself (a store
@@ -193,14 +197,57 @@ static inline void mm_host_depth_add(int d)
 			 __ATOMIC_RELEASE);
 #endif
 }
-static inline int mm_irq_save_fast(unsigned long *flags)
+
+/*
+ * The fast paths' section and this slot's pointer (mm/platform.h): one
+ * thread-local load of mm_host_thread.local, unless the build is
+ * fork-safe (MM_HOST_FORK_SAFE: libspanheap.so, whose fork handlers need
+ * it): then its depth + 1 first, no atomic instruction (a fork closes
+ * every gate, NULLs every local, then pairs it with membarrier). NULL
+ * with no slot yet, a shared slot, a fork waiting, or before the heap set
+ * the pointers. The fast paths contain no call this way.
+ */
+#define MM_HAVE_CPU_LOCAL 1
+static inline void *mm_irq_save_local(unsigned long *flags)
+{
+	*flags = 0;
+#ifdef MM_HOST_FORK_SAFE
+	mm_host_depth_add(1);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+#endif
+#ifdef __SANITIZE_THREAD__
+	return __atomic_load_n(&mm_host_thread.local, __ATOMIC_RELAXED);
+#else
+	/* A relaxed load all the same (an aligned word: never torn), which
+	 * GCC makes %fs-relative only as a plain or volatile one. */
+	return *(void *volatile *)&mm_host_thread.local;
+#endif
+}
+
+static inline void mm_irq_restore_local(unsigned long flags)
+{
+	(void)flags;
+#ifdef MM_HOST_FORK_SAFE
+	mm_host_depth_add(-1);
+#endif
+}
+
+/* Record p as slot cpu's pointer, and give it to the slot's thread if its
+ * gate is open (under the slot lock: the heap calls it outside any
+ * section). */
+void mm_host_cpu_local_set(unsigned cpu, void *p) MM_HOST_HIDDEN;
+static inline void mm_cpu_local_set(unsigned cpu, void *p)
+{
+	mm_host_cpu_local_set(cpu, p);
+}
+
+/* mm_irq_save's own fast way: an exclusive slot (the slot's one load),
+ * or, fork-safe, depth + 1 and an open gate. Declines (0) with no slot
+ * yet, a shared slot, or a fork waiting. */
+static inline int mm_host_irq_save_fast(void)
 {
 #ifndef MM_HOST_FORK_SAFE
-	/* One thread-local load: an exclusive slot. */
-	if (__builtin_expect(mm_host_thread.slot - 1u >= MM_HOST_EXCLUSIVE_SLOTS, 0))
-		return 0;
-	*flags = 0;
-	return 1;
+	return __builtin_expect(mm_host_thread.slot - 1u < MM_HOST_EXCLUSIVE_SLOTS, 1);
 #else
 	mm_host_depth_add(1);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -208,16 +255,7 @@ static inline int mm_irq_save_fast(unsigned long *flags)
 		mm_host_depth_add(-1);
 		return 0;
 	}
-	*flags = 0;
 	return 1;
-#endif
-}
-
-static inline void mm_irq_restore_fast(unsigned long flags)
-{
-	(void)flags;
-#ifdef MM_HOST_FORK_SAFE
-	mm_host_depth_add(-1);
 #endif
 }
 
@@ -226,9 +264,8 @@ static inline void mm_irq_restore_fast(unsigned long flags)
  * 0. */
 static inline unsigned long mm_irq_save(void)
 {
-	unsigned long flags;
-	if (__builtin_expect(mm_irq_save_fast(&flags), 1))
-		return flags;
+	if (__builtin_expect(mm_host_irq_save_fast(), 1))
+		return 0;
 	return mm_host_irq_save_slow();
 }
 
@@ -240,7 +277,7 @@ static inline void mm_irq_restore(unsigned long flags)
 							 MM_HOST_EXCLUSIVE_SLOTS]);
 		return;
 	}
-	mm_irq_restore_fast(flags);
+	mm_irq_restore_local(flags);
 }
 
 /* Count bits with popcnt when the CPU has it (found by a constructor in

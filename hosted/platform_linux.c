@@ -32,7 +32,7 @@
 #include "lib/spinlock.h"
 #include "hosted/format.h"
 
-__thread struct mm_host_thread mm_host_thread __attribute__((tls_model("initial-exec")));
+__thread struct mm_host_thread mm_host_thread MM_HOST_TLS;
 int mm_host_forking;
 int mm_host_have_popcnt;
 
@@ -45,17 +45,20 @@ __attribute__((constructor)) static void find_popcnt(void)
 }
 spinlock_t mm_host_shared_lock[MM_HOST_SHARED_SLOTS];
 /* This thread's exclusive slot was given back (it is exiting). */
-static __thread unsigned char slot_released __attribute__((tls_model("initial-exec")));
+static __thread unsigned char slot_released MM_HOST_TLS;
 
 /* Bit i set: exclusive slot i is taken by a live thread. */
 static uint64_t slot_used[(MM_HOST_EXCLUSIVE_SLOTS + 63) / 64];
 /* slot_lock protects slot_thread[] (each exclusive slot's thread, whose
- * gate and depth a fork reaches through it) and every thread's gate
- * field. Taken by a thread as it takes or gives back an exclusive slot,
+ * gate, local and depth a fork reaches through it), slot_local[] and
+ * every thread's gate and local fields. Taken by a thread as it takes or gives back an exclusive slot,
  * and by a fork from its prepare to its parent or child handler, so a
  * thread that exits meanwhile waits before its thread-local data goes. */
 static spinlock_t slot_lock = SPINLOCK_INIT("host_slots");
 static struct mm_host_thread *slot_thread[MM_HOST_EXCLUSIVE_SLOTS];
+/* Each slot's pointer from mm_cpu_local_set (its mcache), NULL until the
+ * heap sets it; copied into a thread's local as its gate opens. */
+static void *slot_local[MM_MAX_CPUS];
 static pthread_key_t slot_key;
 static pthread_once_t slot_key_once = PTHREAD_ONCE_INIT;
 static unsigned shared_next;        /* round robin over the shared slots */
@@ -78,6 +81,7 @@ static void slot_release(void *arg)
 	spin_lock(&slot_lock);
 	slot_released = 1;
 	__atomic_store_n(&t->gate, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->local, NULL, __ATOMIC_RELAXED);
 	slot_thread[id] = NULL;
 	t->slot = 0;
 	spin_unlock(&slot_lock);
@@ -125,6 +129,7 @@ unsigned mm_host_slot_assign(void)
 		spin_lock(&slot_lock);
 		slot_thread[id] = t;
 		__atomic_store_n(&t->gate, (unsigned)id + 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&t->local, slot_local[id], __ATOMIC_RELAXED);
 		spin_unlock(&slot_lock);
 		pthread_once(&slot_key_once, slot_key_create);
 		pthread_setspecific(slot_key, (void *)(uintptr_t)(id + 1));
@@ -184,12 +189,13 @@ unsigned mm_host_slots_in_use(void)
  * A thread of an exclusive slot changes its mcache and its spans without
  * a lock, so holding the heap's locks is not enough for a consistent copy
  * in the child: fork must also find no thread inside the heap. The
- * forking thread closes every thread's gate (under slot_lock, which it
- * keeps until the fork is done), then membarrier() makes every other
- * thread of the process execute a full barrier: afterwards, a thread that
- * is in the heap has its depth > 0 visible to us, and one that enters
- * sees its gate closed and waits at the door (mm_host_irq_save_slow,
- * while mm_host_forking is set). We wait for every depth to reach 0, take
+ * forking thread closes every thread's gate and NULLs its local pointer
+ * (under slot_lock, which it keeps until the fork is done), then
+ * membarrier() makes every other thread of the process execute a full
+ * barrier: afterwards, a thread that is in the heap has its depth > 0
+ * visible to us, and one that enters sees its local pointer NULL (the
+ * fast paths) or its gate closed (mm_irq_save) and waits at the door
+ * (mm_host_irq_save_slow, while mm_host_forking is set). We wait for every depth to reach 0, take
  * the shared slots' locks and every heap lock (the mheap and mcentrals
  * are also used outside mm_irq_save sections). This is the asymmetric
  * Dekker pattern: the fast path pays a plain add and a load of its own
@@ -209,13 +215,27 @@ static int barrier_all_threads(void)
 	return syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0;
 }
 
-/* Open (or close: open false) every exclusive slot's gate; slot_lock held. */
+/* Open (or close: open false) every exclusive slot's gate, and give its
+ * thread its local pointer (or NULL); slot_lock held. */
 static void set_gates(int open)
 {
 	for (unsigned i = 0; i < MM_HOST_EXCLUSIVE_SLOTS; i++)
-		if (slot_thread[i])
+		if (slot_thread[i]) {
 			__atomic_store_n(&slot_thread[i]->gate, open ? i + 1 : 0,
 					 __ATOMIC_RELAXED);
+			__atomic_store_n(&slot_thread[i]->local, open ? slot_local[i] : NULL,
+					 __ATOMIC_RELAXED);
+		}
+}
+
+void mm_host_cpu_local_set(unsigned cpu, void *p)
+{
+	spin_lock(&slot_lock);
+	slot_local[cpu] = p;
+	if (cpu < MM_HOST_EXCLUSIVE_SLOTS && slot_thread[cpu] &&
+	    __atomic_load_n(&slot_thread[cpu]->gate, __ATOMIC_RELAXED))
+		__atomic_store_n(&slot_thread[cpu]->local, p, __ATOMIC_RELAXED);
+	spin_unlock(&slot_lock);
 }
 
 void mm_host_fork_prepare(void)

@@ -16,6 +16,7 @@
 #ifndef KERNEL_MM_PLATFORM_H
 #define KERNEL_MM_PLATFORM_H
 
+#include <stddef.h>
 #include "lib/irqflags.h"
 #include "kernel/percpu.h"
 #include "kernel/paging.h"
@@ -70,6 +71,28 @@ static inline unsigned long mm_irq_save(void)
 static inline void mm_irq_restore(unsigned long flags)
 {
 	arch_irq_restore(flags);
+}
+
+/* The fast paths' section and this CPU's mcache (mm/platform.h): pushfq,
+ * cli and one %gs-relative load of struct cpu.mm_local (not volatile, as
+ * mm_cpu_id: the pointer never changes once set). */
+#define MM_HAVE_CPU_LOCAL 1
+static inline void *mm_irq_save_local(unsigned long *flags)
+{
+	void *p;
+	*flags = arch_irq_save();
+	__asm__("movq %%gs:%c1, %0" : "=r"(p) : "i"(offsetof(struct cpu, mm_local)));
+	return p;
+}
+
+static inline void mm_irq_restore_local(unsigned long flags)
+{
+	arch_irq_restore(flags);
+}
+
+static inline void mm_cpu_local_set(unsigned cpu, void *p)
+{
+	__atomic_store_n(&cpus[cpu].mm_local, p, __ATOMIC_RELAXED);
 }
 
 static inline void mm_cpu_relax(void)

@@ -30,6 +30,7 @@ struct cpu {
 	uint32_t id;           /* offset 8: this_cpu_id(), 0 = boot CPU */
 	uint32_t apic_id;
 	int online;
+	void *mm_local;        /* the heap's pointer for this CPU (its mcache): kernel/mm_platform.h */
 	uint64_t gdt[7];       /* null, kcode, kdata, ucode, udata, tss lo/hi */
 	struct tss tss;
 	void *stack_top;       /* kernel stack (guard page below) */

@@ -15,7 +15,7 @@
  * initializes anything) and then picks the path by size and alignment.
  *
  * kfree finds the span through the page map. If this CPU allocates from
- * the span or holds it in its partial owned set (local_cpu), the object is
+ * the span or holds it in its partial owned set (local_cache), the object is
  * cleared in the span's alloc_bits: plain loads and stores, no atomic
  * instruction (mspan_free_owned). Otherwise kfree_slow classifies the
  * pointer (the same classification ksize and krealloc use) and hands a
@@ -60,17 +60,28 @@ static uint32_t pressure_epoch;
  * the mcentrals; afterwards mheap.ready (release/acquire) is the gate. */
 static mm_spinlock_t init_lock = MM_SPINLOCK_INIT("kmalloc_init");
 
+#ifndef MM_HAVE_CPU_LOCAL
+void *mm_cpu_local_table[MM_MAX_CPUS];   /* mm/platform.h's default */
+#endif
+
 void kmalloc_init(void)
 {
 	if (mheap_ready())
 		return;
+	bool first = false;
 	unsigned long flags = mm_spin_lock_irqsave(&init_lock);
 	if (!mheap_ready()) {
 		mheap_init();
 		mcentral_init();
 		__atomic_store_n(&mheap.ready, 1, __ATOMIC_RELEASE);
+		first = true;
 	}
 	mm_spin_unlock_irqrestore(&init_lock, flags);
+	/* The fast paths' way to their mcache, from now on (outside any
+	 * section: the hosted platform takes its slot lock). */
+	if (first)
+		for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
+			mm_cpu_local_set(cpu, &mcaches[cpu]);
 }
 
 /* A request no heap could meet (a size above KMALLOC_MAX_SIZE, an
@@ -427,22 +438,22 @@ __attribute__((noinline)) static void kfree_slow(const void *p, const void *call
 static inline __attribute__((always_inline)) bool kfree_fast(const void *p)
 {
 	unsigned long irq;
-	if (__builtin_expect(!mm_irq_save_fast(&irq), 0))
-		return false;
-	unsigned cpu = mm_cpu_id();
+	struct mcache *mc = mm_irq_save_local(&irq);
 	struct mspan *s = mheap_span_of(p);
 
 	/* This CPU allocates from the span or holds it in its partial set
 	 * (so it is a live small span, never a tiny one: mm/mcache.c), the
-	 * pointer is an object start, the object is live. */
+	 * pointer is an object start, the object is live. A NULL mc (the
+	 * fast path may not run) matches no span: local_cache is never
+	 * NULL. */
 	if (__builtin_expect(s != NULL, 1) &&
-	    __atomic_load_n(&s->local_cpu, __ATOMIC_RELAXED) == (int16_t)cpu &&
+	    __atomic_load_n(&s->local_cache, __ATOMIC_RELAXED) == mc &&
 	    __builtin_expect(mspan_free_owned(s, p), 1)) {
 		stat_inc(s->local_nfree);
-		mm_irq_restore_fast(irq);
+		mm_irq_restore_local(irq);
 		return true;
 	}
-	mm_irq_restore_fast(irq);
+	mm_irq_restore_local(irq);
 	return false;
 }
 
@@ -495,23 +506,24 @@ __attribute__((noinline)) static void *kmalloc_slow(size_t size, unsigned flags)
 	return alloc_slow(size, 0, flags);
 }
 
-/* kmalloc's fast path found the cache word of small class spc used up
- * (or none): the refill (the same or the next word, the owned sets, the
+/* kmalloc's fast path found the cache word of the small class of size
+ * and flags used up (or none): the refill (the same or the next word, the owned sets, the
  * mcentral), in a section of its own, without alloc_slow's choice of path
  * and class again (what spans of few objects, 16 and 32 KiB, need every
  * few allocations); else, with the heap not yet set up, a release request
  * waiting for this CPU's answer or no memory, the whole slow path. */
-__attribute__((noinline)) static void *kmalloc_miss(size_t size, unsigned spc, unsigned flags)
+__attribute__((noinline)) static void *kmalloc_miss(size_t size, unsigned flags)
 {
+	/* The class again, here rather than passed: the fast path then
+	 * keeps only its offset (two instructions fewer there). */
+	unsigned spc = small_spanclass(size_to_class(size), flags);
 	unsigned long irq;
 	void *p = NULL;
-	if (__builtin_expect(mm_irq_save_fast(&irq), 1)) {
-		unsigned cpu = mm_cpu_id();
-		struct mcache *mc = &mcaches[cpu];
-		if (__builtin_expect(mheap_ready(), 1) && !release_request_waits(mc))
-			p = mcache_refill_alloc(mc, spc, cpu);
-		mm_irq_restore_fast(irq);
-	}
+	struct mcache *mc = mm_irq_save_local(&irq);
+	if (__builtin_expect(mc != NULL, 1) && __builtin_expect(mheap_ready(), 1) &&
+	    !release_request_waits(mc))
+		p = mcache_refill_alloc(mc, spc, mm_cpu_id());
+	mm_irq_restore_local(irq);
 	if (!p)
 		return kmalloc_slow(size, flags);
 	if (flags & KM_ZERO)
@@ -540,14 +552,14 @@ __attribute__((noinline)) static void *kmalloc_tiny_call(size_t size, unsigned f
 
 /* The same-CPU fast path of a small allocation of span class spc: an
  * object of this CPU's cache word, or NULL (the caller's slow path then). */
-static inline __attribute__((always_inline)) void *kmalloc_fast(unsigned spc)
+static inline __attribute__((always_inline)) void *kmalloc_fast(uintptr_t spc)
 {
 	unsigned long irq;
 	void *p = NULL;
-	if (__builtin_expect(mm_irq_save_fast(&irq), 1)) {
-		p = mcache_alloc_fast(&mcaches[mm_cpu_id()], spc);
-		mm_irq_restore_fast(irq);
-	}
+	struct mcache *mc = mm_irq_save_local(&irq);
+	if (__builtin_expect(mc != NULL, 1))
+		p = mcache_alloc_fast(mc, spc);
+	mm_irq_restore_local(irq);
 	return p;
 }
 
@@ -565,7 +577,7 @@ __attribute__((noinline)) static void *kmalloc_flags(size_t size, unsigned flags
 				return memset(p, 0, class_to_size[spanclass_sizeclass(spc)]);
 			return p;
 		}
-		return kmalloc_miss(size, spc, flags);
+		return kmalloc_miss(size, flags);
 	}
 	return kmalloc_slow(size, flags);
 }
@@ -582,11 +594,12 @@ void *kmalloc(size_t size, unsigned flags)
 	if (__builtin_expect(flags != 0, 0))
 		return kmalloc_flags(size, flags);
 	if (__builtin_expect(size - 1 < MAX_SMALL_SIZE, 1)) {
-		unsigned spc = spanclass_make(size_to_class(size), 0);
-		void *p = kmalloc_fast(spc);
+		/* spanclass_make(class, 0), widened first: the fast path's
+		 * offset into the mcache is then one shift. */
+		void *p = kmalloc_fast((uintptr_t)size_to_class(size) << 1);
 		if (__builtin_expect(p != NULL, 1))
 			return p;
-		return kmalloc_miss(size, spc, 0);
+		return kmalloc_miss(size, 0);
 	}
 	return kmalloc_slow(size, 0);
 }

@@ -25,13 +25,13 @@
  *     free slots than a refill needs, refill_min), not capped, never
  *     scanned. They hold no free memory to speak of until frees come, and
  *     each free brings its span back into view: a local one finds
- *     local_cpu == -1, leaves kfree's fast path and moves the span to the
- *     partial set (mcache_free); a remote one puts it on this CPU's notice
- *     stack (mm/mcentral.c), which the CPU empties at its next refill
- *     (take_notices).
- * kfree's fast path frees into spans whose local_cpu is this CPU: the
- * allocation span and the partial set (tiny spans never: mm/tiny.c); a
- * free into a full one takes the slow path once.
+ *     local_cache == MSPAN_NOT_LOCAL, leaves kfree's fast path and moves
+ *     the span to the partial set (mcache_free); a remote one puts it on
+ *     this CPU's notice stack (mm/mcentral.c), which the CPU empties at
+ *     its next refill (take_notices).
+ * kfree's fast path frees into spans whose local_cache is this CPU's
+ * mcache: the allocation span and the partial set (tiny spans never:
+ * mm/tiny.c); a free into a full one takes the slow path once.
  *
  * Refill (out of line): when the span's cached word is used up, load it
  * again if this CPU freed a quarter of its slots meanwhile (a pair reuses
@@ -111,18 +111,18 @@ static void owned_unlink(struct mcache *mc, struct mspan *s)
 		mc->nfull[spc]--;
 	}
 	s->list = MSPAN_ON_NONE;
-	__atomic_store_n(&s->local_cpu, -1, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->local_cache, MSPAN_NOT_LOCAL, __ATOMIC_RELAXED);
 }
 
 /* kfree's fast path may free into s on this CPU from now on, counting
  * in this CPU's nfree. Not a tiny span: its objects are no slots, and
  * their frees go through tiny_free (so the fast path has no tiny test). */
-static void make_local(struct mcache *mc, struct mspan *s, unsigned cpu)
+static void make_local(struct mcache *mc, struct mspan *s)
 {
 	if (s->spanclass == TINY_SPAN_CLASS)
 		return;
 	s->local_nfree = &mc->nfree[s->spanclass];
-	__atomic_store_n(&s->local_cpu, (int16_t)cpu, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->local_cache, mc, __ATOMIC_RELAXED);
 }
 
 /* Give s, out of its owned set, back to its mcentral. */
@@ -138,12 +138,12 @@ static void keep_full(struct mcache *mc, struct mspan *s)
 	ring_push(&mc->full[s->spanclass], s);
 	s->list = MSPAN_ON_OWNED_FULL;
 	mc->nfull[s->spanclass]++;
-	__atomic_store_n(&s->local_cpu, -1, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->local_cache, MSPAN_NOT_LOCAL, __ATOMIC_RELAXED);
 }
 
 /* s (on no list) joins the partial set, newest first, making room by
  * giving the oldest partial spans back; s itself when it cannot fit. */
-static void keep_partial(struct mcache *mc, struct mspan *s, unsigned cpu)
+static void keep_partial(struct mcache *mc, struct mspan *s)
 {
 	unsigned spc = s->spanclass;
 	while (mc->owned[spc] &&
@@ -158,14 +158,14 @@ static void keep_partial(struct mcache *mc, struct mspan *s, unsigned cpu)
 	s->list = MSPAN_ON_OWNED;
 	mc->nowned[spc]++;
 	mc->owned_pages += (uint32_t)s->npages;
-	make_local(mc, s, cpu);
+	make_local(mc, s);
 }
 
 /* A full span got a free: into the partial set, where refills look. */
-static void unfull(struct mcache *mc, struct mspan *s, unsigned cpu)
+static void unfull(struct mcache *mc, struct mspan *s)
 {
 	owned_unlink(mc, s);
-	keep_partial(mc, s, cpu);
+	keep_partial(mc, s);
 }
 
 /* A partial span worth allocating from (swept here), out of the set;
@@ -195,7 +195,7 @@ static void take_notices(struct mcache *mc, unsigned cpu)
 		if (__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) == (int32_t)cpu) {
 			mcentral_notice_done(s);
 			if (s->list == MSPAN_ON_OWNED_FULL)
-				unfull(mc, s, cpu);
+				unfull(mc, s);
 		} else {
 			mcentral_route_pending(s);
 		}
@@ -264,11 +264,11 @@ static void *cache_take(struct mcache *mc, unsigned spc)
 }
 
 /* s, swept, with a free slot, becomes the allocation span of its class. */
-static void *alloc_from(struct mcache *mc, struct mspan *s, unsigned cpu)
+static void *alloc_from(struct mcache *mc, struct mspan *s)
 {
 	unsigned spc = s->spanclass;
 	mc->alloc[spc] = s;
-	make_local(mc, s, cpu);
+	make_local(mc, s);
 	cache_set(mc, spc, mspan_first_cache_word(s));
 	return cache_take(mc, spc);
 }
@@ -302,7 +302,7 @@ void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 	}
 	take_notices(mc, cpu);
 	if ((s = owned_take(mc, spc)) != NULL)
-		return alloc_from(mc, s, cpu);
+		return alloc_from(mc, s);
 	s = mcentral_cache_span(&mcentrals[spc], cpu);
 	if (!s) {
 		mcache_release_owned(mc, cpu);
@@ -311,7 +311,7 @@ void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 		if (!s)
 			return NULL;
 	}
-	return alloc_from(mc, s, cpu);
+	return alloc_from(mc, s);
 }
 
 bool mcache_free(struct mspan *s, unsigned i, unsigned cpu, const void *p, const void *caller)
@@ -324,7 +324,7 @@ bool mcache_free(struct mspan *s, unsigned i, unsigned cpu, const void *p, const
 	}
 	st64(&s->alloc_bits[i / 64], s->alloc_bits[i / 64] & ~(1ULL << (i % 64)));
 	if (s->list == MSPAN_ON_OWNED_FULL)
-		unfull(&mcaches[cpu], s, cpu);
+		unfull(&mcaches[cpu], s);
 	return true;
 }
 
@@ -354,7 +354,7 @@ void mcache_release_all(struct mcache *mc, unsigned cpu)
 			MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
 			cache_set(mc, spc, 0);   /* its unused slots: not handed out */
 			mc->alloc[spc] = MCACHE_NO_SPAN;
-			__atomic_store_n(&s->local_cpu, -1, __ATOMIC_RELAXED);
+			__atomic_store_n(&s->local_cache, MSPAN_NOT_LOCAL, __ATOMIC_RELAXED);
 			mcentral_uncache_span(&mcentrals[spc], s);
 		}
 	}

@@ -85,6 +85,14 @@ struct mcache {
 
 extern struct mcache mcaches[MM_MAX_CPUS];
 
+/* The CPU whose kfree fast path frees into s (its local_cache), or -1:
+ * for reports and tests. */
+static inline int mspan_local_cpu(const struct mspan *s)
+{
+	const struct mcache *mc = __atomic_load_n(&s->local_cache, __ATOMIC_RELAXED);
+	return mc == MSPAN_NOT_LOCAL ? -1 : (int)(mc - mcaches);
+}
+
 /* No allocation span (the cache word is then 0). */
 #define MCACHE_NO_SPAN ((struct mspan *)NULL)
 
@@ -106,7 +114,7 @@ static inline void stat_inc(uint64_t *c)
  * lowest bit cleared, the slot marked in its alloc_bits word. The span
  * record is not read. No counter: the slot was counted when the word was
  * loaded. Interrupts off; owner only. */
-static inline void *mcache_alloc_fast(struct mcache *mc, unsigned spc)
+static inline void *mcache_alloc_fast(struct mcache *mc, uintptr_t spc)
 {
 	struct mcache_alloc_word *aw = &mc->alloc_cache[spc];
 	uint64_t c = aw->free;

@@ -226,7 +226,7 @@ static bool mheap_grow(size_t npages, bool exact)
 	s->chunk = c;
 	s->owner_cpu = -1;
 	mspan_clear_bits(s);
-	s->local_cpu = -1;
+	s->local_cache = MSPAN_NOT_LOCAL;
 	__atomic_store_n(&s->state, MSPAN_FREE, __ATOMIC_RELEASE);
 	pagemap_set_ends(s->startaddr, s->npages, s);
 	free_insert(s);
@@ -339,7 +339,7 @@ static struct mspan *split_head(struct mspan *s, size_t npages)
 		return NULL;
 	}
 	t->owner_cpu = -1;
-	t->local_cpu = -1;
+	t->local_cache = MSPAN_NOT_LOCAL;
 	mspan_clear_bits(t);
 	t->startaddr = s->startaddr;
 	t->npages = npages;
@@ -499,7 +499,7 @@ void mheap_free_span_locked(struct mspan *s)
 	}
 	s->list = MSPAN_ON_NONE;
 	s->owner_cpu = -1;
-	s->local_cpu = -1;
+	s->local_cache = MSPAN_NOT_LOCAL;
 	__atomic_store_n(&s->state, MSPAN_FREE, __ATOMIC_RELEASE);
 
 	struct heap_chunk *c = s->chunk;

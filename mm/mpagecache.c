@@ -119,7 +119,7 @@ static void split_tail(struct mspan *s, struct mspan *t, size_t npages, unsigned
 	t->chunk = s->chunk;
 	t->spanclass = 0;
 	t->list = MSPAN_ON_NONE;
-	t->local_cpu = -1;
+	t->local_cache = MSPAN_NOT_LOCAL;
 	t->tiny = NULL;
 	t->next = t->prev = NULL;
 	mspan_clear_bits(t);

@@ -42,6 +42,11 @@ enum mspan_list_id {
 };
 
 struct heap_chunk;
+struct mcache;
+/* local_cache of a span no CPU's kfree fast path frees into: not NULL
+ * (what that path's mcache pointer is where it may not run), and no
+ * mcache. */
+#define MSPAN_NOT_LOCAL ((struct mcache *)(uintptr_t)1)
 
 /* Tiny blocks: per 16-byte block, a live-object balance and the end
  * offsets of the objects packed into it (see mm/tiny.c). The mheap
@@ -96,7 +101,7 @@ bool mspan_bitmap_layout_ok(const struct mspan *s);
 
 /* A span record: 128 bytes, two cache lines. The first holds what every
  * free reads (kfree's fast path: the bitmap pointers, the object
- * geometry, local_cpu and local_nfree; kmalloc's reads none of it: its
+ * geometry, local_cache and local_nfree; kmalloc's reads none of it: its
  * cached word is in the mcache) and what the owner's refill writes; the
  * second the rest, and the remote-free fields, which other CPUs write
  * (with the remote bitmap words, off the owner's lines). */
@@ -138,10 +143,13 @@ struct mspan {
 	uint8_t spanclass;
 	uint8_t state;            /* enum mspan_state, read lock-free by kfree */
 	uint8_t list;             /* enum mspan_list_id */
-	int16_t local_cpu;        /* owner_cpu while kfree's fast path may free into it (the
-				     allocation span, the partial owned set), else -1 (mm/mcache.c) */
-	uint64_t *local_nfree;    /* while local_cpu >= 0: &mcaches[local_cpu].nfree[spanclass],
-				     where that fast path counts (set with local_cpu) */
+	uint64_t *local_nfree;    /* while local: &local_cache->nfree[spanclass], where
+				     kfree's fast path counts (set with local_cache) */
+	/* The owner's mcache while kfree's fast path may free into it (the
+	 * allocation span, the partial owned set), else MSPAN_NOT_LOCAL,
+	 * never NULL (mm/mcache.c): the fast path compares it with this
+	 * CPU's mcache pointer, which is NULL where the fast path may not run. */
+	struct mcache *local_cache;
 
 	/* Second line: rarely written by the owner, and the remote side. */
 	uintptr_t npages __attribute__((aligned(64)));
@@ -175,13 +183,13 @@ static inline bool mspan_free_owned(struct mspan *s, const void *p)
 	uint64_t x = (uint64_t)(uint32_t)off * s->divmagic;
 	if (__builtin_expect(!size_class_is_start(x, s->divmagic), 0))
 		return false;
-	uint32_t i = (uint32_t)(x >> 32);   /* mspan_offset_index */
-	unsigned w = i / 64, b = i % 64;
-	uint64_t *ab = &s->alloc_bits[w];
+	uint64_t i = x >> 32;   /* mspan_offset_index */
+	uint64_t *ab = &s->alloc_bits[i / 64];
 	uint64_t a = ld64(ab);
-	if (__builtin_expect(!((a & ~ld64(&s->remote_bits[w])) >> b & 1), 0))
+	/* i & 63, not i % 64: the shifts' own masking, no instruction. */
+	if (__builtin_expect(!((a & ~ld64(&s->remote_bits[i / 64])) >> (i & 63) & 1), 0))
 		return false;
-	st64(ab, a & ~(1ULL << b));
+	st64(ab, a & ~(1ULL << (i & 63)));
 	return true;
 }
 

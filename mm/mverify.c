@@ -8,7 +8,7 @@
  * on the free list of its length, each small span is in exactly one place
  * (the allocation span or an owned set of the one mcache whose CPU owns
  * it, or one list of its own mcentral; owned sets well formed, counted, the
- * partial sets within their caps; local_cpu as the set says (and
+ * partial sets within their caps; local_cache as the set says (and
  * local_nfree, where kfree's fast path counts); notice stacks
  * hold pending spans), bitmaps are consistent
  * (frees only of allocated slots, nothing past nelems, alloc_count of
@@ -118,9 +118,11 @@ static int check_small_span(const struct mspan *s)
 		 * partial set only, never a tiny span (mm/mcache.c). */
 		int local = s->list == MSPAN_ON_OWNED_FULL || spc == TINY_SPAN_CLASS ?
 			-1 : s->owner_cpu;
-		if (s->local_cpu != local)
-			FAIL("span %p class %u: owner CPU %d, list %u, but local_cpu %d (expected %d)",
-			     (void *)s, cls, s->owner_cpu, s->list, s->local_cpu, local);
+		struct mcache *want = local >= 0 ? &mcaches[local] : MSPAN_NOT_LOCAL;
+		if (s->local_cache != want)
+			FAIL("span %p class %u: owner CPU %d, list %u, but local_cache %p "
+			     "(expected %p, CPU %d's)", (void *)s, cls, s->owner_cpu, s->list,
+			     (void *)s->local_cache, (void *)want, local);
 		if (local >= 0 && s->local_nfree != &mcaches[local].nfree[spc])
 			FAIL("span %p class %u: kfree's fast path would count its frees at %p, "
 			     "not in CPU %d's nfree (%p)", (void *)s, cls, (void *)s->local_nfree,
@@ -140,9 +142,9 @@ static int check_small_span(const struct mspan *s)
 	} else {
 		if (s->list != MSPAN_ON_PARTIAL && s->list != MSPAN_ON_FULL)
 			FAIL("span %p class %u: neither cached nor on an mcentral list", (void *)s, cls);
-		if (s->local_cpu != -1)
-			FAIL("span %p class %u: owned by no CPU, but local_cpu %d", (void *)s, cls,
-			     s->local_cpu);
+		if (s->local_cache != MSPAN_NOT_LOCAL)
+			FAIL("span %p class %u: owned by no CPU, but local_cache %p", (void *)s, cls,
+			     (void *)s->local_cache);
 		if (s->alloc_count != bits)
 			FAIL("span %p class %u: alloc_count %u, alloc bits %lu", (void *)s, cls,
 			     s->alloc_count, (unsigned long)bits);
@@ -202,6 +204,12 @@ static int walk_chunks(uint64_t *free_pages, uint64_t *small_pages, uint64_t *la
 			records_seen++;
 			if (s->state != MSPAN_INUSE && check_no_bitmaps(s))
 				return 1;
+			/* kfree's fast path never frees into what is no small
+			 * span (a NULL here would match a CPU that may not
+			 * take that path). */
+			if (s->state != MSPAN_INUSE && s->local_cache != MSPAN_NOT_LOCAL)
+				FAIL("span %p (state %u) at %#lx: local_cache %p, not MSPAN_NOT_LOCAL",
+				     (void *)s, s->state, (unsigned long)a, (void *)s->local_cache);
 			switch (s->state) {
 			case MSPAN_FREE:
 				if (prev_free)
@@ -472,11 +480,11 @@ static void name_unreachable_owned(unsigned spc)
 			if (s->state == MSPAN_INUSE && s->spanclass == spc && s->owner_cpu >= 0 &&
 			    mcaches[s->owner_cpu].alloc[spc] != s && !in_owned_ring(s)) {
 				mm_log("mheap_verify: span %p [%#lx, %lu pages] class %u: owner CPU %d, "
-				       "list %u, local_cpu %d, next %p prev %p, %u of %u allocated, "
+				       "list %u, local_cache %p, next %p prev %p, %u of %u allocated, "
 				       "pending %u: in no set of that CPU",
 				       (void *)s, (unsigned long)s->startaddr,
 				       (unsigned long)s->npages, spc, s->owner_cpu, s->list,
-				       s->local_cpu, (void *)s->next, (void *)s->prev,
+				       (void *)s->local_cache, (void *)s->next, (void *)s->prev,
 				       s->alloc_count, s->nelems, s->remote_pending);
 				return;
 			}

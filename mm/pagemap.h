@@ -98,9 +98,11 @@ static inline struct mspan *pagemap_lookup(uintptr_t addr)
 	/* Outside the window is never in the heap (and must not alias an
 	 * address inside it with the same low bits). */
 	uint64_t off = pagemap_offset(addr);
-	if (off >> PAGEMAP_ADDR_BITS)
-		return NULL;
 	uint64_t pn = off >> MM_PAGE_SHIFT;
+	/* One compare: the root index is past the root exactly when off is
+	 * at or above 2^PAGEMAP_ADDR_BITS. */
+	if (pn >> PAGEMAP_LEAF_BITS >= PAGEMAP_L1_ENTRIES)
+		return NULL;
 	struct mspan **leaf = __atomic_load_n(&pagemap_l1[pn >> PAGEMAP_LEAF_BITS],
 					      __ATOMIC_ACQUIRE);
 	if (!leaf)

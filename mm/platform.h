@@ -22,14 +22,23 @@
  *       build counts a per-thread depth instead (a fork waits for 0).
  *   static inline void mm_cpu_relax(void);
  *       What a CPU does while it spins on a heap lock (x86: pause).
- *   static inline int mm_irq_save_fast(unsigned long *flags);  (optional)
- *   static inline void mm_irq_restore_fast(unsigned long flags);
- *       The kmalloc/kfree fast paths' section: like mm_irq_save, but may
- *       decline (return 0) when entering would need a slow step (the
- *       hosted build: no thread slot yet, a shared slot, a fork waiting);
- *       the caller then takes its slow path, which uses mm_irq_save. Define
- *       MM_HAVE_IRQ_SAVE_FAST with them; by default they are mm_irq_save /
- *       mm_irq_restore, never declining.
+ *   static inline void *mm_irq_save_local(unsigned long *flags);  (optional)
+ *   static inline void mm_irq_restore_local(unsigned long flags);
+ *   static inline void mm_cpu_local_set(unsigned cpu, void *p);
+ *       The kmalloc/kfree fast paths' section and their way to this CPU's
+ *       state: one pointer per CPU that the heap sets with
+ *       mm_cpu_local_set (this CPU's mcache, for every id at kmalloc_init,
+ *       from the CPU that runs it). mm_irq_save_local opens a section like
+ *       mm_irq_save and returns the running CPU's pointer, or NULL where
+ *       the fast paths may not run (never set yet; the hosted build: no
+ *       thread slot yet, a shared slot, a fork waiting): the caller then
+ *       closes the section (mm_irq_restore_local) and takes its slow path,
+ *       which uses mm_irq_save. Define
+ *       MM_HAVE_CPU_LOCAL with them; by default mm_irq_save / mm_irq_restore
+ *       and a table the heap keeps, indexed by mm_cpu_id(): a multiply and
+ *       an add more on kmalloc's fast path than a per-CPU load (the
+ *       kernel's %gs, the hosted build's thread-local pointer, which is
+ *       also its fork gate).
  *   static inline void mm_alloc_failed(void);  (optional)
  *       Called as an allocation (kmalloc and the rest of mm/kmalloc.h's
  *       allocating calls) is about to return NULL because the request
@@ -161,16 +170,24 @@
 #define MM_MAX_CPUS 64
 #endif
 
-#ifndef MM_HAVE_IRQ_SAVE_FAST
-static inline int mm_irq_save_fast(unsigned long *flags)
+#ifndef MM_HAVE_CPU_LOCAL
+/* The heap's table of per-CPU pointers (mm/malloc.c). */
+extern void *mm_cpu_local_table[MM_MAX_CPUS];
+
+static inline void *mm_irq_save_local(unsigned long *flags)
 {
 	*flags = mm_irq_save();
-	return 1;
+	return __atomic_load_n(&mm_cpu_local_table[mm_cpu_id()], __ATOMIC_RELAXED);
 }
 
-static inline void mm_irq_restore_fast(unsigned long flags)
+static inline void mm_irq_restore_local(unsigned long flags)
 {
 	mm_irq_restore(flags);
+}
+
+static inline void mm_cpu_local_set(unsigned cpu, void *p)
+{
+	__atomic_store_n(&mm_cpu_local_table[cpu], p, __ATOMIC_RELAXED);
 }
 #endif
 

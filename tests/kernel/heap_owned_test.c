@@ -7,7 +7,7 @@
  * Each test drives one CPU's mcache into a known state and reads it back
  * from the span records and the mcache itself: which set holds a span
  * (list), who owns it (owner_cpu), whether kfree's fast path may free into
- * it (local_cpu), what sits on a CPU's notice stack (remote_pending,
+ * it (local_cache), what sits on a CPU's notice stack (remote_pending,
  * pending_next). The properties at stake:
  *   - many live objects on one CPU stay that CPU's (the full set is not
  *     capped), so freeing them there is local: no remote protocol, the
@@ -312,13 +312,13 @@ static struct where where_are(const struct span_set *set, unsigned cpu, unsigned
 		}
 		if (s == mc->alloc[spc]) {
 			w.alloc++;
-			w.bad_local += s->local_cpu != (int16_t)cpu;
+			w.bad_local += mspan_local_cpu(s) != (int)cpu;
 		} else if (s->list == MSPAN_ON_OWNED) {
 			w.partial++;
-			w.bad_local += s->local_cpu != (int16_t)cpu;
+			w.bad_local += mspan_local_cpu(s) != (int)cpu;
 		} else if (s->list == MSPAN_ON_OWNED_FULL) {
 			w.full++;
-			w.bad_local += s->local_cpu != -1;
+			w.bad_local += mspan_local_cpu(s) != -1;
 		}
 	}
 	return w;
@@ -502,14 +502,15 @@ KTEST(heap_owned, a_local_free_moves_a_full_span_to_the_partial_set)
 		KASSERT_TRUE(filled);
 	}
 	KEXPECT_EQ(f->list, MSPAN_ON_OWNED_FULL);
-	KEXPECT_EQ(f->local_cpu, -1);
+	KEXPECT_EQ(mspan_local_cpu(f), -1);
 	KEXPECT_EQ(f->owner_cpu, (int32_t)cpu);
 	KEXPECT_NE(mcaches[cpu].alloc[spc], f);
 	KEXPECT_EQ(mcaches[cpu].nowned[spc], 0);
 	KEXPECT_EQ(mheap_verify(), 0);
 
-	/* One free: the slow path (local_cpu is -1) moves f to the partial
-	 * set; the next ones find local_cpu == this CPU (the fast path). */
+	/* One free: the slow path (local_cache is MSPAN_NOT_LOCAL) moves f
+	 * to the partial set; the next ones find local_cache == this CPU's
+	 * mcache (the fast path). */
 	uint64_t locks = heap_stats().mcentral_lock_acquires;
 	unsigned in_f = 0, moved = 0;
 	for (unsigned i = 0; i < n; i++) {
@@ -519,11 +520,11 @@ KTEST(heap_owned, a_local_free_moves_a_full_span_to_the_partial_set)
 		some[i] = NULL;
 		if (in_f++ == 0) {
 			KEXPECT_EQ(f->list, MSPAN_ON_OWNED);
-			KEXPECT_EQ(f->local_cpu, (int16_t)cpu);
+			KEXPECT_EQ(mspan_local_cpu(f), (int)cpu);
 			KEXPECT_EQ(f->owner_cpu, (int32_t)cpu);
 			KEXPECT_EQ(mcaches[cpu].nowned[spc], 1);
 		} else {
-			moved += f->list != MSPAN_ON_OWNED || f->local_cpu != (int16_t)cpu;
+			moved += f->list != MSPAN_ON_OWNED || mspan_local_cpu(f) != (int)cpu;
 		}
 	}
 	KEXPECT_EQ(in_f, f->nelems);
@@ -771,7 +772,7 @@ KTEST(heap_owned, a_stale_notice_is_routed_to_the_spans_new_owner)
 	KEXPECT_EQ(f[MCACHE_OWNED_PER_CLASS]->list, MSPAN_ON_OWNED);
 	KEXPECT_EQ(f[0]->owner_cpu, -1);
 	KEXPECT_EQ(f[0]->list, MSPAN_ON_PARTIAL);
-	KEXPECT_EQ(f[0]->local_cpu, -1);
+	KEXPECT_EQ(mspan_local_cpu(f[0]), -1);
 	KEXPECT_TRUE(on_notice_stack(cpu, f[0]));
 	KEXPECT_EQ(mheap_verify(), 0);
 	/* B's first allocation takes f[0], the newest partial span of the
@@ -838,10 +839,10 @@ KTEST(heap_owned, a_double_free_into_a_full_set_span_is_reported)
 	ok = alloc_until(some, &n, SOME, span_is_full_set, f);
 	KEXPECT_TRUE(ok);
 	KEXPECT_NE(mcaches[here()].alloc[spc], cur);
-	KEXPECT_EQ(f->local_cpu, -1);
+	KEXPECT_EQ(mspan_local_cpu(f), -1);
 	expect_refused(x, false, "local double free, full set");
 	KEXPECT_EQ(f->list, MSPAN_ON_OWNED_FULL);
-	KEXPECT_EQ(f->local_cpu, -1);
+	KEXPECT_EQ(mspan_local_cpu(f), -1);
 	KEXPECT_EQ(mheap_verify(), 0);
 	uint64_t bad = heap_stats().bad_frees;
 	free_all_here(some, n);
@@ -874,7 +875,7 @@ KTEST(heap_owned, a_double_free_into_a_span_on_a_notice_stack_is_reported)
 	expect_refused(y, true, "remote double free, span on the owner's notice stack");
 	expect_refused(y, false, "owner's double free of a remotely freed object");
 	KEXPECT_EQ(g->list, MSPAN_ON_OWNED_FULL);
-	KEXPECT_EQ(g->local_cpu, -1);
+	KEXPECT_EQ(mspan_local_cpu(g), -1);
 	KEXPECT_EQ(g->remote_pending, 1);
 	KEXPECT_TRUE(on_notice_stack(cpu, g));
 	KEXPECT_EQ(mheap_verify(), 0);

@@ -232,7 +232,7 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 	}
 	/* kfree's fast path told to count p's span's frees in another class. */
 	int miscounted = -1;
-	if (s->local_cpu == (int16_t)mm_cpu_id()) {
+	if (s->local_cache == mc) {
 		uint64_t *saved = s->local_nfree;
 		s->local_nfree = &mc->nfree[spc ^ 1];
 		miscounted = mheap_verify();
