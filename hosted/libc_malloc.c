@@ -46,7 +46,7 @@ static void *enomem(void)
 	return NULL;
 }
 
-/* A jump to kmalloc: a failing allocation sets errno in the heap
+/* A jump to kmalloc_noflags (kmalloc inlined): a failing allocation sets errno in the heap
  * (mm_alloc_failed, hosted/mm_platform.h). */
 EXPORT void *malloc(size_t size)
 {

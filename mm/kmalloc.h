@@ -35,7 +35,20 @@
 #define KM_NOSCAN 0x2u  /* the object holds no pointers (Go's noscan):
                          * requests < 16 bytes take the tiny path */
 
-void *kmalloc(size_t size, unsigned flags);
+/* kmalloc's two halves, out of line: without flags (the fast path and
+ * nothing else), and with any flags. */
+void *kmalloc_noflags(size_t size);
+void *kmalloc_flags(size_t size, unsigned flags);
+
+/* Inline, as Linux's: with constant flags (the usual call) the test goes
+ * away, and a call without flags (and malloc) reaches the fast path with
+ * no flag test of its own. */
+static inline void *kmalloc(size_t size, unsigned flags)
+{
+	if (flags)
+		return kmalloc_flags(size, flags);
+	return kmalloc_noflags(size);
+}
 void *kzalloc(size_t size, unsigned flags);
 /* n * size, NULL when the product overflows. */
 void *kcalloc(size_t n, size_t size, unsigned flags);

@@ -564,9 +564,11 @@ static inline __attribute__((always_inline)) void *kmalloc_fast(uintptr_t spc)
 }
 
 /* kmalloc with flags (and any size): the tiny path, or the fast path and
- * zeroing, else the slow path. */
-__attribute__((noinline)) static void *kmalloc_flags(size_t size, unsigned flags)
+ * zeroing, else the slow path. Flags 0 are kmalloc_noflags'. */
+void *kmalloc_flags(size_t size, unsigned flags)
 {
+	if (__builtin_expect(flags == 0, 0))
+		return kmalloc_noflags(size);
 	if (__builtin_expect(size - 1 < MAX_SMALL_SIZE, 1)) {
 		if ((flags & KM_NOSCAN) && size < TINY_SIZE)
 			return kmalloc_tiny_call(size, flags);
@@ -583,16 +585,14 @@ __attribute__((noinline)) static void *kmalloc_flags(size_t size, unsigned flags
 }
 
 /*
- * The same-CPU fast path of a small allocation (1..32 KiB, no flags; with
- * flags, kmalloc_flags): one table lookup for the size class, interrupts
- * off, ctz of this CPU's 64-slot cache word of the class, the slot's bit
- * set in its span's alloc_bits, interrupts on. No lock, no atomic
- * instruction, no counter (counted in bulk: mm/mcache.h).
+ * kmalloc(size, 0): the same-CPU fast path of a small allocation (1..32
+ * KiB; with flags, kmalloc_flags): one table lookup for the size class,
+ * interrupts off, ctz of this CPU's 64-slot cache word of the class, the
+ * slot's bit set in its span's alloc_bits, interrupts on. No lock, no
+ * atomic instruction, no counter (counted in bulk: mm/mcache.h).
  */
-void *kmalloc(size_t size, unsigned flags)
+void *kmalloc_noflags(size_t size)
 {
-	if (__builtin_expect(flags != 0, 0))
-		return kmalloc_flags(size, flags);
 	if (__builtin_expect(size - 1 < MAX_SMALL_SIZE, 1)) {
 		/* spanclass_make(class, 0), widened first: the fast path's
 		 * offset into the mcache is then one shift. */

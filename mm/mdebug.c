@@ -444,7 +444,12 @@ static void *debug_realloc(void *p, size_t size, unsigned flags, const void *cal
 
 /* ---------------------------------------------------------- public API -- */
 
-void *kmalloc(size_t size, unsigned flags)
+void *kmalloc_noflags(size_t size)
+{
+	return debug_alloc(size, 8, 0, __builtin_return_address(0));
+}
+
+void *kmalloc_flags(size_t size, unsigned flags)
 {
 	return debug_alloc(size, 8, flags, __builtin_return_address(0));
 }

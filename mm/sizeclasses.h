@@ -113,10 +113,12 @@ extern const uint32_t class_to_divmagic[NUM_SIZE_CLASSES];
  * fewer); a program touches the lines of the sizes it asks for. */
 extern const uint8_t size_to_class8[MAX_SMALL_SIZE / SMALL_SIZE_DIV + 1];
 
-/* Size class of a request, 0 < size <= MAX_SMALL_SIZE. */
+/* Size class of a request, 0 < size <= MAX_SMALL_SIZE: ceil(size / 8)
+ * written as (size - 1) / 8 + 1, which shares kmalloc's range test's
+ * size - 1 (the + 1 goes into the load's displacement). */
 static inline unsigned size_to_class(size_t size)
 {
-	return size_to_class8[(size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV];
+	return size_to_class8[(size - 1) / SMALL_SIZE_DIV + 1];
 }
 
 /* offset / class_to_size[cls] for 0 <= offset <= the class's span size,
