@@ -46,8 +46,8 @@ static void *enomem(void)
 	return NULL;
 }
 
-/* A jump to kmalloc_noflags (kmalloc inlined): a failing allocation sets errno in the heap
- * (mm_alloc_failed, hosted/mm_platform.h). */
+/* A jump to kmalloc_noflags (kmalloc is inline): a failing allocation
+ * sets errno in the heap (mm_alloc_failed, hosted/mm_platform.h). */
 EXPORT void *malloc(size_t size)
 {
 	return kmalloc(size, 0);
