@@ -75,7 +75,8 @@ bool pagemap_add_chunk(uintptr_t base, size_t npages)
 			}
 			return false;
 		}
-		memset(leaf, 0, PAGEMAP_LEAF_BYTES);
+		if (!MM_SYS_ALLOC_ZEROED)
+			memset(leaf, 0, PAGEMAP_LEAF_BYTES);
 		leaf_bytes += PAGEMAP_LEAF_BYTES;
 		__atomic_store_n(&pagemap_l1[i], leaf, __ATOMIC_RELEASE);
 	}

@@ -101,6 +101,12 @@
  *       distinct pages, so a program that writes the start of its buffers
  *       touches (faults in) fewer pages; the hosted build uses 8 (64 KiB,
  *       mimalloc's slice), where untouched pages cost no memory.
+ *   MM_SYS_ALLOC_ZEROED (optional, 0 or 1)
+ *       1: every region mm_sys_alloc returns reads as zeros (a fresh
+ *       anonymous mapping), so the heap does not clear what it needs
+ *       zeroed (the page map's leaves, 1 MiB each: not writing them also
+ *       keeps their untouched pages out of the process's memory); 0 when
+ *       not defined. The hosted build sets 1.
  *   MM_PAGEMAP_BASE, MM_PAGEMAP_BITS (optional, both or neither)
  *       The page map's window (mm/pagemap.h): every chunk mm_sys_alloc
  *       returns must lie in [MM_PAGEMAP_BASE, MM_PAGEMAP_BASE +
@@ -210,6 +216,10 @@ static inline void mm_platform_counter_inc(uint64_t *c)
 
 #ifndef MM_RETAIN_MIN_BYTES
 #define MM_RETAIN_MIN_BYTES (8UL << 20)
+#endif
+
+#ifndef MM_SYS_ALLOC_ZEROED
+#define MM_SYS_ALLOC_ZEROED 0
 #endif
 
 #ifndef MM_PCACHE_MAX_BYTES
