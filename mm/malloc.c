@@ -237,7 +237,10 @@ __attribute__((noinline)) static void *kmalloc_large_aligned(size_t size, size_t
 			return oom();
 	}
 	void *p = (void *)s->startaddr;
-	if (flags & KM_ZERO)
+	/* Pages fresh from a platform whose memory comes zeroed are not
+	 * cleared again (nor touched: calloc of a big array costs no
+	 * memory until it is written, as with glibc). */
+	if ((flags & KM_ZERO) && s->needzero)
 		memset(p, 0, npages << MM_PAGE_SHIFT);
 	return p;
 }

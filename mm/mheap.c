@@ -225,6 +225,7 @@ static bool mheap_grow(size_t npages, bool exact)
 	s->npages = c->npages;
 	s->chunk = c;
 	s->owner_cpu = -1;
+	s->needzero = !MM_SYS_ALLOC_ZEROED;
 	mspan_clear_bits(s);
 	s->local_cache = MSPAN_NOT_LOCAL;
 	__atomic_store_n(&s->state, MSPAN_FREE, __ATOMIC_RELEASE);
@@ -344,6 +345,7 @@ static struct mspan *split_head(struct mspan *s, size_t npages)
 	t->startaddr = s->startaddr;
 	t->npages = npages;
 	t->chunk = s->chunk;
+	t->needzero = s->needzero;
 	s->startaddr += npages << MM_PAGE_SHIFT;
 	s->npages -= npages;
 	free_insert(s);
@@ -462,6 +464,7 @@ void mheap_extend_run(struct mspan *s, struct mspan *t)
 	if (t->npages > 1)
 		pagemap_set_page(t->startaddr, NULL);
 	s->npages += t->npages;
+	s->needzero |= t->needzero;
 }
 
 /* Merge free run b (right after a) into a; returns a. */
@@ -500,6 +503,7 @@ void mheap_free_span_locked(struct mspan *s)
 	s->list = MSPAN_ON_NONE;
 	s->owner_cpu = -1;
 	s->local_cache = MSPAN_NOT_LOCAL;
+	s->needzero = 1;   /* its pages were handed out */
 	__atomic_store_n(&s->state, MSPAN_FREE, __ATOMIC_RELEASE);
 
 	struct heap_chunk *c = s->chunk;

@@ -117,6 +117,7 @@ static void split_tail(struct mspan *s, struct mspan *t, size_t npages, unsigned
 	t->startaddr = s->startaddr + (npages << MM_PAGE_SHIFT);
 	t->npages = s->npages - npages;
 	t->chunk = s->chunk;
+	t->needzero = s->needzero;
 	t->spanclass = 0;
 	t->list = MSPAN_ON_NONE;
 	t->local_cache = MSPAN_NOT_LOCAL;
@@ -290,6 +291,7 @@ bool mheap_free_large(uintptr_t p, struct mspan *s, unsigned cpu)
 		__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
 		return false;
 	}
+	s->needzero = 1;   /* its pages were handed out */
 	struct page_cache *pc = &page_caches[cpu];
 	/* A chunk bigger than the least was made for one object of its size:
 	 * its runs go back to the mheap, where it can be whole again. */

@@ -157,6 +157,12 @@ struct mspan {
 	struct heap_chunk *chunk; /* the platform chunk the pages came from */
 	struct tiny_meta *tiny;   /* TINY_SPAN_CLASS spans only */
 	uint32_t remote_pending;       /* 1 while routed to a pending or notice stack, or on one */
+	/* 1: the pages may hold old data, so a KM_ZERO large object made of
+	 * them is cleared; 0 only while they are as fresh from a platform
+	 * whose memory comes zeroed (MM_SYS_ALLOC_ZEROED; Go's needzero).
+	 * Set as a chunk's run is made, inherited by a split, or'ed by a
+	 * merge, 1 from a span's free on (mm/mheap.c, mm/mpagecache.c). */
+	uint8_t needzero;
 	struct mspan *pending_next;    /* link on that stack */
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(struct mspan) == 128, "a span record is two cache lines");

@@ -172,6 +172,28 @@ static int check_no_bitmaps(const struct mspan *s)
 	return 0;
 }
 
+/* A free or page-cached run that says its pages are as fresh from the
+ * platform (needzero 0; only where MM_SYS_ALLOC_ZEROED) must read as
+ * zeros: the first and last word of each page are looked at (a KM_ZERO
+ * allocation of them would not clear them). */
+static int check_fresh_run(const struct mspan *s)
+{
+	if (s->needzero > 1)
+		FAIL("run %p: needzero %u", (void *)s, s->needzero);
+	if (s->needzero)
+		return 0;
+	if (!MM_SYS_ALLOC_ZEROED)
+		FAIL("run %p: needzero 0, but the platform's memory is not zeroed", (void *)s);
+	for (uintptr_t k = 0; k < s->npages; k++) {
+		const uint64_t *w = (const uint64_t *)(s->startaddr + (k << MM_PAGE_SHIFT));
+		if (w[0] || w[MM_PAGE_SIZE / 8 - 1])
+			FAIL("run %p [%#lx, %lu pages]: needzero 0, but page %lu holds data",
+			     (void *)s, (unsigned long)s->startaddr, (unsigned long)s->npages,
+			     (unsigned long)k);
+	}
+	return 0;
+}
+
 static int walk_chunks(uint64_t *free_pages, uint64_t *small_pages, uint64_t *large_pages,
 		       uint64_t *nlarge, uint64_t *chunk_bytes)
 {
@@ -203,6 +225,9 @@ static int walk_chunks(uint64_t *free_pages, uint64_t *small_pages, uint64_t *la
 			}
 			records_seen++;
 			if (s->state != MSPAN_INUSE && check_no_bitmaps(s))
+				return 1;
+			if ((s->state == MSPAN_FREE || s->state == MSPAN_CACHED) &&
+			    check_fresh_run(s))
 				return 1;
 			/* kfree's fast path never frees into what is no small
 			 * span (a NULL here would match a CPU that may not

@@ -96,6 +96,45 @@ KTEST(heap_retain, freed_chunk_is_reused_without_the_platform)
 	KEXPECT_EQ(retained_chunk_bytes(), 0);
 }
 
+/* KM_ZERO large objects: pages fresh from a platform whose memory comes
+ * zeroed (MM_SYS_ALLOC_ZEROED: hosted) are not cleared again, pages used
+ * before are, whatever runs they were split from or merged into; the
+ * verifier catches a run that says it is fresh but holds data. Not in
+ * debug mode, whose quarantine delays the free (and which clears every
+ * span as it is made). */
+#if !DEBUG_HEAP
+KTEST(heap_retain, zeroed_large_objects_are_cleared_when_their_pages_were_used)
+{
+	uint64_t base = heap_drained_bytes();
+	size_t size = BIG_PAGES * MM_PAGE_SIZE;
+	uint8_t *a = kzalloc(size, 0);
+	KASSERT_NOT_NULL(a);
+	KEXPECT_TRUE(all_bytes(a, 0, size));
+	/* Cut from the first chunk made since the drain. */
+	KEXPECT_EQ(mheap_span_of(a)->needzero, !MM_SYS_ALLOC_ZEROED);
+	heap_fill(a, 0xa5, size);
+	kfree(a);
+	page_cache_flush();   /* merged into the chunk's free run */
+	KEXPECT_EQ(mheap_verify(), 0);
+	struct mspan *run = mheap_span_containing(a);
+	KASSERT_NOT_NULL(run);
+	KEXPECT_EQ(run->state, MSPAN_FREE);
+	KEXPECT_EQ(run->needzero, 1);
+	/* Broken on purpose: a run that holds data, said to be fresh. */
+	run->needzero = 0;
+	KEXPECT_EQ(mheap_verify(), 1);
+	run->needzero = 1;
+	KEXPECT_EQ(mheap_verify(), 0);
+
+	uint8_t *b = kzalloc(size, 0);   /* from that run again */
+	KASSERT_NOT_NULL(b);
+	KEXPECT_EQ(mheap_span_of(b)->needzero, 1);
+	KEXPECT_TRUE(all_bytes(b, 0, size));
+	kfree(b);
+	expect_flushed_and_back(base);
+}
+#endif
+
 #define CHURN_MAX 160   /* 2 x a 64 MiB floor + 4, in chunks of at least 1 MiB */
 
 KTEST(heap_retain, scavenger_keeps_retained_memory_bounded)
