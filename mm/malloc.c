@@ -401,21 +401,16 @@ __attribute__((noinline)) static void kfree_checked(const void *p, struct mspan 
 	}
 }
 
-/* kfree's slow path: every check and every kind of free, in a section of
- * its own. A tail call from the fast path. The two common cases go first
- * and stay lean: an object of this CPU's current tiny block, and an
- * object of a small span another CPU owns, or none (a remote free,
- * classified as kfree_checked would); everything else is kfree_checked's,
- * out of line. */
-__attribute__((noinline)) static void kfree_slow(const void *p, const void *caller)
+/* kfree's slow path inside its section, on CPU cpu (mc its mcache). The
+ * two common cases go first and stay lean: an object of this CPU's
+ * current tiny block, and an object of a small span another CPU owns, or
+ * none (a remote free, classified as kfree_checked would); everything
+ * else is kfree_checked's, out of line. */
+static inline __attribute__((always_inline)) void kfree_slow_in(const void *p, struct mcache *mc,
+								unsigned cpu, const void *caller)
 {
-	if (!p)
-		return;
-	unsigned long irq = mm_irq_save();
-	unsigned cpu = mm_cpu_id();
-	if (tiny_in_current(&mcaches[cpu], p)) {
-		tiny_free_current(&mcaches[cpu], p, caller);
-		mm_irq_restore(irq);
+	if (tiny_in_current(mc, p)) {
+		tiny_free_current(mc, p, caller);
 		return;
 	}
 	struct mspan *s = mheap_span_of(p);
@@ -428,10 +423,30 @@ __attribute__((noinline)) static void kfree_slow(const void *p, const void *call
 		 * span may be swept, given back and its record reused. */
 		unsigned spc = s->spanclass;
 		if (mcentral_free(s, (unsigned)i, cpu, p, caller))
-			stat_inc(&mcaches[cpu].nfree[spc]);
+			stat_inc(&mc->nfree[spc]);
 	} else {
 		kfree_checked(p, s, cpu, caller);
 	}
+}
+
+/* kfree's slow path: every check and every kind of free, in a section of
+ * its own (the fast paths' own where the platform allows, its mcache
+ * pointer with it; else mm_irq_save's). A tail call from the fast path. */
+__attribute__((noinline)) static void kfree_slow(const void *p, const void *caller)
+{
+	if (!p)
+		return;
+	unsigned long irq;
+	struct mcache *mc = mm_irq_save_local(&irq);
+	if (__builtin_expect(mc != NULL, 1)) {
+		kfree_slow_in(p, mc, mm_cpu_id(), caller);
+		mm_irq_restore_local(irq);
+		return;
+	}
+	mm_irq_restore_local(irq);
+	irq = mm_irq_save();
+	unsigned cpu = mm_cpu_id();
+	kfree_slow_in(p, &mcaches[cpu], cpu, caller);
 	mm_irq_restore(irq);
 }
 
