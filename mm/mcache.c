@@ -208,7 +208,8 @@ static void take_notices(struct mcache *mc, unsigned cpu)
 /* The second half of cache_set (below), alone for a word whose place
  * (alloc_word, base, elemsize) is already the cache's: the word's slots
  * and the counts. */
-static void cache_set_free(struct mcache *mc, unsigned spc, uint64_t c)
+static inline __attribute__((always_inline)) void cache_set_free(struct mcache *mc, unsigned spc,
+								    uint64_t c)
 {
 	struct mcache_alloc_word *aw = &mc->alloc_cache[spc];
 	uint64_t old = aw->free;
@@ -256,7 +257,7 @@ uint64_t mcache_nmalloc(const struct mcache *mc, unsigned spc)
 }
 
 /* The next object from a cache word just loaded (not 0). */
-static void *cache_take(struct mcache *mc, unsigned spc)
+static inline __attribute__((always_inline)) void *cache_take(struct mcache *mc, unsigned spc)
 {
 	void *p = mcache_alloc_fast(mc, spc);
 	MM_BUG_ON(p == NULL);
