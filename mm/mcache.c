@@ -274,21 +274,15 @@ static void *alloc_from(struct mcache *mc, struct mspan *s)
 	return cache_take(mc, spc);
 }
 
-void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
+/* The rest of a refill (mcache_refill_alloc): the next word of s (the
+ * allocation span, or MCACHE_NO_SPAN), c, which was not the same word
+ * again, or (c == 0) a sweep; then the owned sets and the mcentral. */
+static __attribute__((noinline)) void *refill_next(struct mcache *mc, unsigned spc,
+						   unsigned cpu, struct mspan *s, uint64_t c)
 {
-	struct mspan *s = mc->alloc[spc];
 	if (!mc->holds_spans)
 		__atomic_store_n(&mc->holds_spans, 1, __ATOMIC_RELAXED);
-
 	if (s != MCACHE_NO_SPAN) {
-		MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
-		MM_BUG_ON(mc->alloc_cache[spc].free != 0);
-		unsigned word = s->cache_word;
-		uint64_t c = mspan_next_cache_word(s);
-		if (c && s->cache_word == word) {
-			cache_set_free(mc, spc, c);   /* the same word again */
-			return cache_take(mc, spc);
-		}
 		if (!c) {
 			mspan_sweep(s);
 			if (worth_allocating(s))
@@ -313,6 +307,27 @@ void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 			return NULL;
 	}
 	return alloc_from(mc, s);
+}
+
+/* The commonest refill first, with few registers to save: the same word
+ * of the allocation span again (spans of few objects, 8 to 32 KiB, need
+ * it every few allocations); the rest out of line. A span that is this
+ * CPU's allocation span means holds_spans is set already. */
+void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
+{
+	struct mspan *s = mc->alloc[spc];
+	uint64_t c = 0;
+	if (s != MCACHE_NO_SPAN) {
+		MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
+		MM_BUG_ON(mc->alloc_cache[spc].free != 0);
+		unsigned word = s->cache_word;
+		c = mspan_next_cache_word(s);
+		if (c && s->cache_word == word) {
+			cache_set_free(mc, spc, c);   /* the same word again */
+			return cache_take(mc, spc);
+		}
+	}
+	return refill_next(mc, spc, cpu, s, c);
 }
 
 bool mcache_free(struct mspan *s, unsigned i, unsigned cpu, const void *p, const void *caller)

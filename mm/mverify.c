@@ -107,6 +107,11 @@ static int check_small_span(const struct mspan *s)
 			FAIL("span %p class %u: owner CPU %d out of range", (void *)s, cls,
 			     s->owner_cpu);
 		bool allocating = mcaches[s->owner_cpu].alloc[spc] == s;
+		/* A CPU with an allocation span holds spans (its refills of
+		 * the same word do not set holds_spans again: mm/mcache.c). */
+		if (allocating && !mcaches[s->owner_cpu].holds_spans)
+			FAIL("span %p class %u: CPU %d allocates from it but holds_spans is 0",
+			     (void *)s, cls, s->owner_cpu);
 		if (allocating && s->list != MSPAN_ON_NONE)
 			FAIL("span %p class %u: CPU %d allocates from it and it is on list %u",
 			     (void *)s, cls, s->owner_cpu, s->list);

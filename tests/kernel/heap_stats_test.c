@@ -238,6 +238,14 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 		miscounted = mheap_verify();
 		s->local_nfree = saved;
 	}
+	/* An allocation span, but holds_spans cleared (a release request
+	 * would then not wait for this CPU). */
+	int unheld = -1;
+	if (mc->alloc[spc] == s) {
+		mc->holds_spans = 0;
+		unheld = mheap_verify();
+		mc->holds_spans = 1;
+	}
 	/* Left in the middle of a cache word change. */
 	mc->stats_seq++;
 	int odd = mheap_verify();
@@ -254,6 +262,7 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 	KEXPECT_EQ(shifted, 1);
 	KEXPECT_EQ(orphan, 1);
 	KEXPECT_EQ(miscounted, 1);
+	KEXPECT_EQ(unheld, 1);
 	KEXPECT_EQ(odd, 1);
 	KEXPECT_EQ(hazard, 1);
 	KEXPECT_EQ(after, 0);
