@@ -196,10 +196,19 @@ static inline void *kmalloc_spc(unsigned spc, unsigned flags)
  * the hosted build waits for the section to end). */
 static struct mspan *large_span(size_t npages, size_t align_pages)
 {
-	unsigned long irq = mm_irq_save();
+	unsigned long irq;
+	struct mspan *s;
+	struct mcache *mc = mm_irq_save_local(&irq);   /* the fast paths' section, if it may */
+	if (__builtin_expect(mc != NULL, 1)) {
+		if ((s = mheap_alloc_large(npages, align_pages, mm_cpu_id())) != NULL)
+			stat_inc(&mc->large_alloc);
+		mm_irq_restore_local(irq);
+		return s;
+	}
+	mm_irq_restore_local(irq);
+	irq = mm_irq_save();
 	unsigned cpu = mm_cpu_id();
-	struct mspan *s = mheap_alloc_large(npages, align_pages, cpu);
-	if (s)
+	if ((s = mheap_alloc_large(npages, align_pages, cpu)) != NULL)
 		stat_inc(&mcaches[cpu].large_alloc);
 	mm_irq_restore(irq);
 	return s;
@@ -402,10 +411,11 @@ __attribute__((noinline)) static void kfree_checked(const void *p, struct mspan 
 }
 
 /* kfree's slow path inside its section, on CPU cpu (mc its mcache). The
- * two common cases go first and stay lean: an object of this CPU's
- * current tiny block, and an object of a small span another CPU owns, or
- * none (a remote free, classified as kfree_checked would); everything
- * else is kfree_checked's, out of line. */
+ * common cases go first and stay lean, classified as kfree_checked
+ * would: an object of this CPU's current tiny block, an object of a
+ * small span another CPU owns, or none (a remote free), and a large
+ * object; everything else (reports, tiny and full-set frees) is
+ * kfree_checked's, out of line. */
 static inline __attribute__((always_inline)) void kfree_slow_in(const void *p, struct mcache *mc,
 								unsigned cpu, const void *caller)
 {
@@ -415,15 +425,23 @@ static inline __attribute__((always_inline)) void kfree_slow_in(const void *p, s
 	}
 	struct mspan *s = mheap_span_of(p);
 	int i;
-	if (__builtin_expect(s != NULL, 1) && mspan_state_of(s) == MSPAN_INUSE &&
-	    s->spanclass != TINY_SPAN_CLASS &&
-	    __atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu &&
-	    (i = mspan_obj_index(s, (uintptr_t)p)) >= 0) {
+	if (__builtin_expect(s == NULL, 0)) {
+		kfree_checked(p, s, cpu, caller);
+	} else if (mspan_state_of(s) == MSPAN_INUSE && s->spanclass != TINY_SPAN_CLASS &&
+		   __atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu &&
+		   (i = mspan_obj_index(s, (uintptr_t)p)) >= 0) {
 		/* Read before the free: once it is recorded remotely, the
 		 * span may be swept, given back and its record reused. */
 		unsigned spc = s->spanclass;
 		if (mcentral_free(s, (unsigned)i, cpu, p, caller))
 			stat_inc(&mc->nfree[spc]);
+	} else if (mspan_state_of(s) == MSPAN_LARGE && (uintptr_t)p == s->startaddr) {
+		/* A large object: what kfree_checked's classification would
+		 * find, without the call. */
+		if (mheap_free_large((uintptr_t)p, s, cpu))
+			stat_inc(&mc->large_free);
+		else
+			mm_bad_pointer("kfree", "double free of a large object", p, s, caller);
 	} else {
 		kfree_checked(p, s, cpu, caller);
 	}
@@ -521,15 +539,20 @@ static size_t object_size(const char *op, const void *p, const void *caller)
  * fast path is a leaf that saves no register and tail-calls this. */
 __attribute__((noinline)) static void *kmalloc_slow(size_t size, unsigned flags)
 {
+	if (size > MAX_SMALL_SIZE) {   /* alloc_slow's choice, made at once */
+		init_once();
+		return kmalloc_large(size, flags);
+	}
 	return alloc_slow(size, 0, flags);
 }
 
 /* kmalloc's fast path found the cache word of the small class of size
- * and flags used up (or none): the refill (the same or the next word, the owned sets, the
- * mcentral), in a section of its own, without alloc_slow's choice of path
- * and class again (what spans of few objects, 16 and 32 KiB, need every
- * few allocations); else, with the heap not yet set up, a release request
- * waiting for this CPU's answer or no memory, the whole slow path. */
+ * and flags used up (or none): the refill (the same or the next word,
+ * the owned sets, the mcentral), in a section of its own, without
+ * alloc_slow's choice of path and class again (what spans of few
+ * objects, 16 and 32 KiB, need every few allocations); else, with the
+ * heap not yet set up, a release request waiting for this CPU's answer
+ * or no memory, the whole slow path. */
 __attribute__((noinline)) static void *kmalloc_miss(size_t size, unsigned flags)
 {
 	/* The class again, here rather than passed: the fast path then
