@@ -14,6 +14,7 @@
 #include "mm/kmalloc.h"
 #include "kernel/pmm.h"
 #include "mm/pagemap.h"
+#include "mm/mcache.h"
 #include "kernel/smp.h"
 #include "kernel/percpu.h"
 #include "lib/string.h"
@@ -245,6 +246,28 @@ static void churn_until_ticks(void *arg)
 	/* Churn while the timer interrupts us, until it has run enough. */
 	for (int round = 0; round < 200 && irq_runs[cpu] < 20; round++)
 		churn(NULL);
+}
+
+/* Every CPU's fast paths reach that CPU's own mcache (kmalloc_init set
+ * each CPU's pointer, whenever the CPU came up). */
+static void *local_seen[MAX_CPUS];
+
+static void read_local(void *arg)
+{
+	(void)arg;
+	unsigned long irq;
+	void *mc = mm_irq_save_local(&irq);
+	local_seen[this_cpu_id()] = mc;
+	mm_irq_restore_local(irq);
+}
+
+KTEST(heap_smp, every_cpu_reaches_its_own_mcache)
+{
+	memset(local_seen, 0, sizeof(local_seen));
+	smp_call_all(read_local, NULL);
+	KEXPECT_GE(ncpus_online, 1);
+	for (unsigned c = 0; c < ncpus_online; c++)
+		KEXPECT_EQ(local_seen[c], (void *)&mcaches[c]);
 }
 
 KTEST(heap_smp, allocation_inside_the_timer_interrupt)

@@ -23,6 +23,8 @@
 #include "mm/kmalloc.h"
 #include "mm/platform.h"
 #include "mm/sizeclasses.h"
+#include "mm/mcache.h"
+#include "mm/mheap.h"
 #include "tests/kernel/ktest.h"
 #include "tests/kernel/heap_testlib.h"
 
@@ -65,6 +67,31 @@ KTEST(heap_api, kmalloc_zero_unique)
 	KEXPECT_EQ(heap_stats().bad_frees, before.bad_frees);
 	KEXPECT_EQ(heap_stats().objects_inuse, before.objects_inuse);
 	KEXPECT_EQ(mheap_verify(), 0);
+}
+
+/* Once the heap is set up, the fast paths' section hands this CPU its
+ * own mcache (mm_irq_save_local: the kernel's %gs, the hosted thread's
+ * pointer), and kfree's fast path frees into the span this CPU allocates
+ * from (its local_cache is that mcache). */
+KTEST(heap_api, the_fast_paths_reach_this_cpus_mcache)
+{
+	void *p = kmalloc(48, 0);
+	KASSERT_NOT_NULL(p);
+	unsigned long irq;
+	void *mc = mm_irq_save_local(&irq);
+	unsigned cpu = mm_cpu_id();
+	mm_irq_restore_local(irq);
+	KEXPECT_EQ(mc, (void *)&mcaches[cpu]);
+	struct mspan *s = mheap_span_of(p);
+	KASSERT_NOT_NULL(s);
+	KEXPECT_EQ((void *)s->local_cache, (void *)&mcaches[cpu]);
+	unsigned spc = s->spanclass;
+	uint64_t nfree = mcaches[cpu].nfree[spc];
+	kfree(p);
+	/* Counted where the fast path counts (debug mode's quarantine
+	 * frees later). */
+	if (!DEBUG_HEAP)
+		KEXPECT_EQ(mcaches[cpu].nfree[spc], nfree + 1);
 }
 
 KTEST(heap_api, kfree_null_is_noop)
