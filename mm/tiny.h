@@ -38,17 +38,20 @@ static inline void *tiny_take(struct mcache *mc, uint32_t off, size_t size)
 }
 
 /* A tiny object (1 <= size < TINY_SIZE) from this CPU's current block,
- * or NULL when it does not fit there (or there is none): a leaf, no
- * lock, no atomic read-modify-write. */
+ * or NULL when it does not fit there (or there is none, or the platform
+ * says the fast paths may not run): a leaf, no lock, no atomic
+ * read-modify-write, in the fast paths' section. */
 static inline void *tiny_alloc_fast(size_t size)
 {
-	unsigned long irq = mm_irq_save();
-	struct mcache *mc = &mcaches[mm_cpu_id()];
-	uint32_t off = tiny_fit(mc, size);
+	unsigned long irq;
 	void *p = NULL;
-	if (__builtin_expect(off + size <= TINY_SIZE, 1))
-		p = tiny_take(mc, off, size);
-	mm_irq_restore(irq);
+	struct mcache *mc = mm_irq_save_local(&irq);   /* NULL: the slow path */
+	if (__builtin_expect(mc != NULL, 1)) {
+		uint32_t off = tiny_fit(mc, size);
+		if (__builtin_expect(off + size <= TINY_SIZE, 1))
+			p = tiny_take(mc, off, size);
+	}
+	mm_irq_restore_local(irq);
 	return p;
 }
 
