@@ -3,7 +3,8 @@
  * (mm/platform.h documents it). The kernel sizes the heap's per-CPU state
  * (MM_MAX_CPUS is the kernel's MAX_CPUS); the CPU id comes from the
  * per-CPU area (struct cpu.id at %gs:8, see kernel/percpu.h; not volatile,
- * so the compiler may reuse it within an mm_irq_save section); interrupts are
+ * so the compiler may reuse it within an mm_irq_save section), and so does
+ * the fast paths' mcache pointer (struct cpu.mm_local); interrupts are
  * turned off with pushfq+cli and back on with a conditional sti (no
  * popfq), lib/irqflags.h. The debug-lock build (`make DEBUG=1`, which
  * defines SPINLOCK_DEBUG for the kernel's own locks too) turns on the heap
