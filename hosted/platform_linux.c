@@ -51,9 +51,11 @@ static __thread unsigned char slot_released MM_HOST_TLS;
 static uint64_t slot_used[(MM_HOST_EXCLUSIVE_SLOTS + 63) / 64];
 /* slot_lock protects slot_thread[] (each exclusive slot's thread, whose
  * gate, local and depth a fork reaches through it), slot_local[] and
- * every thread's gate and local fields. Taken by a thread as it takes or gives back an exclusive slot,
- * and by a fork from its prepare to its parent or child handler, so a
- * thread that exits meanwhile waits before its thread-local data goes. */
+ * every thread's gate and local fields. Taken by a thread as it takes or
+ * gives back an exclusive slot, by the heap setting the slots' pointers
+ * (mm_host_cpu_local_set, outside any section), and by a fork from its
+ * prepare to its parent or child handler, so a thread that exits
+ * meanwhile waits before its thread-local data goes. */
 static spinlock_t slot_lock = SPINLOCK_INIT("host_slots");
 static struct mm_host_thread *slot_thread[MM_HOST_EXCLUSIVE_SLOTS];
 /* Each slot's pointer from mm_cpu_local_set (its mcache), NULL until the
@@ -195,9 +197,10 @@ unsigned mm_host_slots_in_use(void)
  * barrier: afterwards, a thread that is in the heap has its depth > 0
  * visible to us, and one that enters sees its local pointer NULL (the
  * fast paths) or its gate closed (mm_irq_save) and waits at the door
- * (mm_host_irq_save_slow, while mm_host_forking is set). We wait for every depth to reach 0, take
- * the shared slots' locks and every heap lock (the mheap and mcentrals
- * are also used outside mm_irq_save sections). This is the asymmetric
+ * (mm_host_irq_save_slow, while mm_host_forking is set). We wait for
+ * every depth to reach 0, take the shared slots' locks and every heap
+ * lock (the mheap and mcentrals are also used outside mm_irq_save
+ * sections). This is the asymmetric
  * Dekker pattern: the fast path pays a plain add and a load of its own
  * thread's data, the rare fork pays the barrier.
  */
