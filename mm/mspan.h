@@ -189,13 +189,13 @@ static inline bool mspan_free_owned(struct mspan *s, const void *p)
 	uint64_t x = (uint64_t)(uint32_t)off * s->divmagic;
 	if (__builtin_expect(!size_class_is_start(x, s->divmagic), 0))
 		return false;
-	uint64_t i = x >> 32;   /* mspan_offset_index */
-	uint64_t *ab = &s->alloc_bits[i / 64];
+	uint32_t i = (uint32_t)(x >> 32);   /* mspan_offset_index */
+	unsigned w = i / 64, b = i % 64;
+	uint64_t *ab = &s->alloc_bits[w];
 	uint64_t a = ld64(ab);
-	/* i & 63, not i % 64: the shifts' own masking, no instruction. */
-	if (__builtin_expect(!((a & ~ld64(&s->remote_bits[i / 64])) >> (i & 63) & 1), 0))
+	if (__builtin_expect(!((a & ~ld64(&s->remote_bits[w])) >> b & 1), 0))
 		return false;
-	st64(ab, a & ~(1ULL << (i & 63)));
+	st64(ab, a & ~(1ULL << b));
 	return true;
 }
 
