@@ -424,18 +424,21 @@ static inline __attribute__((always_inline)) void kfree_slow_in(const void *p, s
 		return;
 	}
 	struct mspan *s = mheap_span_of(p);
-	int i;
 	if (__builtin_expect(s == NULL, 0)) {
 		kfree_checked(p, s, cpu, caller);
-	} else if (mspan_state_of(s) == MSPAN_INUSE && s->spanclass != TINY_SPAN_CLASS &&
-		   __atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu &&
-		   (i = mspan_obj_index(s, (uintptr_t)p)) >= 0) {
+		return;
+	}
+	uint8_t state = mspan_state_of(s);
+	int i;
+	if (state == MSPAN_INUSE && s->spanclass != TINY_SPAN_CLASS &&
+	    __atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu &&
+	    (i = mspan_obj_index(s, (uintptr_t)p)) >= 0) {
 		/* Read before the free: once it is recorded remotely, the
 		 * span may be swept, given back and its record reused. */
 		unsigned spc = s->spanclass;
 		if (mcentral_free(s, (unsigned)i, cpu, p, caller))
 			stat_inc(&mc->nfree[spc]);
-	} else if (mspan_state_of(s) == MSPAN_LARGE && (uintptr_t)p == s->startaddr) {
+	} else if (state == MSPAN_LARGE && (uintptr_t)p == s->startaddr) {
 		/* A large object: what kfree_checked's classification would
 		 * find, without the call. */
 		if (mheap_free_large((uintptr_t)p, s, cpu))
