@@ -13,9 +13,10 @@
  * mm_irq_save() takes the slot's lock (counted, so nesting is fine) where
  * the kernel would turn interrupts off, and mm_irq_restore() drops it. An
  * exclusive thread's fast paths pay one thread-local load, of its slot's
- * mcache pointer (NULL: not this way); in libspanheap.so (built with
- * MM_HOST_FORK_SAFE) also a thread-local add to its depth: with the
- * pointer (and the gate of mm_irq_save's sections), which a fork NULLs,
+ * mcache pointer (MM_CPU_LOCAL_NONE: not this way); in libspanheap.so
+ * (built with MM_HOST_FORK_SAFE) also a thread-local add to its depth:
+ * with the pointer (and the gate of mm_irq_save's sections), which a fork
+ * resets,
  * what lets fork find the heap quiet (see fork in platform_linux.c). The
  * static libspanheap.a registers no fork handlers and skips them.
  *
@@ -137,7 +138,7 @@ struct mm_host_thread {
 	unsigned shared_depth;   /* levels held on a shared slot's lock */
 	unsigned cpu;            /* the slot's id (mm_cpu_id), once it has one */
 	/* The slot's pointer from mm_cpu_local_set (its mcache) while the
-	 * gate is open and the heap has set it, else NULL: all the fast
+	 * gate is open and the heap has set it, else MM_CPU_LOCAL_NONE: all the fast
 	 * paths load (mm_irq_save_local). Written with the gate, under the
 	 * slot lock. */
 	void *local;
@@ -208,8 +209,8 @@ static inline void mm_host_depth_add(int d)
  * thread-local load of mm_host_thread.local, unless the build is
  * fork-safe (MM_HOST_FORK_SAFE: libspanheap.so, whose fork handlers need
  * it): then its depth + 1 first, no atomic instruction (a fork closes
- * every gate, NULLs every local, then pairs it with membarrier). NULL
- * with no slot yet, a shared slot, a fork waiting, or before the heap set
+ * every gate, resets every local, then pairs it with membarrier).
+ * MM_CPU_LOCAL_NONE with no slot yet, a shared slot, a fork waiting, or before the heap set
  * the pointers. The fast paths contain no call this way.
  */
 #define MM_HAVE_CPU_LOCAL 1

@@ -32,7 +32,7 @@
 #include "lib/spinlock.h"
 #include "hosted/format.h"
 
-__thread struct mm_host_thread mm_host_thread MM_HOST_TLS;
+__thread struct mm_host_thread mm_host_thread MM_HOST_TLS = { .local = MM_CPU_LOCAL_NONE };
 int mm_host_forking;
 int mm_host_have_popcnt;
 
@@ -58,9 +58,10 @@ static uint64_t slot_used[(MM_HOST_EXCLUSIVE_SLOTS + 63) / 64];
  * meanwhile waits before its thread-local data goes. */
 static spinlock_t slot_lock = SPINLOCK_INIT("host_slots");
 static struct mm_host_thread *slot_thread[MM_HOST_EXCLUSIVE_SLOTS];
-/* Each slot's pointer from mm_cpu_local_set (its mcache), NULL until the
- * heap sets it; copied into a thread's local as its gate opens. */
-static void *slot_local[MM_MAX_CPUS];
+/* Each slot's pointer from mm_cpu_local_set (its mcache),
+ * MM_CPU_LOCAL_NONE until the heap sets it; copied into a thread's local
+ * as its gate opens. */
+static void *slot_local[MM_MAX_CPUS] = { [0 ... MM_MAX_CPUS - 1] = MM_CPU_LOCAL_NONE };
 static pthread_key_t slot_key;
 static pthread_once_t slot_key_once = PTHREAD_ONCE_INIT;
 static unsigned shared_next;        /* round robin over the shared slots */
@@ -83,7 +84,7 @@ static void slot_release(void *arg)
 	spin_lock(&slot_lock);
 	slot_released = 1;
 	__atomic_store_n(&t->gate, 0, __ATOMIC_RELAXED);
-	__atomic_store_n(&t->local, NULL, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->local, MM_CPU_LOCAL_NONE, __ATOMIC_RELAXED);
 	slot_thread[id] = NULL;
 	t->slot = 0;
 	spin_unlock(&slot_lock);
@@ -191,11 +192,11 @@ unsigned mm_host_slots_in_use(void)
  * A thread of an exclusive slot changes its mcache and its spans without
  * a lock, so holding the heap's locks is not enough for a consistent copy
  * in the child: fork must also find no thread inside the heap. The
- * forking thread closes every thread's gate and NULLs its local pointer
- * (under slot_lock, which it keeps until the fork is done), then
+ * forking thread closes every thread's gate and resets its local pointer
+ * to MM_CPU_LOCAL_NONE (under slot_lock, which it keeps until the fork is done), then
  * membarrier() makes every other thread of the process execute a full
  * barrier: afterwards, a thread that is in the heap has its depth > 0
- * visible to us, and one that enters sees its local pointer NULL (the
+ * visible to us, and one that enters sees MM_CPU_LOCAL_NONE (the
  * fast paths) or its gate closed (mm_irq_save) and waits at the door
  * (mm_host_irq_save_slow, while mm_host_forking is set). We wait for
  * every depth to reach 0, take the shared slots' locks and every heap
@@ -219,14 +220,14 @@ static int barrier_all_threads(void)
 }
 
 /* Open (or close: open false) every exclusive slot's gate, and give its
- * thread its local pointer (or NULL); slot_lock held. */
+ * thread its local pointer (or MM_CPU_LOCAL_NONE); slot_lock held. */
 static void set_gates(int open)
 {
 	for (unsigned i = 0; i < MM_HOST_EXCLUSIVE_SLOTS; i++)
 		if (slot_thread[i]) {
 			__atomic_store_n(&slot_thread[i]->gate, open ? i + 1 : 0,
 					 __ATOMIC_RELAXED);
-			__atomic_store_n(&slot_thread[i]->local, open ? slot_local[i] : NULL,
+			__atomic_store_n(&slot_thread[i]->local, open ? slot_local[i] : MM_CPU_LOCAL_NONE,
 					 __ATOMIC_RELAXED);
 		}
 }

@@ -8,10 +8,13 @@
  */
 #include <stddef.h>
 #include "kernel/percpu.h"
+#include "mm/platform.h"
 #include "kernel/x86.h"
 #include "lib/string.h"
 
-struct cpu cpus[MAX_CPUS];
+/* mm_local starts as the heap's "not yet" pointer (mm/platform.h);
+ * kmalloc_init sets every CPU's, up or not yet. */
+struct cpu cpus[MAX_CPUS] = { [0 ... MAX_CPUS - 1] = { .mm_local = MM_CPU_LOCAL_NONE } };
 unsigned ncpus_online = 1;
 int percpu_ready;
 

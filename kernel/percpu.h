@@ -30,8 +30,9 @@ struct cpu {
 	uint32_t id;           /* offset 8: this_cpu_id(), 0 = boot CPU */
 	uint32_t apic_id;
 	int online;
-	void *mm_local;        /* the heap's pointer for this CPU (its mcache), written by the
-				  CPU that runs kmalloc_init for every CPU: kernel/mm_platform.h */
+	void *mm_local;        /* the heap's pointer for this CPU (its mcache; MM_CPU_LOCAL_NONE
+				  before), written by the CPU that runs kmalloc_init for every
+				  CPU: kernel/mm_platform.h */
 	uint64_t gdt[7];       /* null, kcode, kdata, ucode, udata, tss lo/hi */
 	struct tss tss;
 	void *stack_top;       /* kernel stack (guard page below) */

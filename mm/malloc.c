@@ -61,7 +61,9 @@ static uint32_t pressure_epoch;
 static mm_spinlock_t init_lock = MM_SPINLOCK_INIT("kmalloc_init");
 
 #ifndef MM_HAVE_CPU_LOCAL
-void *mm_cpu_local_table[MM_MAX_CPUS];   /* mm/platform.h's default */
+/* mm/platform.h's default, every CPU's entry MM_CPU_LOCAL_NONE until
+ * kmalloc_init sets it. */
+void *mm_cpu_local_table[MM_MAX_CPUS] = { [0 ... MM_MAX_CPUS - 1] = MM_CPU_LOCAL_NONE };
 #endif
 
 void kmalloc_init(void)
@@ -199,7 +201,7 @@ static struct mspan *large_span(size_t npages, size_t align_pages)
 	unsigned long irq;
 	struct mspan *s;
 	struct mcache *mc = mm_irq_save_local(&irq);   /* the fast paths' section, if it may */
-	if (__builtin_expect(mc != NULL, 1)) {
+	if (__builtin_expect(mc != MM_CPU_LOCAL_NONE, 1)) {
 		if ((s = mheap_alloc_large(npages, align_pages, mm_cpu_id())) != NULL)
 			stat_inc(&mc->large_alloc);
 		mm_irq_restore_local(irq);
@@ -459,7 +461,7 @@ __attribute__((noinline)) static void kfree_slow(const void *p, const void *call
 		return;
 	unsigned long irq;
 	struct mcache *mc = mm_irq_save_local(&irq);
-	if (__builtin_expect(mc != NULL, 1)) {
+	if (__builtin_expect(mc != MM_CPU_LOCAL_NONE, 1)) {
 		kfree_slow_in(p, mc, mm_cpu_id(), caller);
 		mm_irq_restore_local(irq);
 		return;
@@ -482,9 +484,8 @@ static inline __attribute__((always_inline)) bool kfree_fast(const void *p)
 
 	/* This CPU allocates from the span or holds it in its partial set
 	 * (so it is a live small span, never a tiny one: mm/mcache.c), the
-	 * pointer is an object start, the object is live. A NULL mc (the
-	 * fast path may not run) matches no span: local_cache is never
-	 * NULL. */
+	 * pointer is an object start, the object is live. MM_CPU_LOCAL_NONE
+	 * (the fast path may not run) is no span's local_cache. */
 	if (__builtin_expect(s != NULL, 1) &&
 	    __atomic_load_n(&s->local_cache, __ATOMIC_RELAXED) == mc &&
 	    __builtin_expect(mspan_free_owned(s, p), 1)) {
@@ -564,7 +565,7 @@ __attribute__((noinline)) static void *kmalloc_miss(size_t size, unsigned flags)
 	unsigned long irq;
 	void *p = NULL;
 	struct mcache *mc = mm_irq_save_local(&irq);
-	if (__builtin_expect(mc != NULL, 1) && __builtin_expect(mheap_ready(), 1) &&
+	if (__builtin_expect(mc != MM_CPU_LOCAL_NONE, 1) && __builtin_expect(mheap_ready(), 1) &&
 	    !release_request_waits(mc))
 		p = mcache_refill_alloc(mc, spc, mm_cpu_id());
 	mm_irq_restore_local(irq);
@@ -599,10 +600,8 @@ __attribute__((noinline)) static void *kmalloc_tiny_call(size_t size, unsigned f
 static inline __attribute__((always_inline)) void *kmalloc_fast(uintptr_t spc)
 {
 	unsigned long irq;
-	void *p = NULL;
 	struct mcache *mc = mm_irq_save_local(&irq);
-	if (__builtin_expect(mc != NULL, 1))
-		p = mcache_alloc_fast(mc, spc);
+	void *p = mcache_alloc_fast(mc, spc);   /* MM_CPU_LOCAL_NONE: NULL */
 	mm_irq_restore_local(irq);
 	return p;
 }

@@ -43,10 +43,8 @@ enum mspan_list_id {
 
 struct heap_chunk;
 struct mcache;
-/* local_cache of a span no CPU's kfree fast path frees into: not NULL
- * (what that path's mcache pointer is where it may not run), and no
- * mcache. */
-#define MSPAN_NOT_LOCAL ((struct mcache *)(uintptr_t)1)
+/* local_cache of a span no CPU's kfree fast path frees into. */
+#define MSPAN_NOT_LOCAL ((struct mcache *)NULL)
 
 /* Tiny blocks: per 16-byte block, a live-object balance and the end
  * offsets of the objects packed into it (see mm/tiny.c). The mheap
@@ -146,9 +144,10 @@ struct mspan {
 	uint64_t *local_nfree;    /* while local: &local_cache->nfree[spanclass], where
 				     kfree's fast path counts (set with local_cache) */
 	/* The owner's mcache while kfree's fast path may free into it (the
-	 * allocation span, the partial owned set), else MSPAN_NOT_LOCAL,
-	 * never NULL (mm/mcache.c): the fast path compares it with this
-	 * CPU's mcache pointer, which is NULL where the fast path may not run. */
+	 * allocation span, the partial owned set), else MSPAN_NOT_LOCAL
+	 * (mm/mcache.c): the fast path compares it with this CPU's mcache
+	 * pointer, MM_CPU_LOCAL_NONE where the fast path may not run, which
+	 * no span has. */
 	struct mcache *local_cache;
 
 	/* Second line: rarely written by the owner, and the remote side. */

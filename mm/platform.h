@@ -29,11 +29,15 @@
  *       state: one pointer per CPU that the heap sets with
  *       mm_cpu_local_set (this CPU's mcache, for every id at kmalloc_init,
  *       from the CPU that runs it). mm_irq_save_local opens a section like
- *       mm_irq_save and returns the running CPU's pointer, or NULL where
- *       the fast paths may not run (never set yet; the hosted build: no
- *       thread slot yet, a shared slot, a fork waiting): the caller then
- *       closes the section (mm_irq_restore_local) and takes its slow path,
- *       which uses mm_irq_save. Define
+ *       mm_irq_save and returns the running CPU's pointer, or
+ *       MM_CPU_LOCAL_NONE where the fast paths may not run (never set yet;
+ *       the hosted build: no thread slot yet, a shared slot, a fork
+ *       waiting): the caller then closes the section
+ *       (mm_irq_restore_local) and takes its slow path, which uses
+ *       mm_irq_save. MM_CPU_LOCAL_NONE is the heap's empty mcache (Go's
+ *       emptymspan): its every cache word reads 0, so the fast paths miss
+ *       on it with the test they make anyway, and test no pointer for
+ *       NULL; the platform starts every CPU's pointer with it. Define
  *       MM_HAVE_CPU_LOCAL with them; by default mm_irq_save / mm_irq_restore
  *       and a table the heap keeps, indexed by mm_cpu_id(): a multiply and
  *       an add more on kmalloc's fast path than a per-CPU load (the
@@ -169,6 +173,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* What mm_irq_save_local returns where the fast paths may not run
+ * (above): an mcache that is nobody's, every field 0 (mm/mcache.c). */
+struct mcache;
+extern struct mcache mm_cpu_local_none;
+#define MM_CPU_LOCAL_NONE ((void *)&mm_cpu_local_none)
 
 #include "mm_platform.h"
 

@@ -45,12 +45,11 @@ static inline void *tiny_alloc_fast(size_t size)
 {
 	unsigned long irq;
 	void *p = NULL;
-	struct mcache *mc = mm_irq_save_local(&irq);   /* NULL: the slow path */
-	if (__builtin_expect(mc != NULL, 1)) {
-		uint32_t off = tiny_fit(mc, size);
-		if (__builtin_expect(off + size <= TINY_SIZE, 1))
-			p = tiny_take(mc, off, size);
-	}
+	/* MM_CPU_LOCAL_NONE has no block: tiny_fit sends it to the slow path. */
+	struct mcache *mc = mm_irq_save_local(&irq);
+	uint32_t off = tiny_fit(mc, size);
+	if (__builtin_expect(off + size <= TINY_SIZE, 1))
+		p = tiny_take(mc, off, size);
 	mm_irq_restore_local(irq);
 	return p;
 }
