@@ -130,14 +130,17 @@ $(HOST_DIR)/san/%.o: %.c
 # Position-independent objects for the shared library: hidden by default
 # (direct calls inside it), initial-exec TLS (no __tls_get_addr), no frame
 # pointer (as the peers ship theirs), fork-safe (hosted/mm_platform.h).
-$(HOST_DIR)/pic/%.o: %.c
+# malloc and free are kmalloc_noflags and kfree under a second name
+# (hosted/dropin_aliases.h).
+$(HOST_DIR)/pic/%.o: %.c hosted/dropin_aliases.h
 	@mkdir -p $(dir $@)
 	$(HOSTCC) $(HOST_CFLAGS) -O2 -DMM_HOST_FORK_SAFE -fPIC -fvisibility=hidden \
 		-ftls-model=initial-exec -fomit-frame-pointer \
-		-c $< -o $@
+		-include hosted/dropin_aliases.h -c $< -o $@
 
 $(HOST_SO): $(patsubst %.c,$(HOST_DIR)/pic/%.o,$(HOST_SO_SRCS)) hosted/libspanheap.map
 	$(HOSTCC) -shared -pthread -Wl,--version-script=hosted/libspanheap.map \
+		-Wl,--defsym=malloc=kmalloc_noflags -Wl,--defsym=free=kfree \
 		-Wl,-z,now -Wl,-z,relro -o $@ $(filter %.o,$^)
 
 $(HOST_LIB): $(patsubst %.c,$(HOST_DIR)/opt/%.o,$(HOST_LIB_SRCS))

@@ -46,18 +46,10 @@ static void *enomem(void)
 	return NULL;
 }
 
-/* A jump to kmalloc_noflags (kmalloc is inline): a failing allocation
- * sets errno in the heap (mm_alloc_failed, hosted/mm_platform.h). */
-EXPORT void *malloc(size_t size)
-{
-	return kmalloc(size, 0);
-}
-
-/* A tail call: kfree's report names free's caller. */
-EXPORT void free(void *p)
-{
-	kfree(p);
-}
+/* malloc and free are not here: they are kmalloc_noflags and kfree
+ * themselves (hosted/dropin_aliases.h). A failing allocation sets errno
+ * in the heap (mm_alloc_failed, hosted/mm_platform.h); kfree's report
+ * names free's caller. */
 
 EXPORT void *calloc(size_t n, size_t size)
 {

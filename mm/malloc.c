@@ -595,13 +595,14 @@ __attribute__((noinline)) static void *kmalloc_tiny_call(size_t size, unsigned f
 	return kmalloc_tiny_slow(size, flags);
 }
 
-/* The same-CPU fast path of a small allocation of span class spc: an
- * object of this CPU's cache word, or NULL (the caller's slow path then). */
-static inline __attribute__((always_inline)) void *kmalloc_fast(uintptr_t spc)
+/* The same-CPU fast path of a small allocation of span class spc (given
+ * as spc * 4): an object of this CPU's cache word, or NULL (the caller's
+ * slow path then). */
+static inline __attribute__((always_inline)) void *kmalloc_fast(uintptr_t spc_x4)
 {
 	unsigned long irq;
 	struct mcache *mc = mm_irq_save_local(&irq);
-	void *p = mcache_alloc_fast(mc, spc);   /* MM_CPU_LOCAL_NONE: NULL */
+	void *p = mcache_alloc_fast_x4(mc, spc_x4);   /* MM_CPU_LOCAL_NONE: NULL */
 	mm_irq_restore_local(irq);
 	return p;
 }
@@ -616,7 +617,7 @@ void *kmalloc_flags(size_t size, unsigned flags)
 		if ((flags & KM_NOSCAN) && size < TINY_SIZE)
 			return kmalloc_tiny_call(size, flags);
 		unsigned spc = small_spanclass(size_to_class(size), flags);
-		void *p = kmalloc_fast(spc);
+		void *p = kmalloc_fast((uintptr_t)spc * 4);
 		if (__builtin_expect(p != NULL, 1)) {
 			if (flags & KM_ZERO)
 				return memset(p, 0, class_to_size[spanclass_sizeclass(spc)]);
@@ -637,9 +638,10 @@ void *kmalloc_flags(size_t size, unsigned flags)
 void *kmalloc_noflags(size_t size)
 {
 	if (__builtin_expect(size - 1 < MAX_SMALL_SIZE, 1)) {
-		/* spanclass_make(class, 0), widened first: the fast path's
-		 * offset into the mcache is then one shift. */
-		void *p = kmalloc_fast((uintptr_t)size_to_class(size) << 1);
+		/* spanclass_make(class, 0) * 4 = class * 8, straight from
+		 * the table: the fast path's offset into the mcache is then
+		 * a scaled index. */
+		void *p = kmalloc_fast(size_to_class_times8(size));
 		if (__builtin_expect(p != NULL, 1))
 			return p;
 		return kmalloc_miss(size, 0);

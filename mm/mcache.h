@@ -109,14 +109,25 @@ static inline void stat_inc(uint64_t *c)
 	mm_platform_counter_inc(c);
 }
 
-/* An object of span class spc from the span this CPU caches, or NULL
- * (none cached, or its cache word used up): ctz of the cache word, its
- * lowest bit cleared, the slot marked in its alloc_bits word. The span
- * record is not read. No counter: the slot was counted when the word was
- * loaded. Interrupts off; owner only. */
-static inline void *mcache_alloc_fast(struct mcache *mc, uintptr_t spc)
+_Static_assert(sizeof(struct mcache_alloc_word) == 32, "4 x 8 bytes: mcache_alloc_word_x4");
+
+/* &mc->alloc_cache[spc] from spc * 4: the byte offset is that times 8,
+ * one scaled index on x86, where spc itself would need a shift and an
+ * add (what size_to_class_times8 gives for the scan class of a size). */
+static inline struct mcache_alloc_word *mcache_alloc_word_x4(struct mcache *mc,
+							      uintptr_t spc_x4)
 {
-	struct mcache_alloc_word *aw = &mc->alloc_cache[spc];
+	return (struct mcache_alloc_word *)((char *)mc->alloc_cache + spc_x4 * 8);
+}
+
+/* An object of span class spc (given as spc * 4) from the span this CPU
+ * caches, or NULL (none cached, or its cache word used up): ctz of the
+ * cache word, its lowest bit cleared, the slot marked in its alloc_bits
+ * word. The span record is not read. No counter: the slot was counted
+ * when the word was loaded. Interrupts off; owner only. */
+static inline void *mcache_alloc_fast_x4(struct mcache *mc, uintptr_t spc_x4)
+{
+	struct mcache_alloc_word *aw = mcache_alloc_word_x4(mc, spc_x4);
 	uint64_t c = aw->free;
 	if (__builtin_expect(c == 0, 0))
 		return NULL;
@@ -127,6 +138,12 @@ static inline void *mcache_alloc_fast(struct mcache *mc, uintptr_t spc)
 	if (p == NULL)
 		__builtin_unreachable();   /* lets callers drop their NULL test */
 	return p;
+}
+
+/* The same from span class spc. */
+static inline void *mcache_alloc_fast(struct mcache *mc, unsigned spc)
+{
+	return mcache_alloc_fast_x4(mc, (uintptr_t)spc * 4);
 }
 
 /* Objects of span class spc handed out on mc's CPU so far (tiny

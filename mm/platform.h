@@ -49,7 +49,7 @@
  *       cannot be met: out of memory, or a size above KMALLOC_MAX_SIZE;
  *       not for an invalid argument (a bad alignment, a bad pointer to
  *       krealloc). The hosted build sets errno to ENOMEM there, so that
- *       malloc is a jump to kmalloc_noflags (hosted/libc_malloc.c). Define
+ *       malloc is kmalloc_noflags itself (hosted/dropin_aliases.h). Define
  *       MM_HAVE_ALLOC_FAILED with it; by default it does nothing.
  *   static inline int mm_platform_popcount64(uint64_t x, unsigned *n);
  *       (optional) Count the bits set in x into *n and return 1, or

@@ -11,7 +11,7 @@
  * The rules (Go's runtime/mksizeclasses.go) keep tail waste <= 12.5% and
  * give Go's exact table. Class 0 means "large": an object > 32 KiB gets a
  * span of its own. size_to_class() maps a size to its class with one
- * byte table in 8-byte steps (Go has two: 128-byte steps above 1 KiB), and
+ * table in 8-byte steps (Go has two: 128-byte steps above 1 KiB), and
  * size_class_obj_index() turns an offset in a span into an object index
  * with a multiply and a shift instead of a divide.
  *
@@ -107,18 +107,27 @@
 extern const uint16_t class_to_size[NUM_SIZE_CLASSES];
 extern const uint8_t class_to_npages[NUM_SIZE_CLASSES];
 extern const uint32_t class_to_divmagic[NUM_SIZE_CLASSES];
-/* Class of a size, indexed by ceil(size / 8) for every small size: one
- * table of 4 KiB, not Go's two (by 8 bytes up to 1 KiB, by 128 above),
- * so the lookup has no branch (kmalloc's fast path: 3 instructions
- * fewer); a program touches the lines of the sizes it asks for. */
-extern const uint8_t size_to_class8[MAX_SMALL_SIZE / SMALL_SIZE_DIV + 1];
+/* Class of a size times 8, indexed by ceil(size / 8) for every small
+ * size: one table of 8 KiB, not Go's two (by 8 bytes up to 1 KiB, by 128
+ * above), so the lookup has no branch (kmalloc's fast path: 3
+ * instructions fewer); a program touches the lines of the sizes it asks
+ * for. Times 8: the class's scan span class times 4, which indexes
+ * 32-byte per-span-class records with a scaled index of 8 (kmalloc's
+ * fast path: mm/mcache.h, mcache_alloc_word_x4). */
+extern const uint16_t size_to_class_x8[MAX_SMALL_SIZE / SMALL_SIZE_DIV + 1];
 
-/* Size class of a request, 0 < size <= MAX_SMALL_SIZE: ceil(size / 8)
- * written as (size - 1) / 8 + 1, which shares kmalloc's range test's
- * size - 1 (the + 1 goes into the load's displacement). */
+/* Size class of a request times 8, 0 < size <= MAX_SMALL_SIZE:
+ * ceil(size / 8) written as (size - 1) / 8 + 1, which shares kmalloc's
+ * range test's size - 1 (the + 1 goes into the load's displacement). */
+static inline unsigned size_to_class_times8(size_t size)
+{
+	return size_to_class_x8[(size - 1) / SMALL_SIZE_DIV + 1];
+}
+
+/* Size class of a request, 0 < size <= MAX_SMALL_SIZE. */
 static inline unsigned size_to_class(size_t size)
 {
-	return size_to_class8[(size - 1) / SMALL_SIZE_DIV + 1];
+	return size_to_class_times8(size) >> 3;
 }
 
 /* offset / class_to_size[cls] for 0 <= offset <= the class's span size,

@@ -261,7 +261,7 @@ static void write_header(const char *dir)
 	      " * The rules (Go's runtime/mksizeclasses.go) keep tail waste <= 12.5% and\n"
 	      " * give Go's exact table. Class 0 means \"large\": an object > 32 KiB gets a\n"
 	      " * span of its own. size_to_class() maps a size to its class with one\n"
-	      " * byte table in 8-byte steps (Go has two: 128-byte steps above 1 KiB), and\n"
+	      " * table in 8-byte steps (Go has two: 128-byte steps above 1 KiB), and\n"
 	      " * size_class_obj_index() turns an offset in a span into an object index\n"
 	      " * with a multiply and a shift instead of a divide.\n"
 	      " *\n", f);
@@ -290,18 +290,27 @@ static void write_header(const char *dir)
 	      "extern const uint16_t class_to_size[NUM_SIZE_CLASSES];\n"
 	      "extern const uint8_t class_to_npages[NUM_SIZE_CLASSES];\n"
 	      "extern const uint32_t class_to_divmagic[NUM_SIZE_CLASSES];\n"
-	      "/* Class of a size, indexed by ceil(size / 8) for every small size: one\n"
-	      " * table of 4 KiB, not Go's two (by 8 bytes up to 1 KiB, by 128 above),\n"
-	      " * so the lookup has no branch (kmalloc's fast path: 3 instructions\n"
-	      " * fewer); a program touches the lines of the sizes it asks for. */\n"
-	      "extern const uint8_t size_to_class8[MAX_SMALL_SIZE / SMALL_SIZE_DIV + 1];\n"
+	      "/* Class of a size times 8, indexed by ceil(size / 8) for every small\n"
+	      " * size: one table of 8 KiB, not Go's two (by 8 bytes up to 1 KiB, by 128\n"
+	      " * above), so the lookup has no branch (kmalloc's fast path: 3\n"
+	      " * instructions fewer); a program touches the lines of the sizes it asks\n"
+	      " * for. Times 8: the class's scan span class times 4, which indexes\n"
+	      " * 32-byte per-span-class records with a scaled index of 8 (kmalloc's\n"
+	      " * fast path: mm/mcache.h, mcache_alloc_word_x4). */\n"
+	      "extern const uint16_t size_to_class_x8[MAX_SMALL_SIZE / SMALL_SIZE_DIV + 1];\n"
 	      "\n"
-	      "/* Size class of a request, 0 < size <= MAX_SMALL_SIZE: ceil(size / 8)\n"
-	      " * written as (size - 1) / 8 + 1, which shares kmalloc's range test's\n"
-	      " * size - 1 (the + 1 goes into the load's displacement). */\n"
+	      "/* Size class of a request times 8, 0 < size <= MAX_SMALL_SIZE:\n"
+	      " * ceil(size / 8) written as (size - 1) / 8 + 1, which shares kmalloc's\n"
+	      " * range test's size - 1 (the + 1 goes into the load's displacement). */\n"
+	      "static inline unsigned size_to_class_times8(size_t size)\n"
+	      "{\n"
+	      "\treturn size_to_class_x8[(size - 1) / SMALL_SIZE_DIV + 1];\n"
+	      "}\n"
+	      "\n"
+	      "/* Size class of a request, 0 < size <= MAX_SMALL_SIZE. */\n"
 	      "static inline unsigned size_to_class(size_t size)\n"
 	      "{\n"
-	      "\treturn size_to_class8[(size - 1) / SMALL_SIZE_DIV + 1];\n"
+	      "\treturn size_to_class_times8(size) >> 3;\n"
 	      "}\n"
 	      "\n"
 	      "/* offset / class_to_size[cls] for 0 <= offset <= the class's span size,\n"
@@ -362,8 +371,8 @@ static void write_source(const char *dir)
 
 	n = MAX_SMALL_SIZE / SMALL_SIZE_DIV + 1;
 	for (int i = 0; i < n; i++)
-		v[i] = class_for(i * SMALL_SIZE_DIV);
-	write_row(f, "const uint8_t size_to_class8[MAX_SMALL_SIZE / SMALL_SIZE_DIV + 1]",
+		v[i] = class_for(i * SMALL_SIZE_DIV) * 8;
+	write_row(f, "const uint16_t size_to_class_x8[MAX_SMALL_SIZE / SMALL_SIZE_DIV + 1]",
 		  v, n);
 	fclose(f);
 }
