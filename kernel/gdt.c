@@ -26,6 +26,7 @@ static uint8_t ist_stacks_bsp[3][IST_STACK_SIZE] __attribute__((aligned(16)));
 
 _Static_assert(offsetof(struct cpu, self) == 0, "this_cpu() reads %gs:0");
 _Static_assert(offsetof(struct cpu, id) == 8, "this_cpu_id() reads %gs:8");
+_Static_assert(offsetof(struct cpu, heap_deferred) < 256, "kernel/mm_platform.h: a short %gs offset");
 
 struct gdt_ptr {
 	uint16_t limit;

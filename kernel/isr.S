@@ -107,6 +107,40 @@ isr_common:
 	addq $16, %rsp                  /* vector, error code */
 	iretq
 
+/* The end of a heap fast-path section that an interrupt was deferred in
+ * (kernel/mm_platform.h): called from the middle of compiled code, so it
+ * keeps every register and the flags, and aligns the stack for C. */
+	.globl heap_section_exit
+heap_section_exit:
+	pushfq
+	pushq %rax
+	pushq %rcx
+	pushq %rdx
+	pushq %rsi
+	pushq %rdi
+	pushq %r8
+	pushq %r9
+	pushq %r10
+	pushq %r11
+	pushq %rbp
+	movq %rsp, %rbp
+	andq $-16, %rsp
+	cld
+	call heap_section_replay
+	movq %rbp, %rsp
+	popq %rbp
+	popq %r11
+	popq %r10
+	popq %r9
+	popq %r8
+	popq %rdi
+	popq %rsi
+	popq %rdx
+	popq %rcx
+	popq %rax
+	popfq
+	ret
+
 	.section .rodata
 	.globl isr_table
 	.balign 8

@@ -4,9 +4,10 @@
  * (MM_MAX_CPUS is the kernel's MAX_CPUS); the CPU id comes from the
  * per-CPU area (struct cpu.id at %gs:8, see kernel/percpu.h; not volatile,
  * so the compiler may reuse it within an mm_irq_save section), and so does
- * the fast paths' mcache pointer (struct cpu.mm_local); interrupts are
- * turned off with pushfq+cli and back on with a conditional sti (no
- * popfq), lib/irqflags.h. The debug-lock build (`make DEBUG=1`, which
+ * the fast paths' mcache pointer (struct cpu.mm_local); mm_irq_save turns
+ * interrupts off with pushfq+cli and back on with a conditional sti (no
+ * popfq), lib/irqflags.h, and the fast paths' sections mask them in
+ * software (below). The debug-lock build (`make DEBUG=1`, which
  * defines SPINLOCK_DEBUG for the kernel's own locks too) turns on the heap
  * locks' checks, timed with the TSC. The heap's memory comes from the pmm
  * through the direct map, so the page map's window is the direct map's
@@ -74,21 +75,53 @@ static inline void mm_irq_restore(unsigned long flags)
 	arch_irq_restore(flags);
 }
 
-/* The fast paths' section and this CPU's mcache (mm/platform.h): pushfq,
- * cli and one %gs-relative load of struct cpu.mm_local (not volatile, as
- * mm_cpu_id: the pointer never changes once set). */
+/*
+ * The fast paths' section and this CPU's mcache (mm/platform.h), with
+ * interrupts masked in software (Linux's lazy interrupt disabling on
+ * PowerPC, for the heap's sections only): the section adds 1 to this
+ * CPU's heap_section (struct cpu) and loads struct cpu.mm_local, two
+ * %gs-relative instructions, where pushfq, pop and cli were three; it
+ * ends with a decrement and a branch not taken, where a test, a branch
+ * and sti were. An interrupt that arrives inside a section is not
+ * handled there: trap_dispatch (kernel/trap.c) finds heap_section
+ * non-zero, notes the vector in heap_deferred, sets HEAP_SECTION_DEFERRED
+ * and returns without the handler or its EOI (the local APIC then holds
+ * back that vector and those below it). The section's end then leaves
+ * heap_section non-zero, the branch is taken, and heap_section_exit
+ * (kernel/isr.S: every register kept) calls heap_section_replay
+ * (kernel/trap.c), which runs the deferred handlers with interrupts off,
+ * as the IDT would have. So a handler never runs inside a section on its
+ * CPU, as with cli, and the heap's mcache is never used by two contexts
+ * at once. Sections nest (the replay waits for the outermost end). The
+ * heap's other sections (mm_irq_save) and its locks turn interrupts off
+ * for real.
+ */
 #define MM_HAVE_CPU_LOCAL 1
 static inline void *mm_irq_save_local(unsigned long *flags)
 {
 	void *p;
-	*flags = arch_irq_save();
-	__asm__("movq %%gs:%c1, %0" : "=r"(p) : "i"(offsetof(struct cpu, mm_local)));
+	*flags = 0;
+	__asm__ volatile("incl %%gs:%c1\n\t"
+			 "movq %%gs:%c2, %0"
+			 : "=r"(p)
+			 : "i"(offsetof(struct cpu, heap_section)),
+			   "i"(offsetof(struct cpu, mm_local))
+			 : "memory");
 	return p;
 }
 
 static inline void mm_irq_restore_local(unsigned long flags)
 {
-	arch_irq_restore(flags);
+	(void)flags;
+	__asm__ volatile("decl %%gs:%c0\n\t"
+			 "jnz .Lheap_deferred%=\n"
+			 ".Lheap_back%=:\n\t"
+			 ".pushsection .text.unlikely, \"ax\"\n"
+			 ".Lheap_deferred%=:\n\t"
+			 "call heap_section_exit\n\t"
+			 "jmp .Lheap_back%=\n\t"
+			 ".popsection"
+			 : : "i"(offsetof(struct cpu, heap_section)) : "memory", "cc");
 }
 
 static inline void mm_cpu_local_set(unsigned cpu, void *p)

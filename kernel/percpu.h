@@ -33,6 +33,14 @@ struct cpu {
 	void *mm_local;        /* the heap's pointer for this CPU (its mcache; MM_CPU_LOCAL_NONE
 				  before), written by the CPU that runs kmalloc_init for every
 				  CPU: kernel/mm_platform.h */
+	/* The heap's fast-path sections on this CPU (kernel/mm_platform.h):
+	 * their depth in the low bits, HEAP_SECTION_DEFERRED set by an
+	 * interrupt that arrived inside one; written by this CPU only (the
+	 * interrupt handler in trap.c between two of its instructions). */
+	uint32_t heap_section;
+#define HEAP_SECTION_DEFERRED 0x80000000u
+	uint32_t heap_deferred;        /* those interrupts: bit v - 32 for vector v */
+	uint64_t heap_deferrals;       /* interrupts deferred so, ever */
 	uint64_t gdt[7];       /* null, kcode, kdata, ucode, udata, tss lo/hi */
 	struct tss tss;
 	void *stack_top;       /* kernel stack (guard page below) */

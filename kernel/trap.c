@@ -8,6 +8,10 @@
  * (a fault in a guard page) is still reported. Device interrupts go to the
  * handler registered with irq_set_handler.
  *
+ * An interrupt that arrives inside one of the heap's fast-path sections
+ * is deferred to the section's end (heap_section_defer, _replay; the
+ * protocol: kernel/mm_platform.h).
+ *
  * trap_catch_fault() lets a test run code that is meant to fault: the
  * CPU's catch slot (per CPU, only touched by that CPU with interrupts off
  * inside the handler) holds a kjmp buffer, and the exception handler jumps
@@ -140,13 +144,60 @@ static void report_fault(struct trap_frame *f)
 		    sym ? sym : "?", sym ? off : 0);
 }
 
+/* An interrupt inside a heap fast-path section on this CPU: noted, not
+ * handled (nor acknowledged) until the section ends. */
+_Static_assert(VEC_TIMER >= 32 && VEC_IPI_CALL < 64, "heap_deferred has a bit for each");
+static int heap_section_defer(struct trap_frame *f)
+{
+	if (!percpu_ready || f->vector == VEC_SPURIOUS)
+		return 0;
+	struct cpu *c = this_cpu();
+	if (!c->heap_section)
+		return 0;
+	c->heap_deferred |= 1u << (f->vector - 32);
+	c->heap_section |= HEAP_SECTION_DEFERRED;
+	c->heap_deferrals++;
+	return 1;
+}
+
+static void run_handler(struct trap_frame *f)
+{
+	if (handlers[f->vector])
+		handlers[f->vector](f);
+	else if (f->vector != VEC_SPURIOUS)
+		printk("trap: unexpected interrupt %lu\n", f->vector);
+}
+
+/* From heap_section_exit (kernel/isr.S), at the end of a section that an
+ * interrupt was deferred in: once the outermost section has ended, the
+ * deferred handlers run, lowest vector first, with interrupts off. Their
+ * frame holds only the vector and where the section ended. */
+void heap_section_replay(void)
+{
+	unsigned long irq = arch_irq_save();
+	struct cpu *c = this_cpu();
+	if ((c->heap_section & ~HEAP_SECTION_DEFERRED) == 0) {
+		uint32_t pending = c->heap_deferred;
+		c->heap_deferred = 0;
+		c->heap_section = 0;
+		while (pending) {
+			struct trap_frame f = { 0 };
+			f.vector = 32 + (unsigned)__builtin_ctz(pending);
+			f.rip = (uint64_t)__builtin_return_address(0);
+			f.cs = 0x08;
+			f.rflags = irq;
+			pending &= pending - 1;
+			run_handler(&f);
+		}
+	}
+	arch_irq_restore(irq);
+}
+
 void trap_dispatch(struct trap_frame *f)
 {
 	if (f->vector >= 32) {
-		if (handlers[f->vector])
-			handlers[f->vector](f);
-		else if (f->vector != VEC_SPURIOUS)
-			printk("trap: unexpected interrupt %lu\n", f->vector);
+		if (!heap_section_defer(f))
+			run_handler(f);
 		return;
 	}
 	if (percpu_ready && f->vector != VEC_DOUBLE_FAULT && f->vector != 2 && f->vector != 18) {

@@ -38,5 +38,8 @@ struct fault_info {
 int trap_catch_fault(void (*fn)(void *), void *arg, struct fault_info *out);
 
 void trap_dispatch(struct trap_frame *f);
+/* The deferred interrupts of a heap section that has ended
+ * (kernel/mm_platform.h); called by heap_section_exit only. */
+void heap_section_replay(void);
 
 #endif

@@ -75,6 +75,8 @@ void kmalloc_init(void)
 	if (!mheap_ready()) {
 		mheap_init();
 		mcentral_init();
+		for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
+			tiny_init(&mcaches[cpu]);
 		__atomic_store_n(&mheap.ready, 1, __ATOMIC_RELEASE);
 		first = true;
 	}
@@ -603,8 +605,15 @@ static inline __attribute__((always_inline)) void *kmalloc_fast(uintptr_t spc_x4
 	unsigned long irq;
 	struct mcache *mc = mm_irq_save_local(&irq);
 	void *p = mcache_alloc_fast_x4(mc, spc_x4);   /* MM_CPU_LOCAL_NONE: NULL */
+	/* The section ends on each branch, so that the caller's test of p
+	 * is this one (a platform whose section end is one asm statement
+	 * would otherwise have the two paths meet there, and test again). */
+	if (__builtin_expect(p != NULL, 1)) {
+		mm_irq_restore_local(irq);
+		return p;
+	}
 	mm_irq_restore_local(irq);
-	return p;
+	return NULL;
 }
 
 /* kmalloc with flags (and any size): the tiny path, or the fast path and

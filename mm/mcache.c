@@ -54,7 +54,7 @@ struct mcache mcaches[MM_MAX_CPUS];
 /* MM_CPU_LOCAL_NONE (mm/platform.h): nobody's mcache, never written. Its
  * cache words are 0 and it has no tiny block, so kmalloc's fast paths
  * miss on it, and it is no span's local_cache, so kfree's does too. */
-struct mcache mm_cpu_local_none;
+struct mcache mm_cpu_local_none = { .tiny_offset = TINY_NO_BLOCK };
 
 /* The free slots that make a span worth a refill: an eighth of it, but
  * for spans of few objects (under 64) up to half of it or 8 slots, so that

@@ -53,7 +53,8 @@ struct mcache {
 	/* The tiny allocator's current 16-byte block (0: none), kept here
 	 * with the rest of the CPU's state; mm/tiny.c owns these fields. */
 	uintptr_t tiny;
-	uint32_t tiny_offset;       /* next free byte in the block */
+	uint32_t tiny_offset;       /* next free byte in the block; TINY_NO_BLOCK
+	                             * without one, where nothing fits */
 	uint32_t tiny_handed;       /* objects handed out from it */
 	uint32_t tiny_local_frees;  /* of those, freed on this CPU while current */
 	uint16_t tiny_freed_local;  /* their end bytes (as tiny_meta.freed) */
@@ -92,6 +93,10 @@ static inline int mspan_local_cpu(const struct mspan *s)
 	const struct mcache *mc = __atomic_load_n(&s->local_cache, __ATOMIC_RELAXED);
 	return mc == MSPAN_NOT_LOCAL ? -1 : (int)(mc - mcaches);
 }
+
+/* tiny_offset with no tiny block: past its end, so the tiny fast path's
+ * fit test fails with no test of tiny (mm/tiny.h). */
+#define TINY_NO_BLOCK (TINY_SIZE + 1)
 
 /* No allocation span (the cache word is then 0). */
 #define MCACHE_NO_SPAN ((struct mspan *)NULL)

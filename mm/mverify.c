@@ -547,6 +547,25 @@ static int check_notices(void)
 	return 0;
 }
 
+/* Each mcache's tiny block: with none, tiny_offset is TINY_NO_BLOCK
+ * (what the fast path's fit test relies on), else inside the block; the
+ * fast paths' MM_CPU_LOCAL_NONE has no block and no cache word. */
+static int check_tiny_blocks(void)
+{
+	for (unsigned cpu = 0; cpu <= MM_MAX_CPUS; cpu++) {
+		const struct mcache *mc = cpu < MM_MAX_CPUS ? &mcaches[cpu] : &mm_cpu_local_none;
+		if (mc->tiny ? mc->tiny_offset > TINY_SIZE : mc->tiny_offset != TINY_NO_BLOCK)
+			FAIL("mcache %u (%p): tiny block %#lx, tiny_offset %u (with no block, %u)",
+			     cpu, (void *)mc, (unsigned long)mc->tiny, mc->tiny_offset, TINY_NO_BLOCK);
+	}
+	const struct mcache *none = &mm_cpu_local_none;
+	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
+		if (none->alloc_cache[spc].free)
+			FAIL("MM_CPU_LOCAL_NONE has a cache word for span class %u: %#lx",
+			     spc, (unsigned long)none->alloc_cache[spc].free);
+	return 0;
+}
+
 static int check_centrals(void)
 {
 	for (unsigned spc = 2; spc < NUM_SPAN_CLASSES; spc++) {
@@ -643,6 +662,8 @@ int mheap_verify(void)
 		bad = check_centrals();
 	if (!bad)
 		bad = check_notices();
+	if (!bad)
+		bad = check_tiny_blocks();
 	if (!bad && (free_pages != mheap.free_pages || small_pages != mheap.small_pages ||
 		     large_pages != mheap.large_pages || chunk_bytes != mheap.chunk_bytes)) {
 		mm_log("mheap_verify: page totals: walk found free %lu small %lu large %lu "

@@ -37,6 +37,11 @@
 #include "mm/mbug.h"
 #include "mm/mheap.h"
 
+void tiny_init(struct mcache *mc)
+{
+	mc->tiny_offset = TINY_NO_BLOCK;
+}
+
 void tiny_retire(struct mcache *mc, unsigned cpu)
 {
 	if (!mc->tiny)
@@ -58,7 +63,7 @@ void tiny_retire(struct mcache *mc, unsigned cpu)
 	}
 	int16_t left = __atomic_add_fetch(mc->tiny_balance, live, __ATOMIC_ACQ_REL);
 	mc->tiny = 0;
-	mc->tiny_offset = 0;
+	mc->tiny_offset = TINY_NO_BLOCK;
 	mc->tiny_handed = 0;
 	mc->tiny_local_frees = 0;
 	mc->tiny_freed_local = 0;

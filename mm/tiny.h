@@ -14,12 +14,12 @@
 
 /* Where a tiny object of `size` bytes would start in the current block:
  * Go's rule, 8-aligned if size % 8 == 0, else 4 if % 4, else 2 if % 2 (the
- * lowest set bit of size, capped at 8). Past TINY_SIZE: it does not fit. */
+ * lowest set bit of size, capped at 8). Past TINY_SIZE: it does not fit
+ * (always, with no block: tiny_offset is TINY_NO_BLOCK then). */
 static inline uint32_t tiny_fit(const struct mcache *mc, size_t size)
 {
 	uint32_t align_mask = (1u << __builtin_ctz((unsigned)size | 8)) - 1;
-	uint32_t off = (mc->tiny_offset + align_mask) & ~align_mask;
-	return mc->tiny ? off : TINY_SIZE + 1;
+	return (mc->tiny_offset + align_mask) & ~align_mask;
 }
 
 /* Hand out the object at off of the current block (interrupts off). */
@@ -44,15 +44,24 @@ static inline void *tiny_take(struct mcache *mc, uint32_t off, size_t size)
 static inline void *tiny_alloc_fast(size_t size)
 {
 	unsigned long irq;
-	void *p = NULL;
 	/* MM_CPU_LOCAL_NONE has no block: tiny_fit sends it to the slow path. */
 	struct mcache *mc = mm_irq_save_local(&irq);
 	uint32_t off = tiny_fit(mc, size);
-	if (__builtin_expect(off + size <= TINY_SIZE, 1))
-		p = tiny_take(mc, off, size);
+	/* The section ends on each branch (as kmalloc_fast's, mm/malloc.c). */
+	if (__builtin_expect(off + size <= TINY_SIZE, 1)) {
+		void *p = tiny_take(mc, off, size);
+		mm_irq_restore_local(irq);
+		if (p == NULL)
+			__builtin_unreachable();   /* a block is never at 0 */
+		return p;
+	}
 	mm_irq_restore_local(irq);
-	return p;
+	return NULL;
 }
+
+/* Every mcache starts with no block (kmalloc_init, before the heap is
+ * ready). */
+void tiny_init(struct mcache *mc);
 
 /* Retire this CPU's current block and open a new one (interrupts off);
  * false when out of memory. The heap must be initialized (kmalloc_init). */

@@ -191,7 +191,8 @@ KTEST(heap_stats, heap_map_has_one_character_per_page)
  * a cache word offers only free slots of its span and sits beside its
  * span's alloc_bits word and slot addresses, that there is none
  * without a span, that kfree's fast path counts a span's frees in its
- * CPU's nfree of its class, that no CPU is left inside a stats_seq
+ * CPU's nfree of its class, that its tiny offset matches its tiny block
+ * (TINY_NO_BLOCK with none), that no CPU is left inside a stats_seq
  * change, and (with these, the per-CPU state) that no remote free's hazard
  * pointer is left set. Each broken on purpose on this CPU, then put
  * back. */
@@ -246,6 +247,12 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 		unheld = mheap_verify();
 		mc->holds_spans = 1;
 	}
+	/* A tiny offset the fast path would fit an object at with no block
+	 * (or past the end of one). */
+	uint32_t saved_offset = mc->tiny_offset;
+	mc->tiny_offset = mc->tiny ? TINY_SIZE + 1 : 0;
+	int tiny_off = mheap_verify();
+	mc->tiny_offset = saved_offset;
 	/* Left in the middle of a cache word change. */
 	mc->stats_seq++;
 	int odd = mheap_verify();
@@ -263,6 +270,7 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 	KEXPECT_EQ(orphan, 1);
 	KEXPECT_EQ(miscounted, 1);
 	KEXPECT_EQ(unheld, 1);
+	KEXPECT_EQ(tiny_off, 1);
 	KEXPECT_EQ(odd, 1);
 	KEXPECT_EQ(hazard, 1);
 	KEXPECT_EQ(after, 0);

@@ -13,6 +13,9 @@
 #include "kernel/x86.h"
 #include "kernel/paging.h"
 #include "lib/irqflags.h"
+#include "lib/string.h"
+#include "kernel/trap.h"
+#include "mm/platform.h"
 
 static uint32_t seen_id[MAX_CPUS];
 static uintptr_t seen_self[MAX_CPUS];
@@ -117,6 +120,60 @@ KTEST(smp, timer_interrupts_reach_every_cpu)
 	smp_call_all(wait_for_ticks, (void *)(uintptr_t)3);
 	for (unsigned id = 0; id < ncpus_online; id++)
 		KEXPECT_GE(cpus[id].irq_count - before[id], 3);
+}
+
+/* The heap's fast-path sections mask interrupts in software
+ * (kernel/mm_platform.h): a timer interrupt that arrives inside one,
+ * here two nested, is noted and its handler (which counts irq_count)
+ * runs only as the outer section ends, on every CPU. */
+struct section_seen {
+	int deferred;                 /* the timer's bit was noted */
+	uint64_t ticks_inside;        /* handler runs inside the sections */
+	uint64_t ticks_after_inner;   /* ... after the inner one ended */
+	uint64_t ticks_after_outer;   /* ... after the outer one ended */
+	uint32_t section_after;       /* heap_section at the end */
+	uint64_t deferrals;
+};
+static struct section_seen section_seen[MAX_CPUS];
+
+static void section_defers_the_timer(void *arg)
+{
+	(void)arg;
+	struct cpu *c = this_cpu();
+	struct section_seen *r = &section_seen[c->id];
+	uint64_t deadline = rdtsc() + tsc_khz() * 5000; /* 5 s */
+	uint64_t deferrals = c->heap_deferrals;
+	unsigned long outer, inner;
+	mm_irq_save_local(&outer);
+	mm_irq_save_local(&inner);
+	uint64_t ticks = __atomic_load_n(&c->irq_count, __ATOMIC_RELAXED);
+	while (!(__atomic_load_n(&c->heap_deferred, __ATOMIC_RELAXED) & 1u << (VEC_TIMER - 32)) &&
+	       rdtsc() < deadline)
+		cpu_relax();
+	r->deferred = (__atomic_load_n(&c->heap_deferred, __ATOMIC_RELAXED) >> (VEC_TIMER - 32)) & 1;
+	r->ticks_inside = __atomic_load_n(&c->irq_count, __ATOMIC_RELAXED) - ticks;
+	mm_irq_restore_local(inner);
+	r->ticks_after_inner = __atomic_load_n(&c->irq_count, __ATOMIC_RELAXED) - ticks;
+	mm_irq_restore_local(outer);
+	r->ticks_after_outer = __atomic_load_n(&c->irq_count, __ATOMIC_RELAXED) - ticks;
+	r->section_after = __atomic_load_n(&c->heap_section, __ATOMIC_RELAXED);
+	r->deferrals = c->heap_deferrals - deferrals;
+}
+
+KTEST(smp, an_interrupt_in_a_heap_section_waits_for_its_end)
+{
+	KASSERT_TRUE(arch_irqs_enabled());
+	memset(section_seen, 0, sizeof(section_seen));
+	smp_call_all(section_defers_the_timer, NULL);
+	for (unsigned id = 0; id < ncpus_online; id++) {
+		struct section_seen *r = &section_seen[id];
+		KEXPECT_EQ(r->deferred, 1);
+		KEXPECT_EQ(r->ticks_inside, 0);
+		KEXPECT_EQ(r->ticks_after_inner, 0);
+		KEXPECT_GE(r->ticks_after_outer, 1);
+		KEXPECT_EQ(r->section_after, 0);
+		KEXPECT_GE(r->deferrals, 1);
+	}
 }
 
 /* With the kernel argument smp.fake_missing_cpu (one boot configuration
