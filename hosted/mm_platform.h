@@ -316,6 +316,17 @@ static inline void mm_platform_counter_inc(uint64_t *c)
 }
 #endif
 
+/* Clear bit b % 64 of *w, the old bit in the carry flag (mm/platform.h). */
+#if defined(__x86_64__)
+#define MM_HAVE_BIT_TEST_CLEAR64 1
+static inline bool mm_platform_bit_test_clear64(uint64_t *w, uint64_t b)
+{
+	bool was;
+	__asm__("btr %2, %0" : "+r"(*w), "=@ccc"(was) : "r"(b));
+	return was;
+}
+#endif
+
 /* An allocation is about to return NULL for want of memory (or a size
  * beyond any): what malloc must tell its caller, set here so that malloc
  * is kmalloc itself (mm/platform.h). */

@@ -65,6 +65,15 @@ static inline void mm_platform_counter_inc(uint64_t *c)
 	__asm__("addq $1, %0" : "+m"(*c));
 }
 
+/* Clear bit b % 64 of *w, the old bit in the carry flag (mm/platform.h). */
+#define MM_HAVE_BIT_TEST_CLEAR64 1
+static inline bool mm_platform_bit_test_clear64(uint64_t *w, uint64_t b)
+{
+	bool was;
+	__asm__("btr %2, %0" : "+r"(*w), "=@ccc"(was) : "r"(b));
+	return was;
+}
+
 static inline unsigned long mm_irq_save(void)
 {
 	return arch_irq_save();

@@ -9,10 +9,14 @@
  * hosted build uses popcnt when the CPU has it, found at start-up), else
  * the builtin when the target has popcnt, else the usual SWAR sum (add
  * neighbouring bit pairs, then nibbles, then bytes by one multiply).
+ *
+ * mm_bit_test_clear64 clears bit b % 64 and says whether it was set: the
+ * platform's (one btr on x86-64, MM_HAVE_BIT_TEST_CLEAR64), else C.
  */
 #ifndef MM_BITOPS_H
 #define MM_BITOPS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "mm/platform.h"
 
@@ -36,6 +40,12 @@ static inline unsigned mm_popcount64(uint64_t x)
 #else
 	return mm_popcount64_swar(x);
 #endif
+}
+
+/* Clear bit b % 64 of *w; true if it was set. */
+static inline bool mm_bit_test_clear64(uint64_t *w, uint64_t b)
+{
+	return mm_platform_bit_test_clear64(w, b);
 }
 
 #endif

@@ -482,14 +482,16 @@ static inline __attribute__((always_inline)) bool kfree_fast(const void *p)
 {
 	unsigned long irq;
 	struct mcache *mc = mm_irq_save_local(&irq);
-	struct mspan *s = mheap_span_of(p);
+	struct mspan *s;
 
 	/* This CPU allocates from the span or holds it in its partial set
 	 * (so it is a live small span, never a tiny one: mm/mcache.c), the
 	 * pointer is an object start, the object is live. MM_CPU_LOCAL_NONE
-	 * (the fast path may not run) is no span's local_cache. */
-	if (__builtin_expect(s != NULL, 1) &&
-	    __atomic_load_n(&s->local_cache, __ATOMIC_RELAXED) == mc &&
+	 * (the fast path may not run) is no span's local_cache, nor is NULL,
+	 * mspan_none's (no span at p). */
+	if (__builtin_expect(pagemap_in_window((uintptr_t)p), 1) &&
+	    (s = mheap_span_of_or_none(p),
+	     __atomic_load_n(&s->local_cache, __ATOMIC_RELAXED) == mc) &&
 	    __builtin_expect(mspan_free_owned(s, p), 1)) {
 		stat_inc(s->local_nfree);
 		mm_irq_restore_local(irq);

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include "mm/bitops.h"
 #include "mm/sizeclasses.h"
 
 /* span class = size class << 1 | noscan, as in Go. */
@@ -189,12 +190,13 @@ static inline bool mspan_free_owned(struct mspan *s, const void *p)
 	if (__builtin_expect(!size_class_is_start(x, s->divmagic), 0))
 		return false;
 	uint32_t i = (uint32_t)(x >> 32);   /* mspan_offset_index */
-	unsigned w = i / 64, b = i % 64;
+	unsigned w = i / 64;
 	uint64_t *ab = &s->alloc_bits[w];
 	uint64_t a = ld64(ab);
-	if (__builtin_expect(!((a & ~ld64(&s->remote_bits[w])) >> b & 1), 0))
+	if (__builtin_expect(!mm_bit_test_clear64(&a, i), 0) ||
+	    __builtin_expect(ld64(&s->remote_bits[w]) >> (i % 64) & 1, 0))
 		return false;
-	st64(ab, a & ~(1ULL << b));
+	st64(ab, a);
 	return true;
 }
 

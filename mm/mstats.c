@@ -67,7 +67,8 @@ static void get_extra_stats(struct kmem_stats *st)
 	st->mheap_lock_contended = rd(&mheap.lock.ncontended);
 	st->pages_held = st->chunk_bytes >> MM_PAGE_SHIFT;
 	st->meta_static_bytes = sizeof(mcaches) + sizeof(mcentrals) +
-				sizeof(page_caches) + sizeof(mheap) + sizeof(pagemap_l1);
+				sizeof(page_caches) + sizeof(mheap) + sizeof(pagemap_l1) +
+				sizeof(pagemap_empty_leaf) + sizeof(mspan_none);
 	st->metadata_bytes = st->meta_span_bytes + st->meta_bitmap_bytes + st->meta_chunk_bytes +
 			     st->meta_tiny_bytes + st->meta_pagemap_bytes +
 			     st->meta_static_bytes;

@@ -566,6 +566,27 @@ static int check_tiny_blocks(void)
 	return 0;
 }
 
+/* What the page map's lookups read where there is no leaf or no span
+ * (mm/pagemap.h) is still all zero: a write there would make kfree's
+ * fast path take some page for a span of this CPU's. */
+static int check_pagemap_none(void)
+{
+	const uint64_t *w = (const uint64_t *)&mspan_none;
+	for (size_t i = 0; i < sizeof(mspan_none) / 8; i++)
+		if (w[i])
+			FAIL("mspan_none (%p) is written: word %lu is %#lx", (void *)&mspan_none,
+			     (unsigned long)i, (unsigned long)w[i]);
+	for (size_t i = 0; i < PAGEMAP_LEAF_ENTRIES; i++)
+		if (pagemap_empty_leaf[i])
+			FAIL("pagemap_empty_leaf (%p) is written: entry %lu is %#lx",
+			     (void *)pagemap_empty_leaf, (unsigned long)i,
+			     (unsigned long)pagemap_empty_leaf[i]);
+	if (pagemap_none_base != (uintptr_t)&mspan_none)
+		FAIL("pagemap_none_base is %#lx, not &mspan_none %p",
+		     (unsigned long)pagemap_none_base, (void *)&mspan_none);
+	return 0;
+}
+
 static int check_centrals(void)
 {
 	for (unsigned spc = 2; spc < NUM_SPAN_CLASSES; spc++) {
@@ -664,6 +685,8 @@ int mheap_verify(void)
 		bad = check_notices();
 	if (!bad)
 		bad = check_tiny_blocks();
+	if (!bad)
+		bad = check_pagemap_none();
 	if (!bad && (free_pages != mheap.free_pages || small_pages != mheap.small_pages ||
 		     large_pages != mheap.large_pages || chunk_bytes != mheap.chunk_bytes)) {
 		mm_log("mheap_verify: page totals: walk found free %lu small %lu large %lu "

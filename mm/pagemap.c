@@ -15,7 +15,13 @@
 _Static_assert(((uint64_t)(MM_PAGEMAP_BASE) & (MM_SYS_ALIGN - 1)) == 0,
 	       "MM_PAGEMAP_BASE must be a multiple of MM_SYS_ALIGN (8 KiB)");
 
-struct mspan **pagemap_l1[PAGEMAP_L1_ENTRIES];
+uintptr_t pagemap_l1[PAGEMAP_L1_ENTRIES];
+/* Read through for every root entry that has no leaf; never written. */
+uintptr_t pagemap_empty_leaf[PAGEMAP_LEAF_ENTRIES];
+/* What every page without a span maps to, for pagemap_lookup_or_none:
+ * zero, so its local_cache is no mcache. Never written. */
+struct mspan mspan_none;
+uintptr_t pagemap_none_base = (uintptr_t)&mspan_none;
 /* Chunks overlapping each leaf. Protected by mheap.lock. */
 static uint16_t leaf_chunks[PAGEMAP_L1_ENTRIES];
 static uint64_t leaf_bytes;
@@ -28,6 +34,19 @@ const struct pagemap_window pagemap_window = {
 };
 
 static uint64_t l1_index(uint64_t pn) { return pn >> PAGEMAP_LEAF_BITS; }
+
+/* The leaf of root entry i, NULL if none. */
+static uintptr_t *leaf_of(uint64_t i)
+{
+	uintptr_t e = pagemap_l1[i];
+	return e ? (uintptr_t *)((uintptr_t)pagemap_empty_leaf + e) : NULL;
+}
+
+static void set_leaf(uint64_t i, uintptr_t *leaf)
+{
+	uintptr_t e = leaf ? (uintptr_t)leaf - (uintptr_t)pagemap_empty_leaf : 0;
+	__atomic_store_n(&pagemap_l1[i], e, __ATOMIC_RELEASE);
+}
 
 /* Whether [base, base+npages pages) lies wholly inside the window. */
 static bool in_window(uintptr_t base, size_t npages)
@@ -62,13 +81,13 @@ bool pagemap_add_chunk(uintptr_t base, size_t npages)
 	for (uint64_t i = first; i <= last; i++) {
 		if (pagemap_l1[i])
 			continue;
-		struct mspan **leaf = mm_sys_alloc(PAGEMAP_LEAF_BYTES);
+		uintptr_t *leaf = mm_sys_alloc(PAGEMAP_LEAF_BYTES);
 		if (!leaf) {
 			/* Undo the leaves made for this chunk. */
 			for (uint64_t j = first; j < i; j++) {
 				if (leaf_chunks[j] == 0 && pagemap_l1[j]) {
-					struct mspan **l = pagemap_l1[j];
-					__atomic_store_n(&pagemap_l1[j], NULL, __ATOMIC_RELEASE);
+					uintptr_t *l = leaf_of(j);
+					set_leaf(j, NULL);
 					mm_sys_free(l, PAGEMAP_LEAF_BYTES);
 					leaf_bytes -= PAGEMAP_LEAF_BYTES;
 				}
@@ -78,7 +97,7 @@ bool pagemap_add_chunk(uintptr_t base, size_t npages)
 		if (!MM_SYS_ALLOC_ZEROED)
 			memset(leaf, 0, PAGEMAP_LEAF_BYTES);
 		leaf_bytes += PAGEMAP_LEAF_BYTES;
-		__atomic_store_n(&pagemap_l1[i], leaf, __ATOMIC_RELEASE);
+		set_leaf(i, leaf);
 	}
 	for (uint64_t i = first; i <= last; i++)
 		leaf_chunks[i]++;
@@ -92,8 +111,9 @@ void pagemap_remove_chunk(uintptr_t base, size_t npages)
 	uint64_t last = l1_index(pagemap_pageno(base) + npages - 1);
 
 	/* Leaves are kept once made (as Go keeps its arena index): giving
-	 * them back would make the next growth into this GiB cost an extra
-	 * 1 MiB, which an almost exhausted platform may not have. */
+	 * them back would make the next growth into this part of the window
+	 * cost an extra leaf, which an almost exhausted platform may not
+	 * have. */
 	for (uint64_t i = first; i <= last; i++) {
 		MM_BUG_ON(leaf_chunks[i] == 0);
 		leaf_chunks[i]--;
@@ -103,8 +123,9 @@ void pagemap_remove_chunk(uintptr_t base, size_t npages)
 void pagemap_set_page(uintptr_t addr, struct mspan *s)
 {
 	uint64_t pn = pagemap_pageno(addr);
-	struct mspan **leaf = pagemap_l1[l1_index(pn)];
-	__atomic_store_n(&leaf[pn & (PAGEMAP_LEAF_ENTRIES - 1)], s, __ATOMIC_RELEASE);
+	uintptr_t *leaf = leaf_of(l1_index(pn));
+	uintptr_t e = s ? (uintptr_t)s - (uintptr_t)&mspan_none : 0;
+	__atomic_store_n(&leaf[pn & (PAGEMAP_LEAF_ENTRIES - 1)], e, __ATOMIC_RELEASE);
 }
 
 void pagemap_set(uintptr_t base, size_t npages, struct mspan *s)

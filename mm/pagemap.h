@@ -7,15 +7,27 @@
  * the address's offset in the window (one subtraction; an address below
  * or above the window has bits at or above MM_PAGEMAP_BITS, so one shift
  * and test reject it), its 8 KiB page number, indexes a static root with
- * the page number's top bits and a leaf (2^17 entries, one per page: 1 GiB
- * of window; smaller when the whole window is smaller) with the low bits.
- * The root has 2^(MM_PAGEMAP_BITS - 13 - 17) entries: 8 bytes (+ a 2-byte
- * chunk count) per GiB of window, so a small machine's window costs
- * little .bss. A platform that defines no window gets the whole 48-bit
- * x86-64 canonical space (base 0xffff8000_0000_0000, 48 bits: the upper
- * half, where a kernel's direct map usually is, then the lower half, where
- * hosted mmap addresses are; a non-canonical address falls outside): a
- * 2 MiB root.
+ * the page number's top bits and a leaf (one entry per page) with the
+ * low bits. The page number's bits are split in half between them, but a
+ * leaf has at least 2^10 entries (8 KiB) and at most 2^17 (1 MiB: 1 GiB
+ * of window): a small window costs little .bss (root, and the empty leaf
+ * below) and a small machine little leaf. The kernel's 2^40 window: 2^13
+ * root entries (64 KiB), leaves of 128 KiB for 128 MiB each. A platform
+ * that defines no window gets the whole 48-bit x86-64 canonical space
+ * (base 0xffff8000_0000_0000, 48 bits: the upper half, where a kernel's
+ * direct map usually is, then the lower half, where hosted mmap addresses
+ * are; a non-canonical address falls outside): a 2 MiB root, 1 MiB
+ * leaves.
+ *
+ * Entries are offsets, so that 0 is "none" and a lookup that may find
+ * nothing still reads something: a root entry is its leaf's offset from
+ * pagemap_empty_leaf (an all-zero leaf of .bss that is never written),
+ * a leaf entry its span's offset from mspan_none (a span record that is
+ * no CPU's, no state, no bits). pagemap_lookup turns 0 into NULL for
+ * everyone; kfree's fast path uses pagemap_lookup_or_none, which has no
+ * NULL test (an address with no span gives mspan_none, whose local_cache
+ * matches no mcache), and in the kernel (-mcmodel=kernel) the two bases
+ * are the displacements of the loads: 2 instructions fewer per kfree.
  *
  * Leaves come from mm_sys_alloc when the heap first grows into their part
  * of the window and are kept (like Go's arena index): they are not part of
@@ -62,14 +74,25 @@ struct mspan;
 #endif
 
 #define PAGEMAP_ADDR_BITS MM_PAGEMAP_BITS
+/* Half the page number's bits (rounded up), between 10 (an 8 KiB leaf:
+ * mm_sys_alloc's grain) and 17 (1 MiB). */
+#define PAGEMAP_HALF_BITS ((PAGEMAP_ADDR_BITS - MM_PAGE_SHIFT + 1) / 2)
 #define PAGEMAP_LEAF_BITS \
-	(PAGEMAP_ADDR_BITS - MM_PAGE_SHIFT < 17 ? PAGEMAP_ADDR_BITS - MM_PAGE_SHIFT : 17)
+	(PAGEMAP_HALF_BITS < 10 ? 10 : PAGEMAP_HALF_BITS > 17 ? 17 : PAGEMAP_HALF_BITS)
 #define PAGEMAP_L1_BITS (PAGEMAP_ADDR_BITS - MM_PAGE_SHIFT - PAGEMAP_LEAF_BITS)
 #define PAGEMAP_L1_ENTRIES (1UL << PAGEMAP_L1_BITS)
 #define PAGEMAP_LEAF_ENTRIES (1UL << PAGEMAP_LEAF_BITS)
 #define PAGEMAP_LEAF_BYTES (PAGEMAP_LEAF_ENTRIES * sizeof(void *))
 
-extern struct mspan **pagemap_l1[PAGEMAP_L1_ENTRIES];
+/* Root entry: (uintptr_t)leaf - (uintptr_t)pagemap_empty_leaf, 0 for
+ * none; leaf entry: (uintptr_t)span - (uintptr_t)&mspan_none, 0 for
+ * none. */
+extern uintptr_t pagemap_l1[PAGEMAP_L1_ENTRIES];
+extern uintptr_t pagemap_empty_leaf[PAGEMAP_LEAF_ENTRIES];
+extern struct mspan mspan_none;
+/* (uintptr_t)&mspan_none; never written. Hidden: in a shared library
+ * one load, not a load of its address (from the GOT) and then of it. */
+extern uintptr_t pagemap_none_base __attribute__((visibility("hidden")));
 
 /* The window as numbers, for debuggers (tools/gdb/spanheap.py), which
  * cannot see the macros. */
@@ -92,22 +115,48 @@ static inline uint64_t pagemap_pageno(uintptr_t addr)
 	return pagemap_offset(addr) >> MM_PAGE_SHIFT;
 }
 
+/* Is addr inside the window? One compare: the root index is past the
+ * root exactly when addr's offset is at or above 2^PAGEMAP_ADDR_BITS. */
+static inline bool pagemap_in_window(uintptr_t addr)
+{
+	return pagemap_pageno(addr) >> PAGEMAP_LEAF_BITS < PAGEMAP_L1_ENTRIES;
+}
+
+/* The entry of the page holding addr, which is inside the window: a
+ * span's offset from mspan_none, 0 if none. */
+static inline uintptr_t pagemap_entry_in_window(uintptr_t addr)
+{
+	uint64_t pn = pagemap_pageno(addr);
+	uintptr_t leaf = __atomic_load_n(&pagemap_l1[pn >> PAGEMAP_LEAF_BITS], __ATOMIC_ACQUIRE);
+	const uintptr_t *e = (const uintptr_t *)((uintptr_t)pagemap_empty_leaf + leaf) +
+			     (pn & (PAGEMAP_LEAF_ENTRIES - 1));
+	return __atomic_load_n(e, __ATOMIC_ACQUIRE);
+}
+
+/* The entry of the page holding addr, 0 if addr is not in the heap.
+ * Outside the window is never in the heap (and must not alias an address
+ * inside it with the same low bits). */
+static inline uintptr_t pagemap_entry(uintptr_t addr)
+{
+	return pagemap_in_window(addr) ? pagemap_entry_in_window(addr) : 0;
+}
+
+/* The span holding addr, which is inside the window, or &mspan_none if
+ * none does. */
+static inline struct mspan *pagemap_lookup_or_none(uintptr_t addr)
+{
+	/* &mspan_none read from memory (one add of a memory operand), not
+	 * as a constant: gcc would make it every field's displacement from
+	 * the entry and keep the span in a second register too (two moves
+	 * more in kfree). */
+	return (struct mspan *)(pagemap_entry_in_window(addr) + pagemap_none_base);
+}
+
 /* The span holding addr, or NULL if addr is not in the heap. */
 static inline struct mspan *pagemap_lookup(uintptr_t addr)
 {
-	/* Outside the window is never in the heap (and must not alias an
-	 * address inside it with the same low bits). */
-	uint64_t off = pagemap_offset(addr);
-	uint64_t pn = off >> MM_PAGE_SHIFT;
-	/* One compare: the root index is past the root exactly when off is
-	 * at or above 2^PAGEMAP_ADDR_BITS. */
-	if (pn >> PAGEMAP_LEAF_BITS >= PAGEMAP_L1_ENTRIES)
-		return NULL;
-	struct mspan **leaf = __atomic_load_n(&pagemap_l1[pn >> PAGEMAP_LEAF_BITS],
-					      __ATOMIC_ACQUIRE);
-	if (!leaf)
-		return NULL;
-	return __atomic_load_n(&leaf[pn & (PAGEMAP_LEAF_ENTRIES - 1)], __ATOMIC_ACQUIRE);
+	uintptr_t e = pagemap_entry(addr);
+	return e ? (struct mspan *)((uintptr_t)&mspan_none + e) : NULL;
 }
 
 /* Under mheap.lock: make leaves for [base, base+npages pages) exist and

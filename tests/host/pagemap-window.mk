@@ -3,9 +3,9 @@
 #
 #   make host-pagemap-window   build tests/host/pagemap_window/ with the
 #                              heap (mm/*.c) for two windows, 2^26 bytes
-#                              (under 1 GiB: one root entry, 64 KiB leaves)
-#                              and 2^32 (four entries, 1 MiB leaves), run
-#                              both; last line "N passed, N failed"
+#                              (8 root entries, 8 KiB leaves) and 2^32
+#                              (512 entries, 8 KiB leaves), run both;
+#                              last line "N passed, N failed"
 #
 # The platform is the test's own (tests/host/pagemap_window/mm_platform.h):
 # one CPU and a window at 32 TiB that chunks can be placed outside of.

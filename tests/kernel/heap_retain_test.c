@@ -557,7 +557,7 @@ KTEST(heap_retain, a_large_object_takes_a_smaller_chunk_when_the_least_is_refuse
 	 * where mmap puts it, and the room allows that leaf then. */
 	void *probe = mm_sys_alloc(512 * 1024);
 	KASSERT_NOT_NULL(probe);
-	bool leaf = pagemap_l1[pagemap_pageno((uintptr_t)probe) >> PAGEMAP_LEAF_BITS] != NULL;
+	bool leaf = pagemap_l1[pagemap_pageno((uintptr_t)probe) >> PAGEMAP_LEAF_BITS] != 0;
 	mm_sys_free(probe, 512 * 1024);
 	mm_host_set_sys_limit(mm_host_sys_bytes() + 512 * 1024 + 64 * 1024 +
 			      (leaf ? 0 : PAGEMAP_LEAF_BYTES));

@@ -194,8 +194,9 @@ KTEST(heap_stats, heap_map_has_one_character_per_page)
  * CPU's nfree of its class, that its tiny offset matches its tiny block
  * (TINY_NO_BLOCK with none), that no CPU is left inside a stats_seq
  * change, and (with these, the per-CPU state) that no remote free's hazard
- * pointer is left set. Each broken on purpose on this CPU, then put
- * back. */
+ * pointer is left set; and that what the page map reads where there is no
+ * span or leaf (mspan_none, pagemap_empty_leaf) is still zero. Each broken
+ * on purpose on this CPU, then put back. */
 KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 {
 	void *p = kmalloc(48, 0);
@@ -261,6 +262,14 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 	*mcentral_hazard_slot(mm_cpu_id()) = s;
 	int hazard = mheap_verify();
 	*mcentral_hazard_slot(mm_cpu_id()) = NULL;
+	/* The records a lookup reads where there is no span or no leaf
+	 * written: kfree's fast path would take such a page for this CPU's. */
+	mspan_none.local_cache = mc;
+	int none_written = mheap_verify();
+	mspan_none.local_cache = NULL;
+	pagemap_empty_leaf[PAGEMAP_LEAF_ENTRIES - 1] = (uintptr_t)s - (uintptr_t)&mspan_none;
+	int leaf_written = mheap_verify();
+	pagemap_empty_leaf[PAGEMAP_LEAF_ENTRIES - 1] = 0;
 	int after = mheap_verify();
 	mm_irq_restore(irq);
 	kfree(p);
@@ -273,5 +282,7 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 	KEXPECT_EQ(tiny_off, 1);
 	KEXPECT_EQ(odd, 1);
 	KEXPECT_EQ(hazard, 1);
+	KEXPECT_EQ(none_written, 1);
+	KEXPECT_EQ(leaf_written, 1);
 	KEXPECT_EQ(after, 0);
 }

@@ -130,11 +130,18 @@ def pagemap_lookup(addr):
     if off >> addr_bits:
         return None
     pn = off >> PAGE_SHIFT
-    leaf = gv("pagemap_l1")[pn >> leaf_bits]
-    if int(leaf) == 0:
+    # Entries are offsets, 0 for none (mm/pagemap.h): a root entry from
+    # pagemap_empty_leaf, a leaf entry from mspan_none.
+    leaf_off = int(gv("pagemap_l1")[pn >> leaf_bits])
+    if leaf_off == 0:
         return None
-    s = leaf[pn & ((1 << leaf_bits) - 1)]
-    return s if int(s) != 0 else None
+    leaf_addr = (int(gv("pagemap_empty_leaf").address) + leaf_off) & ((1 << 64) - 1)
+    entry_addr = leaf_addr + 8 * (pn & ((1 << leaf_bits) - 1))
+    e = int(gv("*(unsigned long *)0x%x" % entry_addr))
+    if e == 0:
+        return None
+    span = (int(gv("&mspan_none")) + e) & ((1 << 64) - 1)
+    return gv("(struct mspan *)0x%x" % span)
 
 
 def chunks():

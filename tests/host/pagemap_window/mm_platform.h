@@ -3,8 +3,8 @@
  * window test (tests/host/pagemap_window/test.c): one CPU, no interrupts,
  * as examples/minimal, and a deliberately small page-map window of
  * 2^PW_BITS bytes at PW_BASE (PW_BITS comes from the build: the test is
- * built for a window under 1 GiB, one root entry and smaller leaves, and
- * for one of 4 GiB, four entries and 1 MiB leaves). platform.c hands the
+ * built for a window of 64 MiB, 8 root entries, and for one of 4 GiB,
+ * 512 root entries; 8 KiB leaves, mm/pagemap.h). platform.c hands the
  * heap memory inside the window, or, when the test asks, just below it,
  * just above it, across its end, or at its very top.
  */
