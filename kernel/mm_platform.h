@@ -74,6 +74,16 @@ static inline bool mm_platform_bit_test_clear64(uint64_t *w, uint64_t b)
 	return was;
 }
 
+/* The lowest set bit of x, if any: bsf, its zero flag for x == 0
+ * (mm/platform.h). */
+#define MM_HAVE_FIRST_BIT64 1
+static inline bool mm_platform_first_bit64(uint64_t x, uintptr_t *i)
+{
+	bool zero;
+	__asm__("bsf %2, %0" : "=r"(*i), "=@ccz"(zero) : "rm"(x));
+	return !zero;
+}
+
 static inline unsigned long mm_irq_save(void)
 {
 	return arch_irq_save();

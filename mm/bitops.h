@@ -12,6 +12,8 @@
  *
  * mm_bit_test_clear64 clears bit b % 64 and says whether it was set: the
  * platform's (one btr on x86-64, MM_HAVE_BIT_TEST_CLEAR64), else C.
+ * mm_first_bit64 finds the lowest set bit of a word that may be 0: the
+ * platform's (one bsf on x86-64, MM_HAVE_FIRST_BIT64), else C.
  */
 #ifndef MM_BITOPS_H
 #define MM_BITOPS_H
@@ -46,6 +48,12 @@ static inline unsigned mm_popcount64(uint64_t x)
 static inline bool mm_bit_test_clear64(uint64_t *w, uint64_t b)
 {
 	return mm_platform_bit_test_clear64(w, b);
+}
+
+/* If x is not 0: its lowest set bit's number into *i, true. */
+static inline bool mm_first_bit64(uint64_t x, uintptr_t *i)
+{
+	return mm_platform_first_bit64(x, i);
 }
 
 #endif

@@ -17,12 +17,13 @@
  * kfree finds the span through the page map. If this CPU allocates from
  * the span or holds it in its partial owned set (local_cache), the object is
  * cleared in the span's alloc_bits: plain loads and stores, no atomic
- * instruction (mspan_free_owned). Otherwise kfree_slow classifies the
- * pointer (the same classification ksize and krealloc use) and hands a
- * small object to mcache_free (a plain store into a span of this CPU's
- * full set, which moves it to the partial set; the remote-free protocol
- * for another CPU's span), a tiny one to tiny_free, a large one to the
- * mheap. Every free is checked (heap pointer, start of an object, object
+ * instruction (mspan_free_owned). Otherwise kfree_miss, in the same
+ * section with the span found (kfree_slow for a pointer with no span),
+ * classifies the pointer (the same classification ksize and krealloc
+ * use) and hands a small object to mcache_free (a plain store into a
+ * span of this CPU's full set, which moves it to the partial set; the
+ * remote-free protocol for another CPU's span), a tiny one to tiny_free,
+ * a large one to the mheap. Every free is checked (heap pointer, start of an object, object
  * live); a bad one is reported (mm/badptr.c) and ignored.
  *
  * Every free into a span this CPU owns is local (no lock, no atomic),
@@ -414,20 +415,16 @@ __attribute__((noinline)) static void kfree_checked(const void *p, struct mspan 
 	}
 }
 
-/* kfree's slow path inside its section, on CPU cpu (mc its mcache). The
- * common cases go first and stay lean, classified as kfree_checked
- * would: an object of this CPU's current tiny block, an object of a
- * small span another CPU owns, or none (a remote free), and a large
- * object; everything else (reports, tiny and full-set frees) is
- * kfree_checked's, out of line. */
-static inline __attribute__((always_inline)) void kfree_slow_in(const void *p, struct mcache *mc,
-								unsigned cpu, const void *caller)
+/* kfree's slow path inside its section, on CPU cpu (mc its mcache), for
+ * p in span s (NULL: no span at p's page) and not in this CPU's current
+ * tiny block. The common cases go first and stay lean, classified as
+ * kfree_checked would: an object of a small span another CPU owns, or
+ * none (a remote free), and a large object; everything else (reports,
+ * tiny and full-set frees) is kfree_checked's, out of line. */
+static inline __attribute__((always_inline)) void kfree_span_in(const void *p, struct mspan *s,
+								struct mcache *mc, unsigned cpu,
+								const void *caller)
 {
-	if (tiny_in_current(mc, p)) {
-		tiny_free_current(mc, p, caller);
-		return;
-	}
-	struct mspan *s = mheap_span_of(p);
 	if (__builtin_expect(s == NULL, 0)) {
 		kfree_checked(p, s, cpu, caller);
 		return;
@@ -454,6 +451,18 @@ static inline __attribute__((always_inline)) void kfree_slow_in(const void *p, s
 	}
 }
 
+/* The same from p alone: first this CPU's current tiny block (whose
+ * objects' span is no CPU's), then p's span. */
+static inline __attribute__((always_inline)) void kfree_slow_in(const void *p, struct mcache *mc,
+								unsigned cpu, const void *caller)
+{
+	if (tiny_in_current(mc, p)) {
+		tiny_free_current(mc, p, caller);
+		return;
+	}
+	kfree_span_in(p, mheap_span_of(p), mc, cpu, caller);
+}
+
 /* kfree's slow path: every check and every kind of free, in a section of
  * its own (the fast paths' own where the platform allows, its mcache
  * pointer with it; else mm_irq_save's). A tail call from the fast path. */
@@ -475,14 +484,38 @@ __attribute__((noinline)) static void kfree_slow(const void *p, const void *call
 	mm_irq_restore(irq);
 }
 
-/* kfree's fast path: true when it freed p; false sends the free, or its
- * report, down the slow path, which is also where NULL goes (its page
- * maps to no span: no test here). */
-static inline __attribute__((always_inline)) bool kfree_fast(const void *p)
+/* kfree's fast path missed, inside its section (mc: mm_irq_save_local's
+ * pointer, irq the section's flags): p's span s is not this CPU's, or p
+ * is no live object of it. The free, or its report, in the same section
+ * and without looking p up again (a remote free of sh8, a large free):
+ * then the section ends. Where the fast path may not run
+ * (MM_CPU_LOCAL_NONE), and for a pointer with no span (s is mspan_none:
+ * NULL, a page of no span, an address outside the page map's window),
+ * kfree_slow after the section. */
+__attribute__((noinline)) static void kfree_miss(const void *p, struct mspan *s, struct mcache *mc,
+						 unsigned long irq, const void *caller)
+{
+	if (__builtin_expect(s == &mspan_none || mc == MM_CPU_LOCAL_NONE, 0)) {
+		mm_irq_restore_local(irq);
+		kfree_slow(p, caller);
+		return;
+	}
+	if (tiny_in_current(mc, p))
+		tiny_free_current(mc, p, caller);
+	else
+		kfree_span_in(p, s, mc, mm_cpu_id(), caller);
+	mm_irq_restore_local(irq);
+}
+
+/* kfree: the fast path, else kfree_miss in the same section. caller is
+ * for reports; NULL: the return address, read on the way out only (a
+ * frame-pointer build would set up its frame on the fast path to read it
+ * before). */
+static inline __attribute__((always_inline)) void kfree_core(const void *p, const void *caller)
 {
 	unsigned long irq;
 	struct mcache *mc = mm_irq_save_local(&irq);
-	struct mspan *s;
+	struct mspan *s = &mspan_none;
 
 	/* This CPU allocates from the span or holds it in its partial set
 	 * (so it is a live small span, never a tiny one: mm/mcache.c), the
@@ -495,16 +528,9 @@ static inline __attribute__((always_inline)) bool kfree_fast(const void *p)
 	    __builtin_expect(mspan_free_owned(s, p), 1)) {
 		stat_inc(s->local_nfree);
 		mm_irq_restore_local(irq);
-		return true;
+		return;
 	}
-	mm_irq_restore_local(irq);
-	return false;
-}
-
-static inline __attribute__((always_inline)) void kfree_core(const void *p, const void *caller)
-{
-	if (!kfree_fast(p))
-		kfree_slow(p, caller);
+	kfree_miss(p, s, mc, irq, caller ? caller : __builtin_return_address(0));
 }
 
 /* ------------------------------------------------------ ksize/krealloc -- */
@@ -680,11 +706,9 @@ void *kmalloc_aligned(size_t size, size_t align, unsigned flags)
 	return alloc_slow(size, align, flags);
 }
 
-/* The caller is read only on the slow path, where a report may need it. */
 void kfree(const void *p)
 {
-	if (!kfree_fast(p))
-		kfree_slow(p, __builtin_return_address(0));
+	kfree_core(p, NULL);
 }
 
 size_t ksize(const void *p)

@@ -28,7 +28,7 @@
  * A current block whose every object was freed on its CPU starts over
  * (tiny_restart): the next objects are packed from its first byte again,
  * instead of a new block being opened while this one waits to be retired
- * (with the current-block test first in kfree_slow: 2 x tiny 8 B + 2
+ * (with the current-block test first on kfree's slow paths: 2 x tiny 8 B + 2
  * frees, 564 -> 388 instructions).
  */
 #include "mm/tiny.h"

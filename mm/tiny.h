@@ -104,7 +104,7 @@ static inline bool tiny_in_current(const struct mcache *mc, const void *p)
 void tiny_free_current(struct mcache *mc, const void *p, const void *caller);
 
 /* Free p, a pointer into span s of TINY_SPAN_CLASS but not into this
- * CPU's current block (kfree_slow gives those to tiny_free_current
+ * CPU's current block (kfree's slow paths give those to tiny_free_current
  * first), on CPU `cpu` (interrupts off): into the block's freed mask and
  * balance; a bad one is reported as kfree's by caller. */
 void tiny_free(struct mspan *s, const void *p, unsigned cpu, const void *caller);
