@@ -23,8 +23,9 @@
  * use) and hands a small object to mcache_free (a plain store into a
  * span of this CPU's full set, which moves it to the partial set; the
  * remote-free protocol for another CPU's span), a tiny one to tiny_free,
- * a large one to the mheap. Every free is checked (heap pointer, start of an object, object
- * live); a bad one is reported (mm/badptr.c) and ignored.
+ * a large one to the mheap. Every free is checked (heap pointer, start of
+ * an object, object live); a bad one is reported (mm/badptr.c) and
+ * ignored.
  *
  * Every free into a span this CPU owns is local (no lock, no atomic),
  * whichever of its owned sets holds it (mm/mcache.c). Double frees are
