@@ -337,6 +337,19 @@ static inline bool mm_platform_first_bit64(uint64_t x, uintptr_t *i)
 }
 #endif
 
+/* Whether *p == v, *p read once: one cmp with a memory operand, which is
+ * a relaxed atomic load of an aligned pointer here (mm/platform.h); under
+ * TSan the default, an atomic load it sees. */
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+#define MM_HAVE_PTR_EQ_RELAXED 1
+static inline bool mm_platform_ptr_eq_relaxed(void *const *p, const void *v)
+{
+	bool eq;
+	__asm__("cmpq %2, %1" : "=@ccz"(eq) : "m"(*p), "r"(v));
+	return eq;
+}
+#endif
+
 /* An allocation is about to return NULL for want of memory (or a size
  * beyond any): what malloc must tell its caller, set here so that malloc
  * is kmalloc itself (mm/platform.h). */

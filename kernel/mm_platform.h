@@ -84,6 +84,16 @@ static inline bool mm_platform_first_bit64(uint64_t x, uintptr_t *i)
 	return !zero;
 }
 
+/* Whether *p == v, *p read once: one cmp with a memory operand, which is
+ * a relaxed atomic load of an aligned pointer here (mm/platform.h). */
+#define MM_HAVE_PTR_EQ_RELAXED 1
+static inline bool mm_platform_ptr_eq_relaxed(void *const *p, const void *v)
+{
+	bool eq;
+	__asm__("cmpq %2, %1" : "=@ccz"(eq) : "m"(*p), "r"(v));
+	return eq;
+}
+
 static inline unsigned long mm_irq_save(void)
 {
 	return arch_irq_save();

@@ -83,6 +83,13 @@
  *       tzcnt's carry flag is not: it runs as bsf without BMI1) and whose
  *       result is already 64 bits (the compiler's ctz is an int, widened
  *       again): two instructions fewer.
+ *   static inline bool mm_platform_ptr_eq_relaxed(void *const *p, const void *v);
+ *       (optional) Whether the pointer at p, read as a relaxed atomic
+ *       load, equals v: kfree's fast path on the span's local_cache.
+ *       Define MM_HAVE_PTR_EQ_RELAXED with it; by default
+ *       __atomic_load_n and ==, which gcc keeps as a load and a compare.
+ *       On x86-64 one cmp with a memory operand (an aligned 8-byte read
+ *       is atomic there): one instruction fewer.
  *   MM_MAX_CPUS (optional)
  *       How many CPUs (mcaches) there are; 64 when not defined.
  *   MM_RETAIN_MIN_BYTES (optional)
@@ -254,6 +261,13 @@ static inline bool mm_platform_first_bit64(uint64_t x, uintptr_t *i)
 		return false;
 	*i = (uintptr_t)__builtin_ctzll(x);
 	return true;
+}
+#endif
+
+#ifndef MM_HAVE_PTR_EQ_RELAXED
+static inline bool mm_platform_ptr_eq_relaxed(void *const *p, const void *v)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED) == v;
 }
 #endif
 
