@@ -324,12 +324,12 @@ void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 	if (s != MCACHE_NO_SPAN) {
 		MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
 		MM_BUG_ON(mc->alloc_cache[spc].free != 0);
-		unsigned word = s->cache_word;
-		c = mspan_next_cache_word(s);
-		if (c && s->cache_word == word) {
+		c = mspan_same_cache_word(s);
+		if (c) {
 			cache_set_free(mc, spc, c);   /* the same word again */
 			return cache_take(mc, spc);
 		}
+		c = mspan_cache_word_after(s);
 	}
 	return refill_next(mc, spc, cpu, s, c);
 }

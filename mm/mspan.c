@@ -51,8 +51,7 @@ static unsigned span_nwords(const struct mspan *s)
 /* Valid-slot mask of word w (the last word may be partial). */
 static uint64_t span_word_mask(const struct mspan *s, unsigned w)
 {
-	unsigned left = s->nelems - w * 64u;
-	return left >= 64 ? ~0ULL : (1ULL << left) - 1;
+	return mspan_word_mask(s, w);
 }
 
 /* Bitmap words per bitmap of each bucket. */
@@ -135,17 +134,9 @@ static uint64_t cache_word_from(struct mspan *s, unsigned w)
 	return 0;
 }
 
-uint64_t mspan_next_cache_word(struct mspan *s)
+uint64_t mspan_cache_word_after(struct mspan *s)
 {
-	/* The word just used up, again, if its own frees gave back a
-	 * quarter of it since: a pair reuses the same hot slots; a mix of
-	 * kept and freed objects does not reload it for a slot or two. */
-	unsigned w = s->cache_word;
-	uint64_t mask = span_word_mask(s, w);
-	uint64_t c = ~ld64(&s->alloc_bits[w]) & mask;
-	if (c && mm_popcount64(c) * 4 >= mm_popcount64(mask))
-		return c;
-	return cache_word_from(s, w + 1u);
+	return cache_word_from(s, s->cache_word + 1u);
 }
 
 uint64_t mspan_first_cache_word(struct mspan *s)

@@ -220,11 +220,28 @@ static inline bool mspan_has_bitmaps(const struct mspan *s)
 {
 	return s->alloc_bits != mspan_no_bits && s->alloc_bits != NULL;
 }
+/* The slots of word w of small span s (the last word may be partial). */
+static inline uint64_t mspan_word_mask(const struct mspan *s, unsigned w)
+{
+	unsigned left = s->nelems - w * 64u;
+	return left >= 64 ? ~0ULL : (1ULL << left) - 1;
+}
 /* The free slots of cache_word itself if the owner freed at least a
- * quarter of its slots since it was loaded, else of the next word that
- * has any (no bits past nelems), which becomes cache_word; 0 (and
- * cache_word unchanged) if none is left. Owner only. */
-uint64_t mspan_next_cache_word(struct mspan *s);
+ * quarter of its slots since it was loaded (a pair reuses the same hot
+ * slots; a mix of kept and freed objects does not reload it for a slot
+ * or two), else 0. Inline: the refill of the same word calls nothing.
+ * Owner only. */
+static inline uint64_t mspan_same_cache_word(const struct mspan *s)
+{
+	unsigned w = s->cache_word;
+	uint64_t mask = mspan_word_mask(s, w);
+	uint64_t c = ~ld64(&s->alloc_bits[w]) & mask;
+	return c && mm_popcount64(c) * 4 >= mm_popcount64(mask) ? c : 0;
+}
+/* The free slots of the next word after cache_word that has any, which
+ * becomes cache_word; 0 (and cache_word unchanged) if none is left.
+ * Owner only. */
+uint64_t mspan_cache_word_after(struct mspan *s);
 /* The same from the span's start: the first word with a free slot. */
 uint64_t mspan_first_cache_word(struct mspan *s);
 /* Fold the remote frees into alloc_bits and recompute alloc_count.

@@ -889,7 +889,7 @@ KTEST(heap_owned, a_double_free_into_a_span_on_a_notice_stack_is_reported)
 
 /* ------------------------------------------------- refilling a word -- */
 
-/* The refill rule (mm/mspan.c, mspan_next_cache_word): a used-up cache
+/* The refill rule (mm/mspan.h, mspan_same_cache_word): a used-up cache
  * word is loaded again when this CPU's frees gave a quarter of it back (a
  * malloc+free pair keeps reusing its hot slots), and not for fewer: then
  * the next word with free slots comes. */
