@@ -11,9 +11,10 @@
  * defines SPINLOCK_DEBUG for the kernel's own locks too) turns on the heap
  * locks' checks, timed with the TSC. The heap's memory comes from the pmm
  * through the direct map, so the page map's window is the direct map's
- * first 1 TiB (the RAM the kernel uses, kernel/paging.h): a root of 1024
- * entries (8 KiB of .bss, + 2 KiB of chunk counts) instead of the 48-bit
- * default's 2 MiB.
+ * first 1 TiB (the RAM the kernel uses, kernel/paging.h): a root of 8192
+ * entries (64 KiB of .bss, + 16 KiB of chunk counts) and 128 KiB leaves
+ * (mm/pagemap.h) instead of the 48-bit default's 2 MiB root and 1 MiB
+ * leaves.
  */
 #ifndef KERNEL_MM_PLATFORM_H
 #define KERNEL_MM_PLATFORM_H

@@ -14,8 +14,9 @@
  *     kmem_scavenge: no object, chunk or fixalloc block left;
  *   - the firmware's pages balance: the 4 KiB pages AllocatePages handed
  *     out less those FreePages took back are exactly the regions the heap
- *     still holds, which are only its page-map leaves (1 MiB per GiB of
- *     address space touched: 1 or 2 here), and no FreePages failed;
+ *     still holds, which are only its page-map leaves (for this 40-bit
+ *     window 128 KiB per 128 MiB of address space touched: 1 or 2 here),
+ *     and no FreePages failed;
  *   - every request came back 8 KiB aligned (the alignment AllocatePages'
  *     4 KiB pages do not promise);
  *   - a second round of large objects takes no more pages.
@@ -154,7 +155,7 @@ static void selftest(void)
 	      0, st.objects_inuse + st.heap_bytes + st.retained_bytes);
 	size_t kept = uefi_pages.bytes_out;
 	check(kept == PAGEMAP_LEAF_BYTES || kept == 2 * PAGEMAP_LEAF_BYTES,
-	      "the heap holds only its page-map leaves (1 or 2 of 1 MiB)",
+	      "the heap holds only its page-map leaves (1 or 2 of PAGEMAP_LEAF_BYTES)",
 	      PAGEMAP_LEAF_BYTES, kept);
 	check(pages_out() * EFI_PAGE == kept && uefi_pages.free_errors == 0,
 	      "AllocatePages pages - FreePages pages == the leaves' pages, no FreePages error",
