@@ -525,7 +525,7 @@ static inline __attribute__((always_inline)) void kfree_core(const void *p, cons
 	 * mspan_none's (no span at p). */
 	if (__builtin_expect(pagemap_in_window((uintptr_t)p), 1) &&
 	    (s = mheap_span_of_or_none(p),
-	     mm_platform_ptr_eq_relaxed((void *const *)&s->local_cache, mc)) &&
+	     mm_platform_ptr_eq_relaxed(&s->local_cache, mc)) &&
 	    __builtin_expect(mspan_free_owned(s, p), 1)) {
 		stat_inc(s->local_nfree);
 		mm_irq_restore_local(irq);

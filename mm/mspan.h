@@ -148,8 +148,10 @@ struct mspan {
 	 * allocation span, the partial owned set), else MSPAN_NOT_LOCAL
 	 * (mm/mcache.c): the fast path compares it with this CPU's mcache
 	 * pointer, MM_CPU_LOCAL_NONE where the fast path may not run, which
-	 * no span has. */
-	struct mcache *local_cache;
+	 * no span has. A struct mcache *, kept as void * so that the fast
+	 * path reads it through mm_platform_ptr_eq_relaxed (void *const *)
+	 * as the type it has. */
+	void *local_cache;
 
 	/* Second line: rarely written by the owner, and the remote side. */
 	uintptr_t npages __attribute__((aligned(64)));
