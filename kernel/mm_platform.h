@@ -59,41 +59,9 @@ static inline int mm_platform_popcount64(uint64_t x, unsigned *n)
 	return 0;
 }
 
-/* One add to memory, not locked (mm/platform.h). */
-#define MM_HAVE_COUNTER_INC 1
-static inline void mm_platform_counter_inc(uint64_t *c)
-{
-	__asm__("addq $1, %0" : "+m"(*c));
-}
-
-/* Clear bit b % 64 of *w, the old bit in the carry flag (mm/platform.h). */
-#define MM_HAVE_BIT_TEST_CLEAR64 1
-static inline bool mm_platform_bit_test_clear64(uint64_t *w, uint64_t b)
-{
-	bool was;
-	__asm__("btr %2, %0" : "+r"(*w), "=@ccc"(was) : "r"(b));
-	return was;
-}
-
-/* The lowest set bit of x, if any: bsf, its zero flag for x == 0
- * (mm/platform.h). */
-#define MM_HAVE_FIRST_BIT64 1
-static inline bool mm_platform_first_bit64(uint64_t x, uintptr_t *i)
-{
-	bool zero;
-	__asm__("bsf %2, %0" : "=r"(*i), "=@ccz"(zero) : "rm"(x));
-	return !zero;
-}
-
-/* Whether *p == v, *p read once: one cmp with a memory operand, which is
- * a relaxed atomic load of an aligned pointer here (mm/platform.h). */
-#define MM_HAVE_PTR_EQ_RELAXED 1
-static inline bool mm_platform_ptr_eq_relaxed(void *const *p, const void *v)
-{
-	bool eq;
-	__asm__("cmpq %2, %1" : "=@ccz"(eq) : "m"(*p), "r"(v));
-	return eq;
-}
+/* The one-instruction hooks: an unlocked add for the counters, btr, bsf,
+ * a cmp with a memory operand. */
+#include "lib/mm_hooks_x86_64.h"
 
 static inline unsigned long mm_irq_save(void)
 {

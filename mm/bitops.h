@@ -9,16 +9,10 @@
  * hosted build uses popcnt when the CPU has it, found at start-up), else
  * the builtin when the target has popcnt, else the usual SWAR sum (add
  * neighbouring bit pairs, then nibbles, then bytes by one multiply).
- *
- * mm_bit_test_clear64 clears bit b % 64 and says whether it was set: the
- * platform's (one btr on x86-64, MM_HAVE_BIT_TEST_CLEAR64), else C.
- * mm_first_bit64 finds the lowest set bit of a word that may be 0: the
- * platform's (one bsf on x86-64, MM_HAVE_FIRST_BIT64), else C.
  */
 #ifndef MM_BITOPS_H
 #define MM_BITOPS_H
 
-#include <stdbool.h>
 #include <stdint.h>
 #include "mm/platform.h"
 
@@ -42,18 +36,6 @@ static inline unsigned mm_popcount64(uint64_t x)
 #else
 	return mm_popcount64_swar(x);
 #endif
-}
-
-/* Clear bit b % 64 of *w; true if it was set. */
-static inline bool mm_bit_test_clear64(uint64_t *w, uint64_t b)
-{
-	return mm_platform_bit_test_clear64(w, b);
-}
-
-/* If x is not 0: its lowest set bit's number into *i, true. */
-static inline bool mm_first_bit64(uint64_t x, uintptr_t *i)
-{
-	return mm_platform_first_bit64(x, i);
 }
 
 #endif

@@ -135,7 +135,7 @@ static inline void *mcache_alloc_fast_x4(struct mcache *mc, uintptr_t spc_x4)
 	struct mcache_alloc_word *aw = mcache_alloc_word_x4(mc, spc_x4);
 	uint64_t c = aw->free;
 	uintptr_t i;
-	if (__builtin_expect(!mm_first_bit64(c, &i), 0))
+	if (__builtin_expect(!mm_platform_first_bit64(c, &i), 0))
 		return NULL;
 	__atomic_store_n(&aw->free, c & (c - 1), __ATOMIC_RELAXED);
 	st64(aw->alloc_word, ld64(aw->alloc_word) | (1ULL << i));

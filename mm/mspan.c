@@ -48,12 +48,6 @@ static unsigned span_nwords(const struct mspan *s)
 	return (s->nelems + 63u) / 64u;
 }
 
-/* Valid-slot mask of word w (the last word may be partial). */
-static uint64_t span_word_mask(const struct mspan *s, unsigned w)
-{
-	return mspan_word_mask(s, w);
-}
-
 /* Bitmap words per bitmap of each bucket. */
 const uint8_t mspan_bitmap_words[MSPAN_BITMAP_BUCKETS] = { 4, 8, 16 };
 /* The bitmaps of every record that has no units: one zero word. */
@@ -125,7 +119,7 @@ void mspan_init_objects(struct mspan *s, unsigned spanclass,
 static uint64_t cache_word_from(struct mspan *s, unsigned w)
 {
 	for (unsigned nw = span_nwords(s); w < nw; w++) {
-		uint64_t c = ~ld64(&s->alloc_bits[w]) & span_word_mask(s, w);
+		uint64_t c = ~ld64(&s->alloc_bits[w]) & mspan_word_mask(s, w);
 		if (c) {
 			s->cache_word = (uint16_t)w;
 			return c;

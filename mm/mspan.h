@@ -199,7 +199,7 @@ static inline bool mspan_free_owned(struct mspan *s, const void *p)
 	unsigned w = i / 64;
 	uint64_t r = ld64(&s->remote_bits[w]);
 	uint64_t a = ld64(&s->alloc_bits[w]);
-	if (__builtin_expect(!mm_bit_test_clear64(&a, i), 0) ||
+	if (__builtin_expect(!mm_platform_bit_test_clear64(&a, i), 0) ||
 	    __builtin_expect(r >> (i % 64) & 1, 0))
 		return false;
 	st64(&s->alloc_bits[w], a);
