@@ -527,7 +527,7 @@ static inline __attribute__((always_inline)) void kfree_core(const void *p, cons
 	    (s = mheap_span_of_or_none(p),
 	     mm_platform_ptr_eq_relaxed(&s->local_cache, mc)) &&
 	    __builtin_expect(mspan_free_owned(s, p), 1)) {
-		stat_inc(s->local_nfree);
+		stat_inc(&mc->nfree[s->spanclass]);
 		mm_irq_restore_local(irq);
 		return;
 	}

@@ -125,7 +125,6 @@ static void make_local(struct mcache *mc, struct mspan *s)
 {
 	if (s->spanclass == TINY_SPAN_CLASS)
 		return;
-	s->local_nfree = &mc->nfree[s->spanclass];
 	__atomic_store_n(&s->local_cache, mc, __ATOMIC_RELAXED);
 }
 

@@ -305,12 +305,12 @@ uint64_t mheap_scavenge(uint64_t keep_bytes)
 
 /* Take the bitmap units of a small span of bucket b into units[], after
  * the *taken already there; false when out of memory (those taken stay,
- * counted by *taken). */
+ * counted by *taken). Bucket 0 takes none. */
 static bool bitmaps_take(unsigned b, void *units[MSPAN_BITMAP_UNITS], unsigned *taken)
 {
 	MM_HELD(&mheap.lock);
 	unsigned pool = mspan_bitmap_pool(b);
-	for (; *taken < MSPAN_BITMAP_UNITS; (*taken)++) {
+	for (; *taken < mspan_bitmap_nunits(b); (*taken)++) {
 		if (!(units[*taken] = fixalloc_alloc(mheap_bitmap_pool(pool))))
 			return false;
 		mheap.nbitmap_big += pool;
@@ -497,7 +497,7 @@ void mheap_free_span_locked(struct mspan *s)
 		void *units[MSPAN_BITMAP_UNITS];
 		unsigned b = mspan_bitmap_bucket(s->nelems);
 		mspan_bitmap_units(s, units);
-		bitmaps_give(b, units, MSPAN_BITMAP_UNITS);
+		bitmaps_give(b, units, mspan_bitmap_nunits(b));
 		mspan_clear_bits(s);
 	}
 	s->list = MSPAN_ON_NONE;

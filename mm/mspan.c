@@ -49,7 +49,7 @@ static unsigned span_nwords(const struct mspan *s)
 }
 
 /* Bitmap words per bitmap of each bucket. */
-const uint8_t mspan_bitmap_words[MSPAN_BITMAP_BUCKETS] = { 4, 8, 16 };
+const uint8_t mspan_bitmap_words[MSPAN_BITMAP_BUCKETS] = { 1, 4, 8, 16 };
 /* The bitmaps of every record that has no units: one zero word. */
 const uint64_t mspan_no_bits[1] = { 0 };
 
@@ -74,7 +74,14 @@ void mspan_bitmap_units(const struct mspan *s, void *units[MSPAN_BITMAP_UNITS])
 
 bool mspan_bitmap_layout_ok(const struct mspan *s)
 {
-	return s->remote_bits != s->alloc_bits;
+	bool in_record = s->alloc_bits == &s->alloc_word_inline &&
+			 s->remote_bits == &s->remote_word_inline;
+	if (mspan_bitmap_bucket(s->nelems) == 0)
+		return in_record;
+	const char *a = (const char *)s->alloc_bits, *r = (const char *)s->remote_bits;
+	const char *rec = (const char *)s;
+	bool a_in = a >= rec && a < rec + sizeof(*s), r_in = r >= rec && r < rec + sizeof(*s);
+	return s->remote_bits != s->alloc_bits && !a_in && !r_in;
 }
 
 unsigned mspan_nelems_of(unsigned spanclass, size_t npages)
@@ -108,10 +115,16 @@ void mspan_init_objects(struct mspan *s, unsigned spanclass,
 		s->cache_word = 0;
 		return;
 	}
+	s->cache_word = 0;
+	if (mspan_bitmap_bucket(s->nelems) == 0) {
+		s->alloc_word_inline = s->remote_word_inline = 0;
+		s->alloc_bits = &s->alloc_word_inline;
+		s->remote_bits = &s->remote_word_inline;
+		return;
+	}
 	/* The units come zeroed from their fixalloc. */
 	s->alloc_bits = units[0];
 	s->remote_bits = units[1];
-	s->cache_word = 0;
 }
 
 /* The first word from w on with a free slot becomes cache_word; its free

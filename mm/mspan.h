@@ -62,55 +62,68 @@ struct tiny_meta {
 /*
  * Bitmaps sized to the span. A small-object span's two bitmaps
  * (alloc_bits, remote_bits) hold mspan_bitmap_words[b] words each, b being
- * the span's bucket: the smallest of 4, 8 and 16 words (256, 512, 1024
- * objects) that holds its nelems. Each lives in a cache-line unit of its
- * own from the mheap's fixallocs (64-byte units for buckets 0 and 1, from
- * a fixalloc of their own; 128-byte units for bucket 2, sharing the span
- * records' fixalloc), taken under mheap.lock when mspan_init_objects
- * makes the span and given back with it (Go allocates allocBits per span
- * too). The owner writes the alloc words, other CPUs the remote words, so
- * a remote free never writes a cache line the owner's fast paths write.
- * Large spans and free runs have no units: their two pointers point at
- * mspan_no_bits, one zero word that is never written (a large span is one
- * object, whose free is the claim of its state; mm/mheap.c).
+ * the span's bucket: the smallest of 1, 4, 8 and 16 words (64, 256, 512,
+ * 1024 objects) that holds its nelems. Bucket 0 (every class of 128 bytes
+ * and more) keeps its two words in the span record itself, on the first
+ * line, which every free reads anyway: a free then reads one line of
+ * metadata besides the page map's entry (rptest, 16 B to 16 KiB:
+ * simulated L1 misses per operation 3.8 -> 2.9, the last 0.25 of it from
+ * the remote word leaving the second line). The other buckets' bitmaps
+ * each live in a cache-line unit of their own from the mheap's fixallocs
+ * (64-byte units for buckets 1 and 2, from a fixalloc of their own;
+ * 128-byte units for bucket 3, sharing the span records' fixalloc), taken
+ * under mheap.lock when mspan_init_objects makes the span and given back
+ * with it (Go allocates allocBits per span too); there the owner writes
+ * the alloc words and other CPUs the remote words, on different cache
+ * lines. Large spans and free runs have no bitmaps: their two
+ * pointers point at mspan_no_bits, one zero word that is never written (a
+ * large span is one object, whose free is the claim of its state;
+ * mm/mheap.c).
  */
-#define MSPAN_BITMAP_BUCKETS 3
+#define MSPAN_BITMAP_BUCKETS 4
 #define MSPAN_BITMAP_POOLS 2        /* units of 64 and of 128 bytes */
-#define MSPAN_BITMAP_UNITS 2        /* per small span: alloc words, remote words */
+#define MSPAN_BITMAP_UNITS 2        /* per small span outside bucket 0: alloc words, remote words */
 struct mspan;
-extern const uint8_t mspan_bitmap_words[MSPAN_BITMAP_BUCKETS];   /* 4, 8, 16 */
+extern const uint8_t mspan_bitmap_words[MSPAN_BITMAP_BUCKETS];   /* 1, 4, 8, 16 */
 extern const uint64_t mspan_no_bits[1];
 
 /* The bucket of a small span of nelems objects. */
 static inline unsigned mspan_bitmap_bucket(unsigned nelems)
 {
 	unsigned nw = (nelems + 63u) / 64u;
-	return nw <= 4 ? 0 : nw <= 8 ? 1 : 2;
+	return nw <= 1 ? 0 : nw <= 4 ? 1 : nw <= 8 ? 2 : 3;
 }
-/* Bucket b's pool (0: 64-byte units, 1: 128-byte); the unit size of a
- * pool. */
+/* Bitmap units a span of bucket b takes from the pools: none for bucket
+ * 0 (its words are in the record), MSPAN_BITMAP_UNITS otherwise. */
+static inline unsigned mspan_bitmap_nunits(unsigned b)
+{
+	return b == 0 ? 0 : MSPAN_BITMAP_UNITS;
+}
+/* Bucket b's pool (0: 64-byte units, 1: 128-byte), b > 0; the unit size
+ * of a pool. */
 unsigned mspan_bitmap_pool(unsigned b);
 size_t mspan_bitmap_unit_size(unsigned pool);
-/* A small span's units, as mspan_init_objects was given them. */
+/* A small span's units, as mspan_init_objects was given them (the first
+ * mspan_bitmap_nunits of its bucket). */
 void mspan_bitmap_units(const struct mspan *s, void *units[MSPAN_BITMAP_UNITS]);
-/* Are a small span's two bitmaps in units of their own, not one unit
- * shared (for the verifier; which pool the units come from, it checks
- * with fixalloc_owns)? */
+/* Are a small span's two bitmaps where its bucket says: bucket 0's in its
+ * record, the others' in two units of their own (for the verifier; which
+ * pool the units come from, it checks with fixalloc_owns)? */
 bool mspan_bitmap_layout_ok(const struct mspan *s);
 
 /* A span record: 128 bytes, two cache lines. The first holds what every
  * free reads (kfree's fast path: the bitmap pointers, the object
- * geometry, local_cache and local_nfree; kmalloc's reads none of it: its
- * cached word is in the mcache) and what the owner's refill writes; the
- * second the rest, and the remote-free fields, which other CPUs write
- * (with the remote bitmap words, off the owner's lines). */
+ * geometry, local_cache, and a bucket-0 span's two bitmap words;
+ * kmalloc's reads none of it: its cached word is in the mcache) and what
+ * the owner's refill writes; the second the rest, and the fields of the
+ * remote-free protocol's stacks, which other CPUs write. */
 struct mspan {
 	/*
 	 * Who writes what (readers: see each field):
-	 * - allocation state (cache_word, the words of
-	 *   alloc_bits, alloc_count): the CPU whose mcache
-	 *   holds the span (owner_cpu), or, while no mcache holds it,
-	 *   whoever holds its mcentral's lock;
+	 * - allocation state (cache_word, the words of alloc_bits,
+	 *   alloc_word_inline among them, alloc_count): the CPU whose
+	 *   mcache holds the span (owner_cpu), or, while no mcache holds
+	 *   it, whoever holds its mcentral's lock;
 	 * - owner_cpu, list, next/prev while on an mcentral list: under the
 	 *   mcentral lock; list, next/prev while in an mcache's owned set:
 	 *   that mcache's CPU;
@@ -118,8 +131,9 @@ struct mspan {
 	 *   run: under mheap.lock; elemsize, nelems, spanclass, divmagic and
 	 *   the two bitmap pointers are set (mspan_init_objects) under
 	 *   mheap.lock as the span is made and do not change while it lives;
-	 * - the words of remote_bits, remote_pending, pending_next: the
-	 *   remote-free protocol (mm/mcentral.c, mcentral_free).
+	 * - the words of remote_bits (remote_word_inline among them),
+	 *   remote_pending, pending_next: the remote-free protocol
+	 *   (mm/mcentral.c, mcentral_free).
 	 * The words of alloc_bits are also read (relaxed) by other CPUs
 	 * checking a free, hence the atomic accessors. The free slots of
 	 * word cache_word that allocation hands out next (Go's allocCache)
@@ -133,17 +147,6 @@ struct mspan {
 	uint64_t *alloc_bits;
 	/* Frees from other CPUs (the protocol: mm/mcentral.c, mcentral_free). */
 	uint64_t *remote_bits;
-	uint32_t elemsize;
-	uint32_t divmagic;        /* class_to_divmagic[class]: offset -> index without a lookup (Go's divMul) */
-	int32_t owner_cpu;        /* mcache owning the span (allocating from it or in its owned set), -1 if none */
-	uint16_t nelems;
-	uint16_t cache_word;      /* word of alloc_bits the owner's cache word mirrors (Go's freeindex / 64) */
-	uint16_t alloc_count;     /* alloc_bits set as of the last sweep (set by mspan_sweep) */
-	uint8_t spanclass;
-	uint8_t state;            /* enum mspan_state, read lock-free by kfree */
-	uint8_t list;             /* enum mspan_list_id */
-	uint64_t *local_nfree;    /* while local: &local_cache->nfree[spanclass], where
-				     kfree's fast path counts (set with local_cache) */
 	/* The owner's mcache while kfree's fast path may free into it (the
 	 * allocation span, the partial owned set), else MSPAN_NOT_LOCAL
 	 * (mm/mcache.c): the fast path compares it with this CPU's mcache
@@ -152,20 +155,33 @@ struct mspan {
 	 * path reads it through mm_platform_ptr_eq_relaxed (void *const *)
 	 * as the type it has. */
 	void *local_cache;
-
-	/* Second line: rarely written by the owner, and the remote side. */
-	uintptr_t npages __attribute__((aligned(64)));
-	struct mspan *next, *prev;
-	struct heap_chunk *chunk; /* the platform chunk the pages came from */
-	struct tiny_meta *tiny;   /* TINY_SPAN_CLASS spans only */
-	uint32_t remote_pending;       /* 1 while routed to a pending or notice stack, or on one */
+	uint32_t elemsize;
+	uint32_t divmagic;        /* class_to_divmagic[class]: offset -> index without a lookup (Go's divMul) */
+	/* The bitmaps of a span of at most 64 objects (bucket 0), here on
+	 * the line every free reads anyway (mm/mspan.h, "Bitmaps"). */
+	uint64_t alloc_word_inline;
+	uint64_t remote_word_inline;
+	uint16_t nelems;
+	uint16_t cache_word;      /* word of alloc_bits the owner's cache word mirrors (Go's freeindex / 64) */
+	uint8_t spanclass;
+	uint8_t state;            /* enum mspan_state, read lock-free by kfree */
+	uint8_t list;             /* enum mspan_list_id */
 	/* 1: the pages may hold old data, so a KM_ZERO large object made of
 	 * them is cleared; 0 only while they are as fresh from a platform
 	 * whose memory comes zeroed (MM_SYS_ALLOC_ZEROED; Go's needzero).
 	 * Set as a chunk's run is made, inherited by a split, or'ed by a
 	 * merge, 1 from a span's free on (mm/mheap.c, mm/mpagecache.c). */
 	uint8_t needzero;
-	struct mspan *pending_next;    /* link on that stack */
+
+	/* Second line: rarely written by the owner, and the remote side. */
+	uintptr_t npages __attribute__((aligned(64)));
+	struct mspan *next, *prev;
+	struct heap_chunk *chunk; /* the platform chunk the pages came from */
+	struct tiny_meta *tiny;   /* TINY_SPAN_CLASS spans only */
+	struct mspan *pending_next;    /* link on a pending or notice stack */
+	uint32_t remote_pending;       /* 1 while routed to such a stack, or on one */
+	int32_t owner_cpu;        /* mcache owning the span (allocating from it or in its owned set), -1 if none */
+	uint16_t alloc_count;     /* alloc_bits set as of the last sweep (set by mspan_sweep) */
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(struct mspan) == 128, "a span record is two cache lines");
 
@@ -207,9 +223,10 @@ static inline bool mspan_free_owned(struct mspan *s, const void *p)
 }
 
 /* Turn a fresh page run into a span of spanclass (0 = one large object).
- * units: for a small span, MSPAN_BITMAP_UNITS zeroed units of pool
+ * units: for a small span, mspan_bitmap_nunits(b) zeroed units of pool
  * mspan_bitmap_pool(b), b = mspan_bitmap_bucket(nelems) (see
- * mspan_nelems_of); unused for a large one. */
+ * mspan_nelems_of); unused for a large one and for bucket 0 (whose words
+ * are in the record). */
 void mspan_init_objects(struct mspan *s, unsigned spanclass,
 			void *const units[MSPAN_BITMAP_UNITS]);
 /* Objects in a span of spanclass of npages pages (1 for class 0). */

@@ -8,12 +8,12 @@
  * on the free list of its length, each small span is in exactly one place
  * (the allocation span or an owned set of the one mcache whose CPU owns
  * it, or one list of its own mcentral; owned sets well formed, counted, the
- * partial sets within their caps; local_cache as the set says (and
- * local_nfree, where kfree's fast path counts); notice stacks
- * hold pending spans), bitmaps are consistent
- * (frees only of allocated slots, nothing past nelems, alloc_count of
- * listed spans equal to their bits), every small span and no other has
- * bitmap units, of its bucket's pool, one per bitmap, and
+ * partial sets within their caps; local_cache as the set says; notice
+ * stacks hold pending spans), bitmaps are consistent (frees only of
+ * allocated slots, nothing past nelems, alloc_count of listed spans equal
+ * to their bits), every small span and no other has bitmaps, in its
+ * record for bucket 0, else in units of its bucket's pool, one per
+ * bitmap, and
  * the totals add up (pages per state, spans per class, live objects per
  * class against the per-CPU counters, bytes held from the platform, span
  * records and bitmap units handed out by their fixallocs against the
@@ -74,21 +74,24 @@ static int check_small_span(const struct mspan *s)
 		FAIL("span %p class %u: tiny table %p in the wrong span class",
 		     (void *)s, cls, (void *)s->tiny);
 
-	/* Its bitmap units: of its bucket's pool, one per bitmap; no bit
-	 * past nelems anywhere in them. */
+	/* Its bitmaps: bucket 0's in its record, the others' in units of
+	 * their bucket's pool, one per bitmap; no bit past nelems anywhere
+	 * in them. */
 	unsigned bucket = mspan_bitmap_bucket(s->nelems), pool = mspan_bitmap_pool(bucket);
+	unsigned nunits = mspan_bitmap_nunits(bucket);
 	if (!mspan_has_bitmaps(s))
 		FAIL("span %p class %u: no bitmaps", (void *)s, cls);
+	if (!mspan_bitmap_layout_ok(s))
+		FAIL("span %p class %u: bitmaps alloc %p remote %p not laid out as bucket %u's "
+		     "(bucket 0: in the record; else two units apart from it)",
+		     (void *)s, cls, (void *)s->alloc_bits, (void *)s->remote_bits, bucket);
 	void *units[MSPAN_BITMAP_UNITS];
 	mspan_bitmap_units(s, units);
-	for (unsigned u = 0; u < MSPAN_BITMAP_UNITS; u++)
+	for (unsigned u = 0; u < nunits; u++)
 		if (!fixalloc_owns(mheap_bitmap_pool(pool), units[u]))
 			FAIL("span %p class %u: bitmap unit %p not from pool %u (bucket %u)",
 			     (void *)s, cls, units[u], pool, bucket);
-	if (!mspan_bitmap_layout_ok(s))
-		FAIL("span %p class %u: bitmaps alloc %p remote %p share a unit (bucket %u)",
-		     (void *)s, cls, (void *)s->alloc_bits, (void *)s->remote_bits, bucket);
-	units_seen[pool] += MSPAN_BITMAP_UNITS;
+	units_seen[pool] += nunits;
 	uint64_t bits = 0, live = 0;
 	for (unsigned w = 0; w < mspan_bitmap_words[bucket]; w++) {
 		uint64_t mask = w < nwords(s) ? word_mask(s, w) : 0;
@@ -128,10 +131,6 @@ static int check_small_span(const struct mspan *s)
 			FAIL("span %p class %u: owner CPU %d, list %u, but local_cache %p "
 			     "(expected %p, CPU %d's)", (void *)s, cls, s->owner_cpu, s->list,
 			     (void *)s->local_cache, (void *)want, local);
-		if (local >= 0 && s->local_nfree != &mcaches[local].nfree[spc])
-			FAIL("span %p class %u: kfree's fast path would count its frees at %p, "
-			     "not in CPU %d's nfree (%p)", (void *)s, cls, (void *)s->local_nfree,
-			     local, (void *)&mcaches[local].nfree[spc]);
 		const struct mcache_alloc_word *aw = &mcaches[s->owner_cpu].alloc_cache[spc];
 		uint64_t cache = allocating ? aw->free : 0;
 		if (cache & ~(~s->alloc_bits[s->cache_word] & word_mask(s, s->cache_word)))

@@ -2,10 +2,12 @@
  * tests/kernel/heap_meta_test.c - span metadata sized to the span: the
  * 128-byte span record and the bitmap units of small spans (mm/mspan.h).
  *
- * A small span's three bitmaps are sized for the smallest bucket that
- * holds its object count and live in cache-line units from the mheap's
- * fixallocs, the remote words on lines of their own; large spans and free
- * runs have none; a span's units go back with it. mheap_verify()
+ * A small span's two bitmaps are sized for the smallest bucket that
+ * holds its object count: a span of at most 64 objects keeps its two
+ * words in its record, the alloc word on the line every free reads, the
+ * remote word on the other; the others' live in cache-line units from the
+ * mheap's fixallocs, the remote words on lines of their own; large spans
+ * and free runs have none; a span's units go back with it. mheap_verify()
  * checks all of this on every call; the last test breaks each invariant
  * on purpose and expects the verifier to say so (a check that cannot fail
  * is no check). The heap is quiescent while a test runs (one thread
@@ -74,7 +76,9 @@ KTEST(heap_meta, the_remote_fields_are_off_the_owners_cache_line)
 	unsigned owner = offsetof(struct mspan, startaddr) / 64;
 	KEXPECT_EQ(offsetof(struct mspan, cache_word) / 64, owner);
 	KEXPECT_EQ(offsetof(struct mspan, alloc_bits) / 64, owner);
-	KEXPECT_EQ(offsetof(struct mspan, owner_cpu) / 64, owner);
+	KEXPECT_EQ(offsetof(struct mspan, local_cache) / 64, owner);
+	KEXPECT_EQ(offsetof(struct mspan, alloc_word_inline) / 64, owner);
+	KEXPECT_EQ(offsetof(struct mspan, remote_word_inline) / 64, owner);
 	KEXPECT_NE(offsetof(struct mspan, remote_pending) / 64, owner);
 	KEXPECT_NE(offsetof(struct mspan, pending_next) / 64, owner);
 }
@@ -103,6 +107,16 @@ KTEST(heap_meta, a_small_span_has_units_of_the_smallest_bucket_that_fits)
 		KEXPECT_GE(words * 64u, s->nelems);
 		if (b > 0)
 			KEXPECT_LT(mspan_bitmap_words[b - 1] * 64u, s->nelems);
+		if (b == 0) {
+			/* Both words in the record, on the line a free reads. */
+			KEXPECT_EQ(mspan_bitmap_nunits(b), 0);
+			KEXPECT_TRUE(s->alloc_bits == &s->alloc_word_inline);
+			KEXPECT_TRUE(s->remote_bits == &s->remote_word_inline);
+			KEXPECT_EQ(first_line(s->remote_bits), first_line(&s->startaddr));
+			KEXPECT_EQ(first_line(s->alloc_bits), first_line(&s->startaddr));
+			kfree(p);
+			continue;
+		}
 		/* Every unit from the bucket's pool, and none inside a span. */
 		void *units[MSPAN_BITMAP_UNITS];
 		mspan_bitmap_units(s, units);
@@ -141,19 +155,21 @@ KTEST(heap_meta, large_spans_and_free_runs_have_no_bitmaps)
 
 KTEST(heap_meta, units_go_back_with_their_spans)
 {
-	/* 64 objects of 128 bytes per one-page span: 640 objects need ten
-	 * spans of the class at least, each with units of its own. */
-	enum { N = 640 };
+	/* 256 objects of 32 bytes per one-page span (85 of 96 bytes, red
+	 * zone and trailer included, in the debug build): 2560 objects need
+	 * ten spans of the class at least, each with units of its own. */
+	enum { N = 2560 };
 	static void *objs[N];
 	kmem_drain_all();
 	uint64_t before = bitmap_units();
 	for (unsigned i = 0; i < N; i++) {
-		objs[i] = kmalloc(128, 0);
+		objs[i] = kmalloc(32, 0);
 		KASSERT_NOT_NULL(objs[i]);
 	}
 	const struct mspan *s = mheap_span_of(objs[0]);
 	KASSERT_NOT_NULL(s);
-	unsigned per_span = MSPAN_BITMAP_UNITS;
+	unsigned per_span = mspan_bitmap_nunits(mspan_bitmap_bucket(s->nelems));
+	KEXPECT_EQ(per_span, MSPAN_BITMAP_UNITS);   /* not bucket 0's record */
 	uint64_t new_spans = N / s->nelems - 1;   /* one may have been there */
 	KEXPECT_GE(bitmap_units(), before + new_spans * per_span);
 	KEXPECT_EQ(mheap_verify(), 0);   /* units handed out = units of the spans */
@@ -259,6 +275,24 @@ KTEST(heap_meta, the_verifier_sees_each_broken_invariant)
 	flags = mm_spin_lock_irqsave(&mheap.lock);
 	fixalloc_free(mheap_bitmap_pool(1 - pool), other);
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+
+	/* A span of bucket 0 whose remote word is not its record's, and
+	 * one whose alloc word is another span's. */
+	void *q = kmalloc(256, 0);   /* 32 objects per span: bucket 0 */
+	KASSERT_NOT_NULL(q);
+	struct mspan *t = mheap_span_of(q);
+	KASSERT_NOT_NULL(t);
+	if (mspan_state_of(t) == MSPAN_INUSE) {   /* not the debug build's large object */
+		KEXPECT_EQ(mspan_bitmap_bucket(t->nelems), 0);
+		uint64_t *tr = t->remote_bits, *ta = t->alloc_bits;
+		t->remote_bits = rb;
+		KEXPECT_EQ(mheap_verify(), 1);
+		t->remote_bits = tr;
+		t->alloc_bits = ab;
+		KEXPECT_EQ(mheap_verify(), 1);
+		t->alloc_bits = ta;
+	}
+	kfree(q);
 
 	KEXPECT_EQ(mheap_verify(), 0);
 	kfree(p);
