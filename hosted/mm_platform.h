@@ -14,7 +14,7 @@
  * the kernel would turn interrupts off, and mm_irq_restore() drops it. An
  * exclusive thread's fast paths pay one thread-local load, of its slot's
  * mcache pointer (MM_CPU_LOCAL_NONE: not this way); in libspanheap.so
- * (built with MM_HOST_FORK_SAFE) also a thread-local add to its depth:
+ * (built with MM_HOST_FORK_SAFE) also a thread-local mark set and cleared:
  * with the pointer (and the gate of mm_irq_save's sections), which a fork
  * resets,
  * what lets fork find the heap quiet (see fork in platform_linux.c). The
@@ -124,6 +124,12 @@ struct mm_host_thread {
 	/* How deep the thread is in mm_irq_save sections (written only by
 	 * the thread; a fork reads it: hosted/platform_linux.c, "fork"). */
 	unsigned depth;
+	/* 1 while the thread is in a fast path's section (mm_irq_save_local
+	 * to mm_irq_restore_local), which never nests in another: set and
+	 * cleared with plain stores, not counted in depth, so that the fast
+	 * paths' marks form no chain of read-modify-writes on one word from
+	 * call to call (a fork reads it with depth). */
+	unsigned char fast;
 	/* Slot id + 1 while the fast paths may run (an exclusive slot, no
 	 * fork waiting), else 0: one load both admits them and, with the
 	 * depth before it, keeps a fork out. Written under the slot lock
@@ -204,21 +210,39 @@ static inline void mm_host_depth_add(int d)
 #endif
 }
 
+/* Mark this thread in (1) or out of (0) a fast path's section: a plain
+ * store of its own byte, a release on the way out (the section's writes
+ * before it). On x86-64 one %fs-relative store; under TSan an atomic
+ * store. */
+static inline void mm_host_fast_mark(unsigned char in)
+{
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+	__asm__ volatile("movb %1, %0" : "=m"(mm_host_thread.fast) : "i"(in) : "memory");
+#else
+	__atomic_store_n(&mm_host_thread.fast, in, __ATOMIC_RELEASE);
+#endif
+}
+
 /*
  * The fast paths' section and this slot's pointer (mm/platform.h): one
  * thread-local load of mm_host_thread.local, unless the build is
  * fork-safe (MM_HOST_FORK_SAFE: libspanheap.so, whose fork handlers need
- * it): then its depth + 1 first, no atomic instruction (a fork closes
- * every gate, resets every local, then pairs it with membarrier).
- * MM_CPU_LOCAL_NONE with no slot yet, a shared slot, a fork waiting, or before the heap set
- * the pointers. The fast paths contain no call this way.
+ * it): then its fast mark set first and cleared at the end, plain stores
+ * (a fork closes every gate, resets every local, then pairs the mark
+ * with membarrier). The mark, not depth + 1 and - 1 as before: the 16 B
+ * pair through libspanheap.so 9.17 -> 8.84 ns (interleaved medians of 9;
+ * tcmalloc 7.43), with the same instructions: each add loaded the word
+ * the add before it stored, a chain from call to call.
+ * MM_CPU_LOCAL_NONE with no slot yet, a shared slot, a fork waiting, or
+ * before the heap set the pointers. The fast paths contain no call this
+ * way.
  */
 #define MM_HAVE_CPU_LOCAL 1
 static inline void *mm_irq_save_local(unsigned long *flags)
 {
 	*flags = 0;
 #ifdef MM_HOST_FORK_SAFE
-	mm_host_depth_add(1);
+	mm_host_fast_mark(1);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 #endif
 #ifdef __SANITIZE_THREAD__
@@ -234,7 +258,7 @@ static inline void mm_irq_restore_local(unsigned long flags)
 {
 	(void)flags;
 #ifdef MM_HOST_FORK_SAFE
-	mm_host_depth_add(-1);
+	mm_host_fast_mark(0);
 #endif
 }
 
@@ -283,7 +307,9 @@ static inline void mm_irq_restore(unsigned long flags)
 							 MM_HOST_EXCLUSIVE_SLOTS]);
 		return;
 	}
-	mm_irq_restore_local(flags);
+#ifdef MM_HOST_FORK_SAFE
+	mm_host_depth_add(-1);
+#endif
 }
 
 /* Count bits with popcnt when the CPU has it (found by a constructor in

@@ -158,8 +158,9 @@ unsigned long mm_host_irq_save_slow(void)
 	return 0;   /* a new exclusive slot */
 #else
 	/* The fast way declined with its depth left as it was. Nested in
-	 * a section: go on (the fork waits for the outermost to end). */
-	if (t->depth > 0) {
+	 * a section (a fast path's too): go on (the fork waits for the
+	 * outermost to end). */
+	if (t->depth > 0 || __atomic_load_n(&t->fast, __ATOMIC_RELAXED)) {
 		mm_host_depth_add(1);
 		return 0;
 	}
@@ -196,7 +197,7 @@ unsigned mm_host_slots_in_use(void)
  * to MM_CPU_LOCAL_NONE (under slot_lock, which it keeps until the fork is done), then
  * membarrier() makes every other thread of the process execute a full
  * barrier: afterwards, a thread that is in the heap has its depth > 0
- * visible to us, and one that enters sees MM_CPU_LOCAL_NONE (the
+ * (or, in a fast path, its fast mark) visible to us, and one that enters sees MM_CPU_LOCAL_NONE (the
  * fast paths) or its gate closed (mm_irq_save) and waits at the door
  * (mm_host_irq_save_slow, while mm_host_forking is set). We wait for
  * every depth to reach 0, take the shared slots' locks and every heap
@@ -253,7 +254,8 @@ void mm_host_fork_prepare(void)
 	barrier_all_threads();
 	for (unsigned i = 0; i < MM_HOST_EXCLUSIVE_SLOTS; i++)
 		while (slot_thread[i] &&
-		       __atomic_load_n(&slot_thread[i]->depth, __ATOMIC_ACQUIRE) != 0)
+		       (__atomic_load_n(&slot_thread[i]->depth, __ATOMIC_ACQUIRE) != 0 ||
+			__atomic_load_n(&slot_thread[i]->fast, __ATOMIC_ACQUIRE) != 0))
 			sched_yield();
 	for (unsigned i = 0; i < MM_HOST_SHARED_SLOTS; i++)
 		spin_lock(&mm_host_shared_lock[i]);
