@@ -240,7 +240,7 @@ static void cache_set(struct mcache *mc, unsigned spc, uint64_t c)
 	struct mcache_alloc_word *aw = &mc->alloc_cache[spc];
 	if (c) {
 		struct mspan *s = mc->alloc[spc];
-		aw->alloc_word = &s->alloc_bits[s->cache_word];
+		aw->alloc_word = mspan_alloc_word(s, s->cache_word);
 		aw->base = s->startaddr + (uintptr_t)s->cache_word * 64 * s->elemsize;
 		aw->elemsize = s->elemsize;
 	}
@@ -341,7 +341,8 @@ bool mcache_free(struct mspan *s, unsigned i, unsigned cpu, const void *p, const
 		mm_bad_pointer("kfree", "double free (object not allocated)", p, s, caller);
 		return false;
 	}
-	st64(&s->alloc_bits[i / 64], s->alloc_bits[i / 64] & ~(1ULL << (i % 64)));
+	uint64_t *a = mspan_alloc_word(s, i / 64);
+	st64(a, *a & ~(1ULL << (i % 64)));
 	if (s->list == MSPAN_ON_OWNED_FULL)
 		unfull(&mcaches[cpu], s);
 	return true;

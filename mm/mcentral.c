@@ -365,7 +365,7 @@ bool mcentral_free(struct mspan *s, unsigned i, unsigned cpu, const void *p,
 	bool ok = false;
 	if (!mspan_obj_live(s, i)) {
 		mm_bad_pointer("kfree", "double free (object not allocated)", p, s, caller);
-	} else if (__atomic_fetch_or(&s->remote_bits[w], bit, __ATOMIC_SEQ_CST) & bit) {
+	} else if (__atomic_fetch_or(mspan_remote_word(s, w), bit, __ATOMIC_SEQ_CST) & bit) {
 		mm_bad_pointer("kfree", "double free (already freed remotely)", p, s, caller);
 	} else {
 		ok = true;

@@ -49,6 +49,7 @@ void mheap_init(void)
 	fixalloc_init(&mheap.chunk_alloc, sizeof(struct heap_chunk));
 	fixalloc_init(&mheap.tiny_alloc, sizeof(struct tiny_meta));
 	fixalloc_init(&mheap.bits_alloc, mspan_bitmap_unit_size(0));
+	fixalloc_init(&mheap.bits256_alloc, mspan_bitmap_unit_size(2));
 	MM_BUG_ON(mheap.span_alloc.size != mspan_bitmap_unit_size(1));
 }
 
@@ -313,7 +314,7 @@ static bool bitmaps_take(unsigned b, void *units[MSPAN_BITMAP_UNITS], unsigned *
 	for (; *taken < mspan_bitmap_nunits(b); (*taken)++) {
 		if (!(units[*taken] = fixalloc_alloc(mheap_bitmap_pool(pool))))
 			return false;
-		mheap.nbitmap_big += pool;
+		mheap.nbitmap_big += pool == 1;
 	}
 	return true;
 }
@@ -324,7 +325,7 @@ static void bitmaps_give(unsigned b, void *const units[MSPAN_BITMAP_UNITS], unsi
 	unsigned pool = mspan_bitmap_pool(b);
 	for (unsigned i = 0; i < n; i++) {
 		fixalloc_free(mheap_bitmap_pool(pool), units[i]);
-		mheap.nbitmap_big -= pool;
+		mheap.nbitmap_big -= pool == 1;
 	}
 }
 
@@ -612,16 +613,18 @@ struct mspan *mheap_span_containing(const void *p)
 
 uint64_t mheap_bitmap_sys_bytes(void)
 {
-	return mheap.bits_alloc.sys_bytes + mheap.nbitmap_big * mspan_bitmap_unit_size(1);
+	return mheap.bits_alloc.sys_bytes + mheap.bits256_alloc.sys_bytes +
+	       mheap.nbitmap_big * mspan_bitmap_unit_size(1);
 }
 
 uint64_t mheap_bitmap_units(void)
 {
-	return mheap.bits_alloc.inuse + mheap.nbitmap_big;
+	return mheap.bits_alloc.inuse + mheap.nbitmap_big + mheap.bits256_alloc.inuse;
 }
 
 uint64_t mheap_sys_bytes(void)
 {
 	return mheap.chunk_bytes + mheap.span_alloc.sys_bytes + mheap.bits_alloc.sys_bytes +
-	       mheap.chunk_alloc.sys_bytes + mheap.tiny_alloc.sys_bytes;
+	       mheap.bits256_alloc.sys_bytes + mheap.chunk_alloc.sys_bytes +
+	       mheap.tiny_alloc.sys_bytes;
 }

@@ -51,10 +51,12 @@ struct mheap {
 	struct fixalloc span_alloc;   /* struct mspan, and 128-byte bitmap units */
 	struct fixalloc chunk_alloc;  /* struct heap_chunk */
 	struct fixalloc tiny_alloc;   /* struct tiny_meta */
-	/* Small spans' bitmap units (mm/mspan.h): the 64-byte ones; the
-	 * 128-byte ones (16-word bitmaps, the 8-byte class only) share the
-	 * span records' fixalloc (same size), nbitmap_big of them. */
+	/* Small spans' bitmap units (mm/mspan.h): the 64-byte ones (pool 0)
+	 * and the 256-byte ones (pool 2, the 8-byte class only); the
+	 * 128-byte ones (pool 1) share the span records' fixalloc (same
+	 * size), nbitmap_big of them. */
 	struct fixalloc bits_alloc;
+	struct fixalloc bits256_alloc;
 	uint64_t nbitmap_big;
 	uint64_t chunk_bytes;         /* in chunks */
 	uint64_t free_pages;          /* in free runs */
@@ -72,7 +74,7 @@ extern struct mheap mheap;
 /* The fixalloc of bitmap pool `pool` (mspan_bitmap_pool). */
 static inline struct fixalloc *mheap_bitmap_pool(unsigned pool)
 {
-	return pool ? &mheap.span_alloc : &mheap.bits_alloc;
+	return pool == 0 ? &mheap.bits_alloc : pool == 1 ? &mheap.span_alloc : &mheap.bits256_alloc;
 }
 
 /* The free list of a free run of npages pages. */

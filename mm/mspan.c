@@ -51,14 +51,14 @@ static unsigned span_nwords(const struct mspan *s)
 /* Bitmap words per bitmap of each bucket. */
 const uint8_t mspan_bitmap_words[MSPAN_BITMAP_BUCKETS] = { 1, 4, 8, 16 };
 /* The bitmaps of every record that has no units: one zero word. */
-const uint64_t mspan_no_bits[1] = { 0 };
+const uint64_t mspan_no_bits[2] = { 0, 0 };
 
-/* Bytes of one bitmap of bucket b. */
-static size_t bitmap_bytes(unsigned b) { return mspan_bitmap_words[b] * sizeof(uint64_t); }
+/* Bytes of the bitmap (its word pairs) of bucket b. */
+static size_t bitmap_bytes(unsigned b) { return mspan_bitmap_words[b] * 2 * sizeof(uint64_t); }
 
 unsigned mspan_bitmap_pool(unsigned b)
 {
-	return bitmap_bytes(b) <= 64 ? 0 : 1;
+	return bitmap_bytes(b) <= 64 ? 0 : bitmap_bytes(b) <= 128 ? 1 : 2;
 }
 
 size_t mspan_bitmap_unit_size(unsigned pool)
@@ -68,20 +68,15 @@ size_t mspan_bitmap_unit_size(unsigned pool)
 
 void mspan_bitmap_units(const struct mspan *s, void *units[MSPAN_BITMAP_UNITS])
 {
-	units[0] = s->alloc_bits;
-	units[1] = s->remote_bits;
+	units[0] = s->bits;
 }
 
 bool mspan_bitmap_layout_ok(const struct mspan *s)
 {
-	bool in_record = s->alloc_bits == &s->alloc_word_inline &&
-			 s->remote_bits == &s->remote_word_inline;
 	if (mspan_bitmap_bucket(s->nelems) == 0)
-		return in_record;
-	const char *a = (const char *)s->alloc_bits, *r = (const char *)s->remote_bits;
-	const char *rec = (const char *)s;
-	bool a_in = a >= rec && a < rec + sizeof(*s), r_in = r >= rec && r < rec + sizeof(*s);
-	return s->remote_bits != s->alloc_bits && !a_in && !r_in;
+		return s->bits == s->bits_inline;
+	const char *b = (const char *)s->bits, *rec = (const char *)s;
+	return b < rec || b >= rec + sizeof(*s);
 }
 
 unsigned mspan_nelems_of(unsigned spanclass, size_t npages)
@@ -94,7 +89,7 @@ unsigned mspan_nelems_of(unsigned spanclass, size_t npages)
 
 void mspan_clear_bits(struct mspan *s)
 {
-	s->alloc_bits = s->remote_bits = (uint64_t *)mspan_no_bits;
+	s->bits = (uint64_t *)mspan_no_bits;
 }
 
 void mspan_init_objects(struct mspan *s, unsigned spanclass,
@@ -117,14 +112,12 @@ void mspan_init_objects(struct mspan *s, unsigned spanclass,
 	}
 	s->cache_word = 0;
 	if (mspan_bitmap_bucket(s->nelems) == 0) {
-		s->alloc_word_inline = s->remote_word_inline = 0;
-		s->alloc_bits = &s->alloc_word_inline;
-		s->remote_bits = &s->remote_word_inline;
+		s->bits_inline[0] = s->bits_inline[1] = 0;
+		s->bits = s->bits_inline;
 		return;
 	}
-	/* The units come zeroed from their fixalloc. */
-	s->alloc_bits = units[0];
-	s->remote_bits = units[1];
+	/* The unit comes zeroed from its fixalloc. */
+	s->bits = units[0];
 }
 
 /* The first word from w on with a free slot becomes cache_word; its free
@@ -132,7 +125,7 @@ void mspan_init_objects(struct mspan *s, unsigned spanclass,
 static uint64_t cache_word_from(struct mspan *s, unsigned w)
 {
 	for (unsigned nw = span_nwords(s); w < nw; w++) {
-		uint64_t c = ~ld64(&s->alloc_bits[w]) & mspan_word_mask(s, w);
+		uint64_t c = ~ld64(mspan_alloc_word(s, w)) & mspan_word_mask(s, w);
 		if (c) {
 			s->cache_word = (uint16_t)w;
 			return c;
@@ -161,12 +154,12 @@ void mspan_sweep(struct mspan *s)
 		 * for the next sweep): a free that finds an object's remote
 		 * bit gone finds its slot free (mspan_obj_live), so a double
 		 * free racing with a sweep is still refused. */
-		uint64_t r = __atomic_load_n(&s->remote_bits[w], __ATOMIC_ACQUIRE);
-		uint64_t a = ld64(&s->alloc_bits[w]);
+		uint64_t r = __atomic_load_n(mspan_remote_word(s, w), __ATOMIC_ACQUIRE);
+		uint64_t a = ld64(mspan_alloc_word(s, w));
 		if (r) {
 			a &= ~r;
-			st64(&s->alloc_bits[w], a);
-			__atomic_fetch_and(&s->remote_bits[w], ~r, __ATOMIC_SEQ_CST);
+			st64(mspan_alloc_word(s, w), a);
+			__atomic_fetch_and(mspan_remote_word(s, w), ~r, __ATOMIC_SEQ_CST);
 		}
 		count += (unsigned)mm_popcount64(a);
 	}

@@ -60,32 +60,36 @@ struct tiny_meta {
 };
 
 /*
- * Bitmaps sized to the span. A small-object span's two bitmaps
- * (alloc_bits, remote_bits) hold mspan_bitmap_words[b] words each, b being
- * the span's bucket: the smallest of 1, 4, 8 and 16 words (64, 256, 512,
- * 1024 objects) that holds its nelems. Bucket 0 (every class of 128 bytes
- * and more) keeps its two words in the span record itself, on the first
- * line, which every free reads anyway: a free then reads one line of
- * metadata besides the page map's entry (rptest, 16 B to 16 KiB:
- * simulated L1 misses per operation 3.8 -> 2.9, the last 0.25 of it from
- * the remote word leaving the second line). The other buckets' bitmaps
- * each live in a cache-line unit of their own from the mheap's fixallocs
- * (64-byte units for buckets 1 and 2, from a fixalloc of their own;
- * 128-byte units for bucket 3, sharing the span records' fixalloc), taken
- * under mheap.lock when mspan_init_objects makes the span and given back
- * with it (Go allocates allocBits per span too); there the owner writes
- * the alloc words and other CPUs the remote words, on different cache
- * lines. Large spans and free runs have no bitmaps: their two
- * pointers point at mspan_no_bits, one zero word that is never written (a
- * large span is one object, whose free is the claim of its state;
- * mm/mheap.c).
+ * Bitmaps sized to the span. A small-object span's bitmap is one array of
+ * word pairs, s->bits: word w of alloc_bits at bits[2w] and word w of
+ * remote_bits at bits[2w + 1] (mspan_alloc_word, mspan_remote_word), so
+ * that the two words a free of slot i reads share a cache line. It holds
+ * mspan_bitmap_words[b] pairs, b being the span's bucket: the smallest of
+ * 1, 4, 8 and 16 pairs (64, 256, 512, 1024 objects) that holds its
+ * nelems. Bucket 0 (spans of at most 64 objects: 43 of the 67 classes)
+ * keeps its pair in the span record itself, on the first line, which
+ * every free reads anyway; the others' pairs live in one unit of their
+ * own from the mheap's fixallocs (pool 0: 64-byte units for bucket 1, a
+ * fixalloc of their own; pool 1: 128-byte units for bucket 2, sharing
+ * the span records' fixalloc; pool 2: 256-byte units for bucket 3),
+ * taken under mheap.lock when mspan_init_objects makes the span and given
+ * back with it (Go allocates allocBits per span too). A free then reads
+ * one line of the record and one of bitmap, none for bucket 0 (rptest, 16
+ * B to 16 KiB, cachegrind's L1: misses per operation 3.83 with the two
+ * bitmaps in units of their own, 2.85 with bucket 0 in the record, 2.67
+ * with the words paired). Owner and remote writers share those lines:
+ * a remote free reads the alloc word anyway (its liveness test), so it
+ * moves that line whichever line its own write is on. Large spans and
+ * free runs have no bitmap: bits points at mspan_no_bits, one zero pair
+ * that is never written (a large span is one object, whose free is the
+ * claim of its state; mm/mheap.c).
  */
 #define MSPAN_BITMAP_BUCKETS 4
-#define MSPAN_BITMAP_POOLS 2        /* units of 64 and of 128 bytes */
-#define MSPAN_BITMAP_UNITS 2        /* per small span outside bucket 0: alloc words, remote words */
+#define MSPAN_BITMAP_POOLS 3        /* units of 64, 128 and 256 bytes */
+#define MSPAN_BITMAP_UNITS 1        /* per small span outside bucket 0 */
 struct mspan;
-extern const uint8_t mspan_bitmap_words[MSPAN_BITMAP_BUCKETS];   /* 1, 4, 8, 16 */
-extern const uint64_t mspan_no_bits[1];
+extern const uint8_t mspan_bitmap_words[MSPAN_BITMAP_BUCKETS];   /* pairs: 1, 4, 8, 16 */
+extern const uint64_t mspan_no_bits[2];
 
 /* The bucket of a small span of nelems objects. */
 static inline unsigned mspan_bitmap_bucket(unsigned nelems)
@@ -94,26 +98,26 @@ static inline unsigned mspan_bitmap_bucket(unsigned nelems)
 	return nw <= 1 ? 0 : nw <= 4 ? 1 : nw <= 8 ? 2 : 3;
 }
 /* Bitmap units a span of bucket b takes from the pools: none for bucket
- * 0 (its words are in the record), MSPAN_BITMAP_UNITS otherwise. */
+ * 0 (its pair is in the record), MSPAN_BITMAP_UNITS otherwise. */
 static inline unsigned mspan_bitmap_nunits(unsigned b)
 {
 	return b == 0 ? 0 : MSPAN_BITMAP_UNITS;
 }
-/* Bucket b's pool (0: 64-byte units, 1: 128-byte), b > 0; the unit size
- * of a pool. */
+/* Bucket b's pool (0: 64-byte units, 1: 128-byte, 2: 256-byte), b > 0;
+ * the unit size of a pool. */
 unsigned mspan_bitmap_pool(unsigned b);
 size_t mspan_bitmap_unit_size(unsigned pool);
 /* A small span's units, as mspan_init_objects was given them (the first
  * mspan_bitmap_nunits of its bucket). */
 void mspan_bitmap_units(const struct mspan *s, void *units[MSPAN_BITMAP_UNITS]);
-/* Are a small span's two bitmaps where its bucket says: bucket 0's in its
- * record, the others' in two units of their own (for the verifier; which
- * pool the units come from, it checks with fixalloc_owns)? */
+/* Is a small span's bitmap where its bucket says: bucket 0's in its
+ * record, the others' in a unit outside it (for the verifier; which pool
+ * the unit comes from, it checks with fixalloc_owns)? */
 bool mspan_bitmap_layout_ok(const struct mspan *s);
 
 /* A span record: 128 bytes, two cache lines. The first holds what every
- * free reads (kfree's fast path: the bitmap pointers, the object
- * geometry, local_cache, and a bucket-0 span's two bitmap words;
+ * free reads (kfree's fast path: the bitmap pointer, the object
+ * geometry, local_cache, and a bucket-0 span's bitmap pair;
  * kmalloc's reads none of it: its cached word is in the mcache) and what
  * the owner's refill writes; the second the rest, and the fields of the
  * remote-free protocol's stacks, which other CPUs write. */
@@ -121,7 +125,7 @@ struct mspan {
 	/*
 	 * Who writes what (readers: see each field):
 	 * - allocation state (cache_word, the words of alloc_bits,
-	 *   alloc_word_inline among them, alloc_count): the CPU whose
+	 *   alloc_count): the CPU whose
 	 *   mcache holds the span (owner_cpu), or, while no mcache holds
 	 *   it, whoever holds its mcentral's lock;
 	 * - owner_cpu, list, next/prev while on an mcentral list: under the
@@ -129,10 +133,10 @@ struct mspan {
 	 *   that mcache's CPU;
 	 * - startaddr, npages, state, chunk, tiny, and next/prev while a free
 	 *   run: under mheap.lock; elemsize, nelems, spanclass, divmagic and
-	 *   the two bitmap pointers are set (mspan_init_objects) under
+	 *   the bitmap pointer are set (mspan_init_objects) under
 	 *   mheap.lock as the span is made and do not change while it lives;
-	 * - the words of remote_bits (remote_word_inline among them),
-	 *   remote_pending, pending_next: the remote-free protocol
+	 * - the words of remote_bits, remote_pending, pending_next: the
+	 *   remote-free protocol
 	 *   (mm/mcentral.c, mcentral_free).
 	 * The words of alloc_bits are also read (relaxed) by other CPUs
 	 * checking a free, hence the atomic accessors. The free slots of
@@ -140,13 +144,13 @@ struct mspan {
 	 * are kept in the owner's mcache (mm/mcache.h), not here.
 	 */
 	uintptr_t startaddr;
-	/* Bit set: slot handed out and not freed by the owner nor swept
-	 * free. Set by the owner at allocation, cleared by the owner's free
-	 * and by a sweep of a remote free; read lock-free by any CPU that
-	 * checks a free (relaxed atomics; one writer at a time). */
-	uint64_t *alloc_bits;
-	/* Frees from other CPUs (the protocol: mm/mcentral.c, mcentral_free). */
-	uint64_t *remote_bits;
+	/* The bitmap's word pairs ("Bitmaps" above): alloc_bits, bit set:
+	 * slot handed out and not freed by the owner nor swept free; set by
+	 * the owner at allocation, cleared by the owner's free and by a
+	 * sweep of a remote free; read lock-free by any CPU that checks a
+	 * free (relaxed atomics; one writer at a time). remote_bits: frees
+	 * from other CPUs (the protocol: mm/mcentral.c, mcentral_free). */
+	uint64_t *bits;
 	/* The owner's mcache while kfree's fast path may free into it (the
 	 * allocation span, the partial owned set), else MSPAN_NOT_LOCAL
 	 * (mm/mcache.c): the fast path compares it with this CPU's mcache
@@ -157,10 +161,11 @@ struct mspan {
 	void *local_cache;
 	uint32_t elemsize;
 	uint32_t divmagic;        /* class_to_divmagic[class]: offset -> index without a lookup (Go's divMul) */
-	/* The bitmaps of a span of at most 64 objects (bucket 0), here on
-	 * the line every free reads anyway (mm/mspan.h, "Bitmaps"). */
-	uint64_t alloc_word_inline;
-	uint64_t remote_word_inline;
+	/* The bitmap pair of a span of at most 64 objects (bucket 0), here
+	 * on the line every free reads anyway ("Bitmaps" above). */
+	uint64_t bits_inline[2];
+	int32_t owner_cpu;        /* mcache owning the span (allocating from it or in its owned set), -1 if none */
+	uint16_t alloc_count;     /* alloc_bits set as of the last sweep (set by mspan_sweep) */
 	uint16_t nelems;
 	uint16_t cache_word;      /* word of alloc_bits the owner's cache word mirrors (Go's freeindex / 64) */
 	uint8_t spanclass;
@@ -180,13 +185,22 @@ struct mspan {
 	struct tiny_meta *tiny;   /* TINY_SPAN_CLASS spans only */
 	struct mspan *pending_next;    /* link on a pending or notice stack */
 	uint32_t remote_pending;       /* 1 while routed to such a stack, or on one */
-	int32_t owner_cpu;        /* mcache owning the span (allocating from it or in its owned set), -1 if none */
-	uint16_t alloc_count;     /* alloc_bits set as of the last sweep (set by mspan_sweep) */
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(struct mspan) == 128, "a span record is two cache lines");
 
 static inline uint64_t ld64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void st64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
+/* Word w of small span s's alloc_bits, and of its remote_bits: the two
+ * words of pair w ("Bitmaps" above). */
+static inline uint64_t *mspan_alloc_word(const struct mspan *s, unsigned w)
+{
+	return &s->bits[2 * w];
+}
+static inline uint64_t *mspan_remote_word(const struct mspan *s, unsigned w)
+{
+	return &s->bits[2 * w + 1];
+}
 
 /* Index of the object at byte offset off (< the span's size) of small
  * span s: a multiply and a shift (see mm/sizeclasses.h). */
@@ -212,13 +226,13 @@ static inline bool mspan_free_owned(struct mspan *s, const void *p)
 	if (__builtin_expect(!size_class_is_start(x, s->divmagic), 0))
 		return false;
 	uint32_t i = (uint32_t)(x >> 32);   /* mspan_offset_index */
-	unsigned w = i / 64;
-	uint64_t r = ld64(&s->remote_bits[w]);
-	uint64_t a = ld64(&s->alloc_bits[w]);
+	uint64_t *pair = mspan_alloc_word(s, i / 64);
+	uint64_t r = ld64(pair + 1);
+	uint64_t a = ld64(pair);
 	if (__builtin_expect(!mm_platform_bit_test_clear64(&a, i), 0) ||
 	    __builtin_expect(r >> (i % 64) & 1, 0))
 		return false;
-	st64(&s->alloc_bits[w], a);
+	st64(pair, a);
 	return true;
 }
 
@@ -237,7 +251,7 @@ void mspan_clear_bits(struct mspan *s);
 /* Does s have bitmap units (a small span)? */
 static inline bool mspan_has_bitmaps(const struct mspan *s)
 {
-	return s->alloc_bits != mspan_no_bits && s->alloc_bits != NULL;
+	return s->bits != mspan_no_bits && s->bits != NULL;
 }
 /* The slots of word w of small span s (the last word may be partial). */
 static inline uint64_t mspan_word_mask(const struct mspan *s, unsigned w)
@@ -254,7 +268,7 @@ static inline uint64_t mspan_same_cache_word(const struct mspan *s)
 {
 	unsigned w = s->cache_word;
 	uint64_t mask = mspan_word_mask(s, w);
-	uint64_t c = ~ld64(&s->alloc_bits[w]) & mask;
+	uint64_t c = ~ld64(mspan_alloc_word(s, w)) & mask;
 	return c && mm_popcount64(c) * 4 >= mm_popcount64(mask) ? c : 0;
 }
 /* The free slots of the next word after cache_word that has any, which
@@ -288,8 +302,8 @@ static inline bool mspan_obj_live(const struct mspan *s, unsigned i)
 	uint64_t bit = 1ULL << (i % 64);
 	unsigned w = i / 64;
 
-	if (__atomic_load_n(&s->remote_bits[w], __ATOMIC_ACQUIRE) & bit)
+	if (__atomic_load_n(mspan_remote_word(s, w), __ATOMIC_ACQUIRE) & bit)
 		return false;
-	return ld64(&s->alloc_bits[w]) & bit;
+	return ld64(mspan_alloc_word(s, w)) & bit;
 }
 #endif

@@ -55,8 +55,8 @@ static void get_extra_stats(struct kmem_stats *st)
 	/* The 128-byte bitmap units sit in the span records' blocks: they
 	 * count as bitmaps. */
 	st->meta_bitmap_bytes = mheap_bitmap_sys_bytes();
-	st->meta_span_bytes = mheap.span_alloc.sys_bytes + mheap.bits_alloc.sys_bytes -
-			      st->meta_bitmap_bytes;
+	st->meta_span_bytes = mheap.span_alloc.sys_bytes + mheap.bits_alloc.sys_bytes +
+			      mheap.bits256_alloc.sys_bytes - st->meta_bitmap_bytes;
 	st->meta_chunk_bytes = mheap.chunk_alloc.sys_bytes;
 	st->meta_tiny_bytes = mheap.tiny_alloc.sys_bytes;
 	st->meta_pagemap_bytes = pagemap_sys_bytes();

@@ -82,9 +82,9 @@ static int check_small_span(const struct mspan *s)
 	if (!mspan_has_bitmaps(s))
 		FAIL("span %p class %u: no bitmaps", (void *)s, cls);
 	if (!mspan_bitmap_layout_ok(s))
-		FAIL("span %p class %u: bitmaps alloc %p remote %p not laid out as bucket %u's "
-		     "(bucket 0: in the record; else two units apart from it)",
-		     (void *)s, cls, (void *)s->alloc_bits, (void *)s->remote_bits, bucket);
+		FAIL("span %p class %u: bitmap %p not laid out as bucket %u's "
+		     "(bucket 0: in the record; else a unit outside it)",
+		     (void *)s, cls, (void *)s->bits, bucket);
 	void *units[MSPAN_BITMAP_UNITS];
 	mspan_bitmap_units(s, units);
 	for (unsigned u = 0; u < nunits; u++)
@@ -95,7 +95,7 @@ static int check_small_span(const struct mspan *s)
 	uint64_t bits = 0, live = 0;
 	for (unsigned w = 0; w < mspan_bitmap_words[bucket]; w++) {
 		uint64_t mask = w < nwords(s) ? word_mask(s, w) : 0;
-		uint64_t a = s->alloc_bits[w], r = s->remote_bits[w];
+		uint64_t a = *mspan_alloc_word(s, w), r = *mspan_remote_word(s, w);
 		if ((a | r) & ~mask)
 			FAIL("span %p class %u: bits set past nelems in word %u", (void *)s, cls, w);
 		if (r & ~a)
@@ -133,9 +133,9 @@ static int check_small_span(const struct mspan *s)
 			     (void *)s->local_cache, (void *)want, local);
 		const struct mcache_alloc_word *aw = &mcaches[s->owner_cpu].alloc_cache[spc];
 		uint64_t cache = allocating ? aw->free : 0;
-		if (cache & ~(~s->alloc_bits[s->cache_word] & word_mask(s, s->cache_word)))
+		if (cache & ~(~*mspan_alloc_word(s, s->cache_word) & word_mask(s, s->cache_word)))
 			FAIL("span %p class %u: its cache word offers allocated slots", (void *)s, cls);
-		if (cache && (aw->alloc_word != &s->alloc_bits[s->cache_word] ||
+		if (cache && (aw->alloc_word != mspan_alloc_word(s, s->cache_word) ||
 			      aw->base != s->startaddr + (uintptr_t)s->cache_word * 64 * s->elemsize ||
 			      aw->elemsize != s->elemsize))
 			FAIL("span %p class %u: CPU %d's cached word %u is not the span's (alloc "
@@ -170,9 +170,9 @@ static struct {
 /* A free run, large span or page-cached run: no bitmaps. */
 static int check_no_bitmaps(const struct mspan *s)
 {
-	if (s->alloc_bits != mspan_no_bits || s->remote_bits != mspan_no_bits)
-		FAIL("span %p (state %u): bitmaps alloc %p remote %p, expected none",
-		     (void *)s, s->state, (void *)s->alloc_bits, (void *)s->remote_bits);
+	if (s->bits != mspan_no_bits)
+		FAIL("span %p (state %u): bitmap %p, expected none (mspan_no_bits)",
+		     (void *)s, s->state, (void *)s->bits);
 	return 0;
 }
 
@@ -698,7 +698,8 @@ int mheap_verify(void)
 	}
 	/* Every record and every bitmap unit handed out belongs to a span of
 	 * the heap: none leaked, none freed twice. */
-	uint64_t handed[MSPAN_BITMAP_POOLS] = { mheap.bits_alloc.inuse, mheap.nbitmap_big };
+	uint64_t handed[MSPAN_BITMAP_POOLS] = { mheap.bits_alloc.inuse, mheap.nbitmap_big,
+						 mheap.bits256_alloc.inuse };
 	for (unsigned p = 0; !bad && p < MSPAN_BITMAP_POOLS; p++) {
 		if (units_seen[p] != handed[p]) {
 			mm_log("mheap_verify: small spans hold %lu bitmap units of %lu bytes, "

@@ -2,12 +2,12 @@
  * tests/kernel/heap_meta_test.c - span metadata sized to the span: the
  * 128-byte span record and the bitmap units of small spans (mm/mspan.h).
  *
- * A small span's two bitmaps are sized for the smallest bucket that
- * holds its object count: a span of at most 64 objects keeps its two
- * words in its record, the alloc word on the line every free reads, the
- * remote word on the other; the others' live in cache-line units from the
- * mheap's fixallocs, the remote words on lines of their own; large spans
- * and free runs have none; a span's units go back with it. mheap_verify()
+ * A small span's bitmap (alloc and remote words in pairs) is sized for
+ * the smallest bucket that holds its object count: a span of at most 64
+ * objects keeps its pair in its record, on the line every free reads;
+ * the others' live in one unit from the mheap's fixallocs, each pair on
+ * one cache line; large spans and free runs have none; a span's unit
+ * goes back with it. mheap_verify()
  * checks all of this on every call; the last test breaks each invariant
  * on purpose and expects the verifier to say so (a check that cannot fail
  * is no check). The heap is quiescent while a test runs (one thread
@@ -40,12 +40,6 @@ static uintptr_t last_line(const uint64_t *p, unsigned words)
 	return (uintptr_t)(p + words - 1) / 64;
 }
 
-/* Do words [a, a + n) and [b, b + n) share no cache line? */
-static bool apart(const uint64_t *a, const uint64_t *b, unsigned n)
-{
-	return last_line(a, n) < first_line(b) || last_line(b, n) < first_line(a);
-}
-
 /* Sweeps and cache-word loads count bitmap words with mm_popcount64:
  * the platform's popcnt (hosted, when the CPU has it) or the compiler's,
  * or the SWAR sum; whichever it is, it counts what a bit-by-bit loop
@@ -70,17 +64,20 @@ KTEST(heap_meta, bitmap_words_are_counted_exactly)
 	}
 }
 
-KTEST(heap_meta, the_remote_fields_are_off_the_owners_cache_line)
+KTEST(heap_meta, what_a_free_reads_is_on_the_records_first_line)
 {
 	KEXPECT_EQ(sizeof(struct mspan), 128);
-	unsigned owner = offsetof(struct mspan, startaddr) / 64;
-	KEXPECT_EQ(offsetof(struct mspan, cache_word) / 64, owner);
-	KEXPECT_EQ(offsetof(struct mspan, alloc_bits) / 64, owner);
-	KEXPECT_EQ(offsetof(struct mspan, local_cache) / 64, owner);
-	KEXPECT_EQ(offsetof(struct mspan, alloc_word_inline) / 64, owner);
-	KEXPECT_EQ(offsetof(struct mspan, remote_word_inline) / 64, owner);
-	KEXPECT_NE(offsetof(struct mspan, remote_pending) / 64, owner);
-	KEXPECT_NE(offsetof(struct mspan, pending_next) / 64, owner);
+	unsigned first = offsetof(struct mspan, startaddr) / 64;
+	KEXPECT_EQ(offsetof(struct mspan, cache_word) / 64, first);
+	KEXPECT_EQ(offsetof(struct mspan, bits) / 64, first);
+	KEXPECT_EQ(offsetof(struct mspan, divmagic) / 64, first);
+	KEXPECT_EQ(offsetof(struct mspan, local_cache) / 64, first);
+	KEXPECT_EQ(offsetof(struct mspan, owner_cpu) / 64, first);
+	KEXPECT_EQ(offsetof(struct mspan, state) / 64, first);
+	KEXPECT_EQ(offsetof(struct mspan, bits_inline) / 64, first);
+	KEXPECT_EQ((offsetof(struct mspan, bits_inline) + 15) / 64, first);
+	KEXPECT_NE(offsetof(struct mspan, remote_pending) / 64, first);
+	KEXPECT_NE(offsetof(struct mspan, pending_next) / 64, first);
 }
 
 /* Sizes whose spans cover every bucket: 1024, 512, 256, 64 objects per
@@ -107,17 +104,21 @@ KTEST(heap_meta, a_small_span_has_units_of_the_smallest_bucket_that_fits)
 		KEXPECT_GE(words * 64u, s->nelems);
 		if (b > 0)
 			KEXPECT_LT(mspan_bitmap_words[b - 1] * 64u, s->nelems);
+		/* Each pair on one line: word w's alloc and remote words. */
+		for (unsigned w = 0; w < words; w++) {
+			KEXPECT_TRUE(mspan_remote_word(s, w) == mspan_alloc_word(s, w) + 1);
+			KEXPECT_EQ(first_line(mspan_alloc_word(s, w)),
+				   last_line(mspan_remote_word(s, w), 1));
+		}
 		if (b == 0) {
-			/* Both words in the record, on the line a free reads. */
+			/* The pair in the record, on the line a free reads. */
 			KEXPECT_EQ(mspan_bitmap_nunits(b), 0);
-			KEXPECT_TRUE(s->alloc_bits == &s->alloc_word_inline);
-			KEXPECT_TRUE(s->remote_bits == &s->remote_word_inline);
-			KEXPECT_EQ(first_line(s->remote_bits), first_line(&s->startaddr));
-			KEXPECT_EQ(first_line(s->alloc_bits), first_line(&s->startaddr));
+			KEXPECT_TRUE(s->bits == s->bits_inline);
+			KEXPECT_EQ(first_line(s->bits), first_line(&s->startaddr));
 			kfree(p);
 			continue;
 		}
-		/* Every unit from the bucket's pool, and none inside a span. */
+		/* The unit from the bucket's pool, and not inside a span. */
 		void *units[MSPAN_BITMAP_UNITS];
 		mspan_bitmap_units(s, units);
 		for (unsigned u = 0; u < MSPAN_BITMAP_UNITS; u++) {
@@ -125,9 +126,7 @@ KTEST(heap_meta, a_small_span_has_units_of_the_smallest_bucket_that_fits)
 			KEXPECT_NULL(mheap_span_of(units[u]));
 		}
 		KEXPECT_EQ(mheap_bitmap_pool(pool)->size, mspan_bitmap_unit_size(pool));
-		KEXPECT_LE(words * sizeof(uint64_t), mspan_bitmap_unit_size(pool));
-		/* The remote words share no cache line with the owner's. */
-		KEXPECT_TRUE(apart(s->remote_bits, s->alloc_bits, words));
+		KEXPECT_EQ(2 * words * sizeof(uint64_t), mspan_bitmap_unit_size(pool));
 		kfree(p);
 	}
 	KEXPECT_EQ(mheap_verify(), 0);
@@ -142,7 +141,7 @@ KTEST(heap_meta, large_spans_and_free_runs_have_no_bitmaps)
 	KASSERT_NOT_NULL(s);
 	KEXPECT_EQ(mspan_state_of(s), MSPAN_LARGE);
 	KEXPECT_FALSE(mspan_has_bitmaps(s));
-	KEXPECT_TRUE(s->alloc_bits == mspan_no_bits && s->remote_bits == mspan_no_bits);
+	KEXPECT_TRUE(s->bits == mspan_no_bits);
 	kfree(p);
 	/* Its pages are a free run now (or a page cache's run). */
 	s = mheap_span_of(p);
@@ -226,42 +225,43 @@ KTEST(heap_meta, the_verifier_sees_each_broken_invariant)
 
 	/* A bit past nelems, in the last word and in a word past it. */
 	unsigned last = (nelems - 1) / 64;
-	uint64_t saved = s->remote_bits[last];
+	uint64_t saved = *mspan_remote_word(s, last);
 	if (nelems % 64) {
-		s->remote_bits[last] |= 1ULL << (nelems % 64);
+		*mspan_remote_word(s, last) |= 1ULL << (nelems % 64);
 		KEXPECT_EQ(mheap_verify(), 1);
-		s->remote_bits[last] = saved;
+		*mspan_remote_word(s, last) = saved;
 	}
 	if (last + 1 < mspan_bitmap_words[b]) {
-		s->alloc_bits[last + 1] = 1;
+		*mspan_alloc_word(s, last + 1) = 1;
 		KEXPECT_EQ(mheap_verify(), 1);
-		s->alloc_bits[last + 1] = 0;
+		*mspan_alloc_word(s, last + 1) = 0;
 	}
-	/* Both bitmaps in one unit. */
-	uint64_t *ab = s->alloc_bits, *rb = s->remote_bits;
-	s->remote_bits = s->alloc_bits;
+	/* Its bitmap in its record, where only bucket 0's may be. */
+	uint64_t *sb = s->bits;
+	s->bits = s->bits_inline;
 	KEXPECT_EQ(mheap_verify(), 1);
-	s->remote_bits = rb;
-	/* A small span without bitmaps. */
-	s->alloc_bits = s->remote_bits = (uint64_t *)mspan_no_bits;
+	s->bits = sb;
+	/* A small span without a bitmap. */
+	s->bits = (uint64_t *)mspan_no_bits;
 	KEXPECT_EQ(mheap_verify(), 1);
-	s->alloc_bits = ab, s->remote_bits = rb;
+	s->bits = sb;
 
-	/* A large span with bitmaps. */
+	/* A large span with a bitmap. */
 	char *big = kmalloc(40 * MM_PAGE_SIZE, 0);
 	KASSERT_NOT_NULL(big);
 	struct mspan *l = mheap_span_of(big);
 	KASSERT_NOT_NULL(l);
-	l->alloc_bits = ab;
+	l->bits = sb;
 	KEXPECT_EQ(mheap_verify(), 1);
-	l->alloc_bits = (uint64_t *)mspan_no_bits;
+	l->bits = (uint64_t *)mspan_no_bits;
 	kfree(big);
 
 	/* A unit handed out that no span holds (a leak), and then a unit of
-	 * the other pool in the span's place. */
+	 * another pool in the span's place. */
+	unsigned other_pool = (pool + 1) % MSPAN_BITMAP_POOLS;
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
 	void *leak = fixalloc_alloc(mheap_bitmap_pool(pool));
-	void *other = fixalloc_alloc(mheap_bitmap_pool(1 - pool));
+	void *other = fixalloc_alloc(mheap_bitmap_pool(other_pool));
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	KASSERT_NOT_NULL(leak);
 	KASSERT_NOT_NULL(other);
@@ -269,28 +269,27 @@ KTEST(heap_meta, the_verifier_sees_each_broken_invariant)
 	flags = mm_spin_lock_irqsave(&mheap.lock);
 	fixalloc_free(mheap_bitmap_pool(pool), leak);
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
-	s->remote_bits = other;
+	s->bits = other;
 	KEXPECT_EQ(mheap_verify(), 1);
-	s->remote_bits = rb;
+	s->bits = sb;
 	flags = mm_spin_lock_irqsave(&mheap.lock);
-	fixalloc_free(mheap_bitmap_pool(1 - pool), other);
+	fixalloc_free(mheap_bitmap_pool(other_pool), other);
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 
-	/* A span of bucket 0 whose remote word is not its record's, and
-	 * one whose alloc word is another span's. */
+	/* A span of bucket 0 whose bitmap is a unit, and one whose bitmap
+	 * is another record's pair. */
 	void *q = kmalloc(256, 0);   /* 32 objects per span: bucket 0 */
 	KASSERT_NOT_NULL(q);
-	struct mspan *t = mheap_span_of(q);
-	KASSERT_NOT_NULL(t);
-	if (mspan_state_of(t) == MSPAN_INUSE) {   /* not the debug build's large object */
-		KEXPECT_EQ(mspan_bitmap_bucket(t->nelems), 0);
-		uint64_t *tr = t->remote_bits, *ta = t->alloc_bits;
-		t->remote_bits = rb;
+	struct mspan *u = mheap_span_of(q);
+	KASSERT_NOT_NULL(u);
+	if (mspan_state_of(u) == MSPAN_INUSE) {   /* not the debug build's large object */
+		KEXPECT_EQ(mspan_bitmap_bucket(u->nelems), 0);
+		uint64_t *ub = u->bits;
+		u->bits = sb;
 		KEXPECT_EQ(mheap_verify(), 1);
-		t->remote_bits = tr;
-		t->alloc_bits = ab;
+		u->bits = s->bits_inline;
 		KEXPECT_EQ(mheap_verify(), 1);
-		t->alloc_bits = ta;
+		u->bits = ub;
 	}
 	kfree(q);
 

@@ -936,7 +936,7 @@ KTEST(heap_owned, a_used_up_word_is_loaded_again_once_a_quarter_came_back)
 		s = span_of(p);
 		w = s->cache_word;
 		if (!cache_word_used_up(s) || (w + 2u) * 64u > s->nelems ||
-		    (~s->alloc_bits[w + 1] == 0))
+		    (~*mspan_alloc_word(s, w + 1) == 0))
 			continue;
 		unsigned mine = 0;
 		for (unsigned i = 0; i < n; i++)

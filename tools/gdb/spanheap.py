@@ -200,14 +200,16 @@ def page_char(s, chunk):
     return "?"
 
 
-def bit(words, i):
-    return (int(words[i // 64]) >> (i % 64)) & 1
+def bit(bits, i, remote):
+    """Bit i of a span's alloc_bits (remote 0) or remote_bits (1): word
+    w of each is pair w of s->bits (mm/mspan.h, "Bitmaps")."""
+    return (int(bits[2 * (i // 64) + remote]) >> (i % 64)) & 1
 
 
 def object_live(s, i):
     """As mspan_obj_live: handed out (and not freed by its owner) and not
     freed remotely."""
-    return bool(bit(s["alloc_bits"], i) and not bit(s["remote_bits"], i))
+    return bool(bit(s["bits"], i, 0) and not bit(s["bits"], i, 1))
 
 
 def live_objects(s):
