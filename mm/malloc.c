@@ -724,8 +724,14 @@ void *krealloc(void *p, size_t size, unsigned flags)
 	if (!p)
 		return alloc_slow(size, 0, flags);
 	if (size == 0) {
-		kfree_core(p, __builtin_return_address(0));
-		return alloc_slow(0, 0, flags);
+		/* The kmalloc(0) object first: with none to be had, NULL and
+		 * p untouched, as promised (freeing p first lost it: the
+		 * caller kept using an object whose pages the heap handed
+		 * out again; found by the fuzzer). */
+		void *q = alloc_slow(0, 0, flags);
+		if (q)
+			kfree_core(p, __builtin_return_address(0));
+		return q;
 	}
 	size_t usable = object_size("krealloc", p, __builtin_return_address(0));
 	if (!usable)

@@ -121,6 +121,26 @@ static void expect_all_null(void)
 	KEXPECT_EQ(nonnull, 0);
 }
 
+/* krealloc(p, 0) with no kmalloc(0) object to be had: NULL, and p still
+ * live and whole (it used to free p first and then fail, losing it). p is
+ * the newest object of the fill. */
+static void expect_krealloc_to_0_keeps(struct oom_list *l)
+{
+	struct oom_link *o = l->head, *next = o->next;
+	bool checked = ksize(o) >= sizeof(*o);
+	void *q = krealloc(o, 0, 0);
+	KEXPECT_NULL(q);
+	if (q) {   /* o was freed, as it may be once memory is had */
+		l->head = next;
+		l->count--;
+		kfree(q);
+		return;
+	}
+	KEXPECT_GE(ksize(o), checked ? sizeof(*o) : 1);
+	if (checked)
+		KEXPECT_EQ(o->check, ~(uint64_t)(uintptr_t)o);
+}
+
 /* After the fill was freed, every class allocates again. */
 static void expect_all_allocate(void)
 {
@@ -234,6 +254,7 @@ static void oom_fill_everything(uint64_t cap_bytes)
 	KEXPECT_GT(heap_stats().oom, before.oom);
 	KEXPECT_EQ(mheap_verify(), 0);
 	expect_all_null();
+	expect_krealloc_to_0_keeps(&list);
 #ifndef SPANHEAP_HOSTED
 	exhaust_pmm_too();
 #endif
