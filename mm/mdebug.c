@@ -415,8 +415,12 @@ static void *debug_realloc(void *p, size_t size, unsigned flags, const void *cal
 	if (!p)
 		return debug_alloc(size, 8, flags, caller);
 	if (size == 0) {
-		debug_free(p, caller);
-		return debug_alloc(0, 8, flags, caller);
+		/* The kmalloc(0) object first, as mm/malloc.c's krealloc: with
+		 * none to be had, NULL and p untouched. */
+		void *q = debug_alloc(0, 8, flags, caller);
+		if (q)
+			debug_free(p, caller);
+		return q;
 	}
 	size_t objsize;
 	struct trailer *t = live_trailer("krealloc", p, &objsize, caller);
