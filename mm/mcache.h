@@ -22,7 +22,7 @@
  * (cache_set in mm/mcache.c) and not read while it is 0. */
 struct mcache_alloc_word {
 	uint64_t free;
-	uint64_t *alloc_word;   /* &alloc[spc]->alloc_bits[alloc[spc]->cache_word] */
+	uint64_t *alloc_word;   /* mspan_alloc_word(alloc[spc], alloc[spc]->cache_word) */
 	uintptr_t base;         /* alloc[spc]->startaddr + cache_word * 64 * elemsize */
 	uintptr_t elemsize;
 };
