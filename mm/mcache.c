@@ -342,7 +342,7 @@ bool mcache_free(struct mspan *s, unsigned i, unsigned cpu, const void *p, const
 		return false;
 	}
 	uint64_t *a = mspan_alloc_word(s, i / 64);
-	st64(a, *a & ~(1ULL << (i % 64)));
+	st64(a, ld64(a) & ~(1ULL << (i % 64)));
 	if (s->list == MSPAN_ON_OWNED_FULL)
 		unfull(&mcaches[cpu], s);
 	return true;

@@ -48,9 +48,9 @@ static unsigned span_nwords(const struct mspan *s)
 	return (s->nelems + 63u) / 64u;
 }
 
-/* Bitmap words per bitmap of each bucket. */
+/* Word pairs (alloc word, remote word) of each bucket's bitmap. */
 const uint8_t mspan_bitmap_words[MSPAN_BITMAP_BUCKETS] = { 1, 4, 8, 16 };
-/* The bitmaps of every record that has no units: one zero word. */
+/* The bitmap of every record that is no small span: one zero pair. */
 const uint64_t mspan_no_bits[2] = { 0, 0 };
 
 /* Bytes of the bitmap (its word pairs) of bucket b. */

@@ -248,7 +248,7 @@ unsigned mspan_nelems_of(unsigned spanclass, size_t npages);
 /* Point a record that is no small span (a free run, a large span) at
  * mspan_no_bits. */
 void mspan_clear_bits(struct mspan *s);
-/* Does s have bitmap units (a small span)? */
+/* Does s have a bitmap (a small span; in its record or in a unit)? */
 static inline bool mspan_has_bitmaps(const struct mspan *s)
 {
 	return s->bits != mspan_no_bits && s->bits != NULL;

@@ -11,9 +11,8 @@
  * partial sets within their caps; local_cache as the set says; notice
  * stacks hold pending spans), bitmaps are consistent (frees only of
  * allocated slots, nothing past nelems, alloc_count of listed spans equal
- * to their bits), every small span and no other has bitmaps, in its
- * record for bucket 0, else in units of its bucket's pool, one per
- * bitmap, and
+ * to their bits), every small span and no other has a bitmap, in its
+ * record for bucket 0, else in one unit of its bucket's pool, and
  * the totals add up (pages per state, spans per class, live objects per
  * class against the per-CPU counters, bytes held from the platform, span
  * records and bitmap units handed out by their fixallocs against the
@@ -40,12 +39,6 @@
 	} while (0)
 
 static unsigned nwords(const struct mspan *s) { return (s->nelems + 63u) / 64u; }
-
-static uint64_t word_mask(const struct mspan *s, unsigned w)
-{
-	unsigned left = s->nelems - w * 64u;
-	return left >= 64 ? ~0ULL : (1ULL << left) - 1;
-}
 
 /* Per span class tallies gathered by the chunk walk. */
 static struct {
@@ -74,9 +67,8 @@ static int check_small_span(const struct mspan *s)
 		FAIL("span %p class %u: tiny table %p in the wrong span class",
 		     (void *)s, cls, (void *)s->tiny);
 
-	/* Its bitmaps: bucket 0's in its record, the others' in units of
-	 * their bucket's pool, one per bitmap; no bit past nelems anywhere
-	 * in them. */
+	/* Its bitmap: bucket 0's in its record, the others' in one unit of
+	 * their bucket's pool; no bit past nelems anywhere in it. */
 	unsigned bucket = mspan_bitmap_bucket(s->nelems), pool = mspan_bitmap_pool(bucket);
 	unsigned nunits = mspan_bitmap_nunits(bucket);
 	if (!mspan_has_bitmaps(s))
@@ -94,7 +86,7 @@ static int check_small_span(const struct mspan *s)
 	units_seen[pool] += nunits;
 	uint64_t bits = 0, live = 0;
 	for (unsigned w = 0; w < mspan_bitmap_words[bucket]; w++) {
-		uint64_t mask = w < nwords(s) ? word_mask(s, w) : 0;
+		uint64_t mask = w < nwords(s) ? mspan_word_mask(s, w) : 0;
 		uint64_t a = *mspan_alloc_word(s, w), r = *mspan_remote_word(s, w);
 		if ((a | r) & ~mask)
 			FAIL("span %p class %u: bits set past nelems in word %u", (void *)s, cls, w);
@@ -133,7 +125,7 @@ static int check_small_span(const struct mspan *s)
 			     (void *)s->local_cache, (void *)want, local);
 		const struct mcache_alloc_word *aw = &mcaches[s->owner_cpu].alloc_cache[spc];
 		uint64_t cache = allocating ? aw->free : 0;
-		if (cache & ~(~*mspan_alloc_word(s, s->cache_word) & word_mask(s, s->cache_word)))
+		if (cache & ~(~*mspan_alloc_word(s, s->cache_word) & mspan_word_mask(s, s->cache_word)))
 			FAIL("span %p class %u: its cache word offers allocated slots", (void *)s, cls);
 		if (cache && (aw->alloc_word != mspan_alloc_word(s, s->cache_word) ||
 			      aw->base != s->startaddr + (uintptr_t)s->cache_word * 64 * s->elemsize ||
