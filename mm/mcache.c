@@ -208,43 +208,55 @@ static void take_notices(struct mcache *mc, unsigned cpu)
 
 /* ------------------------------------------------- cache word, counts */
 
-/* The second half of cache_set (below), alone for a word whose place
- * (alloc_word, base, elemsize) is already the cache's: the word's slots
- * and the counts. */
-static inline __attribute__((always_inline)) void cache_set_free(struct mcache *mc, unsigned spc,
-								    uint64_t c)
+/* Class spc's cache word changes from what it is to c (0: none), and
+ * nmalloc with it: c's slots counted as handed out, the old word's (left
+ * unused) no longer. The bulk count of nmalloc, inside a stats_seq
+ * section so that mcache_nmalloc never sees one change without the other;
+ * a seqlock without fences (the data stores are releases, the reader's
+ * loads acquires): whoever sees a new value sees the odd count before it.
+ * The tiny class counts objects, not blocks (mm/tiny.h): its words are
+ * not counted. Owner only, interrupts off. */
+static inline __attribute__((always_inline)) void cache_count(struct mcache *mc, unsigned spc,
+								 uint64_t old, uint64_t c,
+								 uint64_t counted)
 {
-	struct mcache_alloc_word *aw = &mc->alloc_cache[spc];
-	uint64_t old = aw->free;
 	uint32_t seq = mc->stats_seq;
-	/* A seqlock without fences (the data stores are releases, the
-	 * reader's loads acquires): whoever sees a new value sees the odd
-	 * count before it. */
 	__atomic_store_n(&mc->stats_seq, seq + 1, __ATOMIC_RELAXED);
 	if (spc != TINY_SPAN_CLASS)
 		__atomic_store_n(&mc->nmalloc[spc],
-				 mc->nmalloc[spc] + (uint64_t)mm_popcount64(c) -
+				 mc->nmalloc[spc] + (uint64_t)mm_popcount64(counted) -
 					 (uint64_t)mm_popcount64(old),
 				 __ATOMIC_RELEASE);
-	__atomic_store_n(&aw->free, c, __ATOMIC_RELEASE);
+	__atomic_store_n(&mc->alloc_cache[spc].free, c, __ATOMIC_RELEASE);
 	__atomic_store_n(&mc->stats_seq, seq + 2, __ATOMIC_RELEASE);
 }
 
-/* Make c the cache word of class spc, and count its slots as handed out
- * (the old word's, unused, no longer): the bulk count of nmalloc, inside
- * a stats_seq section so that mcache_nmalloc never sees one change
- * without the other. The tiny class counts objects, not blocks (mm/tiny.h):
- * its words are not counted. Owner only, interrupts off. */
-static void cache_set(struct mcache *mc, unsigned spc, uint64_t c)
+/* Class spc's cache names word s->cache_word of s, its allocation span:
+ * where its alloc_bits word is, its slot 0, the object size. */
+static inline __attribute__((always_inline)) void cache_place(struct mcache *mc, unsigned spc,
+								 const struct mspan *s)
 {
 	struct mcache_alloc_word *aw = &mc->alloc_cache[spc];
-	if (c) {
-		struct mspan *s = mc->alloc[spc];
-		aw->alloc_word = mspan_alloc_word(s, s->cache_word);
-		aw->base = s->startaddr + (uintptr_t)s->cache_word * 64 * s->elemsize;
-		aw->elemsize = s->elemsize;
-	}
-	cache_set_free(mc, spc, c);
+	aw->alloc_word = mspan_alloc_word(s, s->cache_word);
+	aw->base = s->startaddr + (uintptr_t)s->cache_word * 64 * s->elemsize;
+	aw->elemsize = s->elemsize;
+}
+
+/* Every refill ends here: c (not 0), the free slots of the word the
+ * cache is placed at, replaces the used-up cache word (0), counted, and
+ * its first slot is handed out, as mcache_alloc_fast would (the slot's
+ * alloc bit set), without loading c back. */
+static inline __attribute__((always_inline)) void *cache_load_take(struct mcache *mc, unsigned spc,
+								     uint64_t c)
+{
+	struct mcache_alloc_word *aw = &mc->alloc_cache[spc];
+	uintptr_t i;
+	MM_BUG_ON(aw->free != 0);
+	if (!mm_platform_first_bit64(c, &i))
+		MM_BUG_ON(1);   /* a refill's word has a free slot */
+	cache_count(mc, spc, 0, c & (c - 1), c);
+	st64(aw->alloc_word, ld64(aw->alloc_word) | (1ULL << i));
+	return (void *)(aw->base + i * aw->elemsize);
 }
 
 uint64_t mcache_nmalloc(const struct mcache *mc, unsigned spc)
@@ -259,41 +271,31 @@ uint64_t mcache_nmalloc(const struct mcache *mc, unsigned spc)
 	}
 }
 
-/* The next object from a cache word just loaded (not 0). */
-static inline __attribute__((always_inline)) void *cache_take(struct mcache *mc, unsigned spc)
-{
-	void *p = mcache_alloc_fast(mc, spc);
-	MM_BUG_ON(p == NULL);
-	return p;
-}
-
 /* s, swept, with a free slot, becomes the allocation span of its class. */
 static void *alloc_from(struct mcache *mc, struct mspan *s)
 {
 	unsigned spc = s->spanclass;
 	mc->alloc[spc] = s;
 	make_local(mc, s);
-	cache_set(mc, spc, mspan_first_cache_word(s));
-	return cache_take(mc, spc);
+	uint64_t c = mspan_first_cache_word(s);
+	cache_place(mc, spc, s);
+	return cache_load_take(mc, spc, c);
 }
 
-/* The rest of a refill (mcache_refill_alloc): the next word of s (the
- * allocation span, or MCACHE_NO_SPAN), c, which was not the same word
- * again, or (c == 0) a sweep; then the owned sets and the mcentral. */
+/* The rest of a refill (mcache_refill_alloc): s (the allocation span,
+ * or MCACHE_NO_SPAN) has no free slot after its cache word; sweep it,
+ * else the owned sets and the mcentral. */
 static __attribute__((noinline)) void *refill_next(struct mcache *mc, unsigned spc,
-						   unsigned cpu, struct mspan *s, uint64_t c)
+						   unsigned cpu, struct mspan *s)
 {
 	if (!mc->holds_spans)
 		__atomic_store_n(&mc->holds_spans, 1, __ATOMIC_RELAXED);
 	if (s != MCACHE_NO_SPAN) {
-		if (!c) {
-			mspan_sweep(s);
-			if (worth_allocating(s))
-				c = mspan_first_cache_word(s);
-		}
-		if (c) {
-			cache_set(mc, spc, c);
-			return cache_take(mc, spc);
+		mspan_sweep(s);
+		if (worth_allocating(s)) {
+			uint64_t c = mspan_first_cache_word(s);
+			cache_place(mc, spc, s);
+			return cache_load_take(mc, spc, c);
 		}
 		mc->alloc[spc] = MCACHE_NO_SPAN;
 		keep_full(mc, s);
@@ -312,25 +314,24 @@ static __attribute__((noinline)) void *refill_next(struct mcache *mc, unsigned s
 	return alloc_from(mc, s);
 }
 
-/* The commonest refill first, with few registers to save: the same word
- * of the allocation span again (spans of few objects, 8 to 32 KiB, need
- * it every few allocations); the rest out of line. A span that is this
- * CPU's allocation span means holds_spans is set already. */
+/* The commonest refills first, inline, with few registers to save: the
+ * same word of the allocation span again (spans of few objects, 8 to 32
+ * KiB, need it every few allocations), else its next word with a free
+ * slot (a span whose words are partly in use: 27 500 of alloc-test's
+ * 34 600 refills per 800 000 allocations); the rest out of line. A span
+ * that is this CPU's allocation span means holds_spans is set already. */
 void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu)
 {
 	struct mspan *s = mc->alloc[spc];
-	uint64_t c = 0;
 	if (s != MCACHE_NO_SPAN) {
 		MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
-		MM_BUG_ON(mc->alloc_cache[spc].free != 0);
-		c = mspan_same_cache_word(s);
-		if (c) {
-			cache_set_free(mc, spc, c);   /* the same word again */
-			return cache_take(mc, spc);
-		}
-		c = mspan_cache_word_after(s);
+		uint64_t c = mspan_same_cache_word(s);
+		if (!c && (c = mspan_cache_word_after(s)) != 0)
+			cache_place(mc, spc, s);
+		if (c)
+			return cache_load_take(mc, spc, c);
 	}
-	return refill_next(mc, spc, cpu, s, c);
+	return refill_next(mc, spc, cpu, s);
 }
 
 bool mcache_free(struct mspan *s, unsigned i, unsigned cpu, const void *p, const void *caller)
@@ -372,7 +373,8 @@ void mcache_release_all(struct mcache *mc, unsigned cpu)
 		struct mspan *s = mc->alloc[spc];
 		if (s != MCACHE_NO_SPAN) {
 			MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
-			cache_set(mc, spc, 0);   /* its unused slots: not handed out */
+			/* Its unused slots: not handed out. */
+			cache_count(mc, spc, mc->alloc_cache[spc].free, 0, 0);
 			mc->alloc[spc] = MCACHE_NO_SPAN;
 			__atomic_store_n(&s->local_cache, MSPAN_NOT_LOCAL, __ATOMIC_RELAXED);
 			mcentral_uncache_span(&mcentrals[spc], s);

@@ -19,7 +19,7 @@
  * 0; the object size. free is 0 when used up or when there is no span,
  * so the fast path tests nothing else (the part of Go's emptymspan, a span
  * with no free slot standing for none); the other three are set with it
- * (cache_set in mm/mcache.c) and not read while it is 0. */
+ * (cache_place, cache_count in mm/mcache.c) and not read while it is 0. */
 struct mcache_alloc_word {
 	uint64_t free;
 	uint64_t *alloc_word;   /* mspan_alloc_word(alloc[spc], alloc[spc]->cache_word) */

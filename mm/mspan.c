@@ -120,30 +120,6 @@ void mspan_init_objects(struct mspan *s, unsigned spanclass,
 	s->bits = units[0];
 }
 
-/* The first word from w on with a free slot becomes cache_word; its free
- * slots, or 0. */
-static uint64_t cache_word_from(struct mspan *s, unsigned w)
-{
-	for (unsigned nw = span_nwords(s); w < nw; w++) {
-		uint64_t c = ~ld64(mspan_alloc_word(s, w)) & mspan_word_mask(s, w);
-		if (c) {
-			s->cache_word = (uint16_t)w;
-			return c;
-		}
-	}
-	return 0;
-}
-
-uint64_t mspan_cache_word_after(struct mspan *s)
-{
-	return cache_word_from(s, s->cache_word + 1u);
-}
-
-uint64_t mspan_first_cache_word(struct mspan *s)
-{
-	return cache_word_from(s, 0);
-}
-
 void mspan_sweep(struct mspan *s)
 {
 	unsigned nw = span_nwords(s), count = 0;

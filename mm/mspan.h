@@ -271,12 +271,30 @@ static inline uint64_t mspan_same_cache_word(const struct mspan *s)
 	uint64_t c = ~ld64(mspan_alloc_word(s, w)) & mask;
 	return c && mm_popcount64(c) * 4 >= mm_popcount64(mask) ? c : 0;
 }
-/* The free slots of the next word after cache_word that has any, which
- * becomes cache_word; 0 (and cache_word unchanged) if none is left.
- * Owner only. */
-uint64_t mspan_cache_word_after(struct mspan *s);
+/* The first word from w on with a free slot becomes cache_word; its free
+ * slots, or 0 (and cache_word unchanged). Inline: a refill's commonest
+ * step. Owner only. */
+static inline uint64_t mspan_cache_word_from(struct mspan *s, unsigned w)
+{
+	for (unsigned nw = (s->nelems + 63u) / 64u; w < nw; w++) {
+		uint64_t c = ~ld64(mspan_alloc_word(s, w)) & mspan_word_mask(s, w);
+		if (c) {
+			s->cache_word = (uint16_t)w;
+			return c;
+		}
+	}
+	return 0;
+}
+/* The free slots of the next word after cache_word that has any. */
+static inline uint64_t mspan_cache_word_after(struct mspan *s)
+{
+	return mspan_cache_word_from(s, s->cache_word + 1u);
+}
 /* The same from the span's start: the first word with a free slot. */
-uint64_t mspan_first_cache_word(struct mspan *s);
+static inline uint64_t mspan_first_cache_word(struct mspan *s)
+{
+	return mspan_cache_word_from(s, 0);
+}
 /* Fold the remote frees into alloc_bits and recompute alloc_count.
  * Caller owns the span (its mcache) or holds its mcentral lock. */
 void mspan_sweep(struct mspan *s);
