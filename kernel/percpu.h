@@ -41,6 +41,9 @@ struct cpu {
 #define HEAP_SECTION_DEFERRED 0x80000000u
 	uint32_t heap_deferred;        /* those interrupts: bit v - 32 for vector v */
 	uint64_t heap_deferrals;       /* interrupts deferred so, ever */
+	/* Set while this CPU single-steps out of the heap's fast text with
+	 * interrupts deferred (kernel/trap.c); this CPU only. */
+	uint32_t heap_stepping;
 	uint64_t gdt[7];       /* null, kcode, kdata, ucode, udata, tss lo/hi */
 	struct tss tss;
 	void *stack_top;       /* kernel stack (guard page below) */

@@ -9,14 +9,16 @@
  * handler registered with irq_set_handler.
  *
  * An interrupt that arrives inside one of the heap's fast-path sections
- * is deferred to the section's end (heap_section_defer, _replay; the
- * protocol: kernel/mm_platform.h).
+ * is deferred to the section's end (heap_section_defer, _replay), one in
+ * the heap's fast text until the CPU has stepped out of it (heap_step;
+ * the protocols: kernel/mm_platform.h).
  *
  * trap_catch_fault() lets a test run code that is meant to fault: the
  * CPU's catch slot (per CPU, only touched by that CPU with interrupts off
  * inside the handler) holds a kjmp buffer, and the exception handler jumps
  * back to it instead of panicking.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include "kernel/trap.h"
 #include "kernel/panic.h"
@@ -144,18 +146,34 @@ static void report_fault(struct trap_frame *f)
 		    sym ? sym : "?", sym ? off : 0);
 }
 
-/* An interrupt inside a heap fast-path section on this CPU: noted, not
- * handled (nor acknowledged) until the section ends. */
+/* The heap's fast text (kernel/mm_platform.h, linker.ld). */
+extern const char __mm_fast_start[], __mm_fast_end[];
+#define RFLAGS_TF (1ul << 8)
+#define VEC_DEBUG 1
+
+static bool in_heap_fast_text(uint64_t rip)
+{
+	return rip >= (uint64_t)__mm_fast_start && rip < (uint64_t)__mm_fast_end;
+}
+
+/* An interrupt inside a heap fast-path section on this CPU, or in the
+ * heap's fast text: noted, not handled (nor acknowledged) until the
+ * section ends or the CPU steps out of the text. */
 _Static_assert(VEC_TIMER >= 32 && VEC_IPI_CALL < 64, "heap_deferred has a bit for each");
 static int heap_section_defer(struct trap_frame *f)
 {
 	if (!percpu_ready || f->vector == VEC_SPURIOUS)
 		return 0;
 	struct cpu *c = this_cpu();
-	if (!c->heap_section)
+	if (c->heap_section) {
+		c->heap_section |= HEAP_SECTION_DEFERRED;
+	} else if (c->heap_stepping || in_heap_fast_text(f->rip)) {
+		c->heap_stepping = 1;
+		f->rflags |= RFLAGS_TF;   /* step out of the fast text: heap_step */
+	} else {
 		return 0;
+	}
 	c->heap_deferred |= 1u << (f->vector - 32);
-	c->heap_section |= HEAP_SECTION_DEFERRED;
 	c->heap_deferrals++;
 	return 1;
 }
@@ -168,29 +186,53 @@ static void run_handler(struct trap_frame *f)
 		printk("trap: unexpected interrupt %lu\n", f->vector);
 }
 
+/* The deferred handlers, lowest vector first, interrupts off. Their
+ * frame holds only the vector, where the deferring code ended (rip) and
+ * the flags it ran with. */
+static void run_deferred(struct cpu *c, uint64_t rip, uint64_t rflags)
+{
+	uint32_t pending = c->heap_deferred;
+	c->heap_deferred = 0;
+	while (pending) {
+		struct trap_frame f = { 0 };
+		f.vector = 32 + (unsigned)__builtin_ctz(pending);
+		f.rip = rip;
+		f.cs = 0x08;
+		f.rflags = rflags;
+		pending &= pending - 1;
+		run_handler(&f);
+	}
+}
+
 /* From heap_section_exit (kernel/isr.S), at the end of a section that an
  * interrupt was deferred in: once the outermost section has ended, the
- * deferred handlers run, lowest vector first, with interrupts off. Their
- * frame holds only the vector and where the section ended. */
+ * deferred handlers run. */
 void heap_section_replay(void)
 {
 	unsigned long irq = arch_irq_save();
 	struct cpu *c = this_cpu();
 	if ((c->heap_section & ~HEAP_SECTION_DEFERRED) == 0) {
-		uint32_t pending = c->heap_deferred;
-		c->heap_deferred = 0;
 		c->heap_section = 0;
-		while (pending) {
-			struct trap_frame f = { 0 };
-			f.vector = 32 + (unsigned)__builtin_ctz(pending);
-			f.rip = (uint64_t)__builtin_return_address(0);
-			f.cs = 0x08;
-			f.rflags = irq;
-			pending &= pending - 1;
-			run_handler(&f);
-		}
+		run_deferred(c, (uint64_t)__builtin_return_address(0), irq);
 	}
 	arch_irq_restore(irq);
+}
+
+/*
+ * The heap's fast text (kernel/mm_platform.h): an interrupt that arrives
+ * while this CPU executes there is noted as in a section, and the CPU
+ * returns to it with the trap flag set; each debug exception that follows
+ * (one per instruction) looks whether RIP has left the range, and once it
+ * has, clears the flag and runs the deferred handlers.
+ */
+static void heap_step(struct trap_frame *f)
+{
+	struct cpu *c = this_cpu();
+	if (in_heap_fast_text(f->rip))
+		return;   /* one more instruction */
+	f->rflags &= ~RFLAGS_TF;
+	c->heap_stepping = 0;
+	run_deferred(c, f->rip, f->rflags);
 }
 
 void trap_dispatch(struct trap_frame *f)
@@ -198,6 +240,10 @@ void trap_dispatch(struct trap_frame *f)
 	if (f->vector >= 32) {
 		if (!heap_section_defer(f))
 			run_handler(f);
+		return;
+	}
+	if (f->vector == VEC_DEBUG && percpu_ready && this_cpu()->heap_stepping) {
+		heap_step(f);
 		return;
 	}
 	if (percpu_ready && f->vector != VEC_DOUBLE_FAULT && f->vector != 2 && f->vector != 18) {

@@ -508,14 +508,15 @@ __attribute__((noinline)) static void kfree_miss(const void *p, struct mspan *s,
 	mm_irq_restore_local(irq);
 }
 
-/* kfree: the fast path, else kfree_miss in the same section. caller is
+/* kfree: the fast path, else kfree_miss in the same section (with
+ * MM_HAVE_FAST_TEXT, in a section opened as the fast one ends). caller is
  * for reports; NULL: the return address, read on the way out only (a
  * frame-pointer build would set up its frame on the fast path to read it
  * before). */
 static inline __attribute__((always_inline)) void kfree_core(const void *p, const void *caller)
 {
 	unsigned long irq;
-	struct mcache *mc = mm_irq_save_local(&irq);
+	struct mcache *mc = mm_fast_enter(&irq);
 	struct mspan *s = &mspan_none;
 
 	/* This CPU allocates from the span or holds it in its partial set
@@ -528,10 +529,25 @@ static inline __attribute__((always_inline)) void kfree_core(const void *p, cons
 	     mm_platform_ptr_eq_relaxed(&s->local_cache, mc)) &&
 	    __builtin_expect(mspan_free_owned(s, p), 1)) {
 		stat_inc(&mc->nfree[s->spanclass]);
-		mm_irq_restore_local(irq);
+		mm_fast_exit(irq);
 		return;
 	}
+#ifdef MM_HAVE_FAST_TEXT
+	/* kfree_miss may not continue a fast-text section (mm/platform.h):
+	 * a section of its own is opened before the code leaves the text,
+	 * so that s is still p's span there. */
+	mm_fast_exit(irq);
+	mc = mm_irq_save_local(&irq);
+#endif
 	kfree_miss(p, s, mc, irq, caller ? caller : __builtin_return_address(0));
+}
+
+/* kfree_core out of line, in the fast text, for the heap's own callers
+ * (krealloc, debug mode): the fast section may only be inlined into
+ * MM_FAST_TEXT functions. */
+MM_FAST_TEXT __attribute__((noinline)) static void kfree_from(const void *p, const void *caller)
+{
+	kfree_core(p, caller);
 }
 
 /* ------------------------------------------------------ ksize/krealloc -- */
@@ -615,7 +631,7 @@ __attribute__((noinline)) static void *kmalloc_tiny_slow(size_t size, unsigned f
 }
 
 /* The tiny fast path, out of line: kmalloc tail-calls it. */
-__attribute__((noinline)) static void *kmalloc_tiny_call(size_t size, unsigned flags)
+MM_FAST_TEXT __attribute__((noinline)) static void *kmalloc_tiny_call(size_t size, unsigned flags)
 {
 	void *p = tiny_alloc_fast(size);
 	if (__builtin_expect(p != NULL, 1)) {
@@ -632,22 +648,22 @@ __attribute__((noinline)) static void *kmalloc_tiny_call(size_t size, unsigned f
 static inline __attribute__((always_inline)) void *kmalloc_fast(uintptr_t spc_x4)
 {
 	unsigned long irq;
-	struct mcache *mc = mm_irq_save_local(&irq);
+	struct mcache *mc = mm_fast_enter(&irq);
 	void *p = mcache_alloc_fast_x4(mc, spc_x4);   /* MM_CPU_LOCAL_NONE: NULL */
 	/* The section ends on each branch, so that the caller's test of p
 	 * is this one (a platform whose section end is one asm statement
 	 * would otherwise have the two paths meet there, and test again). */
 	if (__builtin_expect(p != NULL, 1)) {
-		mm_irq_restore_local(irq);
+		mm_fast_exit(irq);
 		return p;
 	}
-	mm_irq_restore_local(irq);
+	mm_fast_exit(irq);
 	return NULL;
 }
 
 /* kmalloc with flags (and any size): the tiny path, or the fast path and
  * zeroing, else the slow path. Flags 0 are kmalloc_noflags'. */
-void *kmalloc_flags(size_t size, unsigned flags)
+MM_FAST_TEXT void *kmalloc_flags(size_t size, unsigned flags)
 {
 	if (__builtin_expect(flags == 0, 0))
 		return kmalloc_noflags(size);
@@ -673,7 +689,7 @@ void *kmalloc_flags(size_t size, unsigned flags)
  * slot's bit set in its span's alloc_bits, interrupts on. No lock, no
  * atomic instruction, no counter (counted in bulk: mm/mcache.h).
  */
-void *kmalloc_noflags(size_t size)
+MM_FAST_TEXT void *kmalloc_noflags(size_t size)
 {
 	if (__builtin_expect(size - 1 < MAX_SMALL_SIZE, 1)) {
 		/* spanclass_make(class, 0) * 4 = class * 8, straight from
@@ -707,7 +723,7 @@ void *kmalloc_aligned(size_t size, size_t align, unsigned flags)
 	return alloc_slow(size, align, flags);
 }
 
-void kfree(const void *p)
+MM_FAST_TEXT void kfree(const void *p)
 {
 	kfree_core(p, NULL);
 }
@@ -730,7 +746,7 @@ void *krealloc(void *p, size_t size, unsigned flags)
 		 * out again; found by the fuzzer). */
 		void *q = alloc_slow(0, 0, flags);
 		if (q)
-			kfree_core(p, __builtin_return_address(0));
+			kfree_from(p, __builtin_return_address(0));
 		return q;
 	}
 	size_t usable = object_size("krealloc", p, __builtin_return_address(0));
@@ -749,7 +765,7 @@ void *krealloc(void *p, size_t size, unsigned flags)
 	if (!q)
 		return NULL;
 	memcpy(q, p, usable);
-	kfree_core(p, __builtin_return_address(0));
+	kfree_from(p, __builtin_return_address(0));
 	return q;
 }
 #else
@@ -765,7 +781,7 @@ void *heap_raw_alloc(size_t size, size_t align, unsigned flags)
 
 void heap_raw_free(const void *p, const void *caller)
 {
-	kfree_core(p, caller);
+	kfree_from(p, caller);
 }
 
 size_t heap_raw_size(const char *op, const void *p, const void *caller)

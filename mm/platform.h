@@ -43,6 +43,26 @@
  *       an add more on kmalloc's fast path than a per-CPU load (the
  *       kernel's %gs, the hosted build's thread-local pointer, which is
  *       also its fork gate).
+ *   static inline void *mm_fast_enter(unsigned long *flags);  (optional)
+ *   static inline void mm_fast_exit(unsigned long flags);
+ *   MM_FAST_TEXT
+ *       The section of the fast paths proper (kmalloc's, kfree's, the
+ *       tiny allocator's), for a platform that can keep interrupt
+ *       handlers out of a range of code without an instruction in it:
+ *       the heap puts MM_FAST_TEXT (an attribute, such as a section
+ *       name) on every function that holds such a section, and the
+ *       platform guarantees that no interrupt handler runs on a CPU
+ *       while it executes code of those functions (the kernel defers
+ *       one that arrives there until the CPU leaves the range:
+ *       kernel/trap.c, "heap fast text"). mm_fast_enter then only
+ *       returns the CPU's pointer (as mm_irq_save_local), mm_fast_exit
+ *       does nothing. The heap's part of the bargain: between the two it
+ *       calls nothing, and no function out of the range continues the
+ *       section (kfree's miss opens an mm_irq_save_local section before
+ *       it leaves the range, and that one goes on). Define
+ *       MM_HAVE_FAST_TEXT with the three; by default they are
+ *       mm_irq_save_local and mm_irq_restore_local, and MM_FAST_TEXT is
+ *       empty.
  *   static inline void mm_alloc_failed(void);  (optional)
  *       Called as an allocation (kmalloc and the rest of mm/kmalloc.h's
  *       allocating calls) is about to return NULL because the request
@@ -228,6 +248,19 @@ static inline void mm_irq_restore_local(unsigned long flags)
 static inline void mm_cpu_local_set(unsigned cpu, void *p)
 {
 	__atomic_store_n(&mm_cpu_local_table[cpu], p, __ATOMIC_RELAXED);
+}
+#endif
+
+#ifndef MM_HAVE_FAST_TEXT
+#define MM_FAST_TEXT
+static inline void *mm_fast_enter(unsigned long *flags)
+{
+	return mm_irq_save_local(flags);
+}
+
+static inline void mm_fast_exit(unsigned long flags)
+{
+	mm_irq_restore_local(flags);
 }
 #endif
 

@@ -45,17 +45,17 @@ static inline void *tiny_alloc_fast(size_t size)
 {
 	unsigned long irq;
 	/* MM_CPU_LOCAL_NONE has no block: tiny_fit sends it to the slow path. */
-	struct mcache *mc = mm_irq_save_local(&irq);
+	struct mcache *mc = mm_fast_enter(&irq);
 	uint32_t off = tiny_fit(mc, size);
 	/* The section ends on each branch (as kmalloc_fast's, mm/malloc.c). */
 	if (__builtin_expect(off + size <= TINY_SIZE, 1)) {
 		void *p = tiny_take(mc, off, size);
-		mm_irq_restore_local(irq);
+		mm_fast_exit(irq);
 		if (p == NULL)
 			__builtin_unreachable();   /* a block is never at 0 */
 		return p;
 	}
-	mm_irq_restore_local(irq);
+	mm_fast_exit(irq);
 	return NULL;
 }
 

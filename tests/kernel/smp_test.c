@@ -176,6 +176,66 @@ KTEST(smp, an_interrupt_in_a_heap_section_waits_for_its_end)
 	}
 }
 
+/* The heap's fast text (kernel/mm_platform.h): a timer interrupt that
+ * arrives while a CPU runs there is noted, the CPU single-steps until it
+ * leaves the text, and the handler runs then, on every CPU. The wait
+ * below stands for a fast path: it is in the fast text and calls
+ * nothing. */
+struct fast_text_seen {
+	int deferred;                 /* the timer's bit was noted */
+	uint64_t ticks_inside;        /* handler runs inside the text */
+	uint64_t ticks_after;         /* ... after it returned */
+	uint32_t stepping_after;      /* heap_stepping then */
+	uint32_t deferred_after;      /* heap_deferred then */
+	int trap_flag_after;          /* RFLAGS.TF then */
+	uint64_t deferrals;
+};
+static struct fast_text_seen fast_text_seen[MAX_CPUS];
+
+MM_FAST_TEXT __attribute__((noinline)) static int
+wait_in_fast_text(struct cpu *c, uint64_t deadline, uint64_t *ticks_inside)
+{
+	uint64_t ticks = __atomic_load_n(&c->irq_count, __ATOMIC_RELAXED);
+	while (!(__atomic_load_n(&c->heap_deferred, __ATOMIC_RELAXED) & 1u << (VEC_TIMER - 32)) &&
+	       rdtsc() < deadline)
+		cpu_relax();
+	*ticks_inside = __atomic_load_n(&c->irq_count, __ATOMIC_RELAXED) - ticks;
+	return (__atomic_load_n(&c->heap_deferred, __ATOMIC_RELAXED) >> (VEC_TIMER - 32)) & 1;
+}
+
+static void fast_text_defers_the_timer(void *arg)
+{
+	(void)arg;
+	struct cpu *c = this_cpu();
+	struct fast_text_seen *r = &fast_text_seen[c->id];
+	uint64_t deadline = rdtsc() + tsc_khz() * 5000; /* 5 s */
+	uint64_t deferrals = c->heap_deferrals;
+	uint64_t ticks = __atomic_load_n(&c->irq_count, __ATOMIC_RELAXED);
+	r->deferred = wait_in_fast_text(c, deadline, &r->ticks_inside);
+	r->ticks_after = __atomic_load_n(&c->irq_count, __ATOMIC_RELAXED) - ticks;
+	r->stepping_after = __atomic_load_n(&c->heap_stepping, __ATOMIC_RELAXED);
+	r->deferred_after = __atomic_load_n(&c->heap_deferred, __ATOMIC_RELAXED);
+	r->trap_flag_after = (__builtin_ia32_readeflags_u64() >> 8) & 1;
+	r->deferrals = c->heap_deferrals - deferrals;
+}
+
+KTEST(smp, an_interrupt_in_the_heaps_fast_text_waits_until_the_cpu_leaves_it)
+{
+	KASSERT_TRUE(arch_irqs_enabled());
+	memset(fast_text_seen, 0, sizeof(fast_text_seen));
+	smp_call_all(fast_text_defers_the_timer, NULL);
+	for (unsigned id = 0; id < ncpus_online; id++) {
+		struct fast_text_seen *r = &fast_text_seen[id];
+		KEXPECT_EQ(r->deferred, 1);
+		KEXPECT_EQ(r->ticks_inside, 0);
+		KEXPECT_GE(r->ticks_after, 1);
+		KEXPECT_EQ(r->stepping_after, 0);
+		KEXPECT_EQ(r->deferred_after, 0);
+		KEXPECT_EQ(r->trap_flag_after, 0);
+		KEXPECT_GE(r->deferrals, 1);
+	}
+}
+
 /* With the kernel argument smp.fake_missing_cpu (one boot configuration
  * of make test passes it), smp_init also tried a CPU that does not exist:
  * it must have been reported and skipped, and the others started. */
