@@ -39,6 +39,14 @@ void *mm_sys_alloc(size_t bytes)
 	return alloc_pages(order, 0);
 }
 
+uint64_t mm_kernel_ram_pages(void)
+{
+	/* Heap chunks are direct-map addresses of the pmm's frames, and
+	 * the direct map starts at MM_PAGEMAP_BASE (phys 0). */
+	uint64_t end = pmm_global()->end_pfn * PAGE_SIZE;
+	return (end + 8191) >> 13;   /* the heap's 8 KiB pages */
+}
+
 void mm_sys_free(void *p, size_t bytes)
 {
 	free_pages(p, order_for(bytes));

@@ -140,6 +140,15 @@ static inline void mm_irq_restore_local(unsigned long flags)
  * of struct cpu.mm_local alone, mm_fast_exit nothing (a compiler
  * barrier): kmalloc+kfree 69 -> 63 instructions.
  */
+/* The page map's flat part (mm/pagemap.h): the RAM's pages, from the
+ * pmm's end (about 0.1 % of the RAM: 256 KiB for 256 MiB). */
+uint64_t mm_kernel_ram_pages(void);
+#define MM_HAVE_PAGEMAP_FLAT 1
+static inline uint64_t mm_pagemap_flat_pages(void)
+{
+	return mm_kernel_ram_pages();
+}
+
 #define MM_HAVE_FAST_TEXT 1
 #define MM_FAST_TEXT __attribute__((section(".text.mm_fast")))
 static inline void *mm_fast_enter(unsigned long *flags)

@@ -524,7 +524,7 @@ static inline __attribute__((always_inline)) void kfree_core(const void *p, cons
 	 * pointer is an object start, the object is live. MM_CPU_LOCAL_NONE
 	 * (the fast path may not run) is no span's local_cache, nor is NULL,
 	 * mspan_none's (no span at p). */
-	if (__builtin_expect(pagemap_in_window((uintptr_t)p), 1) &&
+	if (__builtin_expect(pagemap_fast_covers((uintptr_t)p), 1) &&
 	    (s = mheap_span_of_or_none(p),
 	     mm_platform_ptr_eq_relaxed(&s->local_cache, mc)) &&
 	    __builtin_expect(mspan_free_owned(s, p), 1)) {

@@ -51,6 +51,7 @@ void mheap_init(void)
 	fixalloc_init(&mheap.bits_alloc, mspan_bitmap_unit_size(0));
 	fixalloc_init(&mheap.bits256_alloc, mspan_bitmap_unit_size(2));
 	MM_BUG_ON(mheap.span_alloc.size != mspan_bitmap_unit_size(1));
+	pagemap_init_flat();
 }
 
 /* Everything below that is static runs under mheap.lock. */

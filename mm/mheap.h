@@ -143,12 +143,13 @@ static inline struct mspan *mheap_span_of(const void *p)
 {
 	return pagemap_lookup((uintptr_t)p);
 }
-/* The same for p inside the page map's window (pagemap_in_window), but
- * &mspan_none (no CPU's, no state, no bits) where that is NULL: for
- * kfree's fast path, which then tests no pointer. */
+/* The same for p where kfree's fast path looks (pagemap_fast_covers:
+ * the page map's window, or its flat part where there is one), but
+ * &mspan_none (no CPU's, no state, no bits) where that is NULL: the fast
+ * path then tests no pointer. */
 static inline struct mspan *mheap_span_of_or_none(const void *p)
 {
-	return pagemap_lookup_or_none((uintptr_t)p);
+	return pagemap_fast_lookup((uintptr_t)p);
 }
 /* The span holding p wherever it falls, also between the ends of a large
  * object or free run; NULL when p is in no chunk. Takes mheap.lock and

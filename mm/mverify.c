@@ -575,6 +575,9 @@ static int check_pagemap_none(void)
 	if (pagemap_none_base != (uintptr_t)&mspan_none)
 		FAIL("pagemap_none_base is %#lx, not &mspan_none %p",
 		     (unsigned long)pagemap_none_base, (void *)&mspan_none);
+	if (pagemap_verify_flat())
+		FAIL("the page map's root does not point at its flat part's leaves "
+		     "(mm/pagemap.h), as kfree's fast path reads them");
 	return 0;
 }
 

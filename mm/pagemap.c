@@ -146,3 +146,56 @@ uint64_t pagemap_sys_bytes(void)
 {
 	return leaf_bytes;
 }
+
+#ifdef MM_HAVE_PAGEMAP_FLAT
+uintptr_t *pagemap_flat;
+uint64_t pagemap_flat_pages;
+
+void pagemap_init_flat(void)
+{
+	/* Leaves for the pages asked for, a power of two of them (one
+	 * mm_sys_alloc, which may round up to one anyway), halved until the
+	 * platform has a block. */
+	uint64_t want = mm_pagemap_flat_pages(), leaves = 1;
+	if (want > (uint64_t)PAGEMAP_L1_ENTRIES << PAGEMAP_LEAF_BITS)
+		want = (uint64_t)PAGEMAP_L1_ENTRIES << PAGEMAP_LEAF_BITS;
+	if (!want)
+		return;
+	while (leaves << PAGEMAP_LEAF_BITS < want)
+		leaves <<= 1;
+	uintptr_t *block = NULL;
+	for (; leaves && !(block = mm_sys_alloc(leaves * PAGEMAP_LEAF_BYTES)); leaves >>= 1)
+		;
+	if (!block) {
+		mm_log("mm: no memory for the page map's flat part (%lu pages); kfree's fast "
+		       "path looks up the root", (unsigned long)want);
+		return;
+	}
+	if (!MM_SYS_ALLOC_ZEROED)
+		memset(block, 0, leaves * PAGEMAP_LEAF_BYTES);
+	for (uint64_t i = 0; i < leaves; i++) {
+		MM_BUG_ON(pagemap_l1[i] != 0);
+		set_leaf(i, block + i * PAGEMAP_LEAF_ENTRIES);
+	}
+	leaf_bytes += leaves * PAGEMAP_LEAF_BYTES;
+	pagemap_flat = block;
+	__atomic_store_n(&pagemap_flat_pages, leaves << PAGEMAP_LEAF_BITS, __ATOMIC_RELEASE);
+}
+
+int pagemap_verify_flat(void)
+{
+	for (uint64_t i = 0; i < pagemap_flat_pages >> PAGEMAP_LEAF_BITS; i++)
+		if (leaf_of(i) != pagemap_flat + i * PAGEMAP_LEAF_ENTRIES)
+			return 1;
+	return 0;
+}
+#else
+void pagemap_init_flat(void)
+{
+}
+
+int pagemap_verify_flat(void)
+{
+	return 0;
+}
+#endif

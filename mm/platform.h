@@ -63,6 +63,16 @@
  *       MM_HAVE_FAST_TEXT with the three; by default they are
  *       mm_irq_save_local and mm_irq_restore_local, and MM_FAST_TEXT is
  *       empty.
+ *   static inline uint64_t mm_pagemap_flat_pages(void);  (optional)
+ *       How many 8 KiB pages from MM_PAGEMAP_BASE on the heap's memory
+ *       is likely to come from (the kernel: its RAM's). At start-up the
+ *       heap makes their page-map leaves in one block (mm/pagemap.h,
+ *       "flat part": 8 bytes a page, about 0.1 % of them, rounded up to
+ *       a power of two of leaves; fewer if mm_sys_alloc has no block that
+ *       big), and kfree's fast path finds a span there with one compare
+ *       and one load instead of the root's shift, mask and two loads.
+ *       Define MM_HAVE_PAGEMAP_FLAT with it; by default the two levels
+ *       everywhere.
  *   static inline void mm_alloc_failed(void);  (optional)
  *       Called as an allocation (kmalloc and the rest of mm/kmalloc.h's
  *       allocating calls) is about to return NULL because the request
