@@ -496,6 +496,13 @@ __attribute__((noinline)) static void kfree_slow(const void *p, const void *call
 __attribute__((noinline)) static void kfree_miss(const void *p, struct mspan *s, struct mcache *mc,
 						 unsigned long irq, const void *caller)
 {
+#ifdef MM_HAVE_PAGEMAP_FLAT
+	/* A page above the page map's flat part (a machine with more RAM
+	 * than one block of leaves covers: mm/pagemap.h): its span through
+	 * the root, in this same section. */
+	if (s == &mspan_none && pagemap_in_window((uintptr_t)p))
+		s = pagemap_lookup_or_none((uintptr_t)p);
+#endif
 	if (__builtin_expect(s == &mspan_none || mc == MM_CPU_LOCAL_NONE, 0)) {
 		mm_irq_restore_local(irq);
 		kfree_slow(p, caller);

@@ -162,7 +162,7 @@ static inline struct mspan *pagemap_lookup_or_none(uintptr_t addr)
  * leaf took a shift, a mask and two loads (kernel kmalloc+kfree 62.9 ->
  * 59.9 instructions). They are ordinary leaves for everyone else (the
  * root points into the block), and a page above them is still found
- * through the root, by the slow path. Both are written once, before the
+ * through the root, by kfree's miss (kfree_miss). Both are written once, before the
  * heap's first chunk, and read plainly (one compare with a memory
  * operand): nothing can be freed before they are set.
  */
