@@ -2,8 +2,10 @@
  * hosted/platform_linux.c - mm/platform.h on Linux: mmap for memory,
  * thread slots for CPUs, write(2) for logs.
  *
- * Memory: mm_sys_alloc maps anonymous memory, 8 KiB aligned (mmap gives
- * 4 KiB: we map 8 KiB more and unmap the misaligned head and the tail).
+ * Memory: mm_sys_alloc maps anonymous memory, 8 KiB aligned: in the
+ * heap's arena while it can ("The arena" below), else wherever mmap puts
+ * it (mmap gives 4 KiB alignment: we map 8 KiB more and unmap the
+ * misaligned head and the tail).
  * Every request is counted against an optional cap, so tests can simulate
  * running out of memory (mm_host_set_sys_limit).
  *
@@ -319,6 +321,107 @@ static int sys_charge(size_t bytes)
 	}
 }
 
+/*
+ * The arena (hosted/mm_platform.h, MM_HOST_ARENA_BASE..END): addresses
+ * never mapped yet are handed out from arena_next up; a range given back
+ * (munmap'd) is kept in arena_free, sorted by address and merged with its
+ * neighbours, and the first that fits is used again, so a heap that maps
+ * and unmaps chunks stays in the arena. A range given back when
+ * arena_free is full is not used again (address space only). mm_sys_alloc
+ * maps an arena range with MAP_FIXED_NOREPLACE, which fails if anything
+ * is there already (another library's fixed mapping, a sanitizer's shadow
+ * memory): the arena is closed then (arena_close), for good, and memory
+ * comes from mmap wherever it likes, as it does once the arena is used
+ * up. arena_lock protects the four (arena_free, arena_nfree, arena_next,
+ * arena_closed); the heap calls mm_sys_alloc and mm_sys_free under
+ * mheap.lock, but the lock keeps this file's rule its own (tests call
+ * them directly). It is never held across a fork, which waits until no
+ * thread is in the heap.
+ */
+#define ARENA_FREE_SLOTS 64
+static struct { uintptr_t base, end; } arena_free[ARENA_FREE_SLOTS];
+static unsigned arena_nfree;
+static uintptr_t arena_next = MM_HOST_ARENA_BASE;
+static bool arena_closed;
+static spinlock_t arena_lock = SPINLOCK_INIT("arena");
+
+/* Slot i of arena_free out, the rest moved down. Under arena_lock. */
+static void arena_free_remove(unsigned i)
+{
+	for (unsigned j = i + 1; j < arena_nfree; j++)
+		arena_free[j - 1] = arena_free[j];
+	arena_nfree--;
+}
+
+/* An arena range of bytes for mm_sys_alloc to map, or 0 (none left, or
+ * the arena closed). */
+static uintptr_t arena_take(size_t bytes)
+{
+	uintptr_t a = 0;
+	spin_lock(&arena_lock);
+	for (unsigned i = 0; i < arena_nfree; i++) {
+		if (arena_free[i].end - arena_free[i].base >= bytes) {
+			a = arena_free[i].base;
+			arena_free[i].base += bytes;
+			if (arena_free[i].base == arena_free[i].end)
+				arena_free_remove(i);
+			break;
+		}
+	}
+	if (!a && MM_HOST_ARENA_END - arena_next >= bytes) {
+		a = arena_next;
+		arena_next += bytes;
+	}
+	spin_unlock(&arena_lock);
+	return a;
+}
+
+/* [base, base + bytes), unmapped, back to the arena: merged with the free
+ * range before and after it, and with the untouched rest if it ends
+ * there. */
+static void arena_give(uintptr_t base, size_t bytes)
+{
+	uintptr_t end = base + bytes;
+	spin_lock(&arena_lock);
+	if (arena_closed) {
+		spin_unlock(&arena_lock);
+		return;
+	}
+	unsigned i = 0;
+	while (i < arena_nfree && arena_free[i].end < base)
+		i++;
+	if (i < arena_nfree && arena_free[i].end == base) {
+		arena_free[i].end = end;
+		if (i + 1 < arena_nfree && arena_free[i + 1].base == end) {
+			arena_free[i].end = arena_free[i + 1].end;
+			arena_free_remove(i + 1);
+		}
+	} else if (i < arena_nfree && arena_free[i].base == end) {
+		arena_free[i].base = base;
+	} else if (arena_nfree < ARENA_FREE_SLOTS) {
+		for (unsigned j = arena_nfree; j > i; j--)
+			arena_free[j] = arena_free[j - 1];
+		arena_free[i].base = base;
+		arena_free[i].end = end;
+		arena_nfree++;
+	}
+	if (arena_nfree && arena_free[arena_nfree - 1].end == arena_next) {
+		arena_next = arena_free[arena_nfree - 1].base;
+		arena_nfree--;
+	}
+	spin_unlock(&arena_lock);
+}
+
+/* Something else is in the arena: no more memory from it. */
+static void arena_close(void)
+{
+	spin_lock(&arena_lock);
+	arena_closed = true;
+	arena_next = MM_HOST_ARENA_END;
+	arena_nfree = 0;
+	spin_unlock(&arena_lock);
+}
+
 void *mm_sys_alloc(size_t bytes)
 {
 	if (bytes == 0 || bytes % MM_SYS_ALIGN)
@@ -327,6 +430,27 @@ void *mm_sys_alloc(size_t bytes)
 	if (bytes > ((size_t)1 << 46) || !sys_charge(bytes))
 		return NULL;
 
+	/* In the arena while it lasts (8 KiB aligned, as every range it
+	 * hands out); else anywhere, 8 KiB aligned by hand. */
+	uintptr_t a = arena_take(bytes);
+	if (a) {
+		void *m = mmap((void *)a, bytes, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+		if (m == (void *)a)
+			return m;
+		if (m == MAP_FAILED && errno != EEXIST) {
+			/* Out of memory or address space (RLIMIT_AS): not
+			 * someone in the way. The range stays the arena's. */
+			arena_give(a, bytes);
+			__atomic_fetch_sub(&sys_bytes, bytes, __ATOMIC_RELAXED);
+			return NULL;
+		}
+		/* Something is there (a kernel before 4.17 takes the flag
+		 * for a hint and maps elsewhere). */
+		if (m != MAP_FAILED)
+			munmap(m, bytes);
+		arena_close();
+	}
 	size_t maplen = bytes + align;
 	char *m = mmap(NULL, maplen, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -348,6 +472,8 @@ void mm_sys_free(void *p, size_t bytes)
 {
 	if (munmap(p, bytes) != 0)
 		mm_panic("mm_sys_free: munmap(%p, %zu) failed: errno %d", p, bytes, errno);
+	if ((uintptr_t)p >= MM_HOST_ARENA_BASE && (uintptr_t)p < MM_HOST_ARENA_END)
+		arena_give((uintptr_t)p, bytes);
 	__atomic_fetch_sub(&sys_bytes, bytes, __ATOMIC_RELAXED);
 }
 

@@ -65,7 +65,8 @@
  *       empty.
  *   static inline uint64_t mm_pagemap_flat_pages(void);  (optional)
  *       How many 8 KiB pages from MM_PAGEMAP_BASE on the heap's memory
- *       is likely to come from (the kernel: its RAM's). At start-up the
+ *       is likely to come from (the kernel: its RAM's; the hosted build:
+ *       up to the end of its arena, hosted/mm_platform.h). At start-up the
  *       heap makes their page-map leaves in one block (mm/pagemap.h,
  *       "flat part": 8 bytes a page, about 0.1 % of them, rounded up to
  *       a power of two of leaves; fewer if mm_sys_alloc has no block that

@@ -10,7 +10,9 @@
  * needs: more threads than the heap has CPU slots, slots handed back when
  * threads exit, fork while other threads allocate (the child's heap passes
  * the verifier), bad frees reported and ignored, or fatal with
- * SPANHEAP_BAD_FREE=abort. KTAP on stdout, last line "N passed, N failed".
+ * SPANHEAP_BAD_FREE=abort; and the heap's arena (hosted/mm_platform.h):
+ * its memory is there, a range given back is used again, a mapping of
+ * someone else's in its way sends the heap elsewhere. KTAP on stdout, last line "N passed, N failed".
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -192,6 +195,8 @@ static size_t vm_bytes(void)
  * an impossible size: malloc, calloc and aligned_alloc of 64 MiB return
  * NULL with errno ENOMEM, and small objects still come. In a child, so
  * that the limit stays there; its exit status says which check failed. */
+static int in_arena(const void *p);
+
 static void test_enomem_when_exhausted(void)
 {
 	pid_t pid = fork();
@@ -212,13 +217,21 @@ static void test_enomem_when_exhausted(void)
 		if (!small)
 			_exit(14);
 		free(small);
+		/* Running out of address space did not close the heap's
+		 * arena (only someone else's mapping there does). */
+		rl.rlim_cur = RLIM_INFINITY;
+		void *big = setrlimit(RLIMIT_AS, &rl) == 0 ? malloc(64u << 20) : NULL;
+		if (!big || !in_arena(big))
+			_exit(16);
+		free(big);
 		_exit(sh_verify() == 0 ? 0 : 15);
 	}
 	int st = 0;
 	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid, "fork/wait failed");
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	      "child under a 16 MiB address-space margin: status %#x (10 setrlimit, 11 malloc, "
-	      "12 calloc, 13 aligned_alloc not NULL+ENOMEM, 14 no small object, 15 verifier)", st);
+	      "12 calloc, 13 aligned_alloc not NULL+ENOMEM, 14 no small object, 15 verifier, "
+	      "16 no 64 MiB in the arena once the limit is lifted)", st);
 }
 
 static void test_bad_alignments(void)
@@ -481,6 +494,143 @@ static void test_fork_while_threads_allocate(void)
 	CHECK(bad_children == 0, "%d of %d children failed", bad_children, FORKS);
 }
 
+/* ----------------------------------------------------------- arena -- */
+
+/* hosted/mm_platform.h's MM_HOST_ARENA_BASE and MM_HOST_ARENA_END: this
+ * program is built against the C library alone, not the heap's headers. */
+#define ARENA_BASE (4ULL << 30)
+#define ARENA_END (32ULL << 30)
+
+static int in_arena(const void *p)
+{
+	return (uintptr_t)p >= ARENA_BASE && (uintptr_t)p < ARENA_END;
+}
+
+/* The mappings of this process that overlap [ARENA_BASE, ARENA_END), in
+ * address order, from /proc/self/maps (read with read(2) into a static
+ * buffer). Returns how many, at most max. */
+static int arena_mappings(uintptr_t lo[], uintptr_t hi[], int max)
+{
+	static char buf[1 << 20];
+	int fd = open("/proc/self/maps", O_RDONLY), n = 0;
+	size_t len = 0;
+	ssize_t r;
+	if (fd < 0)
+		return -1;
+	while (len + 1 < sizeof(buf) && (r = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)r;
+	close(fd);
+	buf[len] = 0;
+	for (char *line = buf; *line && n < max;) {
+		unsigned long a, b;
+		if (sscanf(line, "%lx-%lx", &a, &b) == 2 && b > ARENA_BASE && a < ARENA_END) {
+			lo[n] = a;
+			hi[n] = b;
+			n++;
+		}
+		char *nl = strchr(line, '\n');
+		if (!nl)
+			break;
+		line = nl + 1;
+	}
+	return n;
+}
+
+/* Is any byte of [p, p + n) mapped? */
+static int any_mapped(const void *p, size_t n)
+{
+	uintptr_t lo[256], hi[256], a = (uintptr_t)p, b = a + n;
+	int k = arena_mappings(lo, hi, 256);
+	for (int i = 0; i < k; i++)
+		if (lo[i] < b && hi[i] > a)
+			return 1;
+	return 0;
+}
+
+static void test_heap_in_its_arena(void)
+{
+	void *small = opaque(malloc(100)), *big = opaque(malloc(1u << 20));
+	CHECK(small && in_arena(small), "a small object at %p, outside the arena", small);
+	CHECK(big && in_arena(big), "a large object at %p, outside the arena", big);
+	free(small);
+	free(big);
+}
+
+/* A chunk given back (munmap'd) leaves its range to the arena, whose next
+ * chunk of that size is mapped there or below, not above. */
+static void test_arena_range_given_back_is_used_again(void)
+{
+	size_t big = (size_t)256 << 20, above = (size_t)128 << 20;
+	char *p = opaque(malloc(big)), *q = opaque(malloc(above));
+	CHECK(p && q && in_arena(p) && in_arena(q), "objects at %p and %p", (void *)p, (void *)q);
+	if (!p || !q)
+		return;
+	p[0] = p[big - 1] = 1;
+	free(p);
+	malloc_trim(0);
+	CHECK(!any_mapped(p, big), "the freed 256 MiB at %p still mapped after malloc_trim",
+	      (void *)p);
+	char *r = opaque(malloc(big));
+	CHECK(r && in_arena(r) && r <= p,
+	      "the next 256 MiB at %p, not in the range given back at %p or below", (void *)r,
+	      (void *)p);
+	free(r);
+	free(q);
+	malloc_trim(0);
+}
+
+/* In a child: a mapping of someone else's in every free part of the arena
+ * (as a sanitizer's shadow memory would be). The heap's next chunk comes
+ * from anywhere else, objects from before stay good, the verifier passes. */
+static void test_arena_in_the_way(void)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		char *early = malloc(3000);
+		if (!early || !in_arena(early))
+			_exit(10);
+		memset(early, 7, 3000);
+		uintptr_t lo[256], hi[256], at = ARENA_BASE;
+		int k = arena_mappings(lo, hi, 256);
+		if (k < 0)
+			_exit(11);
+		for (int i = 0; i <= k; i++) {
+			uintptr_t end = i < k ? lo[i] : ARENA_END;
+			if (end > at && mmap((void *)at, end - at, PROT_NONE,
+					     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE |
+						     MAP_FIXED_NOREPLACE,
+					     -1, 0) != (void *)at)
+				_exit(12);
+			if (i < k && hi[i] > at)
+				at = hi[i];
+		}
+		size_t n = (size_t)300 << 20;
+		char *big = malloc(n);
+		if (!big || in_arena(big))
+			_exit(13);
+		big[0] = big[n - 1] = 1;
+		void *small[2000];
+		for (int i = 0; i < 2000; i++)
+			if (!(small[i] = malloc((size_t)(i * 37) % 5000 + 1)))
+				_exit(14);
+		for (int i = 0; i < 2000; i++)
+			free(small[i]);
+		for (int i = 0; i < 3000; i++)
+			if (early[i] != 7)
+				_exit(15);
+		free(early);
+		free(big);
+		_exit(sh_verify() == 0 ? 0 : 16);
+	}
+	int st = 0;
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid, "fork/wait failed");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	      "child with the arena taken: status %#x (10 first object not in the arena, 11 "
+	      "no /proc/self/maps, 12 could not map over the arena, 13 the big object NULL "
+	      "or in the arena, 14 a small object NULL, 15 an old object changed, 16 verifier)",
+	      st);
+}
+
 /* ------------------------------------------------------- bad frees -- */
 
 /* Run fn in a child with stderr into a pipe; returns its stderr text. */
@@ -566,11 +716,11 @@ int main(int argc, char **argv)
 		return 0;   /* not reached with SPANHEAP_BAD_FREE=abort */
 	}
 
-	printf("KTAP version 1\n1..16\n");
+	printf("KTAP version 1\n1..19\n");
 	run("dropin.preloaded_heap_counts_objects", test_preloaded);
 	if (!sh_stats) {
 		printf("# spanheap is not the malloc of this process; stopping\n");
-		printf("%d passed, %d failed\n", npassed, nfailed + 14);
+		printf("%d passed, %d failed\n", npassed, nfailed + 17);
 		return 1;
 	}
 	run("dropin.zero_sizes_as_glibc", test_zero_sizes);
@@ -585,6 +735,9 @@ int main(int argc, char **argv)
 	run("dropin.more_threads_than_slots", test_more_threads_than_slots);
 	run("dropin.thread_exit_releases_slot", test_thread_exit_releases_slot);
 	run("dropin.fork_while_threads_allocate", test_fork_while_threads_allocate);
+	run("dropin.heap_memory_in_its_arena", test_heap_in_its_arena);
+	run("dropin.arena_range_given_back_is_used_again", test_arena_range_given_back_is_used_again);
+	run("dropin.arena_in_the_way", test_arena_in_the_way);
 	run("dropin.bad_frees_reported_and_ignored", test_bad_frees_reported_and_ignored);
 	run("dropin.bad_free_abort_switch", test_bad_free_abort_switch);
 	run("dropin.heap_verifies_at_the_end", test_preloaded);
