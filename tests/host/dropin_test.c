@@ -77,6 +77,15 @@ static uint64_t live_objects(void)
 	return st.objects_inuse;
 }
 
+/* Wait for the child pid forked by a test, which must exit with 0;
+ * what says what it was and what its other exit codes mean. */
+static void check_child(pid_t pid, const char *what)
+{
+	int st = 0;
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid, "fork/wait failed");
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %#x", what, st);
+}
+
 static void fill(unsigned char *p, size_t n, unsigned seed)
 {
 	for (size_t i = 0; i < n; i++)
@@ -226,12 +235,9 @@ static void test_enomem_when_exhausted(void)
 		free(big);
 		_exit(sh_verify() == 0 ? 0 : 15);
 	}
-	int st = 0;
-	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid, "fork/wait failed");
-	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	      "child under a 16 MiB address-space margin: status %#x (10 setrlimit, 11 malloc, "
-	      "12 calloc, 13 aligned_alloc not NULL+ENOMEM, 14 no small object, 15 verifier, "
-	      "16 no 64 MiB in the arena once the limit is lifted)", st);
+	check_child(pid, "child under a 16 MiB address-space margin (10 setrlimit, 11 malloc, "
+			 "12 calloc, 13 aligned_alloc not NULL+ENOMEM, 14 no small object, "
+			 "15 verifier, 16 no 64 MiB in the arena once the limit is lifted)");
 }
 
 static void test_bad_alignments(void)
@@ -622,13 +628,10 @@ static void test_arena_in_the_way(void)
 		free(big);
 		_exit(sh_verify() == 0 ? 0 : 16);
 	}
-	int st = 0;
-	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid, "fork/wait failed");
-	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	      "child with the arena taken: status %#x (10 first object not in the arena, 11 "
-	      "no /proc/self/maps, 12 could not map over the arena, 13 the big object NULL "
-	      "or in the arena, 14 a small object NULL, 15 an old object changed, 16 verifier)",
-	      st);
+	check_child(pid, "child with the arena taken (10 first object not in the arena, "
+			 "11 no /proc/self/maps, 12 could not map over the arena, 13 the big "
+			 "object NULL or in the arena, 14 a small object NULL, 15 an old object "
+			 "changed, 16 verifier)");
 }
 
 /* ------------------------------------------------------- bad frees -- */

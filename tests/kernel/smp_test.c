@@ -122,6 +122,18 @@ KTEST(smp, timer_interrupts_reach_every_cpu)
 		KEXPECT_GE(cpus[id].irq_count - before[id], 3);
 }
 
+/* Wait until a timer interrupt on CPU c was noted and deferred by the
+ * heap (its bit in heap_deferred), or until deadline; whether it was.
+ * Inline: the fast-text test below must call nothing. */
+static inline __attribute__((always_inline)) int wait_timer_noted(struct cpu *c,
+								  uint64_t deadline)
+{
+	while (!(__atomic_load_n(&c->heap_deferred, __ATOMIC_RELAXED) & 1u << (VEC_TIMER - 32)) &&
+	       rdtsc() < deadline)
+		cpu_relax();
+	return (__atomic_load_n(&c->heap_deferred, __ATOMIC_RELAXED) >> (VEC_TIMER - 32)) & 1;
+}
+
 /* The heap's fast-path sections mask interrupts in software
  * (kernel/mm_platform.h): a timer interrupt that arrives inside one,
  * here two nested, is noted and its handler (which counts irq_count)
@@ -147,10 +159,7 @@ static void section_defers_the_timer(void *arg)
 	mm_irq_save_local(&outer);
 	mm_irq_save_local(&inner);
 	uint64_t ticks = __atomic_load_n(&c->irq_count, __ATOMIC_RELAXED);
-	while (!(__atomic_load_n(&c->heap_deferred, __ATOMIC_RELAXED) & 1u << (VEC_TIMER - 32)) &&
-	       rdtsc() < deadline)
-		cpu_relax();
-	r->deferred = (__atomic_load_n(&c->heap_deferred, __ATOMIC_RELAXED) >> (VEC_TIMER - 32)) & 1;
+	r->deferred = wait_timer_noted(c, deadline);
 	r->ticks_inside = __atomic_load_n(&c->irq_count, __ATOMIC_RELAXED) - ticks;
 	mm_irq_restore_local(inner);
 	r->ticks_after_inner = __atomic_load_n(&c->irq_count, __ATOMIC_RELAXED) - ticks;
@@ -196,11 +205,9 @@ MM_FAST_TEXT __attribute__((noinline)) static int
 wait_in_fast_text(struct cpu *c, uint64_t deadline, uint64_t *ticks_inside)
 {
 	uint64_t ticks = __atomic_load_n(&c->irq_count, __ATOMIC_RELAXED);
-	while (!(__atomic_load_n(&c->heap_deferred, __ATOMIC_RELAXED) & 1u << (VEC_TIMER - 32)) &&
-	       rdtsc() < deadline)
-		cpu_relax();
+	int noted = wait_timer_noted(c, deadline);
 	*ticks_inside = __atomic_load_n(&c->irq_count, __ATOMIC_RELAXED) - ticks;
-	return (__atomic_load_n(&c->heap_deferred, __ATOMIC_RELAXED) >> (VEC_TIMER - 32)) & 1;
+	return noted;
 }
 
 static void fast_text_defers_the_timer(void *arg)
