@@ -321,6 +321,12 @@ static int sys_charge(size_t bytes)
 	}
 }
 
+/* Bytes no longer handed out (sys_charge's undo). */
+static void sys_uncharge(size_t bytes)
+{
+	__atomic_fetch_sub(&sys_bytes, bytes, __ATOMIC_RELAXED);
+}
+
 /*
  * The arena (hosted/mm_platform.h, MM_HOST_ARENA_BASE..END): addresses
  * never mapped yet are handed out from arena_next up; a range given back
@@ -442,7 +448,7 @@ void *mm_sys_alloc(size_t bytes)
 			/* Out of memory or address space (RLIMIT_AS): not
 			 * someone in the way. The range stays the arena's. */
 			arena_give(a, bytes);
-			__atomic_fetch_sub(&sys_bytes, bytes, __ATOMIC_RELAXED);
+			sys_uncharge(bytes);
 			return NULL;
 		}
 		/* Something is there (a kernel before 4.17 takes the flag
@@ -455,7 +461,7 @@ void *mm_sys_alloc(size_t bytes)
 	char *m = mmap(NULL, maplen, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m == MAP_FAILED) {
-		__atomic_fetch_sub(&sys_bytes, bytes, __ATOMIC_RELAXED);
+		sys_uncharge(bytes);
 		return NULL;
 	}
 	uintptr_t start = ((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1);
@@ -474,7 +480,7 @@ void mm_sys_free(void *p, size_t bytes)
 		mm_panic("mm_sys_free: munmap(%p, %zu) failed: errno %d", p, bytes, errno);
 	if ((uintptr_t)p >= MM_HOST_ARENA_BASE && (uintptr_t)p < MM_HOST_ARENA_END)
 		arena_give((uintptr_t)p, bytes);
-	__atomic_fetch_sub(&sys_bytes, bytes, __ATOMIC_RELAXED);
+	sys_uncharge(bytes);
 }
 
 /* ---------------------------------------------------------- messages -- */

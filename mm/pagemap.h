@@ -161,11 +161,12 @@ static inline struct mspan *pagemap_lookup_or_none(uintptr_t addr)
  * entry of page pn < pagemap_flat_pages is pagemap_flat[pn]: kfree's fast
  * path reads it with one compare and one load where the root and the
  * leaf took a shift, a mask and two loads (kernel kmalloc+kfree 62.9 ->
- * 59.9 instructions; hosted, through libspanheap.so, 74.9 -> 68.9). They are ordinary leaves for everyone else (the
- * root points into the block), and a page above them is still found
- * through the root, by kfree's miss (kfree_miss). Both are written once, before the
- * heap's first chunk, and read plainly (one compare with a memory
- * operand): nothing can be freed before they are set.
+ * 59.9 instructions; hosted, through libspanheap.so, 74.9 -> 68.9). They
+ * are ordinary leaves for everyone else (the root points into the
+ * block), and a page above them is still found through the root, by
+ * kfree's miss (kfree_miss). Both are written once, before the heap's
+ * first chunk, and read plainly (one compare with a memory operand):
+ * nothing can be freed before they are set.
  */
 #ifdef MM_HAVE_PAGEMAP_FLAT
 /* Hidden, as pagemap_none_base: in a shared library one load each. */

@@ -12,7 +12,8 @@
  * the verifier), bad frees reported and ignored, or fatal with
  * SPANHEAP_BAD_FREE=abort; and the heap's arena (hosted/mm_platform.h):
  * its memory is there, a range given back is used again, a mapping of
- * someone else's in its way sends the heap elsewhere. KTAP on stdout, last line "N passed, N failed".
+ * someone else's in its way sends the heap elsewhere. KTAP on stdout,
+ * last line "N passed, N failed".
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
