@@ -485,6 +485,16 @@ __attribute__((noinline)) static void kfree_slow(const void *p, const void *call
 	mm_irq_restore(irq);
 }
 
+/* kfree_miss past this CPU's tiny block: kfree_span_in, then the section
+ * ends. Out of line, so that a tiny free saves no register. */
+__attribute__((noinline)) static void kfree_miss_span(const void *p, struct mspan *s,
+						      struct mcache *mc, unsigned long irq,
+						      const void *caller)
+{
+	kfree_span_in(p, s, mc, mm_cpu_id(), caller);
+	mm_irq_restore_local(irq);
+}
+
 /* kfree's fast path missed, inside its section (mc: mm_irq_save_local's
  * pointer, irq the section's flags): p's span s is not this CPU's, or p
  * is no live object of it. The free, or its report, in the same section
@@ -508,11 +518,12 @@ __attribute__((noinline)) static void kfree_miss(const void *p, struct mspan *s,
 		kfree_slow(p, caller);
 		return;
 	}
-	if (tiny_in_current(mc, p))
+	if (tiny_in_current(mc, p)) {
 		tiny_free_current(mc, p, caller);
-	else
-		kfree_span_in(p, s, mc, mm_cpu_id(), caller);
-	mm_irq_restore_local(irq);
+		mm_irq_restore_local(irq);
+		return;
+	}
+	kfree_miss_span(p, s, mc, irq, caller);
 }
 
 /* kfree: the fast path, else kfree_miss in the same section (with

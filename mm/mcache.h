@@ -55,9 +55,8 @@ struct mcache {
 	uintptr_t tiny;
 	uint32_t tiny_offset;       /* next free byte in the block; TINY_NO_BLOCK
 	                             * without one, where nothing fits */
-	uint32_t tiny_handed;       /* objects handed out from it */
-	uint32_t tiny_local_frees;  /* of those, freed on this CPU while current */
-	uint16_t tiny_freed_local;  /* their end bytes (as tiny_meta.freed) */
+	uint16_t tiny_freed_local;  /* end bits (as tiny_meta.ends) of the objects
+	                             * freed on this CPU while it is current */
 	uint16_t *tiny_ends;        /* the block's end-offset mask (tiny_meta) */
 	uint16_t *tiny_freed;       /* the block's freed mask (tiny_meta) */
 	int16_t *tiny_balance;      /* the block's live balance (tiny_meta) */

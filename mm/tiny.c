@@ -7,14 +7,15 @@
  * (16-byte, noscan; ordinary 16-byte requests use the scan class, so a
  * free knows what it has). With explicit free a block is reclaimed only
  * when every tiny object in it is freed: each block has a balance in its
- * span's tiny_meta (allocated by the mheap with the span). While the block
- * is this CPU's current block, the CPU counts objects handed out and
- * freed locally in its mcache (no atomics); frees from elsewhere decrement
- * the balance atomically; when the block is retired the CPU adds (handed
- * out - freed locally) to it. Whoever brings a retired block's balance to
- * 0 frees the block (mcache_free). Each block also records where its
- * objects end (one bit per byte, written by the allocating CPU only),
- * which gives ksize() of a tiny object exactly.
+ * span's tiny_meta (allocated by the mheap with the span). Each block also
+ * records where its objects end (`ends`, one bit per byte, written by the
+ * allocating CPU only), which gives ksize() of a tiny object exactly and
+ * counts the objects handed out (one end bit each). While the block is
+ * this CPU's current block, the CPU records its own frees in its mcache
+ * (their end bits, no atomics); frees from elsewhere decrement the balance
+ * atomically; when the block is retired the CPU adds (handed out - freed
+ * locally, the two masks' popcounts) to it. Whoever brings a retired
+ * block's balance to 0 frees the block (mcache_free).
  *
  * Double frees: each object is named by its end bit. A free on the
  * block's CPU while the block is current sets the bit in the mcache
@@ -25,11 +26,11 @@
  * both (a local free and a free from elsewhere of the same object, which
  * neither could see at the time) is reported then and counted once.
  *
- * A current block whose every object was freed on its CPU starts over
- * (tiny_restart): the next objects are packed from its first byte again,
- * instead of a new block being opened while this one waits to be retired
- * (with the current-block test first on kfree's slow paths: 2 x tiny 8 B + 2
- * frees, 564 -> 388 instructions).
+ * A current block whose every object was freed on its CPU (its local
+ * mask equals `ends`) starts over (tiny_restart): the next objects are
+ * packed from its first byte again, instead of a new block being opened
+ * while this one waits to be retired (what it saved: docs/HEAP.md, "Tiny
+ * objects").
  */
 #include "mm/tiny.h"
 #include "mm/badptr.h"
@@ -50,8 +51,9 @@ void tiny_retire(struct mcache *mc, unsigned cpu)
 	struct mspan *s = mheap_span_of((void *)block);
 	uint16_t local = mc->tiny_freed_local;
 	uint16_t twice = local ? __atomic_fetch_or(mc->tiny_freed, local, __ATOMIC_ACQ_REL) & local : 0;
-	int16_t live = (int16_t)(mc->tiny_handed - mc->tiny_local_frees +
-				 (unsigned)mm_popcount64(twice));
+	/* Handed out (an end bit each), less those freed here. */
+	int16_t live = (int16_t)(mm_popcount64(__atomic_load_n(mc->tiny_ends, __ATOMIC_RELAXED)) -
+				 mm_popcount64(local) + mm_popcount64(twice));
 	if (twice) {
 		/* The free from elsewhere was counted; count it undone. */
 		uint64_t *nfree = &mc->nfree[TINY_SPAN_CLASS];
@@ -64,8 +66,6 @@ void tiny_retire(struct mcache *mc, unsigned cpu)
 	int16_t left = __atomic_add_fetch(mc->tiny_balance, live, __ATOMIC_ACQ_REL);
 	mc->tiny = 0;
 	mc->tiny_offset = TINY_NO_BLOCK;
-	mc->tiny_handed = 0;
-	mc->tiny_local_frees = 0;
 	mc->tiny_freed_local = 0;
 	mc->tiny_ends = NULL;
 	mc->tiny_freed = NULL;
@@ -87,8 +87,6 @@ bool tiny_new_block(struct mcache *mc, unsigned cpu)
 	unsigned blk = (unsigned)(((uintptr_t)b - s->startaddr) / TINY_SIZE);
 	mc->tiny = (uintptr_t)b;
 	mc->tiny_offset = 0;
-	mc->tiny_handed = 0;
-	mc->tiny_local_frees = 0;
 	mc->tiny_freed_local = 0;
 	mc->tiny_ends = &s->tiny->ends[blk];
 	mc->tiny_freed = &s->tiny->freed[blk];
@@ -98,56 +96,43 @@ bool tiny_new_block(struct mcache *mc, unsigned cpu)
 	return true;
 }
 
-/* Free tiny object p of this CPU's current block (interrupts off): only
- * recorded in the mcache (its end bit, a count); the block's balance and
- * freed mask are settled when it is retired. False (nothing changed) when
- * p is not a live object of the current block (not one, or freed already
- * here or elsewhere). */
-static bool tiny_free_local(struct mcache *mc, const void *p)
+/* A free from elsewhere recorded in the current block while every object
+ * handed out from it was freed on this CPU: the second free of one of
+ * them. Reported, and its count undone (as tiny_retire does). */
+static void tiny_restart_twice(struct mcache *mc, uint16_t twice)
 {
-	unsigned o = (unsigned)((uintptr_t)p & (TINY_SIZE - 1));
-	uint16_t bit = tiny_end_bit(__atomic_load_n(mc->tiny_ends, __ATOMIC_RELAXED), o);
-	if (!bit || ((mc->tiny_freed_local |
-		      __atomic_load_n(mc->tiny_freed, __ATOMIC_RELAXED)) & bit))
-		return false;
-	mc->tiny_freed_local |= bit;
-	mc->tiny_local_frees++;
-	stat_inc(&mc->nfree[TINY_SPAN_CLASS]);
-	return true;
+	unsigned n = (unsigned)mm_popcount64(twice);
+	uint64_t *nfree = &mc->nfree[TINY_SPAN_CLASS];
+	__atomic_store_n(nfree, __atomic_load_n(nfree, __ATOMIC_RELAXED) - n, __ATOMIC_RELAXED);
+	__atomic_add_fetch(mc->tiny_balance, (int16_t)n, __ATOMIC_ACQ_REL);
+	mm_bad_pointer("kfree", "double free of a tiny object (one free on its CPU, one "
+		       "elsewhere; found when its block started over)",
+		       (void *)mc->tiny, mheap_span_of((void *)mc->tiny), NULL);
 }
 
-/* Every object of the current block was freed on this CPU: empty it for
- * reuse from its start. A free from elsewhere recorded meanwhile can only
- * be the second free of one of them: reported, and its count undone (as
- * tiny_retire does). The end bits go first, so a free from elsewhere that
- * comes after finds no object to free (or one handed out since). */
-static void tiny_restart(struct mcache *mc)
+void tiny_restart(struct mcache *mc)
 {
+	/* The end bits first: a free from elsewhere that comes after finds
+	 * no object to free (or one handed out since). */
 	__atomic_store_n(mc->tiny_ends, 0, __ATOMIC_RELAXED);
-	uint16_t twice = __atomic_exchange_n(mc->tiny_freed, 0, __ATOMIC_ACQ_REL);
-	if (twice) {
-		unsigned n = (unsigned)mm_popcount64(twice);
-		uint64_t *nfree = &mc->nfree[TINY_SPAN_CLASS];
-		__atomic_store_n(nfree, __atomic_load_n(nfree, __ATOMIC_RELAXED) - n,
-				 __ATOMIC_RELAXED);
-		__atomic_add_fetch(mc->tiny_balance, (int16_t)n, __ATOMIC_ACQ_REL);
-		mm_bad_pointer("kfree", "double free of a tiny object (one free on its CPU, one "
-			       "elsewhere; found when its block started over)",
-			       (void *)mc->tiny, mheap_span_of((void *)mc->tiny), NULL);
-	}
+	/* The freed mask is taken and cleared in one exchange only when it
+	 * is not 0: an exchange that finds 0 writes 0 over 0, so a load that
+	 * reads 0 is the same step, and a free from elsewhere that sets a bit
+	 * after either finds the same state (that free read the end bit
+	 * before the store above: a second free racing the first, which the
+	 * checks may miss, mm/mcentral.c "Double frees"). The exchange is a
+	 * locked instruction: docs/HEAP.md, "Tiny objects", has its cost. */
+	uint16_t twice = __atomic_load_n(mc->tiny_freed, __ATOMIC_RELAXED) ?
+		__atomic_exchange_n(mc->tiny_freed, 0, __ATOMIC_ACQ_REL) : 0;
+	if (twice)
+		tiny_restart_twice(mc, twice);
 	mc->tiny_offset = 0;
-	mc->tiny_handed = 0;
-	mc->tiny_local_frees = 0;
 	mc->tiny_freed_local = 0;
 }
 
-void tiny_free_current(struct mcache *mc, const void *p, const void *caller)
+void tiny_free_refused(const void *p, const void *caller)
 {
-	if (!tiny_free_local(mc, p))
-		mm_bad_pointer("kfree", "double free of a tiny object", p,
-			       mheap_span_of(p), caller);
-	else if (mc->tiny_local_frees == mc->tiny_handed)
-		tiny_restart(mc);
+	mm_bad_pointer("kfree", "double free of a tiny object", p, mheap_span_of(p), caller);
 }
 
 void tiny_free(struct mspan *s, const void *p, unsigned cpu, const void *caller)

@@ -27,7 +27,6 @@ static inline void *tiny_take(struct mcache *mc, uint32_t off, size_t size)
 {
 	void *p = (void *)(mc->tiny + off);
 	mc->tiny_offset = off + (uint32_t)size;
-	mc->tiny_handed++;
 	__atomic_store_n(mc->tiny_ends,
 			 (uint16_t)(__atomic_load_n(mc->tiny_ends, __ATOMIC_RELAXED) |
 				    (1u << (off + size - 1))), __ATOMIC_RELAXED);
@@ -97,11 +96,35 @@ static inline bool tiny_in_current(const struct mcache *mc, const void *p)
 	return mc->tiny && mc->tiny == ((uintptr_t)p & ~(uintptr_t)(TINY_SIZE - 1));
 }
 
+/* Every object of the current block was freed on this CPU: start it over
+ * (interrupts off; mm/tiny.c). */
+void tiny_restart(struct mcache *mc);
+
+/* Report p, refused by tiny_free_current, as kfree's by caller. */
+void tiny_free_refused(const void *p, const void *caller);
+
 /* Free p, in this CPU's current block (interrupts off), checked (a bad
- * one is reported as kfree's by caller): recorded in the mcache, and the
- * block starts over once every object handed out from it was freed
- * here. */
-void tiny_free_current(struct mcache *mc, const void *p, const void *caller);
+ * one is reported as kfree's by caller): recorded in the mcache only (its
+ * end bit, a count; the block's balance and freed mask are settled when
+ * it is retired), and the block starts over once every object handed out
+ * from it was freed here. Refused, nothing changed, when p is not a live
+ * object of the block (not one, or freed already here or elsewhere).
+ * Inline in kfree's slow path: the commonest tiny free calls nothing. */
+static inline void tiny_free_current(struct mcache *mc, const void *p, const void *caller)
+{
+	unsigned o = (unsigned)((uintptr_t)p & (TINY_SIZE - 1));
+	uint16_t ends = __atomic_load_n(mc->tiny_ends, __ATOMIC_RELAXED);   /* ours to write */
+	uint16_t bit = tiny_end_bit(ends, o);
+	if (__builtin_expect(!bit || ((mc->tiny_freed_local |
+				       __atomic_load_n(mc->tiny_freed, __ATOMIC_RELAXED)) & bit), 0)) {
+		tiny_free_refused(p, caller);
+		return;
+	}
+	stat_inc(&mc->nfree[TINY_SPAN_CLASS]);
+	/* Each object handed out has an end bit: all of them freed here? */
+	if ((mc->tiny_freed_local |= bit) == ends)
+		tiny_restart(mc);
+}
 
 /* Free p, a pointer into span s of TINY_SPAN_CLASS but not into this
  * CPU's current block (kfree's slow paths give those to tiny_free_current

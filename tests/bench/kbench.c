@@ -16,7 +16,7 @@
 #include "kernel/kargs.h"
 
 #define KBENCH_RUNS        63    /* batch loops */
-#define KBENCH_SINGLE_RUNS 201   /* single-call timings */
+#define KBENCH_WINDOW_RUNS 201   /* timings of a few calls after set-up */
 #define KBENCH_PAIR_ITERS  1000
 #define KBENCH_LARGE_ITERS 100
 #define KBENCH_LARGE_SIZE  (64u * 1024)
@@ -42,11 +42,14 @@ void kbench_run(void)
 		kbench_print(names[i],
 			     kbench_pair_x10(kmalloc, kfree, sizes[i], 0,
 					     KBENCH_PAIR_ITERS, KBENCH_RUNS));
-	kbench_print("tiny 8 B NOSCAN, fits block",
+	kbench_print("tiny 1 B NOSCAN, fits block",
 		     kbench_tiny_fit_x10(kmalloc, kfree, KM_NOSCAN,
-					 KBENCH_SINGLE_RUNS));
+					 KBENCH_WINDOW_RUNS));
 	kbench_print("(empty rdtsc window, subtracted)",
-		     kbench_rdtsc_overhead_x10(KBENCH_SINGLE_RUNS));
+		     kbench_rdtsc_overhead_x10(KBENCH_WINDOW_RUNS));
+	kbench_print("tiny 8 B NOSCAN kmalloc+kfree",
+		     kbench_pair_x10(kmalloc, kfree, 8, KM_NOSCAN,
+				     KBENCH_PAIR_ITERS, KBENCH_RUNS));
 	kbench_print("tiny 8 B NOSCAN, batch average",
 		     kbench_tiny_batch_x10(kmalloc, kfree, KM_NOSCAN, KBENCH_RUNS));
 	kbench_print("kmalloc+kfree 64 KiB (large)",

@@ -11,9 +11,10 @@
  *  - batch: rdtsc around `iters` repetitions of an operation, divided by
  *    `iters` (for operations that can repeat back to back, such as a
  *    kmalloc+kfree pair of the same size);
- *  - single: rdtsc around one call, minus the measured cost of an empty
- *    rdtsc pair (for a call that needs untimed set-up before it, such as a
- *    tiny allocation that must land in an already open 16-byte block).
+ *  - window: rdtsc around a few calls that need untimed set-up before
+ *    them (tiny allocations that must land in an already open 16-byte
+ *    block), minus the measured cost of an empty rdtsc window, divided by
+ *    their number.
  * Figures are TSC ticks; they equal core cycles where the TSC runs at the
  * core clock (and count retired instructions under QEMU -icount shift=0).
  * Results are in tenths of a tick, to print one decimal without floats.
@@ -95,35 +96,43 @@ KBENCH_ALWAYS_INLINE uint64_t kbench_pair_x10(kbench_alloc_fn alloc,
 }
 
 /*
- * One 8-byte noscan allocation that fits the open tiny block: open a block
- * first (an 8-byte object at a 16-aligned address starts a block, so the
- * next one fits behind it), then time the second allocation alone. Frees
- * are untimed. Returns median tenths of a tick minus the rdtsc overhead.
- * An allocator without a tiny path simply gets its small-size cost timed.
+ * Tiny allocations that fit the open block: 1-byte noscan objects, 16 to a
+ * 16-byte block. Untimed, allocate until one starts a block (a new one, or
+ * the current one started over because all of its objects were freed),
+ * then time the KBENCH_TINY_FIT allocations that fill the rest of it, and
+ * free them all untimed. Returns median tenths of a tick per allocation,
+ * the rdtsc overhead taken off the window first (a single allocation is
+ * below what one rdtsc window resolves). An allocator without a tiny path
+ * simply gets its smallest size timed.
  */
+#define KBENCH_TINY_FIT 15
 KBENCH_ALWAYS_INLINE uint64_t kbench_tiny_fit_x10(kbench_alloc_fn alloc,
 						  kbench_free_fn release,
 						  unsigned flags, unsigned runs)
 {
 	uint64_t s[KBENCH_MAX_RUNS];
 	uint64_t overhead = kbench_rdtsc_overhead_x10(runs);
+	void *first[16], *p[KBENCH_TINY_FIT];
 
 	for (unsigned r = 0; r < runs; r++) {
-		void *a = alloc(8, flags), *a2 = NULL, *b;
-
-		if ((uintptr_t)a & 15) /* a filled a block: open a fresh one */
-			a2 = alloc(8, flags);
+		unsigned nfirst = 0;
+		do
+			first[nfirst] = alloc(1, flags);
+		while (((uintptr_t)first[nfirst++] & 15) && nfirst < 16);
 		uint64_t t0 = kbench_rdtsc();
-		b = alloc(8, flags);
-		KBENCH_OPAQUE(b);
+		for (unsigned i = 0; i < KBENCH_TINY_FIT; i++) {
+			p[i] = alloc(1, flags);
+			KBENCH_OPAQUE(p[i]);
+		}
 		uint64_t t1 = kbench_rdtsc();
-		release(b);
-		release(a2);
-		release(a);
-		s[r] = (t1 - t0) * 10;
+		for (unsigned i = KBENCH_TINY_FIT; i > 0; i--)
+			release(p[i - 1]);
+		while (nfirst > 0)
+			release(first[--nfirst]);
+		uint64_t t = (t1 - t0) * 10;
+		s[r] = (t > overhead ? t - overhead : 0) / KBENCH_TINY_FIT;
 	}
-	uint64_t m = kbench_median(s, runs);
-	return m > overhead ? m - overhead : 0;
+	return kbench_median(s, runs);
 }
 
 /*
