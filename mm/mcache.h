@@ -57,6 +57,9 @@ struct mcache {
 	                             * without one, where nothing fits */
 	uint16_t tiny_freed_local;  /* end bits (as tiny_meta.ends) of the objects
 	                             * freed on this CPU while it is current */
+	uint16_t tiny_undone;       /* second frees from elsewhere found when it
+	                             * started over: their decrements of its
+	                             * balance are cancelled at retirement */
 	uint16_t *tiny_ends;        /* the block's end-offset mask (tiny_meta) */
 	uint16_t *tiny_freed;       /* the block's freed mask (tiny_meta) */
 	int16_t *tiny_balance;      /* the block's live balance (tiny_meta) */

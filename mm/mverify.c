@@ -539,7 +539,8 @@ static int check_notices(void)
 }
 
 /* Each mcache's tiny block: with none, tiny_offset is TINY_NO_BLOCK
- * (what the fast path's fit test relies on), else inside the block; the
+ * (what the fast path's fit test relies on), else inside the block, and
+ * its local frees are objects of it; the
  * fast paths' MM_CPU_LOCAL_NONE has no block and no cache word. */
 static int check_tiny_blocks(void)
 {
@@ -548,6 +549,14 @@ static int check_tiny_blocks(void)
 		if (mc->tiny ? mc->tiny_offset > TINY_SIZE : mc->tiny_offset != TINY_NO_BLOCK)
 			FAIL("mcache %u (%p): tiny block %#lx, tiny_offset %u (with no block, %u)",
 			     cpu, (void *)mc, (unsigned long)mc->tiny, mc->tiny_offset, TINY_NO_BLOCK);
+		/* Its local frees name objects of the block (an end bit each);
+		 * with no block there is nothing to settle. */
+		uint16_t ends = mc->tiny ? __atomic_load_n(mc->tiny_ends, __ATOMIC_RELAXED) : 0;
+		if (mc->tiny_freed_local & ~ends || (!mc->tiny && mc->tiny_undone))
+			FAIL("mcache %u (%p): tiny block %#lx, local frees %#x outside its ends %#x "
+			     "or %u second frees to cancel with no block",
+			     cpu, (void *)mc, (unsigned long)mc->tiny, mc->tiny_freed_local, ends,
+			     mc->tiny_undone);
 	}
 	const struct mcache *none = &mm_cpu_local_none;
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)

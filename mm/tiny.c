@@ -24,7 +24,10 @@
  * (reported, the balance untouched). Either kind checks both masks it can
  * see. At retirement the local bits are ORed into `freed`; a bit found in
  * both (a local free and a free from elsewhere of the same object, which
- * neither could see at the time) is reported then and counted once.
+ * neither could see at the time) is reported then and counted once. A
+ * restart finds such frees in `freed` too (tiny_restart), and a free from
+ * elsewhere that meets a restart sees it (tiny_free). mm/tiny.pml models
+ * all of this; docs/HEAP.md ("Tiny objects") says what it checks.
  *
  * A current block whose every object was freed on its CPU (its local
  * mask equals `ends`) starts over (tiny_restart): the next objects are
@@ -51,9 +54,10 @@ void tiny_retire(struct mcache *mc, unsigned cpu)
 	struct mspan *s = mheap_span_of((void *)block);
 	uint16_t local = mc->tiny_freed_local;
 	uint16_t twice = local ? __atomic_fetch_or(mc->tiny_freed, local, __ATOMIC_ACQ_REL) & local : 0;
-	/* Handed out (an end bit each), less those freed here. */
+	/* Handed out (an end bit each), less those freed here, plus the
+	 * second frees from elsewhere whose decrements are to be cancelled. */
 	int16_t live = (int16_t)(mm_popcount64(__atomic_load_n(mc->tiny_ends, __ATOMIC_RELAXED)) -
-				 mm_popcount64(local) + mm_popcount64(twice));
+				 mm_popcount64(local) + mm_popcount64(twice) + mc->tiny_undone);
 	if (twice) {
 		/* The free from elsewhere was counted; count it undone. */
 		uint64_t *nfree = &mc->nfree[TINY_SPAN_CLASS];
@@ -67,6 +71,7 @@ void tiny_retire(struct mcache *mc, unsigned cpu)
 	mc->tiny = 0;
 	mc->tiny_offset = TINY_NO_BLOCK;
 	mc->tiny_freed_local = 0;
+	mc->tiny_undone = 0;
 	mc->tiny_ends = NULL;
 	mc->tiny_freed = NULL;
 	mc->tiny_balance = NULL;
@@ -98,13 +103,17 @@ bool tiny_new_block(struct mcache *mc, unsigned cpu)
 
 /* A free from elsewhere recorded in the current block while every object
  * handed out from it was freed on this CPU: the second free of one of
- * them. Reported, and its count undone (as tiny_retire does). */
+ * them. Reported, and its count undone (as tiny_retire does); its
+ * decrement of the balance, made or to come, is cancelled when the block
+ * is retired (tiny_undone): added now, it could bring the balance of this
+ * current block to 0 before that decrement, and whoever made it would
+ * give the block back with its next objects live (mm/tiny.pml). */
 static void tiny_restart_twice(struct mcache *mc, uint16_t twice)
 {
 	unsigned n = (unsigned)mm_popcount64(twice);
 	uint64_t *nfree = &mc->nfree[TINY_SPAN_CLASS];
 	__atomic_store_n(nfree, __atomic_load_n(nfree, __ATOMIC_RELAXED) - n, __ATOMIC_RELAXED);
-	__atomic_add_fetch(mc->tiny_balance, (int16_t)n, __ATOMIC_ACQ_REL);
+	mc->tiny_undone = (uint16_t)(mc->tiny_undone + n);
 	mm_bad_pointer("kfree", "double free of a tiny object (one free on its CPU, one "
 		       "elsewhere; found when its block started over)",
 		       (void *)mc->tiny, mheap_span_of((void *)mc->tiny), NULL);
@@ -112,18 +121,17 @@ static void tiny_restart_twice(struct mcache *mc, uint16_t twice)
 
 void tiny_restart(struct mcache *mc)
 {
-	/* The end bits first: a free from elsewhere that comes after finds
-	 * no object to free (or one handed out since). */
+	/* The end bits first, then the freed mask in one exchange, in this
+	 * order for every CPU: a free from elsewhere that comes after finds
+	 * no object to free, and one that read an end bit before either has
+	 * its bit taken by the exchange or finds the end bit gone after its
+	 * fetch_or (tiny_free). A plain load of the mask, skipping the
+	 * exchange when it reads 0, halves a tiny kmalloc+kfree pair
+	 * natively, but x86 may then read the mask before the store above is
+	 * seen, and such a free would be counted in the block's next
+	 * objects. */
 	__atomic_store_n(mc->tiny_ends, 0, __ATOMIC_RELAXED);
-	/* The freed mask is taken and cleared in one exchange only when it
-	 * is not 0: an exchange that finds 0 writes 0 over 0, so a load that
-	 * reads 0 is the same step, and a free from elsewhere that sets a bit
-	 * after either finds the same state (that free read the end bit
-	 * before the store above: a second free racing the first, which the
-	 * checks may miss, mm/mcentral.c "Double frees"). The exchange is a
-	 * locked instruction: docs/HEAP.md, "Tiny objects", has its cost. */
-	uint16_t twice = __atomic_load_n(mc->tiny_freed, __ATOMIC_RELAXED) ?
-		__atomic_exchange_n(mc->tiny_freed, 0, __ATOMIC_ACQ_REL) : 0;
+	uint16_t twice = __atomic_exchange_n(mc->tiny_freed, 0, __ATOMIC_SEQ_CST);
 	if (twice)
 		tiny_restart_twice(mc, twice);
 	mc->tiny_offset = 0;
@@ -151,8 +159,25 @@ void tiny_free(struct mspan *s, const void *p, unsigned cpu, const void *caller)
 		return;
 	}
 	struct mcache *mc = &mcaches[cpu];
-	if (__atomic_fetch_or(&s->tiny->freed[blk], bit, __ATOMIC_ACQ_REL) & bit) {
+	if (__atomic_fetch_or(&s->tiny->freed[blk], bit, __ATOMIC_SEQ_CST) & bit) {
 		mm_bad_pointer("kfree", "double free of a tiny object", p, s, caller);
+		return;
+	}
+	/* The block may have started over since its end bit was read: its
+	 * CPU freed every object in it, this one too, so this is a second
+	 * free. Whoever clears the freed bit owns it: the restart (its
+	 * exchange took it, counted it undone and reported it; the decrement
+	 * below cancels that) or this free (reported here, nothing counted).
+	 * The restart clears the end bits before its exchange, and this load
+	 * follows the fetch_or: one of the two sees the other (unless an
+	 * object handed out since ends there too: a free racing with the
+	 * reuse of its slot, which no check tells from a free of the new
+	 * object). Found by mm/tiny.pml: without it the block was given back
+	 * with a live object in it. */
+	if (!(__atomic_load_n(&s->tiny->ends[blk], __ATOMIC_SEQ_CST) & bit) &&
+	    (__atomic_fetch_and(&s->tiny->freed[blk], (uint16_t)~bit, __ATOMIC_SEQ_CST) & bit)) {
+		mm_bad_pointer("kfree", "double free of a tiny object (its block started over)",
+			       p, s, caller);
 		return;
 	}
 	stat_inc(&mc->nfree[TINY_SPAN_CLASS]);

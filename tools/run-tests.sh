@@ -60,7 +60,7 @@ if [ "${SKIP_HOST:-0}" != 1 ]; then
 	# The heap's and pmm's reports of deliberately bad calls go to stderr:
 	# kept in build/logs/, out of the way of the test results.
 	run_suite host-ktest sh -c "build/host/ktest-host 2>build/logs/host-ktest.stderr"
-	for t in sizeclasses-check host-stress host-dropin host-pagemap-window host-fuzz-short bench-smoke; do
+	for t in sizeclasses-check host-stress host-stress-native host-dropin host-pagemap-window host-fuzz-short bench-smoke; do
 		if $MAKE -n $t >/dev/null 2>&1; then
 			run_suite "$t" $MAKE -s $MAKE_FLAGS $t
 		fi
@@ -77,7 +77,7 @@ fi
 
 # mm/ is one seam and one direction: includes, no asm, nm of the objects.
 run_suite check-layers tools/check-layers.sh
-# The cross-CPU free protocol's Promela model (mm/mcentral.pml), by spin.
+# The cross-CPU protocols' Promela models (mm/mcentral.pml, mm/tiny.pml), by spin.
 run_suite check-model tools/check-model.sh
 # mm/ exported alone against examples/minimal/: nm -u = docs/INTEGRATING.md's list, then run.
 run_suite check-boundary tools/check-boundary.sh

@@ -5,6 +5,9 @@
 #   make host-stress      tests/host/stress_tsan.c: threads standing in for
 #                         CPUs allocate and cross-free, under ThreadSanitizer;
 #                         last line "N passed, N failed"
+#   make host-stress-native  the same program without sanitizers (the
+#                         optimised library), a million rounds of tiny
+#                         double frees racing restarts
 #   make fuzz             libFuzzer on tests/host/fuzz_kmalloc.c for
 #                         FUZZ_SECONDS (default 300), seeded from
 #                         tests/host/fuzz-corpus/; new inputs go to
@@ -39,6 +42,15 @@ host-stress: $(STRESS_TSAN)
 	@rm -f $(TSAN_DIR)/report.*
 	@TSAN_OPTIONS="log_path=$(TSAN_DIR)/report halt_on_error=0 $${TSAN_OPTIONS:-}" \
 		$(STRESS_TSAN) $(STRESS_ARGS) --tsan-log $(TSAN_DIR)/report
+
+# The same program at full speed, where the tiny races of mm/tiny.pml come
+# often enough to be seen (about one in 100 000 rounds).
+STRESS_NATIVE := $(HOST_DIR)/stress-native
+$(STRESS_NATIVE): tests/host/stress_tsan.c $(HOST_LIB)
+	$(HOSTCC) $(HOST_CFLAGS) -O2 -o $@ tests/host/stress_tsan.c $(HOST_LIB) -lpthread
+
+host-stress-native: $(STRESS_NATIVE)
+	@$(STRESS_NATIVE) --threads 4 --ops 20000 --rounds 1 --tiny-rounds 1000000
 
 # ------------------------------------------------------------------ fuzzing --
 
@@ -90,4 +102,4 @@ host-fuzz-short: $(FUZZ_BIN)
 		echo "0 passed, 1 failed"; exit 1; \
 	fi
 
-.PHONY: host-stress fuzz host-fuzz-short
+.PHONY: host-stress host-stress-native fuzz host-fuzz-short

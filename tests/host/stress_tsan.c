@@ -11,12 +11,16 @@
  * hardest, including tiny objects whose 16-byte block was carved on
  * another thread. At the end every ring is drained, every thread exits
  * (its mcache is drained by the platform), and the main thread drains
- * the heap and runs mheap_verify(). Last, one thread allocates while the
- * main thread reads kmem_get_stats, which must stay exact.
+ * the heap and runs mheap_verify(). Then one thread allocates while the
+ * main thread reads kmem_get_stats, which must stay exact; last, tiny
+ * double frees race the restarts of their blocks.
  *
- * Usage: stress-tsan [--threads N] [--ops N] [--rounds N] [--tsan-log PATH]
- * (--ops per thread and round; each round runs fresh threads, so the slots
- * of exited threads are reused).
+ * Usage: stress-tsan [--threads N] [--ops N] [--rounds N] [--tiny-rounds N]
+ * [--tsan-log PATH] (--ops per thread and round; each round runs fresh
+ * threads, so the slots of exited threads are reused; --tiny-rounds for
+ * the tiny double frees that race restarts, 20 000 by default). Built
+ * without sanitizers too (stress-native: make host-stress-native), where
+ * those races come at full speed and a million rounds take seconds.
  * With --tsan-log (the same path as TSAN_OPTIONS=log_path=PATH), a report
  * file written by ThreadSanitizer fails the "no data race" check. Prints
  * one line per check and ends with "N passed, N failed".
@@ -27,6 +31,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -374,6 +379,119 @@ static void check_stats_while_allocating(void)
 	       (unsigned long long)outside, (unsigned long long)worst);
 }
 
+/*
+ * Tiny double frees racing the block's restart (mm/tiny.pml's two races).
+ * Each round the owner fills a fresh block with two 8-byte KM_NOSCAN
+ * objects, frees the first, hands it to a second thread, and frees the
+ * second, so that the block starts over while the second thread frees the
+ * first object again. Then it fills the block with a 4-byte object, kept
+ * alive for TINY_RACE_KEEP rounds with its contents checked, and a 12-byte
+ * one freed at once; the next round's first object opens a new block and
+ * retires this one. Every second free must be reported exactly once, no
+ * kept object may change (a block given back with a live object in it is
+ * handed out again and written over), and the heap must verify
+ * afterwards. The reports are many: stderr (mm_log) is silenced for the
+ * run.
+ */
+#define TINY_RACE_KEEP 8
+static _Atomic(void *) tiny_race_box;
+static _Atomic int tiny_race_done;
+static _Atomic uint64_t tiny_race_doubles;
+static uint64_t tiny_race_rounds = 20000;
+
+static void *tiny_race_freer(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		void *p = atomic_exchange_explicit(&tiny_race_box, NULL, memory_order_acquire);
+		if (p) {
+			kfree(p);   /* the second free */
+			atomic_fetch_add_explicit(&tiny_race_doubles, 1, memory_order_relaxed);
+		} else if (atomic_load_explicit(&tiny_race_done, memory_order_acquire)) {
+			return NULL;
+		}
+	}
+}
+
+static void check_tiny_double_frees_racing_restarts(void)
+{
+	struct kmem_stats st;
+	kmem_get_stats(&st);
+	uint64_t bad0 = st.bad_frees, inuse0 = st.objects_inuse, changed = 0, offered = 0;
+	uint32_t *keep[TINY_RACE_KEEP] = { 0 };
+	uint32_t keep_id[TINY_RACE_KEEP] = { 0 };
+	pthread_t t;
+	fflush(stderr);
+	int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+	if (saved >= 0 && devnull >= 0)
+		dup2(devnull, 2);
+	if (pthread_create(&t, NULL, tiny_race_freer, NULL)) {
+		report(false, "tiny double frees racing restarts: pthread_create failed");
+		return;
+	}
+	for (uint32_t r = 0; r < tiny_race_rounds; r++) {
+		uint64_t *a = kmalloc(8, KM_NOSCAN), *b = kmalloc(8, KM_NOSCAN);
+		if (!a || !b) {
+			kfree(a);
+			kfree(b);
+			continue;
+		}
+		*a = r;
+		*b = ~(uint64_t)r;
+		kfree(a);
+		/* Offered only when the box is empty: the freer is waiting. */
+		void *expect = NULL;
+		if (atomic_compare_exchange_strong_explicit(&tiny_race_box, &expect, a,
+							    memory_order_release,
+							    memory_order_relaxed)) {
+			offered++;
+			/* Until the freer has taken it, and a few turns more
+			 * on odd rounds: its free then meets the restart. */
+			while (atomic_load_explicit(&tiny_race_box, memory_order_acquire))
+				;
+			for (volatile uint32_t spin = r % 2 ? r % 64 : 0; spin; spin--)
+				;
+		}
+		kfree(b);   /* the block starts over here */
+		unsigned k = r % TINY_RACE_KEEP;
+		if (keep[k]) {
+			changed += *keep[k] != keep_id[k];
+			kfree(keep[k]);
+		}
+		keep[k] = kmalloc(4, KM_NOSCAN);
+		keep_id[k] = r * 2654435761u;
+		if (keep[k])
+			*keep[k] = keep_id[k];
+		kfree(kmalloc(12, KM_NOSCAN));   /* the block is full: the next opens one */
+	}
+	atomic_store_explicit(&tiny_race_done, 1, memory_order_release);
+	pthread_join(t, NULL);
+	for (unsigned k = 0; k < TINY_RACE_KEEP; k++) {
+		if (keep[k]) {
+			changed += *keep[k] != keep_id[k];
+			kfree(keep[k]);
+		}
+	}
+	fflush(stderr);
+	if (saved >= 0) {
+		dup2(saved, 2);
+		close(saved);
+	}
+	if (devnull >= 0)
+		close(devnull);
+	kmem_drain_all();
+	kmem_get_stats(&st);
+	uint64_t doubles = atomic_load_explicit(&tiny_race_doubles, memory_order_relaxed);
+	report(doubles == offered && st.bad_frees - bad0 == doubles && changed == 0 &&
+	       st.objects_inuse == inuse0 && mheap_verify() == 0,
+	       "tiny double frees racing restarts: %llu second frees, %llu reported "
+	       "(expected all), %llu kept objects changed, objects in use %llu (expected %llu), "
+	       "heap verified after",
+	       (unsigned long long)doubles, (unsigned long long)(st.bad_frees - bad0),
+	       (unsigned long long)changed, (unsigned long long)st.objects_inuse,
+	       (unsigned long long)inuse0);
+}
+
 int main(int argc, char **argv)
 {
 	const char *tsan_log = NULL;
@@ -384,6 +502,8 @@ int main(int argc, char **argv)
 			ops_per_thread = strtoull(argv[i + 1], NULL, 0);
 		else if (!strcmp(argv[i], "--rounds"))
 			rounds = atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--tiny-rounds"))
+			tiny_race_rounds = strtoull(argv[i + 1], NULL, 0);
 		else if (!strcmp(argv[i], "--tsan-log"))
 			tsan_log = argv[i + 1];
 	}
@@ -449,6 +569,7 @@ int main(int argc, char **argv)
 	kmem_get_stats(&st1);
 	report(st1.bad_frees == st0.bad_frees, "no bad frees reported (%llu)",
 	       (unsigned long long)(st1.bad_frees - st0.bad_frees));
+	check_tiny_double_frees_racing_restarts();
 	report(st1.objects_inuse == st0.objects_inuse,
 	       "objects in use back to %llu (now %llu)",
 	       (unsigned long long)st0.objects_inuse,
