@@ -485,19 +485,23 @@ __attribute__((noinline)) static void kfree_slow(const void *p, const void *call
 	mm_irq_restore(irq);
 }
 
-/* kfree_miss past this CPU's tiny block: kfree_span_in, then the section
- * ends. Out of line, so that a tiny free saves no register. */
-__attribute__((noinline)) static void kfree_miss_span(const void *p, struct mspan *s,
-						      struct mcache *mc, unsigned long irq,
-						      const void *caller)
+/* kfree's fast path missed on a pointer into this CPU's current tiny
+ * block, inside its section: the tiny free (inline, mm/tiny.h), then the
+ * section ends. Apart from kfree_miss, so that neither saves registers
+ * for the other's work (2 x tiny 8 B + 2 frees 257 -> 220 instructions
+ * against the two in one function, and a remote or large free no
+ * dearer). */
+__attribute__((noinline)) static void kfree_tiny_current(struct mcache *mc, const void *p,
+							 unsigned long irq, const void *caller)
 {
-	kfree_span_in(p, s, mc, mm_cpu_id(), caller);
+	tiny_free_current(mc, p, caller);
 	mm_irq_restore_local(irq);
 }
 
 /* kfree's fast path missed, inside its section (mc: mm_irq_save_local's
  * pointer, irq the section's flags): p's span s is not this CPU's, or p
- * is no live object of it. The free, or its report, in the same section
+ * is no live object of it, and p is not in this CPU's current tiny block
+ * (kfree_tiny_current's). The free, or its report, in the same section
  * and without looking p up again (a remote free of sh8, a large free):
  * then the section ends. Where the fast path may not run
  * (MM_CPU_LOCAL_NONE), and for a pointer with no span (s is mspan_none:
@@ -518,12 +522,8 @@ __attribute__((noinline)) static void kfree_miss(const void *p, struct mspan *s,
 		kfree_slow(p, caller);
 		return;
 	}
-	if (tiny_in_current(mc, p)) {
-		tiny_free_current(mc, p, caller);
-		mm_irq_restore_local(irq);
-		return;
-	}
-	kfree_miss_span(p, s, mc, irq, caller);
+	kfree_span_in(p, s, mc, mm_cpu_id(), caller);
+	mm_irq_restore_local(irq);
 }
 
 /* kfree: the fast path, else kfree_miss in the same section (with
@@ -557,7 +557,12 @@ static inline __attribute__((always_inline)) void kfree_core(const void *p, cons
 	mm_fast_exit(irq);
 	mc = mm_irq_save_local(&irq);
 #endif
-	kfree_miss(p, s, mc, irq, caller ? caller : __builtin_return_address(0));
+	if (!caller)
+		caller = __builtin_return_address(0);
+	if (tiny_in_current(mc, p))   /* MM_CPU_LOCAL_NONE has no block */
+		kfree_tiny_current(mc, p, irq, caller);
+	else
+		kfree_miss(p, s, mc, irq, caller);
 }
 
 /* kfree_core out of line, in the fast text, for the heap's own callers
