@@ -105,11 +105,11 @@ void tiny_free_refused(const void *p, const void *caller);
 
 /* Free p, in this CPU's current block (interrupts off), checked (a bad
  * one is reported as kfree's by caller): recorded in the mcache only (its
- * end bit, a count; the block's balance and freed mask are settled when
- * it is retired), and the block starts over once every object handed out
- * from it was freed here. Refused, nothing changed, when p is not a live
+ * end bit in the local mask; the block's balance and freed mask are
+ * settled when it is retired), and the block starts over once every
+ * object handed out from it was freed here. Refused, nothing changed, when p is not a live
  * object of the block (not one, or freed already here or elsewhere).
- * Inline in kfree's slow path: the commonest tiny free calls nothing. */
+ * Inline in kfree_tiny_current: the commonest tiny free calls nothing. */
 static inline void tiny_free_current(struct mcache *mc, const void *p, const void *caller)
 {
 	unsigned o = (unsigned)((uintptr_t)p & (TINY_SIZE - 1));
