@@ -26,12 +26,12 @@
  * one line per check and ends with "N passed, N failed".
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -421,14 +421,14 @@ static void check_tiny_double_frees_racing_restarts(void)
 	uint32_t *keep[TINY_RACE_KEEP] = { 0 };
 	uint32_t keep_id[TINY_RACE_KEEP] = { 0 };
 	pthread_t t;
-	fflush(stderr);
-	int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
-	if (saved >= 0 && devnull >= 0)
-		dup2(devnull, 2);
 	if (pthread_create(&t, NULL, tiny_race_freer, NULL)) {
 		report(false, "tiny double frees racing restarts: pthread_create failed");
 		return;
 	}
+	fflush(stderr);
+	int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
+	if (saved >= 0 && devnull >= 0)
+		dup2(devnull, 2);
 	for (uint32_t r = 0; r < tiny_race_rounds; r++) {
 		uint64_t *a = kmalloc(8, KM_NOSCAN), *b = kmalloc(8, KM_NOSCAN);
 		if (!a || !b) {
@@ -482,14 +482,15 @@ static void check_tiny_double_frees_racing_restarts(void)
 	kmem_drain_all();
 	kmem_get_stats(&st);
 	uint64_t doubles = atomic_load_explicit(&tiny_race_doubles, memory_order_relaxed);
+	int verify = mheap_verify();
 	report(doubles == offered && st.bad_frees - bad0 == doubles && changed == 0 &&
-	       st.objects_inuse == inuse0 && mheap_verify() == 0,
-	       "tiny double frees racing restarts: %llu second frees, %llu reported "
-	       "(expected all), %llu kept objects changed, objects in use %llu (expected %llu), "
-	       "heap verified after",
-	       (unsigned long long)doubles, (unsigned long long)(st.bad_frees - bad0),
-	       (unsigned long long)changed, (unsigned long long)st.objects_inuse,
-	       (unsigned long long)inuse0);
+	       st.objects_inuse == inuse0 && verify == 0,
+	       "tiny double frees racing restarts: %llu second frees (of %llu offered), %llu "
+	       "reported (expected all), %llu kept objects changed, objects in use %llu "
+	       "(expected %llu), mheap_verify %d (expected 0)",
+	       (unsigned long long)doubles, (unsigned long long)offered,
+	       (unsigned long long)(st.bad_frees - bad0), (unsigned long long)changed,
+	       (unsigned long long)st.objects_inuse, (unsigned long long)inuse0, verify);
 }
 
 int main(int argc, char **argv)
