@@ -134,7 +134,9 @@ static inline void mm_irq_restore_local(unsigned long flags)
  * the vector as above, without the handler or its EOI, and returns with
  * the trap flag set, so that the CPU single-steps (a debug exception
  * after each instruction) until its RIP is out of the range, then runs
- * the deferred handlers from that debug exception with interrupts off.
+ * the deferred handlers from that debug exception with interrupts off,
+ * or, when the CPU opened a section before it left (kfree's miss does),
+ * leaves them to that section's end (HEAP_SECTION_DEFERRED, as above).
  * The fast paths are a few dozen instructions that call nothing, so a
  * deferral lasts at most that many steps. mm_fast_enter is then the load
  * of struct cpu.mm_local alone, mm_fast_exit nothing (a compiler

@@ -223,7 +223,9 @@ void heap_section_replay(void)
  * while this CPU executes there is noted as in a section, and the CPU
  * returns to it with the trap flag set; each debug exception that follows
  * (one per instruction) looks whether RIP has left the range, and once it
- * has, clears the flag and runs the deferred handlers.
+ * has, clears the flag and runs the deferred handlers, unless the CPU
+ * opened a section before it left (kfree's miss path does: mm/malloc.c,
+ * kfree_core), whose end runs them then (heap_section_replay).
  */
 static void heap_step(struct trap_frame *f)
 {
@@ -232,6 +234,10 @@ static void heap_step(struct trap_frame *f)
 		return;   /* one more instruction */
 	f->rflags &= ~RFLAGS_TF;
 	c->heap_stepping = 0;
+	if (c->heap_section) {
+		c->heap_section |= HEAP_SECTION_DEFERRED;
+		return;
+	}
 	run_deferred(c, f->rip, f->rflags);
 }
 

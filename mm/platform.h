@@ -59,7 +59,8 @@
  *       does nothing. The heap's part of the bargain: between the two it
  *       calls nothing, and no function out of the range continues the
  *       section (kfree's miss opens an mm_irq_save_local section before
- *       it leaves the range, and that one goes on). Define
+ *       it leaves the range, and that one goes on: a handler held back
+ *       in the range must then wait for that section's end too). Define
  *       MM_HAVE_FAST_TEXT with the three; by default they are
  *       mm_irq_save_local and mm_irq_restore_local, and MM_FAST_TEXT is
  *       empty.
