@@ -46,6 +46,22 @@ void tiny_init(struct mcache *mc)
 	mc->tiny_offset = TINY_NO_BLOCK;
 }
 
+/* Second frees found in this CPU's current block (twice: their end bits,
+ * each object freed on this CPU and elsewhere, which neither could see):
+ * reported once, their count undone, and their decrements of the balance
+ * (made or to come) cancelled when the block is retired (tiny_undone). A
+ * restart that added them back at once could bring the balance of its
+ * current block to 0 before such a decrement, and whoever made it would
+ * give the block back with its next objects live (mm/tiny.pml). */
+static void tiny_found_twice(struct mcache *mc, uint16_t twice, const char *why)
+{
+	unsigned n = (unsigned)mm_popcount64(twice);
+	uint64_t *nfree = &mc->nfree[TINY_SPAN_CLASS];
+	__atomic_store_n(nfree, __atomic_load_n(nfree, __ATOMIC_RELAXED) - n, __ATOMIC_RELAXED);
+	mc->tiny_undone = (uint16_t)(mc->tiny_undone + n);
+	mm_bad_pointer("kfree", why, (void *)mc->tiny, mheap_span_of((void *)mc->tiny), NULL);
+}
+
 void tiny_retire(struct mcache *mc, unsigned cpu)
 {
 	if (!mc->tiny)
@@ -54,19 +70,13 @@ void tiny_retire(struct mcache *mc, unsigned cpu)
 	struct mspan *s = mheap_span_of((void *)block);
 	uint16_t local = mc->tiny_freed_local;
 	uint16_t twice = local ? __atomic_fetch_or(mc->tiny_freed, local, __ATOMIC_ACQ_REL) & local : 0;
+	if (twice)
+		tiny_found_twice(mc, twice, "double free of a tiny object (one free on its CPU, "
+				 "one elsewhere; found when its block was retired)");
 	/* Handed out (an end bit each), less those freed here, plus the
 	 * second frees from elsewhere whose decrements are to be cancelled. */
 	int16_t live = (int16_t)(mm_popcount64(__atomic_load_n(mc->tiny_ends, __ATOMIC_RELAXED)) -
-				 mm_popcount64(local) + mm_popcount64(twice) + mc->tiny_undone);
-	if (twice) {
-		/* The free from elsewhere was counted; count it undone. */
-		uint64_t *nfree = &mc->nfree[TINY_SPAN_CLASS];
-		__atomic_store_n(nfree, __atomic_load_n(nfree, __ATOMIC_RELAXED) -
-				 (unsigned)mm_popcount64(twice), __ATOMIC_RELAXED);
-		mm_bad_pointer("kfree", "double free of a tiny object (one free on its CPU, one "
-			       "elsewhere; found when its block was retired)",
-			       (void *)block, s, NULL);
-	}
+				 mm_popcount64(local) + mc->tiny_undone);
 	int16_t left = __atomic_add_fetch(mc->tiny_balance, live, __ATOMIC_ACQ_REL);
 	mc->tiny = 0;
 	mc->tiny_offset = TINY_NO_BLOCK;
@@ -101,24 +111,6 @@ bool tiny_new_block(struct mcache *mc, unsigned cpu)
 	return true;
 }
 
-/* A free from elsewhere recorded in the current block while every object
- * handed out from it was freed on this CPU: the second free of one of
- * them. Reported, and its count undone (as tiny_retire does); its
- * decrement of the balance, made or to come, is cancelled when the block
- * is retired (tiny_undone): added now, it could bring the balance of this
- * current block to 0 before that decrement, and whoever made it would
- * give the block back with its next objects live (mm/tiny.pml). */
-static void tiny_restart_twice(struct mcache *mc, uint16_t twice)
-{
-	unsigned n = (unsigned)mm_popcount64(twice);
-	uint64_t *nfree = &mc->nfree[TINY_SPAN_CLASS];
-	__atomic_store_n(nfree, __atomic_load_n(nfree, __ATOMIC_RELAXED) - n, __ATOMIC_RELAXED);
-	mc->tiny_undone = (uint16_t)(mc->tiny_undone + n);
-	mm_bad_pointer("kfree", "double free of a tiny object (one free on its CPU, one "
-		       "elsewhere; found when its block started over)",
-		       (void *)mc->tiny, mheap_span_of((void *)mc->tiny), NULL);
-}
-
 void tiny_restart(struct mcache *mc)
 {
 	/* The end bits first, then the freed mask in one exchange, in this
@@ -133,7 +125,8 @@ void tiny_restart(struct mcache *mc)
 	__atomic_store_n(mc->tiny_ends, 0, __ATOMIC_RELAXED);
 	uint16_t twice = __atomic_exchange_n(mc->tiny_freed, 0, __ATOMIC_SEQ_CST);
 	if (twice)
-		tiny_restart_twice(mc, twice);
+		tiny_found_twice(mc, twice, "double free of a tiny object (one free on its CPU, "
+				 "one elsewhere; found when its block started over)");
 	mc->tiny_offset = 0;
 	mc->tiny_freed_local = 0;
 }
