@@ -11,8 +11,10 @@
  * spare while the fixalloc has records in use (so that a record freed and
  * taken again at a block's edge does not map and unmap a block each
  * time); the last record freed gives the spare back too, so an empty heap
- * holds no metadata. Blocks with free records sit on a doubly linked
- * list.
+ * holds no metadata. Each block belongs to a CPU; its blocks with free
+ * records sit on its doubly linked list. A CPU with none takes the spare
+ * (empty, so it can change hands), else a new block, and only when the
+ * platform has no memory for one a block of another CPU.
  */
 #include "mm/fixalloc.h"
 #include "mm/mbug.h"
@@ -25,7 +27,8 @@ struct fixalloc_block {
 	uint32_t inuse;                      /* records handed out */
 	uint32_t carved;                     /* records ever carved from the tail */
 	uint32_t capacity;
-	int on_partial;
+	uint16_t on_partial;
+	uint16_t cpu;                        /* whose records it holds */
 };
 
 #define FIXALLOC_HDR 64
@@ -35,7 +38,8 @@ void fixalloc_init(struct fixalloc *f, size_t size)
 {
 	f->size = (size + 63) & ~(size_t)63;
 	MM_BUG_ON(f->size > FIXALLOC_BLOCK_SIZE - FIXALLOC_HDR);   /* one record per block at least */
-	f->partial = NULL;
+	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
+		f->partial[cpu] = NULL;
 	f->inuse = 0;
 	f->sys_bytes = 0;
 	f->spare = NULL;
@@ -43,11 +47,12 @@ void fixalloc_init(struct fixalloc *f, size_t size)
 
 static void partial_push(struct fixalloc *f, struct fixalloc_block *b)
 {
+	struct fixalloc_block **head = &f->partial[b->cpu];
 	b->prev = NULL;
-	b->next = f->partial;
-	if (f->partial)
-		f->partial->prev = b;
-	f->partial = b;
+	b->next = *head;
+	if (*head)
+		(*head)->prev = b;
+	*head = b;
 	b->on_partial = 1;
 }
 
@@ -56,7 +61,7 @@ static void partial_remove(struct fixalloc *f, struct fixalloc_block *b)
 	if (b->prev)
 		b->prev->next = b->next;
 	else
-		f->partial = b->next;
+		f->partial[b->cpu] = b->next;
 	if (b->next)
 		b->next->prev = b->prev;
 	b->next = b->prev = NULL;
@@ -71,12 +76,13 @@ static void block_release(struct fixalloc *f, struct fixalloc_block *b)
 	mm_sys_free(b, FIXALLOC_BLOCK_SIZE);
 }
 
-static struct fixalloc_block *block_new(struct fixalloc *f)
+static struct fixalloc_block *block_new(struct fixalloc *f, unsigned cpu)
 {
 	struct fixalloc_block *b = mm_sys_alloc(FIXALLOC_BLOCK_SIZE);
 	if (!b)
 		return NULL;
 	b->owner = f;
+	b->cpu = (uint16_t)cpu;
 	b->free = NULL;
 	b->inuse = 0;
 	b->carved = 0;
@@ -86,10 +92,32 @@ static struct fixalloc_block *block_new(struct fixalloc *f)
 	return b;
 }
 
-void *fixalloc_alloc(struct fixalloc *f)
+/* The spare (empty, on its CPU's list) becomes cpu's; NULL without one. */
+static struct fixalloc_block *spare_take(struct fixalloc *f, unsigned cpu)
 {
-	struct fixalloc_block *b = f->partial;
-	if (!b && !(b = block_new(f)))
+	struct fixalloc_block *b = f->spare;
+	if (b && b->cpu != cpu) {
+		partial_remove(f, b);
+		b->cpu = (uint16_t)cpu;
+		partial_push(f, b);
+	}
+	return b;
+}
+
+/* Out of memory for a block of cpu's own: any CPU's block with room. */
+static struct fixalloc_block *any_partial(struct fixalloc *f)
+{
+	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
+		if (f->partial[cpu])
+			return f->partial[cpu];
+	return NULL;
+}
+
+void *fixalloc_alloc(struct fixalloc *f, unsigned cpu)
+{
+	MM_BUG_ON(cpu >= MM_MAX_CPUS);
+	struct fixalloc_block *b = f->partial[cpu];
+	if (!b && !(b = spare_take(f, cpu)) && !(b = block_new(f, cpu)) && !(b = any_partial(f)))
 		return NULL;
 	if (b == f->spare)
 		f->spare = NULL;   /* in use again */

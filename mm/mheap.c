@@ -55,6 +55,14 @@ void mheap_init(void)
 }
 
 /* Everything below that is static runs under mheap.lock. */
+/* A metadata record for this CPU: the span (or run, or table) it is made
+ * for is this CPU's, so it comes from this CPU's blocks (mm/fixalloc.h). */
+static void *meta_alloc(struct fixalloc *f)
+{
+	MM_HELD(&mheap.lock);
+	return fixalloc_alloc(f, mm_cpu_id());
+}
+
 static unsigned free_list_index(size_t npages)
 {
 	return mheap_free_list_index(npages);
@@ -178,8 +186,8 @@ static bool mheap_grow(size_t npages, bool exact)
 	if (bytes < MHEAP_CHUNK_MIN)
 		bytes = MHEAP_CHUNK_MIN;
 
-	struct heap_chunk *c = fixalloc_alloc(&mheap.chunk_alloc);
-	struct mspan *s = fixalloc_alloc(&mheap.span_alloc);
+	struct heap_chunk *c = meta_alloc(&mheap.chunk_alloc);
+	struct mspan *s = meta_alloc(&mheap.span_alloc);
 	void *mem = (c && s) ? mm_sys_alloc(bytes) : NULL;
 	/* A platform whose least chunk is big (MM_CHUNK_MIN_BYTES: the hosted
 	 * build's 8 MiB) may still have 1 MiB, what the heap asked for
@@ -313,7 +321,7 @@ static bool bitmaps_take(unsigned b, void *units[MSPAN_BITMAP_UNITS], unsigned *
 	MM_HELD(&mheap.lock);
 	unsigned pool = mspan_bitmap_pool(b);
 	for (; *taken < mspan_bitmap_nunits(b); (*taken)++) {
-		if (!(units[*taken] = fixalloc_alloc(mheap_bitmap_pool(pool))))
+		if (!(units[*taken] = meta_alloc(mheap_bitmap_pool(pool))))
 			return false;
 		mheap.nbitmap_big += pool == 1;
 	}
@@ -336,7 +344,7 @@ static void bitmaps_give(unsigned b, void *const units[MSPAN_BITMAP_UNITS], unsi
 static struct mspan *split_head(struct mspan *s, size_t npages)
 {
 	MM_HELD(&mheap.lock);
-	struct mspan *t = fixalloc_alloc(&mheap.span_alloc);
+	struct mspan *t = meta_alloc(&mheap.span_alloc);
 	if (!t) {
 		free_insert(s);
 		return NULL;
@@ -392,7 +400,7 @@ struct mspan *mheap_alloc_span_with(size_t npages, unsigned spanclass, size_t al
 	bool retried = false;
 retry:
 	if (spanclass == TINY_SPAN_CLASS && !tiny &&
-	    !(tiny = fixalloc_alloc(&mheap.tiny_alloc)))
+	    !(tiny = meta_alloc(&mheap.tiny_alloc)))
 		goto oom;
 	if (small && !bitmaps_take(bucket, units, &nunits))
 		goto oom;

@@ -89,7 +89,7 @@ static struct mspan *record_get(struct page_cache *pc)
 	if (pc->nspare)
 		return pc->spare[--pc->nspare];
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	struct mspan *t = fixalloc_alloc(&mheap.span_alloc);
+	struct mspan *t = fixalloc_alloc(&mheap.span_alloc, (unsigned)(pc - page_caches));
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	return t;
 }

@@ -191,7 +191,7 @@ KTEST(heap_meta, a_fixalloc_keeps_one_empty_block_until_its_last_record_goes)
 	unsigned n = 0;
 	/* Fill blocks until the third one is started. */
 	while (n < MAX && f.sys_bytes < 3 * FIXALLOC_BLOCK_SIZE) {
-		rec[n] = fixalloc_alloc(&f);
+		rec[n] = fixalloc_alloc(&f, 0);
 		KASSERT_NOT_NULL(rec[n]);
 		n++;
 	}
@@ -205,13 +205,81 @@ KTEST(heap_meta, a_fixalloc_keeps_one_empty_block_until_its_last_record_goes)
 	KEXPECT_EQ(f.sys_bytes, 2 * FIXALLOC_BLOCK_SIZE);
 	/* Records come from the spare again, not from a new block. */
 	for (unsigned i = 0; i < per_block; i++)
-		KASSERT_NOT_NULL(rec[n++] = fixalloc_alloc(&f));
+		KASSERT_NOT_NULL(rec[n++] = fixalloc_alloc(&f, 0));
 	KEXPECT_EQ(f.sys_bytes, 2 * FIXALLOC_BLOCK_SIZE);
 	while (n > 0)
 		fixalloc_free(&f, rec[--n]);
 	KEXPECT_EQ(f.sys_bytes, 0);
 	KEXPECT_EQ(f.inuse, 0);
 }
+
+static uintptr_t block_of(const void *rec)
+{
+	return (uintptr_t)rec & ~(uintptr_t)(FIXALLOC_BLOCK_SIZE - 1);
+}
+
+/* Records for different CPUs never share a block (mm/fixalloc.h); the
+ * spare, empty, goes to whichever CPU needs a block next. */
+KTEST(heap_meta, a_fixalloc_gives_each_cpu_records_from_its_own_blocks)
+{
+	static struct fixalloc f;
+	fixalloc_init(&f, 512);
+	void *a0 = fixalloc_alloc(&f, 0);
+	void *b1 = fixalloc_alloc(&f, 1);
+	void *c0 = fixalloc_alloc(&f, 0);
+	void *d1 = fixalloc_alloc(&f, MM_MAX_CPUS - 1);
+	KASSERT_NOT_NULL(a0);
+	KASSERT_NOT_NULL(b1);
+	KASSERT_NOT_NULL(c0);
+	KASSERT_NOT_NULL(d1);
+	KEXPECT_EQ(block_of(c0), block_of(a0));
+	KEXPECT_NE(block_of(b1), block_of(a0));
+	KEXPECT_NE(block_of(d1), block_of(a0));
+	KEXPECT_NE(block_of(d1), block_of(b1));
+	KEXPECT_EQ(f.sys_bytes, 3 * FIXALLOC_BLOCK_SIZE);
+
+	/* CPU 1's block empties: it stays as the spare (others are in use)
+	 * and CPU 2's first record comes from it, not from a new block. */
+	uintptr_t spare = block_of(b1);
+	fixalloc_free(&f, b1);
+	KEXPECT_EQ(f.sys_bytes, 3 * FIXALLOC_BLOCK_SIZE);
+	void *e2 = fixalloc_alloc(&f, 2);
+	KASSERT_NOT_NULL(e2);
+	KEXPECT_EQ(block_of(e2), spare);
+	KEXPECT_EQ(f.sys_bytes, 3 * FIXALLOC_BLOCK_SIZE);
+	/* CPU 1 needs a block of its own again. */
+	void *g1 = fixalloc_alloc(&f, 1);
+	KASSERT_NOT_NULL(g1);
+	KEXPECT_NE(block_of(g1), spare);
+	KEXPECT_EQ(f.sys_bytes, 4 * FIXALLOC_BLOCK_SIZE);
+
+	void *all[] = { a0, c0, d1, e2, g1 };
+	for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		fixalloc_free(&f, all[i]);
+	KEXPECT_EQ(f.sys_bytes, 0);
+	KEXPECT_EQ(f.inuse, 0);
+}
+
+#ifdef SPANHEAP_HOSTED
+/* With no memory for a block of its own, a CPU takes room in another's:
+ * the record is had, the platform asked for nothing more. */
+KTEST(heap_meta, a_fixalloc_out_of_memory_uses_another_cpus_block)
+{
+	static struct fixalloc f;
+	fixalloc_init(&f, 512);
+	void *a0 = fixalloc_alloc(&f, 0);
+	KASSERT_NOT_NULL(a0);
+	mm_host_set_sys_limit(mm_host_sys_bytes());
+	void *b1 = fixalloc_alloc(&f, 1);
+	mm_host_set_sys_limit(0);
+	KASSERT_NOT_NULL(b1);
+	KEXPECT_EQ(block_of(b1), block_of(a0));
+	KEXPECT_EQ(f.sys_bytes, FIXALLOC_BLOCK_SIZE);
+	fixalloc_free(&f, b1);
+	fixalloc_free(&f, a0);
+	KEXPECT_EQ(f.sys_bytes, 0);
+}
+#endif
 
 KTEST(heap_meta, the_verifier_sees_each_broken_invariant)
 {
@@ -260,8 +328,8 @@ KTEST(heap_meta, the_verifier_sees_each_broken_invariant)
 	 * another pool in the span's place. */
 	unsigned other_pool = (pool + 1) % MSPAN_BITMAP_POOLS;
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	void *leak = fixalloc_alloc(mheap_bitmap_pool(pool));
-	void *other = fixalloc_alloc(mheap_bitmap_pool(other_pool));
+	void *leak = fixalloc_alloc(mheap_bitmap_pool(pool), mm_cpu_id());
+	void *other = fixalloc_alloc(mheap_bitmap_pool(other_pool), mm_cpu_id());
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	KASSERT_NOT_NULL(leak);
 	KASSERT_NOT_NULL(other);
