@@ -168,3 +168,29 @@ bool fixalloc_owns(const struct fixalloc *f, const void *p)
 	return p && b->owner == f && off >= FIXALLOC_HDR && (off - FIXALLOC_HDR) % f->size == 0 &&
 	       (off - FIXALLOC_HDR) / f->size < b->carved;
 }
+
+const char *fixalloc_verify(const struct fixalloc *f)
+{
+	bool spare_listed = f->spare == NULL;
+	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
+		const struct fixalloc_block *prev = NULL;
+		for (const struct fixalloc_block *b = f->partial[cpu]; b; prev = b, b = b->next) {
+			if (b->owner != f)
+				return "a block on its lists belongs to another fixalloc";
+			if (b->cpu != cpu)
+				return "a block is on another CPU's list than its own";
+			if (!b->on_partial || b->prev != prev)
+				return "a CPU's list of blocks is broken";
+			if (!b->free && b->carved == b->capacity)
+				return "a full block is on a CPU's list";
+			if (b->inuse > b->carved || b->carved > b->capacity)
+				return "a block counts more records than it has";
+			spare_listed |= b == f->spare;
+		}
+	}
+	if (!spare_listed)
+		return "the spare block is on no CPU's list";
+	if (f->spare && f->spare->inuse != 0)
+		return "the spare block has records in use";
+	return NULL;
+}

@@ -44,5 +44,9 @@ void fixalloc_free(struct fixalloc *f, void *p);
 /* Is p an object carved from one of f's blocks (for the verifier; a
  * freed object passes too: fixalloc.inuse counts those)? */
 bool fixalloc_owns(const struct fixalloc *f, const void *p);
+/* NULL when f's lists are sound: each CPU's list holds blocks of that CPU
+ * with room, the spare among them and empty; else what is wrong (for the
+ * verifier; the caller serialises, as for the rest). */
+const char *fixalloc_verify(const struct fixalloc *f);
 
 #endif

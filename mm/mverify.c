@@ -712,6 +712,18 @@ int mheap_verify(void)
 			bad = 1;
 		}
 	}
+	/* Each CPU's lists of metadata blocks (mm/fixalloc.h). */
+	const struct fixalloc *pools[] = { &mheap.span_alloc, &mheap.chunk_alloc, &mheap.tiny_alloc,
+					   &mheap.bits_alloc, &mheap.bits256_alloc };
+	const char *const pool_names[] = { "span records", "chunk records", "tiny tables",
+					   "64-byte bitmap units", "256-byte bitmap units" };
+	for (unsigned i = 0; !bad && i < sizeof(pools) / sizeof(pools[0]); i++) {
+		const char *why = fixalloc_verify(pools[i]);
+		if (why) {
+			mm_log("mheap_verify: fixalloc of %s: %s", pool_names[i], why);
+			bad = 1;
+		}
+	}
 	/* The span records' fixalloc also holds the 128-byte units. */
 	if (!bad && records_seen + mheap.nbitmap_big != mheap.span_alloc.inuse) {
 		mm_log("mheap_verify: %lu span records in the heap (and %lu bitmap units), "

@@ -260,6 +260,44 @@ KTEST(heap_meta, a_fixalloc_gives_each_cpu_records_from_its_own_blocks)
 	KEXPECT_EQ(f.inuse, 0);
 }
 
+/* fixalloc_verify (which mheap_verify runs on every pool) catches a block
+ * on another CPU's list and a spare that is still in use. */
+KTEST(heap_meta, the_fixalloc_check_catches_a_block_on_the_wrong_cpus_list)
+{
+	static struct fixalloc f;
+	fixalloc_init(&f, 512);
+	void *a0 = fixalloc_alloc(&f, 0);
+	void *b1 = fixalloc_alloc(&f, 1);
+	KASSERT_NOT_NULL(a0);
+	KASSERT_NOT_NULL(b1);
+	KEXPECT_NULL(fixalloc_verify(&f));
+
+	struct fixalloc_block *t = f.partial[0];
+	f.partial[0] = f.partial[1];
+	f.partial[1] = t;
+	KEXPECT_NOT_NULL(fixalloc_verify(&f));
+	f.partial[1] = f.partial[0];
+	f.partial[0] = t;
+	KEXPECT_NULL(fixalloc_verify(&f));
+
+	/* b1's block empties and becomes the spare; claim it holds a record. */
+	fixalloc_free(&f, b1);
+	KASSERT_NOT_NULL(f.spare);
+	void *c1 = fixalloc_alloc(&f, 1);   /* from the spare: in use again */
+	KASSERT_NOT_NULL(c1);
+	KEXPECT_NULL(f.spare);
+	fixalloc_free(&f, c1);
+	KASSERT_NOT_NULL(f.spare);
+	struct fixalloc_block *spare = f.spare;
+	f.spare = f.partial[0];   /* a block with a record in use */
+	KEXPECT_NOT_NULL(fixalloc_verify(&f));
+	f.spare = spare;
+	KEXPECT_NULL(fixalloc_verify(&f));
+
+	fixalloc_free(&f, a0);
+	KEXPECT_EQ(f.sys_bytes, 0);
+}
+
 #ifdef SPANHEAP_HOSTED
 /* With no memory for a block of its own, a CPU takes room in another's:
  * the record is had, the platform asked for nothing more. */
