@@ -27,8 +27,8 @@
  *     each free brings its span back into view: a local one finds
  *     local_cache == MSPAN_NOT_LOCAL, leaves kfree's fast path and moves
  *     the span to the partial set (mcache_free); a remote one puts it on
- *     this CPU's notice stack (mm/mcentral.c), which the CPU empties at
- *     its next refill (take_notices).
+ *     this CPU's notice stack (mm/mcentral.c), which the CPU empties when
+ *     its partial set has no span worth taking (take_notices).
  * kfree's fast path frees into spans whose local_cache is this CPU's
  * mcache: the allocation span and the partial set (tiny spans never:
  * mm/tiny.c); a free into a full one takes the slow path once.
@@ -38,10 +38,12 @@
  * the same hot slots), else move to the next word with free slots; when
  * the span is used up, sweep it locally and keep it if it has refill_min
  * free slots (local frees since its words were loaded, and remote ones);
- * otherwise it joins the full set, the CPU empties its notice stack, and
- * takes, in order: a partial span with refill_min slots free once swept,
- * the oldest first (spans found with fewer go to the full set), a span
- * from the mcentral, and, out of memory, the same after giving back
+ * otherwise it joins the full set and the CPU takes, in order: a partial
+ * span with refill_min slots free once swept, the oldest first (spans
+ * found with fewer go to the full set), the same after emptying its
+ * notice stack (not before: a span left on the stack takes no push for
+ * the remote frees that come meanwhile; docs/HEAP.md, "Owned spans"), a
+ * span from the mcentral, and, out of memory, the same after giving back
  * everything it owns and having every mcentral sweep its pending spans.
  */
 #include "mm/mcache.h"
@@ -300,6 +302,8 @@ static __attribute__((noinline)) void *refill_next(struct mcache *mc, unsigned s
 		mc->alloc[spc] = MCACHE_NO_SPAN;
 		keep_full(mc, s);
 	}
+	if ((s = owned_take(mc, spc)) != NULL)
+		return alloc_from(mc, s);
 	take_notices(mc, cpu);
 	if ((s = owned_take(mc, spc)) != NULL)
 		return alloc_from(mc, s);

@@ -16,8 +16,8 @@
  * and its races are described; mm/mcentral.pml models it). So that a
  * full span that gets such frees is found again, and an emptied one goes
  * back to the mheap, the freeing CPU puts the span on a stack: its
- * owner's notice stack when an mcache owns it (emptied by that CPU at
- * its next refill, mm/mcache.c), else the mcentral's `pending` stack
+ * owner's notice stack when an mcache owns it (emptied by that CPU before
+ * it asks its mcentral for a span, mm/mcache.c), else the mcentral's `pending` stack
  * (emptied, under the lock, before every refill and whenever the heap
  * would otherwise run out of memory: reclaim_locked).
  */
