@@ -186,7 +186,10 @@ static bool mheap_grow(size_t npages, bool exact)
 	if (bytes < MHEAP_CHUNK_MIN)
 		bytes = MHEAP_CHUNK_MIN;
 
-	struct heap_chunk *c = meta_alloc(&mheap.chunk_alloc);
+	/* Chunk records are the mheap's, no CPU's, and read only under its
+	 * lock: all from CPU 0's blocks, not a block for every CPU that grows
+	 * the heap. */
+	struct heap_chunk *c = fixalloc_alloc(&mheap.chunk_alloc, 0);
 	struct mspan *s = meta_alloc(&mheap.span_alloc);
 	void *mem = (c && s) ? mm_sys_alloc(bytes) : NULL;
 	/* A platform whose least chunk is big (MM_CHUNK_MIN_BYTES: the hosted
