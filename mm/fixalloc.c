@@ -32,6 +32,7 @@ struct fixalloc_block {
 };
 
 #define FIXALLOC_HDR 64
+_Static_assert(MM_MAX_CPUS <= 65536, "a block's CPU fits its 16 bits");
 _Static_assert(sizeof(struct fixalloc_block) <= FIXALLOC_HDR, "block header fits");
 
 void fixalloc_init(struct fixalloc *f, size_t size)
