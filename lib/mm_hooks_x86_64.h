@@ -4,7 +4,8 @@
  * hosted platform (kernel/mm_platform.h, hosted/mm_platform.h):
  * mm_platform_counter_inc (an unlocked add to memory),
  * mm_platform_bit_test_clear64 (btr, the old bit in the carry flag),
- * mm_platform_first_bit64 (bsf, its zero flag for x == 0) and
+ * mm_platform_first_bit64 (bsf, its zero flag for x == 0),
+ * mm_platform_prefetch_write (prefetchw) and
  * mm_platform_ptr_eq_relaxed (cmp with a memory operand: an aligned
  * 8-byte read is atomic here). Under ThreadSanitizer the counter and the
  * compare are left to mm/platform.h's defaults, atomics TSan sees.
@@ -40,6 +41,12 @@ static inline bool mm_platform_bit_test_clear64(uint64_t *w, uint64_t b)
 	bool was;
 	__asm__("btr %2, %0" : "+r"(*w), "=@ccc"(was) : "r"(b));
 	return was;
+}
+
+#define MM_HAVE_PREFETCH_WRITE 1
+static inline void mm_platform_prefetch_write(const void *p)
+{
+	__asm__("prefetchw %0" : : "m"(*(const char *)p));
 }
 
 #define MM_HAVE_FIRST_BIT64 1

@@ -355,6 +355,11 @@ bool mcentral_free(struct mspan *s, unsigned i, unsigned cpu, const void *p,
 	unsigned w = i / 64;
 	uint64_t bit = 1ULL << (i % 64);
 
+	/* The pair's line, written by its owner as it allocates, comes over
+	 * once and writable for the fetch_or, not shared for the liveness
+	 * loads and then upgraded: shbench sh8 on 2 threads 15.3 -> 13.9 ns
+	 * (medians of 21 paired runs; rptest and xmalloc-test within 1 %). */
+	mm_platform_prefetch_write(mspan_remote_word(s, w));
 	/* Published (hazard_cpus raised first) by the fetch_or below. */
 	unsigned n = __atomic_load_n(&hazard_cpus, __ATOMIC_RELAXED);
 	while (n <= cpu &&

@@ -122,6 +122,15 @@
  *       __atomic_load_n and ==, which gcc keeps as a load and a compare.
  *       On x86-64 one cmp with a memory operand (an aligned 8-byte read
  *       is atomic there): one instruction fewer.
+ *   static inline void mm_platform_prefetch_write(const void *p);  (optional)
+ *       A hint: bring p's line into this CPU's cache to be written. A
+ *       remote free gives it the remote word before it reads the pair,
+ *       so that the line comes over once, already writable for the
+ *       atomic OR, instead of shared and then upgraded (mm/mcentral.c).
+ *       Define MM_HAVE_PREFETCH_WRITE with it; by default the compiler's
+ *       __builtin_prefetch(p, 1, 3) (a plain prefetch on x86-64 unless
+ *       the target has PRFCHW). On x86-64 prefetchw, which CPUs older
+ *       than PRFCHW run as a no-op.
  *   MM_MAX_CPUS (optional)
  *       How many CPUs (mcaches) there are; 64 when not defined.
  *   MM_RETAIN_MIN_BYTES (optional)
@@ -313,6 +322,13 @@ static inline bool mm_platform_first_bit64(uint64_t x, uintptr_t *i)
 static inline bool mm_platform_ptr_eq_relaxed(void *const *p, const void *v)
 {
 	return __atomic_load_n(p, __ATOMIC_RELAXED) == v;
+}
+#endif
+
+#ifndef MM_HAVE_PREFETCH_WRITE
+static inline void mm_platform_prefetch_write(const void *p)
+{
+	__builtin_prefetch(p, 1, 3);
 }
 #endif
 
