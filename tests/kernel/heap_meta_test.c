@@ -227,15 +227,15 @@ KTEST(heap_meta, a_fixalloc_gives_each_cpu_records_from_its_own_blocks)
 	void *a0 = fixalloc_alloc(&f, 0);
 	void *b1 = fixalloc_alloc(&f, 1);
 	void *c0 = fixalloc_alloc(&f, 0);
-	void *d1 = fixalloc_alloc(&f, MM_MAX_CPUS - 1);
+	void *dlast = fixalloc_alloc(&f, MM_MAX_CPUS - 1);
 	KASSERT_NOT_NULL(a0);
 	KASSERT_NOT_NULL(b1);
 	KASSERT_NOT_NULL(c0);
-	KASSERT_NOT_NULL(d1);
+	KASSERT_NOT_NULL(dlast);
 	KEXPECT_EQ(block_of(c0), block_of(a0));
 	KEXPECT_NE(block_of(b1), block_of(a0));
-	KEXPECT_NE(block_of(d1), block_of(a0));
-	KEXPECT_NE(block_of(d1), block_of(b1));
+	KEXPECT_NE(block_of(dlast), block_of(a0));
+	KEXPECT_NE(block_of(dlast), block_of(b1));
 	KEXPECT_EQ(f.sys_bytes, 3 * FIXALLOC_BLOCK_SIZE);
 
 	/* CPU 1's block empties: it stays as the spare (others are in use)
@@ -253,7 +253,7 @@ KTEST(heap_meta, a_fixalloc_gives_each_cpu_records_from_its_own_blocks)
 	KEXPECT_NE(block_of(g1), spare);
 	KEXPECT_EQ(f.sys_bytes, 4 * FIXALLOC_BLOCK_SIZE);
 
-	void *all[] = { a0, c0, d1, e2, g1 };
+	void *all[] = { a0, c0, dlast, e2, g1 };
 	for (unsigned i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		fixalloc_free(&f, all[i]);
 	KEXPECT_EQ(f.sys_bytes, 0);
