@@ -27,8 +27,10 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include "mm/kmalloc.h"
 #include "mm/platform.h"
@@ -180,11 +182,27 @@ EXPORT unsigned spanheap_threads(void)
 
 /* ----------------------------------------------------------- set-up -- */
 
+/* SPANHEAP_STATS set (and not "0"): the slabinfo table and the heap's
+ * totals (kmem_dump) on stderr when the program exits, as mimalloc's
+ * MIMALLOC_SHOW_STATS and jemalloc's stats_print do. */
+static bool show_stats_at_exit;
+
 static void read_environment(void)
 {
 	const char *v = getenv("SPANHEAP_BAD_FREE");
 	if (v && v[0] == 'a')   /* "abort" */
 		kmem_set_panic_on_bad_free(1);
+	v = getenv("SPANHEAP_STATS");
+	show_stats_at_exit = v && v[0] && strcmp(v, "0") != 0;
+}
+
+/* At exit (exit() or a return from main; not _exit): threads still
+ * running may move the counters while they are read (kmem_dump's
+ * snapshot is exact only when the heap is quiet). */
+__attribute__((destructor)) static void libspanheap_fini(void)
+{
+	if (show_stats_at_exit)
+		kmem_dump();
 }
 
 /* Runs when the library is loaded (malloc may have run before: the heap

@@ -708,6 +708,70 @@ static void test_bad_free_abort_switch(void)
 	      "with SPANHEAP_BAD_FREE=abort a double free should abort; status %#x", status);
 }
 
+/* Run this program again as `--stats-child` with SPANHEAP_STATS=value,
+ * its stderr into buf. */
+static void stats_child(const char *value, char *buf, size_t size, int *status)
+{
+	int fds[2];
+	buf[0] = 0;
+	if (pipe(fds) != 0)
+		return;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		close(fds[0]);
+		setenv("SPANHEAP_STATS", value, 1);
+		execl("/proc/self/exe", "dropin_test", "--stats-child", (char *)NULL);
+		_exit(5);
+	}
+	close(fds[1]);
+	size_t n = 0;
+	ssize_t r;
+	while (n + 1 < size && (r = read(fds[0], buf + n, size - 1 - n)) > 0)
+		n += (size_t)r;
+	buf[n] = 0;
+	close(fds[0]);
+	waitpid(pid, status, 0);
+}
+
+/* The child: 1 000 objects of 200 bytes allocated, 37 kept live, then a
+ * return from main (the table is printed by the library's destructor). */
+static int stats_child_main(void)
+{
+	static char *keep[37];
+	for (int i = 0; i < 1000; i++) {
+		char *p = opaque(malloc(200));
+		p[0] = 1;
+		if (i % 27 == 0 && i / 27 < 37)
+			keep[i / 27] = p;
+		else
+			free(p);
+	}
+	return keep[36] ? 0 : 6;
+}
+
+static void test_stats_at_exit(void)
+{
+	static char err[65536];
+	int status = -1;
+	stats_child("1", err, sizeof err, &status);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+	CHECK(strstr(err, "slabinfo - spanheap") != NULL,
+	      "SPANHEAP_STATS=1: no slabinfo table on stderr at exit; stderr: %.200s", err);
+	/* kmalloc-208 (200 bytes' class): 37 live objects of the child's. */
+	const char *line = strstr(err, "kmalloc-208 ");
+	unsigned long live = 0;
+	CHECK(line && sscanf(line, "kmalloc-208 %lu", &live) == 1 && live >= 37,
+	      "expected the kmalloc-208 line with at least 37 active objects, saw %.80s",
+	      line ? line : "(no line)");
+	CHECK(strstr(err, "objects: ") != NULL && strstr(err, "metadata: ") != NULL,
+	      "the totals (objects, metadata) missing");
+	stats_child("0", err, sizeof err, &status);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+	CHECK(strstr(err, "slabinfo") == NULL, "SPANHEAP_STATS=0 printed the table: %.200s", err);
+}
+
 int main(int argc, char **argv)
 {
 	sh_stats = (void (*)(struct kmem_stats *))dlsym(RTLD_DEFAULT, "spanheap_stats");
@@ -719,12 +783,14 @@ int main(int argc, char **argv)
 		free(opaque(p));
 		return 0;   /* not reached with SPANHEAP_BAD_FREE=abort */
 	}
+	if (argc > 1 && strcmp(argv[1], "--stats-child") == 0)
+		return stats_child_main();
 
-	printf("KTAP version 1\n1..19\n");
+	printf("KTAP version 1\n1..20\n");
 	run("dropin.preloaded_heap_counts_objects", test_preloaded);
 	if (!sh_stats) {
 		printf("# spanheap is not the malloc of this process; stopping\n");
-		printf("%d passed, %d failed\n", npassed, nfailed + 17);
+		printf("%d passed, %d failed\n", npassed, nfailed + 19);   /* the 19 not run */
 		return 1;
 	}
 	run("dropin.zero_sizes_as_glibc", test_zero_sizes);
@@ -744,6 +810,7 @@ int main(int argc, char **argv)
 	run("dropin.arena_in_the_way", test_arena_in_the_way);
 	run("dropin.bad_frees_reported_and_ignored", test_bad_frees_reported_and_ignored);
 	run("dropin.bad_free_abort_switch", test_bad_free_abort_switch);
+	run("dropin.stats_at_exit_switch", test_stats_at_exit);
 	run("dropin.heap_verifies_at_the_end", test_preloaded);
 	printf("%d passed, %d failed\n", npassed, nfailed);
 	return nfailed != 0;
