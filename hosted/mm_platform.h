@@ -214,6 +214,10 @@ static inline void mm_cpu_relax(void)
 	__builtin_ia32_pause();
 	sched_yield();
 }
+/* For the same reason the heap's locks are test-and-set locks here
+ * (mm/mlock.h): with more threads than cores a FIFO ticket lock waits for
+ * a descheduled thread whose turn it is. */
+#define MM_SPINLOCK_PREEMPTIBLE 1
 
 /* Add d to this thread's depth, as a release store (the heap's writes
  * of the section before it). Only its thread writes it; a fork reads it.

@@ -1,6 +1,13 @@
 /*
- * mm/mlock.h - the heap's spinlock: a FIFO ticket lock built only on the
- * compiler's __atomic builtins and the platform seam (mm/platform.h).
+ * mm/mlock.h - the heap's spinlock, built only on the compiler's __atomic
+ * builtins and the platform seam (mm/platform.h): a FIFO ticket lock, or,
+ * where the platform may preempt a CPU that holds or waits for a lock
+ * (MM_SPINLOCK_PREEMPTIBLE: hosted threads), a test-and-set lock. A ticket
+ * lock hands the lock to the next waiter in line even when the OS has
+ * descheduled it, and everyone behind waits for that thread to run again
+ * (a convoy); with test-and-set whoever runs takes it (malloc-large notouch
+ * on 4 threads and 2 cores: 643 -> 242 ns an operation, touch 36 % and on
+ * 8 threads 48 % less time; no change on 2 threads).
  *
  * mm_spin_lock()/mm_spin_unlock() leave interrupts alone: a caller that
  * runs with interrupts off already, or a host stopping the heap from
@@ -11,7 +18,8 @@
  * A waiter calls mm_cpu_relax() between looks.
  *
  * Every lock counts its acquisitions and the contended ones (the ticket
- * drawn was not being served at the first look), written by the holder
+ * drawn was not being served at the first look; test-and-set: the first
+ * exchange found it held), written by the holder
  * (so plain, under the lock) and read with relaxed loads by the
  * statistics (kmem_get_stats: the mcentral and mheap locks).
  *
@@ -32,8 +40,8 @@
 #include "mm/mbug.h"
 
 typedef struct mm_spinlock {
-	uint32_t next;      /* next ticket to hand out */
-	uint32_t serving;   /* ticket now allowed in */
+	uint32_t next;      /* next ticket to hand out (test-and-set: unused, 0) */
+	uint32_t serving;   /* ticket now allowed in (test-and-set: 1 while held) */
 	int32_t owner;      /* debug-lock build: holder's CPU, -1 when free */
 	const char *name;
 	uint64_t nacquire;    /* acquisitions, ever */
@@ -74,13 +82,37 @@ __attribute__((noinline, cold)) static void mm_spin_stuck(mm_spinlock_t *l,
 }
 #endif
 
+#if MM_SPINLOCK_PREEMPTIBLE
+/* Test-and-set: serving is 1 while the lock is held. */
+static inline bool mm_spin_take(mm_spinlock_t *l)
+{
+	return __atomic_exchange_n(&l->serving, 1, __ATOMIC_ACQUIRE) == 0;
+}
+/* Worth another exchange (a load only, so waiters do not pull the line
+ * from the holder at every look)? */
+static inline bool mm_spin_may_take(mm_spinlock_t *l, uint32_t me)
+{
+	(void)me;
+	return __atomic_load_n(&l->serving, __ATOMIC_RELAXED) == 0 && mm_spin_take(l);
+}
+#define MM_SPIN_FIRST_LOOK(l, me) ((me) = 0, mm_spin_take(l))
+#else
+/* Ticket: draw one, wait until it is served. */
+static inline bool mm_spin_may_take(mm_spinlock_t *l, uint32_t me)
+{
+	return __atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) == me;
+}
+#define MM_SPIN_FIRST_LOOK(l, me) \
+	((me) = __atomic_fetch_add(&(l)->next, 1, __ATOMIC_RELAXED), mm_spin_may_take((l), (me)))
+#endif
+
 static inline void mm_spin_lock(mm_spinlock_t *l)
 {
-	uint32_t me = __atomic_fetch_add(&l->next, 1, __ATOMIC_RELAXED);
-	bool contended = __atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) != me;
+	uint32_t me;
+	bool contended = !MM_SPIN_FIRST_LOOK(l, me);
 #if MM_LOCK_DEBUG
 	unsigned long long spins = 0, start = mm_lock_debug_clock();
-	while (contended && __atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) != me) {
+	while (contended && !mm_spin_may_take(l, me)) {
 		mm_cpu_relax();
 		if ((++spins & 1023) == 0 &&
 		    mm_lock_debug_clock() - start > MM_LOCK_DEBUG_TICKS)
@@ -89,7 +121,7 @@ static inline void mm_spin_lock(mm_spinlock_t *l)
 	__atomic_store_n(&l->owner, mm_lock_debug_cpu(), __ATOMIC_RELAXED);
 #else
 	if (contended)
-		while (__atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) != me)
+		while (!mm_spin_may_take(l, me))
 			mm_cpu_relax();
 #endif
 	mm_spin_count(l, contended);
@@ -101,7 +133,11 @@ static inline void mm_spin_unlock(mm_spinlock_t *l)
 	MM_BUG_ON(__atomic_load_n(&l->owner, __ATOMIC_RELAXED) != mm_lock_debug_cpu());
 	__atomic_store_n(&l->owner, -1, __ATOMIC_RELAXED);
 #endif
+#if MM_SPINLOCK_PREEMPTIBLE
+	__atomic_store_n(&l->serving, 0, __ATOMIC_RELEASE);
+#else
 	__atomic_store_n(&l->serving, l->serving + 1, __ATOMIC_RELEASE);
+#endif
 }
 
 static inline unsigned long mm_spin_lock_irqsave(mm_spinlock_t *l)
@@ -120,6 +156,8 @@ static inline void mm_spin_unlock_irqrestore(mm_spinlock_t *l, unsigned long fla
 /* Is the lock held (by this CPU, in the debug-lock build)? */
 static inline bool mm_spin_held(mm_spinlock_t *l)
 {
+	/* Ticket: a ticket drawn and not yet done; test-and-set: 1 (next
+	 * stays 0). */
 	bool locked = __atomic_load_n(&l->serving, __ATOMIC_RELAXED) !=
 		      __atomic_load_n(&l->next, __ATOMIC_RELAXED);
 #if MM_LOCK_DEBUG

@@ -141,6 +141,12 @@
  *       Free large-object pages each CPU keeps in its page cache, at
  *       most (mm/mpagecache.c); a multiple of the 8 KiB page, at least
  *       40 KiB; 1 MiB when not defined.
+ *   MM_SPINLOCK_PREEMPTIBLE (optional)
+ *       1 where a CPU may be preempted while it holds or waits for a heap
+ *       lock (threads of a hosted build): the heap's locks are then
+ *       test-and-set locks, which a running waiter takes, instead of FIFO
+ *       ticket locks, which wait for the next in line to run (mm/mlock.h);
+ *       0 when not defined.
  *   MM_PCACHE_KEEP_ON_MISS (optional)
  *       1: a CPU's page cache survives its large allocations that miss
  *       it (faster with several CPUs, but the heap fragments more: for
@@ -362,6 +368,10 @@ static inline void mm_platform_prefetch_write(const void *p)
 
 #ifndef MM_PCACHE_KEEP_ON_MISS
 #define MM_PCACHE_KEEP_ON_MISS 0
+#endif
+
+#ifndef MM_SPINLOCK_PREEMPTIBLE
+#define MM_SPINLOCK_PREEMPTIBLE 0
 #endif
 
 /* The heap's debug mode (mm/mdebug.c), a build switch: -DDEBUG_HEAP=1. */
