@@ -26,6 +26,8 @@
  * script hosted/libspanheap.map); the heap's own symbols stay local.
  */
 #include <errno.h>
+#include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -153,6 +155,60 @@ EXPORT int malloc_trim(size_t pad)
 	(void)pad;
 	kmem_release_request();   /* the other threads give theirs back soon */
 	kmem_drain_this_cpu();
+	return 1;
+}
+
+/* glibc's statistics, from kmem_get_stats (exact when no other thread
+ * is in the heap, approximate while others run). glibc's fields for its
+ * own structures (fastbins, mmapped chunks, free-chunk counts) have no
+ * counterpart here and are 0: large objects live in the heap's chunks,
+ * not in mappings of their own.
+ *   arena     the pages of the heap's chunks (objects, free runs, caches)
+ *   uordblks  bytes in live objects (small ones at their class's size)
+ *   fordblks  arena - uordblks: free slots, free runs, cached pages
+ *   keepcost  retained bytes (free runs and page caches) malloc_trim or
+ *             the scavenger may give back */
+EXPORT struct mallinfo2 mallinfo2(void)
+{
+	struct kmem_stats st;
+	struct mallinfo2 mi;
+	kmem_get_stats(&st);
+	memset(&mi, 0, sizeof mi);
+	size_t used = st.object_bytes_inuse + st.large_bytes;
+	mi.arena = st.chunk_bytes;
+	mi.uordblks = used;
+	mi.fordblks = st.chunk_bytes > used ? st.chunk_bytes - used : 0;
+	mi.keepcost = st.retained_bytes;
+	return mi;
+}
+
+/* The same in ints (glibc's older call; saturated, where glibc wraps). */
+EXPORT struct mallinfo mallinfo(void)
+{
+	struct mallinfo2 m2 = mallinfo2();
+	struct mallinfo mi;
+	memset(&mi, 0, sizeof mi);
+	mi.arena = m2.arena > INT_MAX ? INT_MAX : (int)m2.arena;
+	mi.uordblks = m2.uordblks > INT_MAX ? INT_MAX : (int)m2.uordblks;
+	mi.fordblks = m2.fordblks > INT_MAX ? INT_MAX : (int)m2.fordblks;
+	mi.keepcost = m2.keepcost > INT_MAX ? INT_MAX : (int)m2.keepcost;
+	return mi;
+}
+
+/* glibc prints its arenas on stderr; this prints the heap's slabinfo
+ * table and totals (kmem_dump), as SPANHEAP_STATS does at exit. */
+EXPORT void malloc_stats(void)
+{
+	kmem_dump();
+}
+
+/* glibc's tuning knobs (M_ARENA_MAX, M_MMAP_THRESHOLD, ...) tune glibc's
+ * own structures: accepted and ignored (1, success, as tcmalloc answers;
+ * the heap's own bounds are in hosted/mm_platform.h). */
+EXPORT int mallopt(int param, int value)
+{
+	(void)param;
+	(void)value;
 	return 1;
 }
 

@@ -772,6 +772,56 @@ static void test_stats_at_exit(void)
 	CHECK(strstr(err, "slabinfo") == NULL, "SPANHEAP_STATS=0 printed the table: %.200s", err);
 }
 
+/* glibc's statistics calls answer from the heap: mallinfo2's bytes in
+ * use move by exactly what was allocated (1 000 objects of 200 bytes, at
+ * their class's 208), fordblks + uordblks is arena, mallinfo agrees, and
+ * mallopt accepts glibc's knobs. */
+static void test_glibc_statistics_calls(void)
+{
+	static char *p[1000];
+	struct mallinfo2 before = mallinfo2();
+	for (int i = 0; i < 1000; i++)
+		p[i] = opaque(malloc(200));
+	struct mallinfo2 during = mallinfo2();
+	for (int i = 0; i < 1000; i++)
+		free(p[i]);
+	struct mallinfo2 after = mallinfo2();
+	CHECK(during.uordblks - before.uordblks == 1000 * 208,
+	      "expected uordblks to grow by 208000, saw %zu -> %zu", before.uordblks,
+	      during.uordblks);
+	CHECK(after.uordblks == before.uordblks, "expected uordblks back at %zu, saw %zu",
+	      before.uordblks, after.uordblks);
+	CHECK(during.arena > 0 && during.uordblks + during.fordblks == during.arena,
+	      "expected uordblks + fordblks == arena, saw %zu + %zu, %zu", during.uordblks,
+	      during.fordblks, during.arena);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	struct mallinfo old = mallinfo();   /* deprecated, still called by programs */
+#pragma GCC diagnostic pop
+	struct mallinfo2 now = mallinfo2();
+	CHECK((size_t)old.uordblks == now.uordblks && (size_t)old.arena == now.arena,
+	      "mallinfo %d/%d against mallinfo2 %zu/%zu", old.uordblks, old.arena, now.uordblks,
+	      now.arena);
+	CHECK(mallopt(M_ARENA_MAX, 1) == 1, "mallopt(M_ARENA_MAX, 1) should be accepted");
+}
+
+static void call_malloc_stats(void)
+{
+	char *p = opaque(malloc(200));
+	malloc_stats();
+	free(p);
+}
+
+static void test_malloc_stats_prints_the_table(void)
+{
+	static char err[65536];
+	int status = -1;
+	child_stderr(call_malloc_stats, err, sizeof err, &status);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
+	CHECK(strstr(err, "slabinfo - spanheap") != NULL && strstr(err, "kmalloc-208 ") != NULL,
+	      "malloc_stats: no slabinfo table with kmalloc-208 on stderr: %.200s", err);
+}
+
 int main(int argc, char **argv)
 {
 	sh_stats = (void (*)(struct kmem_stats *))dlsym(RTLD_DEFAULT, "spanheap_stats");
@@ -786,11 +836,11 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "--stats-child") == 0)
 		return stats_child_main();
 
-	printf("KTAP version 1\n1..20\n");
+	printf("KTAP version 1\n1..22\n");
 	run("dropin.preloaded_heap_counts_objects", test_preloaded);
 	if (!sh_stats) {
 		printf("# spanheap is not the malloc of this process; stopping\n");
-		printf("%d passed, %d failed\n", npassed, nfailed + 19);   /* the 19 not run */
+		printf("%d passed, %d failed\n", npassed, nfailed + 21);   /* the 21 not run */
 		return 1;
 	}
 	run("dropin.zero_sizes_as_glibc", test_zero_sizes);
@@ -811,6 +861,8 @@ int main(int argc, char **argv)
 	run("dropin.bad_frees_reported_and_ignored", test_bad_frees_reported_and_ignored);
 	run("dropin.bad_free_abort_switch", test_bad_free_abort_switch);
 	run("dropin.stats_at_exit_switch", test_stats_at_exit);
+	run("dropin.glibc_statistics_calls", test_glibc_statistics_calls);
+	run("dropin.malloc_stats_prints_the_table", test_malloc_stats_prints_the_table);
 	run("dropin.heap_verifies_at_the_end", test_preloaded);
 	printf("%d passed, %d failed\n", npassed, nfailed);
 	return nfailed != 0;
