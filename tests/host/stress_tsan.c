@@ -12,8 +12,9 @@
  * another thread. At the end every ring is drained, every thread exits
  * (its mcache is drained by the platform), and the main thread drains
  * the heap and runs mheap_verify(). Then one thread allocates while the
- * main thread reads kmem_get_stats, which must stay exact; last, tiny
- * double frees race the restarts of their blocks.
+ * main thread reads kmem_get_stats, which must stay exact; the heap's
+ * lock keeps as many threads out of each other; last, tiny double frees
+ * race the restarts of their blocks.
  *
  * Usage: stress-tsan [--threads N] [--ops N] [--rounds N] [--tiny-rounds N]
  * [--tsan-log PATH] (--ops per thread and round; each round runs fresh
@@ -36,7 +37,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sched.h>
 #include "mm/kmalloc.h"
+#include "mm/mlock.h"
 #include "tests/kernel/heap_align.h"   /* the promised alignment */
 #include "mm/sizeclasses.h"
 
@@ -493,6 +496,47 @@ static void check_tiny_double_frees_racing_restarts(void)
 	       (unsigned long long)st.objects_inuse, (unsigned long long)inuse0, verify);
 }
 
+/* The heap's lock (mm/mlock.h; test-and-set here, MM_SPINLOCK_PREEMPTIBLE)
+ * with as many threads as the rest of the test, more than the cores:
+ * every increment of a plain counter under it counted, every acquisition
+ * counted by the lock (and, under ThreadSanitizer, no race on the counter).
+ */
+#define LOCK_ROUNDS 20000
+static mm_spinlock_t test_lock = MM_SPINLOCK_INIT("stress_test_lock");
+static uint64_t under_lock;
+
+static void *lock_hammer(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < LOCK_ROUNDS; i++) {
+		unsigned long flags = mm_spin_lock_irqsave(&test_lock);
+		uint64_t v = under_lock;
+		if (i % 64 == 0)
+			sched_yield();   /* a holder that loses its core */
+		under_lock = v + 1;
+		mm_spin_unlock_irqrestore(&test_lock, flags);
+	}
+	return NULL;
+}
+
+static void check_lock_excludes(void)
+{
+	pthread_t t[MAX_THREADS];
+	int n = 0;
+	for (; n < nthreads; n++)
+		if (pthread_create(&t[n], NULL, lock_hammer, NULL))
+			break;
+	for (int i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	uint64_t want = (uint64_t)n * LOCK_ROUNDS;
+	report(n == nthreads && under_lock == want && test_lock.nacquire == want &&
+		       !mm_spin_held(&test_lock),
+	       "heap lock: %d threads x %d increments under it = %llu (want %llu), "
+	       "%llu acquisitions (%llu contended)", n, LOCK_ROUNDS,
+	       (unsigned long long)under_lock, (unsigned long long)want,
+	       (unsigned long long)test_lock.nacquire, (unsigned long long)test_lock.ncontended);
+}
+
 int main(int argc, char **argv)
 {
 	const char *tsan_log = NULL;
@@ -566,6 +610,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)misaligned);
 
 	check_stats_while_allocating();
+	check_lock_excludes();
 	kmem_drain_all();
 	kmem_get_stats(&st1);
 	report(st1.bad_frees == st0.bad_frees, "no bad frees reported (%llu)",
