@@ -141,6 +141,7 @@ $(HOST_DIR)/pic/%.o: %.c hosted/dropin_aliases.h
 $(HOST_SO): $(patsubst %.c,$(HOST_DIR)/pic/%.o,$(HOST_SO_SRCS)) hosted/libspanheap.map
 	$(HOSTCC) -shared -pthread -Wl,--version-script=hosted/libspanheap.map \
 		-Wl,--defsym=malloc=kmalloc_noflags -Wl,--defsym=free=kfree \
+		-Wl,--defsym=__libc_malloc=kmalloc_noflags -Wl,--defsym=__libc_free=kfree \
 		-Wl,-z,now -Wl,-z,relro -o $@ $(filter %.o,$^)
 
 $(HOST_LIB): $(patsubst %.c,$(HOST_DIR)/opt/%.o,$(HOST_LIB_SRCS))

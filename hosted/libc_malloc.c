@@ -158,6 +158,37 @@ EXPORT int malloc_trim(size_t pad)
 	return 1;
 }
 
+/* glibc's own names for its allocator (__libc_malloc and friends), which
+ * some programs and libraries call to reach "the real malloc" behind a
+ * hook: the heap here too, so that no pointer of glibc's arenas meets the
+ * heap's free, nor the other way round (jemalloc and tcmalloc export them
+ * for the same reason). __libc_malloc and __libc_free are malloc and free
+ * themselves (--defsym, Makefile). */
+EXPORT void *__libc_calloc(size_t n, size_t size)
+{
+	return calloc(n, size);
+}
+
+EXPORT void *__libc_realloc(void *p, size_t size)
+{
+	return realloc(p, size);
+}
+
+EXPORT void *__libc_memalign(size_t align, size_t size)
+{
+	return memalign(align, size);
+}
+
+EXPORT void *__libc_valloc(size_t size)
+{
+	return valloc(size);
+}
+
+EXPORT void *__libc_pvalloc(size_t size)
+{
+	return pvalloc(size);
+}
+
 /* glibc's statistics, from kmem_get_stats (exact when no other thread
  * is in the heap, approximate while others run). glibc's fields for its
  * own structures (fastbins, mmapped chunks, free-chunk counts) have no

@@ -22,6 +22,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -805,6 +806,53 @@ static void test_glibc_statistics_calls(void)
 	CHECK(mallopt(M_ARENA_MAX, 1) == 1, "mallopt(M_ARENA_MAX, 1) should be accepted");
 }
 
+/* glibc's own names for its allocator reach the heap too: objects from
+ * __libc_malloc and friends are the heap's (counted, freed by free with
+ * no report), and __libc_free frees what malloc gave. */
+static void test_libc_names_reach_the_heap(void)
+{
+	void *(*lmalloc)(size_t) = (void *(*)(size_t))dlsym(RTLD_DEFAULT, "__libc_malloc");
+	void (*lfree)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "__libc_free");
+	void *(*lcalloc)(size_t, size_t) =
+		(void *(*)(size_t, size_t))dlsym(RTLD_DEFAULT, "__libc_calloc");
+	void *(*lrealloc)(void *, size_t) =
+		(void *(*)(void *, size_t))dlsym(RTLD_DEFAULT, "__libc_realloc");
+	void *(*lmemalign)(size_t, size_t) =
+		(void *(*)(size_t, size_t))dlsym(RTLD_DEFAULT, "__libc_memalign");
+	CHECK(lmalloc && lfree && lcalloc && lrealloc && lmemalign, "a __libc_ name not found");
+	if (!(lmalloc && lfree && lcalloc && lrealloc && lmemalign))
+		return;
+	CHECK(lmalloc == (void *(*)(size_t))malloc && lfree == (void (*)(void *))free,
+	      "__libc_malloc/__libc_free should be malloc/free themselves");
+	struct kmem_stats st0, st1, st2;
+	sh_stats(&st0);
+	char *a = opaque(lmalloc(100));
+	char *b = opaque(lcalloc(10, 30));
+	char *c = opaque(lmemalign(4096, 5000));
+	char *d = opaque(malloc(40));
+	memset(a, 7, 100);
+	a = opaque(lrealloc(a, 3000));
+	sh_stats(&st1);
+	bool zero = b != NULL;
+	for (int i = 0; zero && i < 300; i++)
+		zero = b[i] == 0;
+	CHECK(a && a[99] == 7, "__libc_realloc lost the contents");
+	CHECK(zero, "__libc_calloc memory not zeroed");
+	CHECK(c && ((uintptr_t)c & 4095) == 0, "__libc_memalign(4096) gave %p", (void *)c);
+	CHECK(st1.objects_inuse - st0.objects_inuse == 4,
+	      "expected 4 more heap objects, saw %llu -> %llu",
+	      (unsigned long long)st0.objects_inuse, (unsigned long long)st1.objects_inuse);
+	free(a);
+	free(b);
+	free(c);
+	lfree(d);
+	sh_stats(&st2);
+	CHECK(st2.bad_frees == st0.bad_frees && st2.objects_inuse == st0.objects_inuse,
+	      "frees across the two names: %llu bad frees, objects %llu -> %llu",
+	      (unsigned long long)(st2.bad_frees - st0.bad_frees),
+	      (unsigned long long)st0.objects_inuse, (unsigned long long)st2.objects_inuse);
+}
+
 static void call_malloc_stats(void)
 {
 	char *p = opaque(malloc(200));
@@ -836,11 +884,11 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "--stats-child") == 0)
 		return stats_child_main();
 
-	printf("KTAP version 1\n1..22\n");
+	printf("KTAP version 1\n1..23\n");
 	run("dropin.preloaded_heap_counts_objects", test_preloaded);
 	if (!sh_stats) {
 		printf("# spanheap is not the malloc of this process; stopping\n");
-		printf("%d passed, %d failed\n", npassed, nfailed + 21);   /* the 21 not run */
+		printf("%d passed, %d failed\n", npassed, nfailed + 22);   /* the 22 not run */
 		return 1;
 	}
 	run("dropin.zero_sizes_as_glibc", test_zero_sizes);
@@ -863,6 +911,7 @@ int main(int argc, char **argv)
 	run("dropin.stats_at_exit_switch", test_stats_at_exit);
 	run("dropin.glibc_statistics_calls", test_glibc_statistics_calls);
 	run("dropin.malloc_stats_prints_the_table", test_malloc_stats_prints_the_table);
+	run("dropin.libc_names_reach_the_heap", test_libc_names_reach_the_heap);
 	run("dropin.heap_verifies_at_the_end", test_preloaded);
 	printf("%d passed, %d failed\n", npassed, nfailed);
 	return nfailed != 0;
