@@ -709,31 +709,21 @@ static void test_bad_free_abort_switch(void)
 	      "with SPANHEAP_BAD_FREE=abort a double free should abort; status %#x", status);
 }
 
-/* Run this program again as `--stats-child` with SPANHEAP_STATS=value,
- * its stderr into buf. */
+/* Run in child_stderr's child: this program again as `--stats-child`,
+ * with SPANHEAP_STATS=stats_value. */
+static const char *stats_value;
+
+static void exec_stats_child(void)
+{
+	setenv("SPANHEAP_STATS", stats_value, 1);
+	execl("/proc/self/exe", "dropin_test", "--stats-child", (char *)NULL);
+	_exit(5);
+}
+
 static void stats_child(const char *value, char *buf, size_t size, int *status)
 {
-	int fds[2];
-	buf[0] = 0;
-	if (pipe(fds) != 0)
-		return;
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(fds[1], 2);
-		close(fds[0]);
-		setenv("SPANHEAP_STATS", value, 1);
-		execl("/proc/self/exe", "dropin_test", "--stats-child", (char *)NULL);
-		_exit(5);
-	}
-	close(fds[1]);
-	size_t n = 0;
-	ssize_t r;
-	while (n + 1 < size && (r = read(fds[0], buf + n, size - 1 - n)) > 0)
-		n += (size_t)r;
-	buf[n] = 0;
-	close(fds[0]);
-	waitpid(pid, status, 0);
+	stats_value = value;
+	child_stderr(exec_stats_child, buf, size, status);
 }
 
 /* The child: 1 000 objects of 200 bytes allocated, 37 kept live, then a
