@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -231,6 +232,56 @@ EXPORT struct mallinfo mallinfo(void)
 EXPORT void malloc_stats(void)
 {
 	kmem_dump();
+}
+
+/* glibc's XML report, in glibc's elements: one heap, whose <sizes> are
+ * the free slots of each small span class (from = to = the object size,
+ * count = free slots, total = their bytes; glibc lists its free chunks
+ * there), "rest" their sum plus the free runs and cached pages
+ * (keepcost), "current" the bytes held from the system. options must be
+ * 0 (glibc's rule): else -1 and EINVAL. */
+EXPORT int malloc_info(int options, FILE *fp)
+{
+	if (options != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* The first write may allocate fp's buffer: before the figures. */
+	fputs("<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n", fp);
+	struct kmem_stats st;
+	kmem_get_stats(&st);
+	uint64_t count = 0, bytes = 0;
+	struct kmem_class_stats cs;
+	for (unsigned spc = 2; kmem_get_class_stats(spc, &cs) == 0; spc++) {
+		/* The tiny class (16-byte noscan blocks) counts tiny objects, not
+		 * slots; malloc never uses it. */
+		if (cs.noscan && cs.object_size == 16)
+			continue;
+		uint64_t slots = cs.spans * cs.objects_per_span;
+		uint64_t free_slots = slots > cs.objects_inuse ? slots - cs.objects_inuse : 0;
+		if (!free_slots)
+			continue;
+		fprintf(fp, "  <size from=\"%u\" to=\"%u\" total=\"%llu\" count=\"%llu\"/>\n",
+			cs.object_size, cs.object_size,
+			(unsigned long long)(free_slots * cs.object_size),
+			(unsigned long long)free_slots);
+		count += free_slots;
+		bytes += free_slots * cs.object_size;
+	}
+	fprintf(fp, "</sizes>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+		"<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n"
+		"<system type=\"current\" size=\"%llu\"/>\n"
+		"<aspace type=\"total\" size=\"%llu\"/>\n</heap>\n"
+		"<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+		"<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n"
+		"<total type=\"mmap\" count=\"0\" size=\"0\"/>\n"
+		"<system type=\"current\" size=\"%llu\"/>\n"
+		"<aspace type=\"total\" size=\"%llu\"/>\n</malloc>\n",
+		(unsigned long long)count, (unsigned long long)(bytes + st.retained_bytes),
+		(unsigned long long)st.heap_bytes, (unsigned long long)st.chunk_bytes,
+		(unsigned long long)count, (unsigned long long)(bytes + st.retained_bytes),
+		(unsigned long long)st.heap_bytes, (unsigned long long)st.chunk_bytes);
+	return 0;
 }
 
 /* glibc's tuning knobs (M_ARENA_MAX, M_MMAP_THRESHOLD, ...) tune glibc's

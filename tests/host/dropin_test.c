@@ -843,6 +843,38 @@ static void test_libc_names_reach_the_heap(void)
 	      (unsigned long long)st0.objects_inuse, (unsigned long long)st2.objects_inuse);
 }
 
+/* malloc_info: glibc's XML, with the free slots of the 208-byte class
+ * (200-byte requests) among its sizes; options other than 0 refused. */
+static void test_malloc_info_xml(void)
+{
+	static char *p[40];
+	for (int i = 0; i < 40; i++)
+		p[i] = opaque(malloc(200));
+	for (int i = 0; i < 10; i++)
+		free(p[i]);
+	char *xml = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&xml, &len);
+	int r = f ? malloc_info(0, f) : -2;
+	if (f)
+		fclose(f);
+	const char *line = xml ? strstr(xml, "<size from=\"208\" to=\"208\"") : NULL;
+	unsigned long long total = 0, count = 0;
+	CHECK(r == 0 && xml && strncmp(xml, "<malloc version=\"1\">", 20) == 0 &&
+		      strstr(xml, "</malloc>") != NULL,
+	      "malloc_info(0) returned %d and wrote %.120s", r, xml ? xml : "(nothing)");
+	CHECK(line && sscanf(line, "<size from=\"208\" to=\"208\" total=\"%llu\" count=\"%llu\"",
+			     &total, &count) == 2 && count >= 10 && total == count * 208,
+	      "expected a 208-byte size with at least 10 free slots, saw %.80s",
+	      line ? line : "(none)");
+	free(xml);
+	for (int i = 10; i < 40; i++)
+		free(p[i]);
+	errno = 0;
+	CHECK(malloc_info(1, stderr) == -1 && errno == EINVAL,
+	      "malloc_info(1) should fail with EINVAL (errno %d)", errno);
+}
+
 static void call_malloc_stats(void)
 {
 	char *p = opaque(malloc(200));
@@ -874,11 +906,11 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "--stats-child") == 0)
 		return stats_child_main();
 
-	printf("KTAP version 1\n1..23\n");
+	printf("KTAP version 1\n1..24\n");
 	run("dropin.preloaded_heap_counts_objects", test_preloaded);
 	if (!sh_stats) {
 		printf("# spanheap is not the malloc of this process; stopping\n");
-		printf("%d passed, %d failed\n", npassed, nfailed + 22);   /* the 22 not run */
+		printf("%d passed, %d failed\n", npassed, nfailed + 23);   /* the 23 not run */
 		return 1;
 	}
 	run("dropin.zero_sizes_as_glibc", test_zero_sizes);
@@ -901,6 +933,7 @@ int main(int argc, char **argv)
 	run("dropin.stats_at_exit_switch", test_stats_at_exit);
 	run("dropin.glibc_statistics_calls", test_glibc_statistics_calls);
 	run("dropin.malloc_stats_prints_the_table", test_malloc_stats_prints_the_table);
+	run("dropin.malloc_info_xml", test_malloc_info_xml);
 	run("dropin.libc_names_reach_the_heap", test_libc_names_reach_the_heap);
 	run("dropin.heap_verifies_at_the_end", test_preloaded);
 	printf("%d passed, %d failed\n", npassed, nfailed);
