@@ -214,16 +214,21 @@ EXPORT struct mallinfo2 mallinfo2(void)
 	return mi;
 }
 
+static int saturated_int(size_t n)
+{
+	return n > INT_MAX ? INT_MAX : (int)n;
+}
+
 /* The same in ints (glibc's older call; saturated, where glibc wraps). */
 EXPORT struct mallinfo mallinfo(void)
 {
 	struct mallinfo2 m2 = mallinfo2();
 	struct mallinfo mi;
 	memset(&mi, 0, sizeof mi);
-	mi.arena = m2.arena > INT_MAX ? INT_MAX : (int)m2.arena;
-	mi.uordblks = m2.uordblks > INT_MAX ? INT_MAX : (int)m2.uordblks;
-	mi.fordblks = m2.fordblks > INT_MAX ? INT_MAX : (int)m2.fordblks;
-	mi.keepcost = m2.keepcost > INT_MAX ? INT_MAX : (int)m2.keepcost;
+	mi.arena = saturated_int(m2.arena);
+	mi.uordblks = saturated_int(m2.uordblks);
+	mi.fordblks = saturated_int(m2.fordblks);
+	mi.keepcost = saturated_int(m2.keepcost);
 	return mi;
 }
 

@@ -82,34 +82,42 @@ __attribute__((noinline, cold)) static void mm_spin_stuck(mm_spinlock_t *l,
 }
 #endif
 
+/* The first look: true if the lock is taken at once. *me is the ticket
+ * drawn (test-and-set: 0, unused). */
+static inline bool mm_spin_first_look(mm_spinlock_t *l, uint32_t *me);
+/* A later look: true if the lock is taken now. */
+static inline bool mm_spin_may_take(mm_spinlock_t *l, uint32_t me);
+
 #if MM_SPINLOCK_PREEMPTIBLE
 /* Test-and-set: serving is 1 while the lock is held. */
-static inline bool mm_spin_take(mm_spinlock_t *l)
+static inline bool mm_spin_first_look(mm_spinlock_t *l, uint32_t *me)
 {
+	*me = 0;
 	return __atomic_exchange_n(&l->serving, 1, __ATOMIC_ACQUIRE) == 0;
 }
-/* Worth another exchange (a load only, so waiters do not pull the line
- * from the holder at every look)? */
+/* A load first, so that waiters do not pull the line from the holder at
+ * every look. */
 static inline bool mm_spin_may_take(mm_spinlock_t *l, uint32_t me)
 {
-	(void)me;
-	return __atomic_load_n(&l->serving, __ATOMIC_RELAXED) == 0 && mm_spin_take(l);
+	return __atomic_load_n(&l->serving, __ATOMIC_RELAXED) == 0 && mm_spin_first_look(l, &me);
 }
-#define MM_SPIN_FIRST_LOOK(l, me) ((me) = 0, mm_spin_take(l))
 #else
 /* Ticket: draw one, wait until it is served. */
 static inline bool mm_spin_may_take(mm_spinlock_t *l, uint32_t me)
 {
 	return __atomic_load_n(&l->serving, __ATOMIC_ACQUIRE) == me;
 }
-#define MM_SPIN_FIRST_LOOK(l, me) \
-	((me) = __atomic_fetch_add(&(l)->next, 1, __ATOMIC_RELAXED), mm_spin_may_take((l), (me)))
+static inline bool mm_spin_first_look(mm_spinlock_t *l, uint32_t *me)
+{
+	*me = __atomic_fetch_add(&l->next, 1, __ATOMIC_RELAXED);
+	return mm_spin_may_take(l, *me);
+}
 #endif
 
 static inline void mm_spin_lock(mm_spinlock_t *l)
 {
 	uint32_t me;
-	bool contended = !MM_SPIN_FIRST_LOOK(l, me);
+	bool contended = !mm_spin_first_look(l, &me);
 #if MM_LOCK_DEBUG
 	unsigned long long spins = 0, start = mm_lock_debug_clock();
 	while (contended && !mm_spin_may_take(l, me)) {
