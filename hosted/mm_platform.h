@@ -62,6 +62,12 @@
  * two threads 660 -> 340 ns an operation (given back at every miss:
  * barely faster than no cache). */
 #define MM_PCACHE_KEEP_ON_MISS 1
+/* An mheap arena per 8 thread slots' worth of CPUs (mm/mheap.h): each
+ * thread slot's large objects come from arena slot % 8, so two threads'
+ * large allocations and frees share no lock. */
+#ifndef MM_HEAP_ARENAS
+#define MM_HEAP_ARENAS 8
+#endif
 /* Large objects in multiples of 64 KiB (mm/platform.h): malloc-large
  * `notouch`, which writes the first byte of each new object of 64 KiB to
  * 8 MiB, 1 003 -> 487 ns an operation and 2 113 -> 1 103 page faults on a

@@ -890,8 +890,7 @@ void kmem_scavenge_idle(void)
 	 * than the floor, below which the target never is): two loads, no
 	 * lock. */
 	bool asked = release_request_waits(&mcaches[cpu]);
-	bool over = (__atomic_load_n(&mheap.retained_pages, __ATOMIC_RELAXED)
-		     << MM_PAGE_SHIFT) > MM_RETAIN_MIN_BYTES;
+	bool over = (mheap_retained_pages() << MM_PAGE_SHIFT) > MM_RETAIN_MIN_BYTES;
 	if (asked || over) {
 		mm_spin_lock(&kmem_idle_lock);
 		answer_release_request(&mcaches[cpu], cpu);
@@ -903,7 +902,7 @@ void kmem_scavenge_idle(void)
 }
 
 /* Lock order: kmem_idle_lock, init_lock, the mcentrals in span class
- * order, the mheap (docs/ARCHITECTURE.md). Plain locks, no mm_irq_save: a
+ * order, the mheap's arenas in order (docs/ARCHITECTURE.md). Plain locks, no mm_irq_save: a
  * host that stops the heap from outside (the hosted fork) must not enter
  * it. */
 void HEAP_API(kmem_lock_all)(void)
@@ -912,12 +911,14 @@ void HEAP_API(kmem_lock_all)(void)
 	mm_spin_lock(&init_lock);
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
 		mm_spin_lock(&mcentrals[spc].lock);
-	mm_spin_lock(&mheap.lock);
+	for (unsigned i = 0; i < MHEAP_NARENAS; i++)
+		mm_spin_lock(&mheap_arena(i)->lock);
 }
 
 void HEAP_API(kmem_unlock_all)(void)
 {
-	mm_spin_unlock(&mheap.lock);
+	for (unsigned i = MHEAP_NARENAS; i-- > 0;)
+		mm_spin_unlock(&mheap_arena(i)->lock);
 	for (unsigned spc = NUM_SPAN_CLASSES; spc-- > 0;)
 		mm_spin_unlock(&mcentrals[spc].lock);
 	mm_spin_unlock(&init_lock);
@@ -933,5 +934,6 @@ void HEAP_API(kmem_unlock_all_in_child)(void)
 	mm_spin_lock_init(&init_lock, init_lock.name);
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
 		mm_spin_lock_init(&mcentrals[spc].lock, mcentrals[spc].lock.name);
-	mm_spin_lock_init(&mheap.lock, mheap.lock.name);
+	for (unsigned i = 0; i < MHEAP_NARENAS; i++)
+		mm_spin_lock_init(&mheap_arena(i)->lock, mheap_arena(i)->lock.name);
 }

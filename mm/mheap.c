@@ -41,25 +41,33 @@
 #include "mm/platform.h"
 
 struct mheap mheap = { .lock = MM_SPINLOCK_INIT("mheap") };
+struct mheap mheap_more_arenas[MHEAP_NARENAS > 1 ? MHEAP_NARENAS - 1 : 1];
 
 /* Called once, by kmalloc_init, before mheap.ready is set. */
 void mheap_init(void)
 {
-	fixalloc_init(&mheap.span_alloc, sizeof(struct mspan));
-	fixalloc_init(&mheap.chunk_alloc, sizeof(struct heap_chunk));
-	fixalloc_init(&mheap.tiny_alloc, sizeof(struct tiny_meta));
-	fixalloc_init(&mheap.bits_alloc, mspan_bitmap_unit_size(0));
-	fixalloc_init(&mheap.bits256_alloc, mspan_bitmap_unit_size(2));
-	MM_BUG_ON(mheap.span_alloc.size != mspan_bitmap_unit_size(1));
+	for (unsigned i = 0; i < MHEAP_NARENAS; i++) {
+		struct mheap *h = mheap_arena(i);
+		if (i)
+			mm_spin_lock_init(&h->lock, "mheap arena");
+		h->arena = i;
+		fixalloc_init(&h->span_alloc, sizeof(struct mspan));
+		fixalloc_init(&h->chunk_alloc, sizeof(struct heap_chunk));
+		fixalloc_init(&h->tiny_alloc, sizeof(struct tiny_meta));
+		fixalloc_init(&h->bits_alloc, mspan_bitmap_unit_size(0));
+		fixalloc_init(&h->bits256_alloc, mspan_bitmap_unit_size(2));
+		MM_BUG_ON(h->span_alloc.size != mspan_bitmap_unit_size(1));
+	}
 	pagemap_init_flat();
 }
 
-/* Everything below that is static runs under mheap.lock. */
+/* Everything below that is static runs under h->lock, h the arena it is
+ * given or the one of the span or chunk it is given. */
 /* A metadata record for this CPU: the span (or run, or table) it is made
  * for is this CPU's, so it comes from this CPU's blocks (mm/fixalloc.h). */
-static void *meta_alloc(struct fixalloc *f)
+static void *meta_alloc(struct mheap *h, struct fixalloc *f)
 {
-	MM_HELD(&mheap.lock);
+	MM_HELD(&h->lock);
 	return fixalloc_alloc(f, mm_cpu_id());
 }
 
@@ -71,34 +79,36 @@ static unsigned free_list_index(size_t npages)
 /* A chunk wholly free: retained, the youngest. */
 static void chunk_retain(struct heap_chunk *c)
 {
-	MM_HELD(&mheap.lock);
+	struct mheap *h = c->heap;
+	MM_HELD(&h->lock);
 	c->retained = true;
 	c->rnext = NULL;
-	c->rprev = mheap.retained_tail;
+	c->rprev = h->retained_tail;
 	if (c->rprev)
 		c->rprev->rnext = c;
 	else
-		mheap.retained_head = c;
-	mheap.retained_tail = c;
+		h->retained_head = c;
+	h->retained_tail = c;
 	/* Atomic: kmem_scavenge_idle peeks at it without the lock. */
-	__atomic_store_n(&mheap.retained_pages, mheap.retained_pages + c->npages,
+	__atomic_store_n(&h->retained_pages, h->retained_pages + c->npages,
 			 __ATOMIC_RELAXED);
 }
 
 static void chunk_unretain(struct heap_chunk *c)
 {
-	MM_HELD(&mheap.lock);
+	struct mheap *h = c->heap;
+	MM_HELD(&h->lock);
 	if (c->rprev)
 		c->rprev->rnext = c->rnext;
 	else
-		mheap.retained_head = c->rnext;
+		h->retained_head = c->rnext;
 	if (c->rnext)
 		c->rnext->rprev = c->rprev;
 	else
-		mheap.retained_tail = c->rprev;
+		h->retained_tail = c->rprev;
 	c->rnext = c->rprev = NULL;
 	c->retained = false;
-	__atomic_store_n(&mheap.retained_pages, mheap.retained_pages - c->npages,
+	__atomic_store_n(&h->retained_pages, h->retained_pages - c->npages,
 			 __ATOMIC_RELAXED);
 }
 
@@ -106,44 +116,46 @@ static void chunk_unretain(struct heap_chunk *c)
  * chunk is listed exactly while the chunk is retained. */
 static void free_insert(struct mspan *s)
 {
-	MM_HELD(&mheap.lock);
+	struct mheap *h = s->chunk->heap;
+	MM_HELD(&h->lock);
 	if (s->npages == s->chunk->npages)
 		chunk_retain(s->chunk);
 	unsigned i = free_list_index(s->npages);
 	s->prev = NULL;
-	s->next = mheap.free[i];
+	s->next = h->free[i];
 	if (s->next)
 		s->next->prev = s;
-	mheap.free[i] = s;
-	mheap.free_nonempty[i / 64] |= 1ULL << (i % 64);
+	h->free[i] = s;
+	h->free_nonempty[i / 64] |= 1ULL << (i % 64);
 	s->list = MSPAN_ON_HEAP_FREE;
-	mheap.free_pages += s->npages;
+	h->free_pages += s->npages;
 }
 
 static void free_remove(struct mspan *s)
 {
-	MM_HELD(&mheap.lock);
+	struct mheap *h = s->chunk->heap;
+	MM_HELD(&h->lock);
 	if (s->chunk->retained)
 		chunk_unretain(s->chunk);
 	unsigned i = free_list_index(s->npages);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
-		mheap.free[i] = s->next;
+		h->free[i] = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	if (!mheap.free[i])
-		mheap.free_nonempty[i / 64] &= ~(1ULL << (i % 64));
+	if (!h->free[i])
+		h->free_nonempty[i / 64] &= ~(1ULL << (i % 64));
 	s->next = s->prev = NULL;
 	s->list = MSPAN_ON_NONE;
-	mheap.free_pages -= s->npages;
+	h->free_pages -= s->npages;
 }
 
 /* The shortest run of list i of at least npages pages, or NULL. */
-static struct mspan *best_fit(unsigned i, size_t npages)
+static struct mspan *best_fit(struct mheap *h, unsigned i, size_t npages)
 {
 	struct mspan *best = NULL;
-	for (struct mspan *s = mheap.free[i]; s; s = s->next)
+	for (struct mspan *s = h->free[i]; s; s = s->next)
 		if (s->npages >= npages && (!best || s->npages < best->npages))
 			best = s;
 	return best;
@@ -153,23 +165,23 @@ static struct mspan *best_fit(unsigned i, size_t npages)
  * the best fit among its runs long enough, else from the first non-empty
  * list after it, where every run fits: an exact list's head, a bin's
  * shortest run. */
-static struct mspan *free_find(size_t npages)
+static struct mspan *free_find(struct mheap *h, size_t npages)
 {
-	MM_HELD(&mheap.lock);
+	MM_HELD(&h->lock);
 	unsigned i = free_list_index(npages);
 	if (i >= MHEAP_NEXACT) {
-		struct mspan *s = best_fit(i, npages);
+		struct mspan *s = best_fit(h, i, npages);
 		if (s)
 			return s;
 		i++;
 	}
 	for (unsigned w = i / 64; w < (MHEAP_NFREE + 63) / 64; w++) {
-		uint64_t m = mheap.free_nonempty[w];
+		uint64_t m = h->free_nonempty[w];
 		if (w == i / 64)
 			m &= ~0ULL << (i % 64);
 		if (m) {
 			unsigned j = w * 64 + (unsigned)__builtin_ctzll(m);
-			return j < MHEAP_NEXACT ? mheap.free[j] : best_fit(j, npages);
+			return j < MHEAP_NEXACT ? h->free[j] : best_fit(h, j, npages);
 		}
 	}
 	return NULL;
@@ -179,9 +191,9 @@ static struct mspan *free_find(size_t npages)
  * MHEAP_CHUNK_MIN; less when that much is not to be had: for small spans
  * down to 1 MiB, for a large object, exact, down to its own size) and add
  * it as one free run. False when out of memory. */
-static bool mheap_grow(size_t npages, bool exact)
+static bool mheap_grow(struct mheap *h, size_t npages, bool exact)
 {
-	MM_HELD(&mheap.lock);
+	MM_HELD(&h->lock);
 	size_t bytes = npages << MM_PAGE_SHIFT;
 	if (bytes < MHEAP_CHUNK_MIN)
 		bytes = MHEAP_CHUNK_MIN;
@@ -189,8 +201,8 @@ static bool mheap_grow(size_t npages, bool exact)
 	/* Chunk records are the mheap's, no CPU's, and read only under its
 	 * lock: all from CPU 0's blocks, not a block for every CPU that grows
 	 * the heap. */
-	struct heap_chunk *c = fixalloc_alloc(&mheap.chunk_alloc, 0);
-	struct mspan *s = meta_alloc(&mheap.span_alloc);
+	struct heap_chunk *c = fixalloc_alloc(&h->chunk_alloc, 0);
+	struct mspan *s = meta_alloc(h, &h->span_alloc);
 	void *mem = (c && s) ? mm_sys_alloc(bytes) : NULL;
 	/* A platform whose least chunk is big (MM_CHUNK_MIN_BYTES: the hosted
 	 * build's 8 MiB) may still have 1 MiB, what the heap asked for
@@ -217,22 +229,23 @@ static bool mheap_grow(size_t npages, bool exact)
 	}
 	if (!mem) {
 		if (c)
-			fixalloc_free(&mheap.chunk_alloc, c);
+			fixalloc_free(&h->chunk_alloc, c);
 		if (s)
-			fixalloc_free(&mheap.span_alloc, s);
+			fixalloc_free(&h->span_alloc, s);
 		return false;
 	}
+	c->heap = h;
 	c->base = (uintptr_t)mem;
 	c->npages = bytes >> MM_PAGE_SHIFT;
 	c->retained = false;
 	c->rnext = c->rprev = NULL;
 	c->prev = NULL;
-	c->next = mheap.chunks;
+	c->next = h->chunks;
 	if (c->next)
 		c->next->prev = c;
-	mheap.chunks = c;
-	mheap.chunk_bytes += bytes;
-	mheap.ngrow++;
+	h->chunks = c;
+	h->chunk_bytes += bytes;
+	h->ngrow++;
 
 	s->startaddr = c->base;
 	s->npages = c->npages;
@@ -249,50 +262,121 @@ static bool mheap_grow(size_t npages, bool exact)
 
 static void chunk_release(struct mspan *s)
 {
-	MM_HELD(&mheap.lock);
 	struct heap_chunk *c = s->chunk;
+	struct mheap *h = c->heap;
+	MM_HELD(&h->lock);
 
 	pagemap_set_ends(c->base, c->npages, NULL);   /* one free run */
 	pagemap_remove_chunk(c->base, c->npages);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		mheap.chunks = c->next;
+		h->chunks = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	mheap.chunk_bytes -= c->npages << MM_PAGE_SHIFT;
-	mheap.nrelease++;
+	h->chunk_bytes -= c->npages << MM_PAGE_SHIFT;
+	h->nrelease++;
 	mm_sys_free((void *)c->base, c->npages << MM_PAGE_SHIFT);
 	__atomic_store_n(&s->state, MSPAN_DEAD, __ATOMIC_RELEASE);
-	fixalloc_free(&mheap.chunk_alloc, c);
-	fixalloc_free(&mheap.span_alloc, s);
+	fixalloc_free(&h->chunk_alloc, c);
+	fixalloc_free(&h->span_alloc, s);
 }
 
-/* Give the oldest retained chunks back until at most keep_pages pages
- * are retained; returns the pages given back. */
-static uint64_t scavenge_locked(uint64_t keep_pages)
+/* Give h's oldest retained chunks back until it retains at most
+ * keep_pages pages; returns the pages given back. */
+static uint64_t scavenge_locked(struct mheap *h, uint64_t keep_pages)
 {
-	MM_HELD(&mheap.lock);
+	MM_HELD(&h->lock);
 	uint64_t released = 0;
-	while (mheap.retained_pages > keep_pages) {
-		struct heap_chunk *c = mheap.retained_head;
+	while (h->retained_pages > keep_pages) {
+		struct heap_chunk *c = h->retained_head;
 		struct mspan *s = pagemap_lookup(c->base);
 		MM_BUG_ON(!s || s->state != MSPAN_FREE || s->npages != c->npages);
 		free_remove(s);
 		released += c->npages;
 		chunk_release(s);
 	}
-	mheap.scavenged_bytes += released << MM_PAGE_SHIFT;
+	h->scavenged_bytes += released << MM_PAGE_SHIFT;
 	return released;
 }
 
-/* The policy's target in pages: max(MM_RETAIN_MIN_BYTES, in use / 4). */
+uint64_t mheap_retained_pages(void)
+{
+	uint64_t pages = 0;
+	for (unsigned i = 0; i < MHEAP_NARENAS; i++)
+		pages += __atomic_load_n(&mheap_arena(i)->retained_pages, __ATOMIC_RELAXED);
+	return pages;
+}
+
+/* Give h's oldest retained chunks back until all arenas retain at most
+ * keep_pages pages, or h none; returns the pages given back. */
+static uint64_t scavenge_share_locked(struct mheap *h, uint64_t keep_pages)
+{
+	uint64_t total = mheap_retained_pages();
+	if (total <= keep_pages)
+		return 0;
+	uint64_t over = total - keep_pages;
+	return scavenge_locked(h, h->retained_pages > over ? h->retained_pages - over : 0);
+}
+
+/* The policy's target in pages: max(MM_RETAIN_MIN_BYTES, in use / 4), in
+ * use summed over the arenas (relaxed loads: each arena writes its counts
+ * under its own lock). */
 static uint64_t retain_target_pages(void)
 {
-	uint64_t inuse = __atomic_load_n(&mheap.small_pages, __ATOMIC_RELAXED) +
-			 __atomic_load_n(&mheap.large_pages, __ATOMIC_RELAXED);
+	uint64_t inuse = 0;
+	for (unsigned i = 0; i < MHEAP_NARENAS; i++) {
+		struct mheap *h = mheap_arena(i);
+		inuse += __atomic_load_n(&h->small_pages, __ATOMIC_RELAXED) +
+			 __atomic_load_n(&h->large_pages, __ATOMIC_RELAXED);
+	}
 	uint64_t floor = MM_RETAIN_MIN_BYTES >> MM_PAGE_SHIFT;
 	return inuse / 4 > floor ? inuse / 4 : floor;
+}
+
+/* A page count an arena keeps under its lock, readable without it. */
+static void count_pages(uint64_t *counter, int64_t pages)
+{
+	__atomic_store_n(counter, *counter + (uint64_t)pages, __ATOMIC_RELAXED);
+}
+
+/* After a free into h (under its lock): with more than twice the target
+ * retained in all, h's oldest chunks go back until at most the target is,
+ * then those of the arenas whose lock is free at once (a trylock: one
+ * arena's lock is never waited for while another's is held). */
+static void retain_bound_locked(struct mheap *h)
+{
+	MM_HELD(&h->lock);
+	uint64_t target = retain_target_pages();
+	if (mheap_retained_pages() <= 2 * target)
+		return;
+	scavenge_share_locked(h, target);
+	for (unsigned i = 0; i < MHEAP_NARENAS && mheap_retained_pages() > target; i++) {
+		struct mheap *o = mheap_arena(i);
+		if (o == h || !__atomic_load_n(&o->retained_pages, __ATOMIC_RELAXED) ||
+		    !mm_spin_trylock(&o->lock))
+			continue;
+		scavenge_share_locked(o, target);
+		mm_spin_unlock(&o->lock);
+	}
+}
+
+/* Every arena but `except` in turn, under its lock (none held by the
+ * caller), gives retained chunks back until all retain at most keep_pages
+ * pages (keep_target: the policy's target instead); returns the pages
+ * given back. */
+static uint64_t scavenge_arenas(const struct mheap *except, uint64_t keep_pages, bool keep_target)
+{
+	uint64_t pages = 0;
+	for (unsigned i = 0; i < MHEAP_NARENAS; i++) {
+		struct mheap *h = mheap_arena(i);
+		if (h == except || !__atomic_load_n(&h->retained_pages, __ATOMIC_RELAXED))
+			continue;
+		unsigned long flags = mm_spin_lock_irqsave(&h->lock);
+		pages += scavenge_share_locked(h, keep_target ? retain_target_pages() : keep_pages);
+		mm_spin_unlock_irqrestore(&h->lock, flags);
+	}
+	return pages;
 }
 
 uint64_t mheap_retain_target(void)
@@ -302,18 +386,12 @@ uint64_t mheap_retain_target(void)
 
 uint64_t mheap_scavenge_to_target(void)
 {
-	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	uint64_t pages = scavenge_locked(retain_target_pages());
-	mm_spin_unlock_irqrestore(&mheap.lock, flags);
-	return pages << MM_PAGE_SHIFT;
+	return scavenge_arenas(NULL, 0, true) << MM_PAGE_SHIFT;
 }
 
 uint64_t mheap_scavenge(uint64_t keep_bytes)
 {
-	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	uint64_t pages = scavenge_locked(keep_bytes >> MM_PAGE_SHIFT);
-	mm_spin_unlock_irqrestore(&mheap.lock, flags);
-	return pages << MM_PAGE_SHIFT;
+	return scavenge_arenas(NULL, keep_bytes >> MM_PAGE_SHIFT, false) << MM_PAGE_SHIFT;
 }
 
 /* Take the bitmap units of a small span of bucket b into units[], after
@@ -321,23 +399,25 @@ uint64_t mheap_scavenge(uint64_t keep_bytes)
  * counted by *taken). Bucket 0 takes none. */
 static bool bitmaps_take(unsigned b, void *units[MSPAN_BITMAP_UNITS], unsigned *taken)
 {
-	MM_HELD(&mheap.lock);
+	struct mheap *h = &mheap;
+	MM_HELD(&h->lock);
 	unsigned pool = mspan_bitmap_pool(b);
 	for (; *taken < mspan_bitmap_nunits(b); (*taken)++) {
-		if (!(units[*taken] = meta_alloc(mheap_bitmap_pool(pool))))
+		if (!(units[*taken] = meta_alloc(h, mheap_bitmap_pool(pool))))
 			return false;
-		mheap.nbitmap_big += pool == 1;
+		h->nbitmap_big += pool == 1;
 	}
 	return true;
 }
 
 static void bitmaps_give(unsigned b, void *const units[MSPAN_BITMAP_UNITS], unsigned n)
 {
-	MM_HELD(&mheap.lock);
+	struct mheap *h = &mheap;
+	MM_HELD(&h->lock);
 	unsigned pool = mspan_bitmap_pool(b);
 	for (unsigned i = 0; i < n; i++) {
 		fixalloc_free(mheap_bitmap_pool(pool), units[i]);
-		mheap.nbitmap_big -= pool == 1;
+		h->nbitmap_big -= pool == 1;
 	}
 }
 
@@ -346,8 +426,9 @@ static void bitmaps_give(unsigned b, void *const units[MSPAN_BITMAP_UNITS], unsi
  * free lists. NULL when no record can be had (s is listed again). */
 static struct mspan *split_head(struct mspan *s, size_t npages)
 {
-	MM_HELD(&mheap.lock);
-	struct mspan *t = meta_alloc(&mheap.span_alloc);
+	struct mheap *h = s->chunk->heap;
+	MM_HELD(&h->lock);
+	struct mspan *t = meta_alloc(h, &h->span_alloc);
 	if (!t) {
 		free_insert(s);
 		return NULL;
@@ -370,17 +451,18 @@ static struct mspan *split_head(struct mspan *s, size_t npages)
 
 struct mspan *mheap_alloc_span(size_t npages, unsigned spanclass)
 {
-	return mheap_alloc_span_with(npages, spanclass, 1, true, NULL, NULL);
+	return mheap_alloc_span_with(&mheap, npages, spanclass, 1, true, NULL, NULL);
 }
 
 struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 				       size_t align_pages, bool grow)
 {
-	return mheap_alloc_span_with(npages, spanclass, align_pages, grow, NULL, NULL);
+	return mheap_alloc_span_with(&mheap, npages, spanclass, align_pages, grow, NULL, NULL);
 }
 
-struct mspan *mheap_alloc_span_with(size_t npages, unsigned spanclass, size_t align_pages,
-				    bool grow, mheap_locked_fn *first, void *arg)
+struct mspan *mheap_alloc_span_with(struct mheap *h, size_t npages, unsigned spanclass,
+				    size_t align_pages, bool grow, mheap_locked_fn *first,
+				    void *arg)
 {
 	struct mspan *s, *t;
 	struct tiny_meta *tiny = NULL;
@@ -390,6 +472,7 @@ struct mspan *mheap_alloc_span_with(size_t npages, unsigned spanclass, size_t al
 	unsigned bucket = mspan_bitmap_bucket(mspan_nelems_of(spanclass, npages));
 
 	MM_BUG_ON(!__atomic_load_n(&mheap.ready, __ATOMIC_RELAXED));
+	MM_BUG_ON(small && h != &mheap);   /* small spans' metadata is arena 0's */
 	if (npages == 0 || npages > (1UL << (47 - MM_PAGE_SHIFT)) ||
 	    align_pages == 0 || (align_pages & (align_pages - 1)) ||
 	    align_pages > (1UL << (47 - MM_PAGE_SHIFT)))
@@ -397,23 +480,23 @@ struct mspan *mheap_alloc_span_with(size_t npages, unsigned spanclass, size_t al
 	/* Room for the span wherever an aligned start falls in the run. */
 	size_t need = npages + align_pages - 1;
 	uintptr_t align = (uintptr_t)align_pages << MM_PAGE_SHIFT;
-	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
+	unsigned long flags = mm_spin_lock_irqsave(&h->lock);
 	if (first)
 		first(arg);
 	bool retried = false;
 retry:
 	if (spanclass == TINY_SPAN_CLASS && !tiny &&
-	    !(tiny = meta_alloc(&mheap.tiny_alloc)))
+	    !(tiny = meta_alloc(h, &h->tiny_alloc)))
 		goto oom;
 	if (small && !bitmaps_take(bucket, units, &nunits))
 		goto oom;
-	s = free_find(need);
+	s = free_find(h, need);
 	if (!s) {
 		if (!grow)
 			goto fail;   /* no scavenging: retained runs were just searched */
-		if (!mheap_grow(need, !small))
+		if (!mheap_grow(h, need, !small))
 			goto oom;
-		s = free_find(need);
+		s = free_find(h, need);
 		MM_BUG_ON(!s);   /* the chunk just added is a run that fits */
 	}
 	free_remove(s);
@@ -443,27 +526,35 @@ retry:
 		memset((void *)s->startaddr, 0, npages << MM_PAGE_SHIFT);
 	mspan_init_objects(s, spanclass, units);
 	if (!small) {
-		mheap.large_pages += npages;
+		count_pages(&h->large_pages, (int64_t)npages);
 		__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
 	} else {
-		mheap.small_pages += npages;
+		count_pages(&h->small_pages, (int64_t)npages);
 		__atomic_store_n(&s->state, MSPAN_INUSE, __ATOMIC_RELEASE);
 	}
-	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	mm_spin_unlock_irqrestore(&h->lock, flags);
 	return s;
 oom:
 	/* Out of memory (for the pages, or for a span record or a tiny
 	 * table) while chunks are retained: every run is listed again; give
-	 * every retained chunk back to the platform and try once more. */
-	if (!retried && scavenge_locked(0)) {
+	 * every retained chunk back to the platform, this arena's and (with
+	 * its lock let go meanwhile) the others', and try once more. */
+	if (!retried) {
+		uint64_t released = scavenge_locked(h, 0);
+		if (MHEAP_NARENAS > 1) {
+			mm_spin_unlock(&h->lock);
+			released += scavenge_arenas(h, 0, false);
+			mm_spin_lock(&h->lock);
+		}
 		retried = true;
-		goto retry;
+		if (released)
+			goto retry;
 	}
 fail:
 	if (tiny)
-		fixalloc_free(&mheap.tiny_alloc, tiny);
+		fixalloc_free(&h->tiny_alloc, tiny);
 	bitmaps_give(bucket, units, nunits);
-	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	mm_spin_unlock_irqrestore(&h->lock, flags);
 	return NULL;
 }
 
@@ -483,27 +574,29 @@ void mheap_extend_run(struct mspan *s, struct mspan *t)
 /* Merge free run b (right after a) into a; returns a. */
 static struct mspan *merge_runs(struct mspan *a, struct mspan *b)
 {
-	MM_HELD(&mheap.lock);
+	struct mheap *h = a->chunk->heap;
+	MM_HELD(&h->lock);
 	mheap_extend_run(a, b);
 	__atomic_store_n(&b->state, MSPAN_DEAD, __ATOMIC_RELEASE);
-	fixalloc_free(&mheap.span_alloc, b);
+	fixalloc_free(&h->span_alloc, b);
 	return a;
 }
 
 void mheap_free_span_locked(struct mspan *s)
 {
-	MM_HELD(&mheap.lock);
+	struct mheap *h = s->chunk->heap;
+	MM_HELD(&h->lock);
 	uint8_t state = mspan_state_of(s);
 	MM_BUG_ON(state != MSPAN_INUSE && state != MSPAN_LARGE && state != MSPAN_CACHED);
 	if (state != MSPAN_INUSE) {
-		mheap.large_pages -= s->npages;
+		count_pages(&h->large_pages, -(int64_t)s->npages);
 	} else {
-		mheap.small_pages -= s->npages;
+		count_pages(&h->small_pages, -(int64_t)s->npages);
 		if (s->npages > 2)   /* a free run has only its ends mapped */
 			pagemap_set(s->startaddr + MM_PAGE_SIZE, s->npages - 2, NULL);
 	}
 	if (s->tiny) {
-		fixalloc_free(&mheap.tiny_alloc, s->tiny);
+		fixalloc_free(&h->tiny_alloc, s->tiny);
 		s->tiny = NULL;
 	}
 	if (mspan_has_bitmaps(s)) {
@@ -536,22 +629,22 @@ void mheap_free_span_locked(struct mspan *s)
 		}
 	}
 	free_insert(s);
-	uint64_t target = retain_target_pages();
-	if (mheap.retained_pages > 2 * target)
-		scavenge_locked(target);
+	retain_bound_locked(h);
 }
 
 void mheap_free_span(struct mspan *s)
 {
-	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
+	struct mheap *h = s->chunk->heap;
+	unsigned long flags = mm_spin_lock_irqsave(&h->lock);
 	mheap_free_span_locked(s);
-	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	mm_spin_unlock_irqrestore(&h->lock, flags);
 }
 
-/* mheap_grow_large's work, under mheap.lock, s claimed. */
+/* mheap_grow_large's work, under h->lock, s claimed. */
 static bool grow_claimed(struct mspan *s, size_t npages)
 {
-	MM_HELD(&mheap.lock);
+	struct mheap *h = s->chunk->heap;
+	MM_HELD(&h->lock);
 	size_t extra = npages - s->npages;
 	struct heap_chunk *c = s->chunk;
 	uintptr_t end = s->startaddr + ((uintptr_t)s->npages << MM_PAGE_SHIFT);
@@ -566,33 +659,35 @@ static bool grow_claimed(struct mspan *s, size_t npages)
 		return false;   /* right is listed again */
 	mheap_extend_run(s, t);
 	__atomic_store_n(&t->state, MSPAN_DEAD, __ATOMIC_RELEASE);
-	fixalloc_free(&mheap.span_alloc, t);
-	mheap.large_pages += extra;
+	fixalloc_free(&h->span_alloc, t);
+	count_pages(&h->large_pages, (int64_t)extra);
 	return true;
 }
 
 bool mheap_grow_large(uintptr_t p, size_t npages)
 {
-	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
 	struct mspan *s = pagemap_lookup(p);
 	uint8_t large = MSPAN_LARGE;
+	/* Claimed as a free claims it (a racing free of p fails meanwhile);
+	 * then its arena, which a live span's chunk does not change. */
+	if (!s || !__atomic_compare_exchange_n(&s->state, &large, MSPAN_CACHED, false,
+					       __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		return false;
 	bool ok = false;
-	if (!s || s->startaddr != p || npages <= s->npages)
-		goto out;
-	/* Claimed as a free claims it (a racing free of p fails meanwhile). */
-	if (!__atomic_compare_exchange_n(&s->state, &large, MSPAN_CACHED, false,
-					 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-		goto out;
-	ok = grow_claimed(s, npages);
+	/* The record may have been reused between the lookup and the claim. */
+	if (s->startaddr == p && pagemap_lookup(p) == s && npages > s->npages) {
+		struct mheap *h = s->chunk->heap;
+		unsigned long flags = mm_spin_lock_irqsave(&h->lock);
+		ok = grow_claimed(s, npages);
+		mm_spin_unlock_irqrestore(&h->lock, flags);
+	}
 	__atomic_store_n(&s->state, MSPAN_LARGE, __ATOMIC_RELEASE);
-out:
-	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	return ok;
 }
 
 struct mspan *mheap_span_in_chunk_locked(const struct heap_chunk *c, uintptr_t a)
 {
-	MM_HELD(&mheap.lock);
+	MM_HELD(&c->heap->lock);
 	struct mspan *s = pagemap_lookup(a);
 	if (s)
 		return s;
@@ -611,16 +706,23 @@ struct mspan *mheap_span_in_chunk_locked(const struct heap_chunk *c, uintptr_t a
 struct mspan *mheap_span_containing(const void *p)
 {
 	uintptr_t a = (uintptr_t)p;
-	struct mspan *s = NULL;
-	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	for (struct heap_chunk *c = mheap.chunks; c; c = c->next) {
-		if (a - c->base < (c->npages << MM_PAGE_SHIFT)) {
-			s = mheap_span_in_chunk_locked(c, a);
-			break;
+	for (unsigned i = 0; i < MHEAP_NARENAS; i++) {
+		struct mheap *h = mheap_arena(i);
+		struct mspan *s = NULL;
+		bool found = false;
+		unsigned long flags = mm_spin_lock_irqsave(&h->lock);
+		for (struct heap_chunk *c = h->chunks; c; c = c->next) {
+			if (a - c->base < (c->npages << MM_PAGE_SHIFT)) {
+				s = mheap_span_in_chunk_locked(c, a);
+				found = true;
+				break;
+			}
 		}
+		mm_spin_unlock_irqrestore(&h->lock, flags);
+		if (found)
+			return s;
 	}
-	mm_spin_unlock_irqrestore(&mheap.lock, flags);
-	return s;
+	return NULL;
 }
 
 uint64_t mheap_bitmap_sys_bytes(void)
@@ -634,9 +736,21 @@ uint64_t mheap_bitmap_units(void)
 	return mheap.bits_alloc.inuse + mheap.nbitmap_big + mheap.bits256_alloc.inuse;
 }
 
+uint64_t mheap_arena_sys_bytes_locked(const struct mheap *h)
+{
+	MM_HELD(&((struct mheap *)h)->lock);
+	return h->chunk_bytes + h->span_alloc.sys_bytes + h->bits_alloc.sys_bytes +
+	       h->bits256_alloc.sys_bytes + h->chunk_alloc.sys_bytes + h->tiny_alloc.sys_bytes;
+}
+
 uint64_t mheap_sys_bytes(void)
 {
-	return mheap.chunk_bytes + mheap.span_alloc.sys_bytes + mheap.bits_alloc.sys_bytes +
-	       mheap.bits256_alloc.sys_bytes + mheap.chunk_alloc.sys_bytes +
-	       mheap.tiny_alloc.sys_bytes;
+	uint64_t bytes = 0;
+	for (unsigned i = 0; i < MHEAP_NARENAS; i++) {
+		struct mheap *h = mheap_arena(i);
+		unsigned long flags = mm_spin_lock_irqsave(&h->lock);
+		bytes += mheap_arena_sys_bytes_locked(h);
+		mm_spin_unlock_irqrestore(&h->lock, flags);
+	}
+	return bytes;
 }

@@ -28,6 +28,7 @@
  * retained (on the retained list, oldest first) until the scavenger gives
  * it back. */
 struct heap_chunk {
+	struct mheap *heap;   /* the arena it belongs to, for good */
 	uintptr_t base;
 	size_t npages;
 	struct heap_chunk *next, *prev;
@@ -37,14 +38,18 @@ struct heap_chunk {
 
 struct mheap {
 	/*
-	 * lock protects everything in struct mheap, the page map's writes,
-	 * every span in state MSPAN_FREE, and the state/startaddr/npages/
-	 * chunk of every span record, but for the runs in a page cache and
-	 * the records in its stash, which belong to the cache's CPU
+	 * lock protects everything in this struct mheap (an arena), the page
+	 * map's entries for the pages of its chunks, every span in state
+	 * MSPAN_FREE in them, and the state/startaddr/npages/chunk of every
+	 * span record of its chunks, but for the runs in a page cache and the
+	 * records in its stash, which belong to the cache's CPU
 	 * (mm/mpagecache.h). Taken with interrupts off (irqsave); nests
-	 * inside an mcentral lock, never the other way round.
+	 * inside an mcentral lock, never the other way round. One arena's
+	 * lock is never taken while another's is held, but with a trylock
+	 * (mheap_free_span_locked's scavenging of the others).
 	 */
 	mm_spinlock_t lock;
+	unsigned arena;               /* its index (0: the main heap) */
 	struct mspan *free[MHEAP_NFREE];
 	uint64_t free_nonempty[(MHEAP_NFREE + 63) / 64];
 	struct heap_chunk *chunks;
@@ -69,7 +74,30 @@ struct mheap {
 	int ready;                    /* set once by kmalloc_init (release) */
 };
 
+/*
+ * Arenas: MM_HEAP_ARENAS instances of the mheap (mm/platform.h; 1 in the
+ * kernel). Arena 0, `mheap`, makes every small span and holds all their
+ * metadata (bitmaps, tiny tables); a large object comes from the arena of
+ * the CPU that allocates it (mheap_of_cpu) and goes back to the arena of
+ * its chunk (chunk->heap), so CPUs of different arenas allocating and
+ * freeing large objects share no lock and no line. Retention is one
+ * policy over all arenas (mm/mheap.c, "Retention").
+ */
+#define MHEAP_NARENAS MM_HEAP_ARENAS
 extern struct mheap mheap;
+extern struct mheap mheap_more_arenas[MHEAP_NARENAS > 1 ? MHEAP_NARENAS - 1 : 1];
+
+/* Arena i (< MHEAP_NARENAS). */
+static inline struct mheap *mheap_arena(unsigned i)
+{
+	return i == 0 ? &mheap : &mheap_more_arenas[i - 1];
+}
+
+/* The arena CPU cpu's large objects come from. */
+static inline struct mheap *mheap_of_cpu(unsigned cpu)
+{
+	return mheap_arena(cpu % MHEAP_NARENAS);
+}
 
 /* The fixalloc of bitmap pool `pool` (mspan_bitmap_pool). */
 static inline struct fixalloc *mheap_bitmap_pool(unsigned pool)
@@ -88,37 +116,40 @@ static inline unsigned mheap_free_list_index(size_t npages)
 
 /* Once, before any other call (kmalloc_init). */
 void mheap_init(void);
-/* A span of npages pages for spanclass (0: one large object), or NULL
- * when the platform is out of memory. Takes mheap.lock. */
+/* A span of npages pages for spanclass (0: one large object) from arena
+ * 0, or NULL when the platform is out of memory. Takes mheap.lock. */
 struct mspan *mheap_alloc_span(size_t npages, unsigned spanclass);
 /* The same, the span's start a multiple of align_pages pages (a power of
  * two); the pages skipped to get there stay free. grow false: NULL rather
  * than asking the platform for more (a page cache's miss, mm/mpagecache.c). */
 struct mspan *mheap_alloc_span_aligned(size_t npages, unsigned spanclass,
 				       size_t align_pages, bool grow);
-/* Work done under mheap.lock by mheap_alloc_span_with before it searches:
+/* Work done under h->lock by mheap_alloc_span_with before it searches:
  * a page cache giving runs back in the allocation's own lock round. */
 typedef void mheap_locked_fn(void *arg);
-/* mheap_alloc_span_aligned, with first(arg) called under the lock before
- * the search (first may be NULL; not called when the arguments are
- * refused, before the lock). */
-struct mspan *mheap_alloc_span_with(size_t npages, unsigned spanclass, size_t align_pages,
-				    bool grow, mheap_locked_fn *first, void *arg);
-/* Give a span's pages back (coalescing; a chunk wholly free is retained,
- * and the retained chunks beyond the policy's bound go back to the
- * platform). Takes mheap.lock. */
+/* mheap_alloc_span_aligned from arena h (a small span only from arena
+ * 0), with first(arg) called under h->lock before the search (first may
+ * be NULL; not called when the arguments are refused, before the lock). */
+struct mspan *mheap_alloc_span_with(struct mheap *h, size_t npages, unsigned spanclass,
+				    size_t align_pages, bool grow, mheap_locked_fn *first,
+				    void *arg);
+/* Give a span's pages back to its arena, s->chunk->heap (coalescing; a
+ * chunk wholly free is retained, and the retained chunks beyond the
+ * policy's bound go back to the platform). Takes that arena's lock. */
 void mheap_free_span(struct mspan *s);
-/* mheap_free_span's work, under mheap.lock (a span in a page cache, too). */
+/* mheap_free_span's work, under s->chunk->heap->lock (a span in a page
+ * cache, too). */
 void mheap_free_span_locked(struct mspan *s);
 /* Make t, the run right after s in its chunk, part of s; t's record is
- * the caller's to dispose of. Under mheap.lock for free runs, or by the
- * CPU whose page cache holds both (mm/pagemap.h's rule for writes). */
+ * the caller's to dispose of. Under their arena's lock for free runs, or
+ * by the CPU whose page cache holds both (mm/pagemap.h's rule for writes). */
 void mheap_extend_run(struct mspan *s, struct mspan *t);
 /* Grow the live large object at p in place to npages pages when the pages
  * right after it are free in its chunk. True when done. */
 bool mheap_grow_large(uintptr_t p, size_t npages);
-/* Give retained chunks back to the platform, oldest first, until at most
- * keep_bytes are retained. Returns the bytes given back. */
+/* Give retained chunks back to the platform, oldest first, arena by
+ * arena, until at most keep_bytes are retained in all. Returns the bytes
+ * given back. */
 uint64_t mheap_scavenge(uint64_t keep_bytes);
 /* The policy's target for retained bytes (see mm/mheap.c): the idle
  * scavenger trims to it, frees keep at most twice it. Reads counters the
@@ -128,12 +159,18 @@ uint64_t mheap_retain_target(void);
 /* Give back retained chunks beyond the policy's target, computed under
  * the lock; returns the bytes given back. */
 uint64_t mheap_scavenge_to_target(void);
-/* Bytes held from the platform: chunks + span metadata (page-map leaves,
- * which are never given back, are counted by pagemap_sys_bytes()). */
+/* Pages retained in wholly free chunks, all arenas (relaxed loads). */
+uint64_t mheap_retained_pages(void);
+/* Bytes held from the platform by every arena: chunks + span metadata
+ * (page-map leaves, which are never given back, are counted by
+ * pagemap_sys_bytes()). Reads each arena under its lock. */
 uint64_t mheap_sys_bytes(void);
+/* The same for arena h alone, under its lock. */
+uint64_t mheap_arena_sys_bytes_locked(const struct mheap *h);
 /* Of those, the bytes of bitmaps (the 64-byte units' blocks, and the
  * 128-byte units handed out from the span records' blocks); and the units
- * handed out (under mheap.lock for an exact figure). */
+ * handed out (under mheap.lock for an exact figure). Arena 0 holds them
+ * all. */
 uint64_t mheap_bitmap_sys_bytes(void);
 uint64_t mheap_bitmap_units(void);
 
@@ -152,10 +189,10 @@ static inline struct mspan *mheap_span_of_or_none(const void *p)
 	return pagemap_fast_lookup((uintptr_t)p);
 }
 /* The span holding p wherever it falls, also between the ends of a large
- * object or free run; NULL when p is in no chunk. Takes mheap.lock and
- * may walk a chunk's spans: for reports and introspection. */
+ * object or free run; NULL when p is in no chunk. Takes each arena's lock
+ * in turn and may walk a chunk's spans: for reports and introspection. */
 struct mspan *mheap_span_containing(const void *p);
-/* The same under mheap.lock, for an address a inside chunk c. */
+/* The same under c->heap->lock, for an address a inside chunk c. */
 struct mspan *mheap_span_in_chunk_locked(const struct heap_chunk *c, uintptr_t a);
 
 static inline uint8_t mspan_state_of(const struct mspan *s)

@@ -2,7 +2,7 @@
  * mm/mheapmap.c - the heap map: the mheap drawn one character per page,
  * so that fragmentation can be seen (kmem_heap_map, kmem_heap_map_write).
  *
- * The map goes chunk by chunk (in the mheap's chunk list order), 64 pages
+ * The map goes chunk by chunk (arena by arena, in each chunk list's order), 64 pages
  * to a line after the address of the line's first page. Each page's span
  * (mheap_span_in_chunk_locked: the page map, which holds only the ends of
  * large objects and free runs, and a walk between them) gives the
@@ -12,7 +12,7 @@
  * 'R' a free run in a retained (wholly free) chunk, '?' a page no span
  * covers (a broken heap).
  *
- * A line is made under mheap.lock and printed without it (mm_log may be
+ * A line is made under its arena's lock and printed without it (mm_log may be
  * slow), so a map of a heap in use is a sequence of consistent lines, not
  * one snapshot. kmem_heap_map prints a run of identical lines once with a
  * count (a 256 MiB heap is 512 lines); kmem_heap_map_write writes every
@@ -51,34 +51,40 @@ static char page_char(const struct mspan *s, const struct heap_chunk *c)
 	}
 }
 
-/* One line of the map: pages [first, first + 64) of the k-th chunk into
- * out (no terminator). Returns the characters written, 0 when the chunk
- * has no such page or there is no k-th chunk; *base and *npages are the
- * chunk's. Under mheap.lock for the line. */
+/* One line of the map: pages [first, first + 64) of the k-th chunk (the
+ * arenas' chunk lists one after the other) into out (no terminator).
+ * Returns the characters written, 0 when the chunk has no such page or
+ * there is no k-th chunk; *base and *npages are the chunk's. Under its
+ * arena's lock for the line. */
 static size_t map_line(size_t k, size_t first, char *out, uintptr_t *base, size_t *npages)
 {
 	size_t n = 0;
-	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	struct heap_chunk *c = mheap.chunks;
-	for (size_t i = 0; c && i < k; i++)
-		c = c->next;
-	if (c) {
-		*base = c->base;
-		*npages = c->npages;
-		/* The page map holds only the ends of large objects and
-		 * free runs (mm/pagemap.h): carry each span over its pages. */
-		struct mspan *s = NULL;
-		uintptr_t s_end = 0;
-		for (size_t pg = first; pg < c->npages && n < MAP_LINE_PAGES; pg++, n++) {
-			uintptr_t a = c->base + (pg << MM_PAGE_SHIFT);
-			if (!s || a >= s_end) {
-				s = mheap_span_in_chunk_locked(c, a);
-				s_end = s ? s->startaddr + ((uintptr_t)s->npages << MM_PAGE_SHIFT) : 0;
+	for (unsigned arena = 0; arena < MHEAP_NARENAS; arena++) {
+		struct mheap *h = mheap_arena(arena);
+		unsigned long flags = mm_spin_lock_irqsave(&h->lock);
+		struct heap_chunk *c = h->chunks;
+		for (; c && k; k--)
+			c = c->next;
+		if (c) {
+			*base = c->base;
+			*npages = c->npages;
+			/* The page map holds only the ends of large objects and
+			 * free runs (mm/pagemap.h): carry each span over its pages. */
+			struct mspan *s = NULL;
+			uintptr_t s_end = 0;
+			for (size_t pg = first; pg < c->npages && n < MAP_LINE_PAGES; pg++, n++) {
+				uintptr_t a = c->base + (pg << MM_PAGE_SHIFT);
+				if (!s || a >= s_end) {
+					s = mheap_span_in_chunk_locked(c, a);
+					s_end = s ? s->startaddr + ((uintptr_t)s->npages << MM_PAGE_SHIFT) : 0;
+				}
+				out[n] = page_char(s, c);
 			}
-			out[n] = page_char(s, c);
 		}
+		mm_spin_unlock_irqrestore(&h->lock, flags);
+		if (c)
+			break;
 	}
-	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	return n;
 }
 

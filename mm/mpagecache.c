@@ -7,13 +7,13 @@
  * merged with any run of the same cache right before or after it in its
  * chunk. The CPU's next large allocation takes the smallest cached run
  * that fits and, when it is longer, splits it: the head becomes the
- * object, the tail stays cached. Neither takes mheap.lock: a cached run,
+ * object, the tail stays cached. Neither takes a lock: a cached run,
  * its record and the page-map entries of its ends are the CPU's
  * (mm/pagemap.h), and the mheap never coalesces with a run that is not
  * MSPAN_FREE. Splits and merges trade span records through a stash of
  * PCACHE_SPARE records per CPU instead of the locked fixalloc, and keep
  * the outer ends of a run mapped at every step (mheap_extend_run), so a
- * CPU looking up a neighbour under the mheap lock never finds NULL.
+ * CPU looking up a neighbour under its arena's lock never finds NULL.
  * Bounds: PCACHE_RUNS runs and PCACHE_MAX_PAGES pages (the platform's
  * MM_PCACHE_MAX_BYTES) per CPU; a free that would pass either gives the
  * smallest runs back to the mheap, all in one lock round. An object longer
@@ -34,12 +34,21 @@
  * objects take the lock once, not twice.
  * Drains (kmem_drain_*, a release request) give the cache, the deferred
  * run and the stash back.
+ * Arenas (mm/mheap.h): a CPU's cache takes from and gives back to its
+ * CPU's arena, and holds only that arena's runs and records; a large
+ * object freed on a CPU of another arena goes straight back to its own.
  */
 #include "mm/mpagecache.h"
 #include "mm/mheap.h"
 #include "mm/mbug.h"
 
 struct page_cache page_caches[MM_MAX_CPUS];
+
+/* The arena of pc's CPU, which every run and stash record of pc is in. */
+static struct mheap *arena_of(const struct page_cache *pc)
+{
+	return mheap_of_cpu((unsigned)(pc - page_caches));
+}
 
 static uintptr_t run_end(const struct mspan *s)
 {
@@ -88,9 +97,10 @@ static struct mspan *record_get(struct page_cache *pc)
 {
 	if (pc->nspare)
 		return pc->spare[--pc->nspare];
-	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	struct mspan *t = fixalloc_alloc(&mheap.span_alloc, (unsigned)(pc - page_caches));
-	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	struct mheap *h = arena_of(pc);
+	unsigned long flags = mm_spin_lock_irqsave(&h->lock);
+	struct mspan *t = fixalloc_alloc(&h->span_alloc, (unsigned)(pc - page_caches));
+	mm_spin_unlock_irqrestore(&h->lock, flags);
 	return t;
 }
 
@@ -103,9 +113,10 @@ static void record_put(struct page_cache *pc, struct mspan *t)
 		pc->spare[pc->nspare++] = t;
 		return;
 	}
-	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	fixalloc_free(&mheap.span_alloc, t);
-	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	struct mheap *h = arena_of(pc);
+	unsigned long flags = mm_spin_lock_irqsave(&h->lock);
+	fixalloc_free(&h->span_alloc, t);
+	mm_spin_unlock_irqrestore(&h->lock, flags);
 }
 
 /* --------------------------------------------------------- allocation -- */
@@ -167,7 +178,7 @@ static struct mspan *take_fit(struct page_cache *pc, size_t npages, unsigned cpu
 	return take_split(pc, best, npages, cpu);
 }
 
-/* Under mheap.lock: the deferred run back to the mheap. */
+/* Under the lock of pc's arena: the deferred run back to it. */
 static void give_deferred_locked(void *arg)
 {
 	struct page_cache *pc = arg;
@@ -179,7 +190,7 @@ static void give_deferred_locked(void *arg)
 	}
 }
 
-/* Under mheap.lock: everything back to the mheap. */
+/* Under the lock of pc's arena: everything back to it. */
 static void give_all_locked(void *arg)
 {
 	struct page_cache *pc = arg;
@@ -187,7 +198,7 @@ static void give_all_locked(void *arg)
 	while (pc->nruns)
 		mheap_free_span_locked(slot_take(pc, pc->nruns - 1));
 	while (pc->nspare)
-		fixalloc_free(&mheap.span_alloc, pc->spare[--pc->nspare]);
+		fixalloc_free(&arena_of(pc)->span_alloc, pc->spare[--pc->nspare]);
 }
 
 /* A miss: the mheap's free runs, in one lock round with the deferred run.
@@ -196,12 +207,13 @@ static void give_all_locked(void *arg)
 __attribute__((noinline)) static struct mspan *alloc_miss(struct page_cache *pc, size_t npages,
 							  size_t align_pages)
 {
+	struct mheap *h = arena_of(pc);
 	struct mspan *s;
 	if (!MM_PCACHE_KEEP_ON_MISS)
-		return mheap_alloc_span_with(npages, 0, align_pages, true, give_all_locked, pc);
-	s = mheap_alloc_span_with(npages, 0, align_pages, !pc->nruns, give_deferred_locked, pc);
+		return mheap_alloc_span_with(h, npages, 0, align_pages, true, give_all_locked, pc);
+	s = mheap_alloc_span_with(h, npages, 0, align_pages, !pc->nruns, give_deferred_locked, pc);
 	if (!s && pc->nruns)
-		s = mheap_alloc_span_with(npages, 0, align_pages, true, give_all_locked, pc);
+		s = mheap_alloc_span_with(h, npages, 0, align_pages, true, give_all_locked, pc);
 	return s;
 }
 
@@ -260,7 +272,8 @@ static void cache_run(struct page_cache *pc, struct mspan *s)
 		slot_add(pc, s);
 		return;
 	}
-	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
+	struct mheap *h = arena_of(pc);
+	unsigned long flags = mm_spin_lock_irqsave(&h->lock);
 	while (pc->nruns == PCACHE_RUNS || pc->pages + s->npages > PCACHE_MAX_PAGES) {
 		unsigned smallest = 0;
 		for (unsigned i = 1; i < pc->nruns; i++)
@@ -268,7 +281,7 @@ static void cache_run(struct page_cache *pc, struct mspan *s)
 				smallest = i;
 		mheap_free_span_locked(slot_take(pc, smallest));
 	}
-	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	mm_spin_unlock_irqrestore(&h->lock, flags);
 	slot_add(pc, s);
 }
 
@@ -293,6 +306,12 @@ bool mheap_free_large(uintptr_t p, struct mspan *s, unsigned cpu)
 	}
 	s->needzero = 1;   /* its pages were handed out */
 	struct page_cache *pc = &page_caches[cpu];
+	/* Another arena's object (allocated on a CPU of that arena) goes
+	 * straight back to it: a cache holds only its own arena's runs. */
+	if (s->chunk->heap != arena_of(pc)) {
+		mheap_free_span(s);
+		return true;
+	}
 	/* A chunk bigger than the least was made for one object of its size:
 	 * its runs go back to the mheap, where it can be whole again. */
 	if (s->npages > PCACHE_MAX_RUN || s->chunk->npages > (MHEAP_CHUNK_MIN >> MM_PAGE_SHIFT)) {
@@ -321,7 +340,8 @@ void mheap_pcache_drain(unsigned cpu)
 	struct page_cache *pc = &page_caches[cpu];
 	if (!pc->nruns && !pc->nspare && !pc->deferred)
 		return;
-	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
+	struct mheap *h = arena_of(pc);
+	unsigned long flags = mm_spin_lock_irqsave(&h->lock);
 	give_all_locked(pc);
-	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	mm_spin_unlock_irqrestore(&h->lock, flags);
 }

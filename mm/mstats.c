@@ -3,8 +3,8 @@
  *
  * Counting stays off the shared paths: each CPU counts its own mallocs and
  * frees per span class in its mcache (plain stores, read here with relaxed
- * loads), the mcentrals count spans and refills under their locks, the
- * mheap counts pages under its lock. A snapshot sums them; while other CPUs
+ * loads), the mcentrals count spans and refills under their locks, each
+ * mheap arena counts pages under its lock. A snapshot sums them; while other CPUs
  * run it is approximate (counters move while we add), never torn.
  *
  * Also reported: the metadata (fixalloc blocks of span records, bitmap
@@ -34,6 +34,41 @@ static void class_counts(unsigned spc, uint64_t *nmalloc, uint64_t *nfree)
 	}
 }
 
+/* What the mheap's arenas count, summed, each read under its lock. */
+struct heap_counts {
+	uint64_t chunk_bytes, free_pages, small_pages, large_pages;
+	uint64_t records;            /* span_alloc objects: records and 128-byte units */
+	uint64_t span_sys_bytes;     /* span_alloc blocks */
+	uint64_t chunk_sys_bytes, tiny_sys_bytes, sys_bytes;
+	uint64_t scavenged_bytes, ngrow, nrelease;
+	uint64_t lock_acquires, lock_contended;
+};
+
+static void heap_counts(struct heap_counts *hc)
+{
+	*hc = (struct heap_counts){ 0 };
+	for (unsigned i = 0; i < MHEAP_NARENAS; i++) {
+		struct mheap *h = mheap_arena(i);
+		unsigned long flags = mm_spin_lock_irqsave(&h->lock);
+		hc->chunk_bytes += h->chunk_bytes;
+		hc->free_pages += h->free_pages;
+		hc->small_pages += h->small_pages;
+		hc->large_pages += h->large_pages;
+		hc->records += h->span_alloc.inuse;
+		hc->span_sys_bytes += h->span_alloc.sys_bytes;
+		hc->chunk_sys_bytes += h->chunk_alloc.sys_bytes;
+		hc->tiny_sys_bytes += h->tiny_alloc.sys_bytes;
+		hc->sys_bytes += mheap_arena_sys_bytes_locked(h);
+		hc->scavenged_bytes += h->scavenged_bytes;
+		hc->ngrow += h->ngrow;
+		hc->nrelease += h->nrelease;
+		mm_spin_unlock_irqrestore(&h->lock, flags);
+		/* Read after our own acquisition: it is counted. */
+		hc->lock_acquires += rd(&h->lock.nacquire);
+		hc->lock_contended += rd(&h->lock.ncontended);
+	}
+}
+
 /* The fields past the original ones: metadata, slack, locks, pages. */
 static void get_extra_stats(struct kmem_stats *st)
 {
@@ -49,25 +84,27 @@ static void get_extra_stats(struct kmem_stats *st)
 	/* The small spans' slack is never negative, counters racing or not. */
 	if (st->object_bytes_inuse > st->span_bytes_inuse)
 		st->object_bytes_inuse = st->span_bytes_inuse;
+	struct heap_counts hc;
+	heap_counts(&hc);
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	st->chunk_bytes = mheap.chunk_bytes;
-	st->spans = mheap.span_alloc.inuse - mheap.nbitmap_big;   /* records only */
 	/* The 128-byte bitmap units sit in the span records' blocks: they
-	 * count as bitmaps. */
+	 * count as bitmaps. Arena 0 holds every bitmap. */
+	uint64_t nbitmap_big = mheap.nbitmap_big;
 	st->meta_bitmap_bytes = mheap_bitmap_sys_bytes();
-	st->meta_span_bytes = mheap.span_alloc.sys_bytes + mheap.bits_alloc.sys_bytes +
-			      mheap.bits256_alloc.sys_bytes - st->meta_bitmap_bytes;
-	st->meta_chunk_bytes = mheap.chunk_alloc.sys_bytes;
-	st->meta_tiny_bytes = mheap.tiny_alloc.sys_bytes;
-	st->meta_pagemap_bytes = pagemap_sys_bytes();
-	st->pages_returned = mheap.scavenged_bytes >> MM_PAGE_SHIFT;
+	uint64_t bits_sys_bytes = mheap.bits_alloc.sys_bytes + mheap.bits256_alloc.sys_bytes;
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
-	/* Read after our own acquisition: it is counted. */
-	st->mheap_lock_acquires = rd(&mheap.lock.nacquire);
-	st->mheap_lock_contended = rd(&mheap.lock.ncontended);
+	st->chunk_bytes = hc.chunk_bytes;
+	st->spans = hc.records - nbitmap_big;   /* records only */
+	st->meta_span_bytes = hc.span_sys_bytes + bits_sys_bytes - st->meta_bitmap_bytes;
+	st->meta_chunk_bytes = hc.chunk_sys_bytes;
+	st->meta_tiny_bytes = hc.tiny_sys_bytes;
+	st->meta_pagemap_bytes = pagemap_sys_bytes();
+	st->pages_returned = hc.scavenged_bytes >> MM_PAGE_SHIFT;
+	st->mheap_lock_acquires = hc.lock_acquires;
+	st->mheap_lock_contended = hc.lock_contended;
 	st->pages_held = st->chunk_bytes >> MM_PAGE_SHIFT;
 	st->meta_static_bytes = sizeof(mcaches) + sizeof(mcentrals) +
-				sizeof(page_caches) + sizeof(mheap) + sizeof(pagemap_l1) +
+				sizeof(page_caches) + sizeof(mheap) + sizeof(mheap_more_arenas) + sizeof(pagemap_l1) +
 				sizeof(pagemap_empty_leaf) + sizeof(mspan_none);
 	st->metadata_bytes = st->meta_span_bytes + st->meta_bitmap_bytes + st->meta_chunk_bytes +
 			     st->meta_tiny_bytes + st->meta_pagemap_bytes +
@@ -92,18 +129,18 @@ void kmem_get_stats(struct kmem_stats *st)
 	uint64_t cached_pages = 0;
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
 		cached_pages += rd(&page_caches[cpu].pages) + rd(&page_caches[cpu].deferred_pages);
-	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	st->heap_bytes = mheap_ready() ? mheap_sys_bytes() : 0;
-	st->span_bytes_inuse = mheap.small_pages << MM_PAGE_SHIFT;
+	struct heap_counts hc;
+	heap_counts(&hc);
+	st->heap_bytes = mheap_ready() ? hc.sys_bytes : 0;
+	st->span_bytes_inuse = hc.small_pages << MM_PAGE_SHIFT;
 	/* Page-cached runs count as large pages in the mheap (the heap
 	 * gave them out) but hold no object. */
-	if (cached_pages > mheap.large_pages)
-		cached_pages = mheap.large_pages;
-	st->large_bytes = (mheap.large_pages - cached_pages) << MM_PAGE_SHIFT;
-	st->retained_bytes = (mheap.free_pages + cached_pages) << MM_PAGE_SHIFT;
-	st->scavenged_bytes = mheap.scavenged_bytes;
+	if (cached_pages > hc.large_pages)
+		cached_pages = hc.large_pages;
+	st->large_bytes = (hc.large_pages - cached_pages) << MM_PAGE_SHIFT;
+	st->retained_bytes = (hc.free_pages + cached_pages) << MM_PAGE_SHIFT;
+	st->scavenged_bytes = hc.scavenged_bytes;
 	st->page_cache_bytes = cached_pages << MM_PAGE_SHIFT;
-	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	/* Debug mode: objects in the quarantine are freed as far as their
 	 * users are concerned (mm/mdebug.c); none in a normal build. */
 	uint64_t qobjs, qlarge;
@@ -180,11 +217,11 @@ void kmem_dump(void)
 		       (unsigned long)cs.lock_acquires, (unsigned long)cs.lock_contended);
 	}
 	kmem_get_stats(&st);
-	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
-	uint64_t free_pages = mheap.free_pages;
-	uint64_t ngrow = mheap.ngrow, nrelease = mheap.nrelease;
-	uint64_t chunk_bytes = mheap.chunk_bytes;
-	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	struct heap_counts hc;
+	heap_counts(&hc);
+	uint64_t free_pages = hc.free_pages;
+	uint64_t ngrow = hc.ngrow, nrelease = hc.nrelease;
+	uint64_t chunk_bytes = hc.chunk_bytes;
 	uint64_t cached_runs = 0, nlarge = 0;
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
 		cached_runs += rd(&page_caches[cpu].nruns) + (rd(&page_caches[cpu].deferred_pages) != 0);
@@ -196,8 +233,7 @@ void kmem_dump(void)
 	       (unsigned long)(st.page_cache_bytes >> 10));
 	mm_log("retained: %lu KiB free (%lu KiB in wholly free chunks, target %lu KiB), "
 	       "%lu KiB scavenged", (unsigned long)(st.retained_bytes >> 10),
-	       (unsigned long)((__atomic_load_n(&mheap.retained_pages, __ATOMIC_RELAXED)
-				<< MM_PAGE_SHIFT) >> 10),
+	       (unsigned long)((mheap_retained_pages() << MM_PAGE_SHIFT) >> 10),
 	       (unsigned long)(mheap_retain_target() >> 10),
 	       (unsigned long)(st.scavenged_bytes >> 10));
 	mm_log("heap: %lu KiB from the platform (%lu KiB in chunks, %lu KiB free runs), "

@@ -16,7 +16,10 @@
  * the totals add up (pages per state, spans per class, live objects per
  * class against the per-CPU counters, bytes held from the platform, span
  * records and bitmap units handed out by their fixallocs against the
- * spans found).
+ * spans found) The mheap's arenas are checked one by one: each walks only
+ * its own chunks, small spans and their metadata are only in arena 0, a
+ * page cache's runs and records only in its CPU's arena, and the retained
+ * chunks of all arenas are within the policy's one bound.
  *
  * It takes every lock, but the per-CPU state it reads belongs to running
  * CPUs: call it only when every other CPU is quiescent (not inside the
@@ -45,8 +48,9 @@ static struct {
 	uint64_t listed, cached, live;
 } tally[NUM_SPAN_CLASSES];
 
-/* Span records, and bitmap units per pool, met by the chunk walk. */
-static uint64_t records_seen, units_seen[MSPAN_BITMAP_POOLS];
+/* Span records per arena, and bitmap units per pool, met by the chunk
+ * walk (and in the page caches' stashes). */
+static uint64_t records_seen[MHEAP_NARENAS], units_seen[MSPAN_BITMAP_POOLS];
 
 static int check_small_span(const struct mspan *s)
 {
@@ -190,12 +194,16 @@ static int check_fresh_run(const struct mspan *s)
 	return 0;
 }
 
-static int walk_chunks(uint64_t *free_pages, uint64_t *small_pages, uint64_t *large_pages,
-		       uint64_t *nlarge, uint64_t *chunk_bytes)
+/* Arena h's chunks, page by page (its counts added to the totals). */
+static int walk_chunks(const struct mheap *h, uint64_t *free_pages, uint64_t *small_pages,
+		       uint64_t *large_pages, uint64_t *nlarge, uint64_t *chunk_bytes)
 {
-	for (struct heap_chunk *c = mheap.chunks; c; c = c->next) {
+	for (struct heap_chunk *c = h->chunks; c; c = c->next) {
 		uintptr_t end = c->base + (c->npages << MM_PAGE_SHIFT);
 		bool prev_free = false;
+		if (c->heap != h)
+			FAIL("chunk %#lx on arena %u's list says it is arena %u's",
+			     (unsigned long)c->base, h->arena, c->heap ? c->heap->arena : 999u);
 		*chunk_bytes += c->npages << MM_PAGE_SHIFT;
 		for (uintptr_t a = c->base; a < end;) {
 			struct mspan *s = pagemap_lookup(a);
@@ -219,7 +227,10 @@ static int walk_chunks(uint64_t *free_pages, uint64_t *small_pages, uint64_t *la
 					     (void *)s, s->state, (unsigned long)k,
 					     (unsigned long)s->npages, (void *)got, (void *)want);
 			}
-			records_seen++;
+			records_seen[h->arena]++;
+			if (s->state == MSPAN_INUSE && h != &mheap)
+				FAIL("small span %p in arena %u: small spans are arena 0's",
+				     (void *)s, h->arena);
 			if (s->state != MSPAN_INUSE && check_no_bitmaps(s))
 				return 1;
 			if ((s->state == MSPAN_FREE || s->state == MSPAN_CACHED) &&
@@ -248,9 +259,10 @@ static int walk_chunks(uint64_t *free_pages, uint64_t *small_pages, uint64_t *la
 				*large_pages += s->npages;
 				(*nlarge)++;
 				if (s->spanclass != 0 || s->owner_cpu < 0 ||
-				    s->owner_cpu >= MM_MAX_CPUS)
-					FAIL("page-cached run %p: class %u, owner CPU %d", (void *)s,
-					     s->spanclass, s->owner_cpu);
+				    s->owner_cpu >= MM_MAX_CPUS ||
+				    mheap_of_cpu((unsigned)s->owner_cpu) != h)
+					FAIL("page-cached run %p: class %u, owner CPU %d, arena %u",
+					     (void *)s, s->spanclass, s->owner_cpu, h->arena);
 				break;
 			case MSPAN_LARGE:
 				*large_pages += s->npages;
@@ -279,25 +291,33 @@ static int walk_chunks(uint64_t *free_pages, uint64_t *small_pages, uint64_t *la
 	return 0;
 }
 
-/* The retained list holds exactly the wholly free chunks (the walk
- * checked each chunk's flag), oldest first, as many pages as counted,
- * and no more than the policy's bound: twice the target after any free. */
-static int check_retained(void)
+/* Arena h's retained list holds exactly its wholly free chunks (the
+ * walk checked each chunk's flag), oldest first, as many pages as
+ * counted (added to *all). */
+static int check_retained(const struct mheap *h, uint64_t *all)
 {
 	uint64_t pages = 0;
 	struct heap_chunk *prev = NULL;
-	for (struct heap_chunk *c = mheap.retained_head; c; prev = c, c = c->rnext) {
-		if (!c->retained || c->rprev != prev)
-			FAIL("retained list: chunk %#lx badly linked (flag %d)",
-			     (unsigned long)c->base, c->retained);
+	for (struct heap_chunk *c = h->retained_head; c; prev = c, c = c->rnext) {
+		if (!c->retained || c->rprev != prev || c->heap != h)
+			FAIL("arena %u's retained list: chunk %#lx badly linked (flag %d)",
+			     h->arena, (unsigned long)c->base, c->retained);
 		pages += c->npages;
-		if (pages > mheap.chunk_bytes >> MM_PAGE_SHIFT)
-			FAIL("retained list longer than the heap");
+		if (pages > h->chunk_bytes >> MM_PAGE_SHIFT)
+			FAIL("arena %u's retained list longer than the arena", h->arena);
 	}
-	if (prev != mheap.retained_tail || pages != mheap.retained_pages)
-		FAIL("retained list: %lu pages, mheap counts %lu (tail %s)", (unsigned long)pages,
-		     (unsigned long)mheap.retained_pages,
-		     prev == mheap.retained_tail ? "right" : "wrong");
+	if (prev != h->retained_tail || pages != h->retained_pages)
+		FAIL("arena %u's retained list: %lu pages, it counts %lu (tail %s)", h->arena,
+		     (unsigned long)pages, (unsigned long)h->retained_pages,
+		     prev == h->retained_tail ? "right" : "wrong");
+	*all += pages;
+	return 0;
+}
+
+/* No more retained in all arenas than the policy's bound: twice the
+ * target after any free. */
+static int check_retained_bound(uint64_t pages)
+{
 	if (pages > 2 * (mheap_retain_target() >> MM_PAGE_SHIFT))
 		FAIL("%lu KiB retained, over the policy's bound of twice %lu KiB",
 		     (unsigned long)((pages << MM_PAGE_SHIFT) >> 10),
@@ -338,7 +358,7 @@ static int check_page_caches(void)
 				continue;
 			if (s->state != MSPAN_CACHED || !s->npages ||
 			    s->npages > PCACHE_MAX_RUN || s->owner_cpu != (int)cpu ||
-			    pagemap_lookup(s->startaddr) != s)
+			    pagemap_lookup(s->startaddr) != s || s->chunk->heap != mheap_of_cpu(cpu))
 				FAIL("CPU %u page cache slot %u holds span %p (state %u, "
 				     "%lu pages, owner %d)", cpu, i, (void *)s, s->state,
 				     (unsigned long)s->npages, s->owner_cpu);
@@ -367,6 +387,7 @@ static int check_page_caches(void)
 		if ((d != NULL) != (pc->deferred_pages != 0) ||
 		    (d && (d->state != MSPAN_CACHED || d->owner_cpu != (int)cpu ||
 			   d->npages != pc->deferred_pages || pagemap_lookup(d->startaddr) != d ||
+			   d->chunk->heap != mheap_of_cpu(cpu) ||
 			   slot_of_run(pc, d) < PCACHE_RUNS)))
 			FAIL("CPU %u page cache: deferred run %p (%lu pages counted)", cpu,
 			     (void *)d, (unsigned long)pc->deferred_pages);
@@ -375,10 +396,12 @@ static int check_page_caches(void)
 			runs++;
 		}
 		for (unsigned i = 0; i < pc->nspare; i++)
-			if (pc->spare[i]->state != MSPAN_DEAD)
-				FAIL("CPU %u page cache: stash record %p in state %u", cpu,
-				     (void *)pc->spare[i], pc->spare[i]->state);
-		records_seen += pc->nspare;
+			if (pc->spare[i]->state != MSPAN_DEAD ||
+			    !fixalloc_owns(&mheap_of_cpu(cpu)->span_alloc, pc->spare[i]))
+				FAIL("CPU %u page cache: stash record %p in state %u%s", cpu,
+				     (void *)pc->spare[i], pc->spare[i]->state,
+				     pc->spare[i]->state == MSPAN_DEAD ? ", not its arena's" : "");
+		records_seen[mheap_of_cpu(cpu)->arena] += pc->nspare;
 		pages += p;
 		runs += r;
 	}
@@ -389,15 +412,18 @@ static int check_page_caches(void)
 	return 0;
 }
 
-static int check_free_lists(void)
+static int check_free_lists(const struct mheap *h)
 {
 	uint64_t pages = 0;
 	for (unsigned i = 0; i < MHEAP_NFREE; i++) {
-		bool nonempty = (mheap.free_nonempty[i / 64] >> (i % 64)) & 1;
-		if (nonempty != (mheap.free[i] != NULL))
-			FAIL("free list %u: non-empty bit %d, head %p", i, nonempty,
-			     (void *)mheap.free[i]);
-		for (struct mspan *s = mheap.free[i]; s; s = s->next) {
+		bool nonempty = (h->free_nonempty[i / 64] >> (i % 64)) & 1;
+		if (nonempty != (h->free[i] != NULL))
+			FAIL("arena %u free list %u: non-empty bit %d, head %p", h->arena, i,
+			     nonempty, (void *)h->free[i]);
+		for (struct mspan *s = h->free[i]; s; s = s->next) {
+			if (s->chunk->heap != h)
+				FAIL("arena %u free list %u holds span %p of arena %u", h->arena, i,
+				     (void *)s, s->chunk->heap->arena);
 			if (s->state != MSPAN_FREE || s->list != MSPAN_ON_HEAP_FREE)
 				FAIL("free list %u holds span %p in state %u", i, (void *)s, s->state);
 			if (!i || mheap_free_list_index(s->npages) != i)
@@ -408,9 +434,9 @@ static int check_free_lists(void)
 			pages += s->npages;
 		}
 	}
-	if (pages != mheap.free_pages)
-		FAIL("free lists hold %lu pages, mheap counts %lu", (unsigned long)pages,
-		     (unsigned long)mheap.free_pages);
+	if (pages != h->free_pages)
+		FAIL("arena %u's free lists hold %lu pages, it counts %lu", h->arena,
+		     (unsigned long)pages, (unsigned long)h->free_pages);
 	return 0;
 }
 
@@ -658,6 +684,42 @@ static int check_centrals(void)
 	return 0;
 }
 
+/* Arena h's chunks, free lists, retained list (its pages added to
+ * *retained), page totals and metadata blocks; its large objects and
+ * cached runs added to *nlarge. */
+static int check_arena(const struct mheap *h, uint64_t *nlarge, uint64_t *retained)
+{
+	uint64_t free_pages = 0, small_pages = 0, large_pages = 0, chunk_bytes = 0;
+	if (walk_chunks(h, &free_pages, &small_pages, &large_pages, nlarge, &chunk_bytes) ||
+	    check_free_lists(h) || check_retained(h, retained))
+		return 1;
+	if (free_pages != h->free_pages || small_pages != h->small_pages ||
+	    large_pages != h->large_pages || chunk_bytes != h->chunk_bytes)
+		FAIL("arena %u page totals: walk found free %lu small %lu large %lu "
+		     "in %lu bytes; it counts %lu %lu %lu in %lu", h->arena,
+		     (unsigned long)free_pages, (unsigned long)small_pages,
+		     (unsigned long)large_pages, (unsigned long)chunk_bytes,
+		     (unsigned long)h->free_pages, (unsigned long)h->small_pages,
+		     (unsigned long)h->large_pages, (unsigned long)h->chunk_bytes);
+	if (free_pages + small_pages + large_pages != chunk_bytes >> MM_PAGE_SHIFT)
+		FAIL("arena %u: pages in spans %lu != pages in chunks %lu", h->arena,
+		     (unsigned long)(free_pages + small_pages + large_pages),
+		     (unsigned long)(chunk_bytes >> MM_PAGE_SHIFT));
+	/* Each CPU's lists of metadata blocks (mm/fixalloc.h). */
+	const struct fixalloc *pools[] = { &h->span_alloc, &h->chunk_alloc, &h->tiny_alloc,
+					   &h->bits_alloc, &h->bits256_alloc };
+	const char *const pool_names[] = { "span records", "chunk records", "tiny tables",
+					   "64-byte bitmap units", "256-byte bitmap units" };
+	for (unsigned i = 0; i < sizeof(pools) / sizeof(pools[0]); i++) {
+		const char *why = fixalloc_verify(pools[i]);
+		if (why)
+			FAIL("arena %u's fixalloc of %s: %s", h->arena, pool_names[i], why);
+	}
+	if (h != &mheap && (h->tiny_alloc.inuse || h->bits_alloc.inuse || h->bits256_alloc.inuse))
+		FAIL("arena %u holds small spans' metadata", h->arena);
+	return 0;
+}
+
 int mheap_verify(void)
 {
 	if (!mheap_ready())
@@ -666,20 +728,22 @@ int mheap_verify(void)
 	mm_spin_lock(&kmem_idle_lock);   /* no idle CPU enters the heap meanwhile */
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
 		mm_spin_lock(&mcentrals[spc].lock);
-	mm_spin_lock(&mheap.lock);
+	for (unsigned i = 0; i < MHEAP_NARENAS; i++)
+		mm_spin_lock(&mheap_arena(i)->lock);
 
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
 		tally[spc].listed = tally[spc].cached = tally[spc].live = 0;
-	uint64_t free_pages = 0, small_pages = 0, large_pages = 0, nlarge = 0, chunk_bytes = 0;
+	uint64_t nlarge = 0, retained = 0;
 	cached_seen.pages = cached_seen.runs = 0;
-	records_seen = 0;
+	for (unsigned i = 0; i < MHEAP_NARENAS; i++)
+		records_seen[i] = 0;
 	for (unsigned p = 0; p < MSPAN_BITMAP_POOLS; p++)
 		units_seen[p] = 0;
-	int bad = walk_chunks(&free_pages, &small_pages, &large_pages, &nlarge, &chunk_bytes);
+	int bad = 0;
+	for (unsigned i = 0; !bad && i < MHEAP_NARENAS; i++)
+		bad = check_arena(mheap_arena(i), &nlarge, &retained);
 	if (!bad)
-		bad = check_free_lists();
-	if (!bad)
-		bad = check_retained();
+		bad = check_retained_bound(retained);
 	if (!bad)
 		bad = check_page_caches();
 	if (!bad)
@@ -690,16 +754,6 @@ int mheap_verify(void)
 		bad = check_tiny_blocks();
 	if (!bad)
 		bad = check_pagemap_none();
-	if (!bad && (free_pages != mheap.free_pages || small_pages != mheap.small_pages ||
-		     large_pages != mheap.large_pages || chunk_bytes != mheap.chunk_bytes)) {
-		mm_log("mheap_verify: page totals: walk found free %lu small %lu large %lu "
-		       "in %lu bytes; mheap counts %lu %lu %lu in %lu",
-		       (unsigned long)free_pages, (unsigned long)small_pages,
-		       (unsigned long)large_pages, (unsigned long)chunk_bytes,
-		       (unsigned long)mheap.free_pages, (unsigned long)mheap.small_pages,
-		       (unsigned long)mheap.large_pages, (unsigned long)mheap.chunk_bytes);
-		bad = 1;
-	}
 	/* Every record and every bitmap unit handed out belongs to a span of
 	 * the heap: none leaked, none freed twice. */
 	uint64_t handed[MSPAN_BITMAP_POOLS] = { mheap.bits_alloc.inuse, mheap.nbitmap_big,
@@ -712,30 +766,16 @@ int mheap_verify(void)
 			bad = 1;
 		}
 	}
-	/* Each CPU's lists of metadata blocks (mm/fixalloc.h). */
-	const struct fixalloc *pools[] = { &mheap.span_alloc, &mheap.chunk_alloc, &mheap.tiny_alloc,
-					   &mheap.bits_alloc, &mheap.bits256_alloc };
-	const char *const pool_names[] = { "span records", "chunk records", "tiny tables",
-					   "64-byte bitmap units", "256-byte bitmap units" };
-	for (unsigned i = 0; !bad && i < sizeof(pools) / sizeof(pools[0]); i++) {
-		const char *why = fixalloc_verify(pools[i]);
-		if (why) {
-			mm_log("mheap_verify: fixalloc of %s: %s", pool_names[i], why);
+	/* The span records' fixalloc of arena 0 also holds the 128-byte units. */
+	for (unsigned i = 0; !bad && i < MHEAP_NARENAS; i++) {
+		const struct mheap *h = mheap_arena(i);
+		uint64_t units = i == 0 ? mheap.nbitmap_big : 0;
+		if (records_seen[i] + units != h->span_alloc.inuse) {
+			mm_log("mheap_verify: %lu span records in arena %u (and %lu bitmap units), "
+			       "%lu handed out", (unsigned long)records_seen[i], i,
+			       (unsigned long)units, (unsigned long)h->span_alloc.inuse);
 			bad = 1;
 		}
-	}
-	/* The span records' fixalloc also holds the 128-byte units. */
-	if (!bad && records_seen + mheap.nbitmap_big != mheap.span_alloc.inuse) {
-		mm_log("mheap_verify: %lu span records in the heap (and %lu bitmap units), "
-		       "%lu handed out", (unsigned long)records_seen,
-		       (unsigned long)mheap.nbitmap_big, (unsigned long)mheap.span_alloc.inuse);
-		bad = 1;
-	}
-	if (!bad && free_pages + small_pages + large_pages != chunk_bytes >> MM_PAGE_SHIFT) {
-		mm_log("mheap_verify: pages in spans %lu != pages in chunks %lu",
-		       (unsigned long)(free_pages + small_pages + large_pages),
-		       (unsigned long)(chunk_bytes >> MM_PAGE_SHIFT));
-		bad = 1;
 	}
 	if (!bad) {
 		uint64_t la = 0, lf = 0;
@@ -750,7 +790,8 @@ int mheap_verify(void)
 		}
 	}
 
-	mm_spin_unlock(&mheap.lock);
+	for (unsigned i = MHEAP_NARENAS; i-- > 0;)
+		mm_spin_unlock(&mheap_arena(i)->lock);
 	for (unsigned spc = NUM_SPAN_CLASSES; spc-- > 0;)
 		mm_spin_unlock(&mcentrals[spc].lock);
 	mm_spin_unlock(&kmem_idle_lock);

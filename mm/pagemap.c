@@ -22,7 +22,13 @@ uintptr_t pagemap_empty_leaf[PAGEMAP_LEAF_ENTRIES];
  * zero, so its local_cache is no mcache. Never written. */
 struct mspan mspan_none;
 uintptr_t pagemap_none_base = (uintptr_t)&mspan_none;
-/* Chunks overlapping each leaf. Protected by mheap.lock. */
+/* pagemap_lock protects the root's entries (leaves made), leaf_chunks,
+ * leaf_bytes (read relaxed without it) and window_refusal_logged: what
+ * the arenas share. Taken inside an arena's lock (interrupts off), the
+ * innermost heap lock; so a host holding every arena's lock (a fork)
+ * finds it free. */
+static mm_spinlock_t pagemap_lock = MM_SPINLOCK_INIT("pagemap");
+/* Chunks overlapping each leaf. */
 static uint16_t leaf_chunks[PAGEMAP_L1_ENTRIES];
 static uint64_t leaf_bytes;
 static bool window_refusal_logged;
@@ -68,9 +74,14 @@ static void log_window_refusal(uintptr_t base, size_t npages)
 	       (unsigned long)(MM_PAGEMAP_BASE), (unsigned)PAGEMAP_ADDR_BITS);
 }
 
-bool pagemap_add_chunk(uintptr_t base, size_t npages)
+static void count_leaf_bytes(int64_t bytes)
 {
-	MM_HELD(&mheap.lock);
+	__atomic_store_n(&leaf_bytes, leaf_bytes + (uint64_t)bytes, __ATOMIC_RELAXED);
+}
+
+static bool add_chunk_locked(uintptr_t base, size_t npages)
+{
+	MM_HELD(&pagemap_lock);
 	if (!in_window(base, npages)) {
 		log_window_refusal(base, npages);
 		return false;
@@ -89,14 +100,14 @@ bool pagemap_add_chunk(uintptr_t base, size_t npages)
 					uintptr_t *l = leaf_of(j);
 					set_leaf(j, NULL);
 					mm_sys_free(l, PAGEMAP_LEAF_BYTES);
-					leaf_bytes -= PAGEMAP_LEAF_BYTES;
+					count_leaf_bytes(-(int64_t)PAGEMAP_LEAF_BYTES);
 				}
 			}
 			return false;
 		}
 		if (!MM_SYS_ALLOC_ZEROED)
 			memset(leaf, 0, PAGEMAP_LEAF_BYTES);
-		leaf_bytes += PAGEMAP_LEAF_BYTES;
+		count_leaf_bytes((int64_t)PAGEMAP_LEAF_BYTES);
 		set_leaf(i, leaf);
 	}
 	for (uint64_t i = first; i <= last; i++)
@@ -104,9 +115,17 @@ bool pagemap_add_chunk(uintptr_t base, size_t npages)
 	return true;
 }
 
+bool pagemap_add_chunk(uintptr_t base, size_t npages)
+{
+	mm_spin_lock(&pagemap_lock);
+	bool ok = add_chunk_locked(base, npages);
+	mm_spin_unlock(&pagemap_lock);
+	return ok;
+}
+
 void pagemap_remove_chunk(uintptr_t base, size_t npages)
 {
-	MM_HELD(&mheap.lock);
+	mm_spin_lock(&pagemap_lock);
 	uint64_t first = l1_index(pagemap_pageno(base));
 	uint64_t last = l1_index(pagemap_pageno(base) + npages - 1);
 
@@ -118,6 +137,7 @@ void pagemap_remove_chunk(uintptr_t base, size_t npages)
 		MM_BUG_ON(leaf_chunks[i] == 0);
 		leaf_chunks[i]--;
 	}
+	mm_spin_unlock(&pagemap_lock);
 }
 
 void pagemap_set_page(uintptr_t addr, struct mspan *s)
@@ -130,7 +150,6 @@ void pagemap_set_page(uintptr_t addr, struct mspan *s)
 
 void pagemap_set(uintptr_t base, size_t npages, struct mspan *s)
 {
-	MM_HELD(&mheap.lock);
 	for (size_t k = 0; k < npages; k++)
 		pagemap_set_page(base + (k << MM_PAGE_SHIFT), s);
 }
@@ -144,7 +163,7 @@ void pagemap_set_ends(uintptr_t base, size_t npages, struct mspan *s)
 
 uint64_t pagemap_sys_bytes(void)
 {
-	return leaf_bytes;
+	return __atomic_load_n(&leaf_bytes, __ATOMIC_RELAXED);
 }
 
 #ifdef MM_HAVE_PAGEMAP_FLAT

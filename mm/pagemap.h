@@ -34,9 +34,10 @@
  * kmem_stats.heap_bytes. A chunk from mm_sys_alloc that is not wholly
  * inside the window is refused (pagemap_add_chunk returns false, the heap
  * gives it back and reports out of memory; mm_log says so once).
- * Writes happen under mheap.lock, but for the ends of a run in a CPU's
- * page cache, which that CPU writes (mm/mpagecache.c); reads are
- * lock-free (acquire loads).
+ * Writes happen under the lock of the arena whose chunk holds the page
+ * (mm/mheap.h), but for the ends of a run in a CPU's page cache, which
+ * that CPU writes (mm/mpagecache.c); reads are lock-free (acquire loads).
+ * Leaves are made and counted under pagemap.c's own lock.
  *
  * What is mapped (the rule mm/mheap.c keeps and mheap_verify checks):
  * every page of a small span in use (state MSPAN_INUSE) maps to it, so
@@ -207,18 +208,20 @@ static inline struct mspan *pagemap_lookup(uintptr_t addr)
 void pagemap_init_flat(void);
 /* For the verifier: 0 if the root points at the flat part's leaves. */
 int pagemap_verify_flat(void);
-/* Under mheap.lock: make leaves for [base, base+npages pages) exist and
+/* Under an arena's lock: make leaves for [base, base+npages pages) exist and
  * count a chunk in each (false when out of memory, or when the chunk is
  * not wholly inside the window; nothing changed then). */
 bool pagemap_add_chunk(uintptr_t base, size_t npages);
-/* Under mheap.lock: the chunk is gone (its entries must already be NULL). */
+/* Under its arena's lock: the chunk is gone (its entries must already be
+ * NULL). */
 void pagemap_remove_chunk(uintptr_t base, size_t npages);
-/* Under mheap.lock: map npages pages from base to s (NULL to unmap). */
+/* Under the lock of the pages' arena: map npages pages from base to s
+ * (NULL to unmap). */
 void pagemap_set(uintptr_t base, size_t npages, struct mspan *s);
-/* Map the page at addr to s (NULL to unmap): under mheap.lock, or by the
+/* Map the page at addr to s (NULL to unmap): under its arena's lock, or by the
  * CPU whose page cache holds the run the page belongs to. */
 void pagemap_set_page(uintptr_t addr, struct mspan *s);
-/* Under mheap.lock: map the first and last of npages pages from base to s
+/* Under the pages' arena's lock: map the first and last of npages pages from base to s
  * (one page when npages is 1). */
 void pagemap_set_ends(uintptr_t base, size_t npages, struct mspan *s);
 /* Bytes of leaves held. */

@@ -153,6 +153,13 @@
  *       big address spaces); 0 when not defined: a miss gives it back.
  *       Retained chunks are given back with the same mm_sys_free (whole
  *       chunks): no other seam function is needed.
+ *   MM_HEAP_ARENAS (optional)
+ *       How many instances (arenas) of the mheap there are; 1 when not
+ *       defined. Arena 0 makes the small spans; each CPU's large objects
+ *       come from arena cpu % MM_HEAP_ARENAS, so CPUs of different
+ *       arenas allocate and free large objects under different locks
+ *       (mm/mheap.h). More arenas: less contention, but free pages of one
+ *       arena serve no other (for big address spaces).
  *   MM_OWNED_MAX_BYTES (optional)
  *       The most each CPU keeps in the partial sets of spans it owns but
  *       does not allocate from (mm/mcache.c): 4 MiB when not defined. A
@@ -372,6 +379,10 @@ static inline void mm_platform_prefetch_write(const void *p)
 
 #ifndef MM_SPINLOCK_PREEMPTIBLE
 #define MM_SPINLOCK_PREEMPTIBLE 0
+#endif
+
+#ifndef MM_HEAP_ARENAS
+#define MM_HEAP_ARENAS 1
 #endif
 
 /* The heap's debug mode (mm/mdebug.c), a build switch: -DDEBUG_HEAP=1. */

@@ -13,8 +13,10 @@
  * (its mcache is drained by the platform), and the main thread drains
  * the heap and runs mheap_verify(). Then one thread allocates while the
  * main thread reads kmem_get_stats, which must stay exact; the heap's
- * lock keeps as many threads out of each other; last, tiny double frees
- * race the restarts of their blocks.
+ * lock keeps as many threads out of each other; two threads of different
+ * mheap arenas free each other's large objects and one thread's frees
+ * bring the other arena's retained chunks within the policy's bound;
+ * last, tiny double frees race the restarts of their blocks.
  *
  * Usage: stress-tsan [--threads N] [--ops N] [--rounds N] [--tiny-rounds N]
  * [--tsan-log PATH] (--ops per thread and round; each round runs fresh
@@ -40,6 +42,7 @@
 #include <sched.h>
 #include "mm/kmalloc.h"
 #include "mm/mlock.h"
+#include "mm/mheap.h"
 #include "tests/kernel/heap_align.h"   /* the promised alignment */
 #include "mm/sizeclasses.h"
 
@@ -537,6 +540,103 @@ static void check_lock_excludes(void)
 	       (unsigned long long)test_lock.nacquire, (unsigned long long)test_lock.ncontended);
 }
 
+/*
+ * Arenas (mm/mheap.h): two live threads, so two slots and two arenas.
+ * Each allocates large objects, which must come from its own arena, and
+ * frees the other's, which must go back to theirs (mheap_verify checks
+ * that no page cache holds another arena's run). Then thread 1 holds
+ * ARENA_LIVE big objects (the policy's target grows with them) while
+ * thread 0 frees as many again, which its arena retains; thread 1's
+ * frees then shrink the target to its floor, and its last free must give
+ * back thread 0's arena's chunks too (a trylock of the other arena), so
+ * that no more than twice the target stays retained.
+ */
+#define ARENA_OBJS 16
+#define ARENA_SIZE (256 * 1024)
+#define ARENA_BIG (8UL << 20)   /* a chunk of its own */
+#define ARENA_LIVE 128          /* 1 GiB of address space, untouched */
+#define ARENA_RETAIN 48
+static pthread_barrier_t arena_barrier;
+static void *arena_objs[2][ARENA_OBJS];
+static struct mheap *arena_of_thread[2];
+static _Atomic int arena_misplaced, arena_bad;
+static uint64_t arena_retained_before, arena_retained_after, arena_bound, arena_other_left;
+
+static void *arena_worker(void *arg)
+{
+	int me = (int)(intptr_t)arg, other = 1 - me;
+	void *big[ARENA_LIVE];
+	kfree(kmalloc(1, 0));   /* a slot ("CPU") of its own from now on */
+	arena_of_thread[me] = mheap_of_cpu(mm_cpu_id());
+	for (int i = 0; i < ARENA_OBJS; i++) {
+		void *p = kmalloc(ARENA_SIZE, 0);
+		struct mspan *s = p ? mheap_span_of(p) : NULL;
+		if (!s || s->chunk->heap != arena_of_thread[me])
+			arena_misplaced++;
+		arena_objs[me][i] = p;
+	}
+	pthread_barrier_wait(&arena_barrier);
+	for (int i = 0; i < ARENA_OBJS; i++)   /* the other arena's objects */
+		kfree(arena_objs[other][i]);
+	pthread_barrier_wait(&arena_barrier);
+	if (me == 1 && mheap_verify())
+		arena_bad++;
+	pthread_barrier_wait(&arena_barrier);
+	/* Retention across arenas. */
+	int n = me == 1 ? ARENA_LIVE : ARENA_RETAIN;
+	for (int i = 0; i < n; i++)
+		big[i] = kmalloc(ARENA_BIG, 0);
+	pthread_barrier_wait(&arena_barrier);
+	if (me == 0) {
+		for (int i = 0; i < n; i++)
+			kfree(big[i]);
+		arena_retained_before = arena_of_thread[0]->retained_pages;
+	}
+	pthread_barrier_wait(&arena_barrier);
+	if (me == 1) {
+		for (int i = 0; i < n; i++)
+			kfree(big[i]);
+		arena_retained_after = mheap_retained_pages() << MM_PAGE_SHIFT;
+		arena_bound = 2 * mheap_retain_target();
+		arena_other_left = arena_of_thread[0]->retained_pages;
+		if (mheap_verify())
+			arena_bad++;
+	}
+	pthread_barrier_wait(&arena_barrier);
+	return NULL;
+}
+
+static void check_arenas(void)
+{
+	pthread_t t[2];
+	pthread_barrier_init(&arena_barrier, NULL, 2);
+	for (int i = 0; i < 2; i++)
+		if (pthread_create(&t[i], NULL, arena_worker, (void *)(intptr_t)i)) {
+			fprintf(stderr, "pthread_create failed\n");
+			exit(2);
+		}
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&arena_barrier);
+	report(MHEAP_NARENAS > 1 && arena_of_thread[0] != arena_of_thread[1] &&
+		       arena_misplaced == 0,
+	       "arenas: two threads' large objects come from their own arenas "
+	       "(%u and %u of %d; %d misplaced)", arena_of_thread[0]->arena,
+	       arena_of_thread[1]->arena, MHEAP_NARENAS, (int)arena_misplaced);
+	report(arena_bad == 0, "arenas: mheap_verify passes after cross-arena frees and "
+	       "the retention trim (%d failed)", (int)arena_bad);
+	report(arena_retained_before > 2 * ((uint64_t)MM_RETAIN_MIN_BYTES >> MM_PAGE_SHIFT) &&
+		       arena_retained_after <= arena_bound &&
+		       arena_other_left < arena_retained_before,
+	       "arenas: one arena's frees trim another's retained chunks: arena %u retained "
+	       "%llu KiB, then all %llu KiB (bound %llu KiB), arena %u keeps %llu KiB",
+	       arena_of_thread[0]->arena,
+	       (unsigned long long)((arena_retained_before << MM_PAGE_SHIFT) >> 10),
+	       (unsigned long long)(arena_retained_after >> 10),
+	       (unsigned long long)(arena_bound >> 10), arena_of_thread[0]->arena,
+	       (unsigned long long)((arena_other_left << MM_PAGE_SHIFT) >> 10));
+}
+
 int main(int argc, char **argv)
 {
 	const char *tsan_log = NULL;
@@ -611,6 +711,7 @@ int main(int argc, char **argv)
 
 	check_stats_while_allocating();
 	check_lock_excludes();
+	check_arenas();
 	kmem_drain_all();
 	kmem_get_stats(&st1);
 	report(st1.bad_frees == st0.bad_frees, "no bad frees reported (%llu)",
