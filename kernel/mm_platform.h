@@ -32,6 +32,9 @@
 #define MM_RETAIN_MIN_BYTES (2UL << 20)
 /* Each CPU's page cache (mm/mpagecache.c): 512 KiB of frames at most. */
 #define MM_PCACHE_MAX_BYTES (512UL << 10)
+/* An mheap arena per CPU, up to 8 (mm/mheap.h): CPUs allocating and
+ * freeing large objects meet on no lock. */
+#define MM_HEAP_ARENAS 8
 /* The page map's window: the direct map of the RAM below 1 TiB. */
 #define MM_PAGEMAP_BASE DIRECT_MAP_BASE
 #define MM_PAGEMAP_BITS DIRECT_MAP_RAM_BITS

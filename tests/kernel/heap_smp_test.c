@@ -2,7 +2,8 @@
  * tests/kernel/heap_smp_test.c - the heap under real concurrency: every CPU
  * churning every size class at once, producer/consumer pairs across CPUs
  * (one CPU allocates, another frees: the worst case for per-CPU caches),
- * and allocation inside the timer interrupt while the interrupted code is
+ * large objects from each CPU's mheap arena freed on the next CPU, and
+ * allocation inside the timer interrupt while the interrupted code is
  * itself in kmalloc/kfree. After each test every CPU drains its mcache, the
  * heap verifier must pass and every frame must be back in the pmm.
  * Kernel only (the hosted TSan stress covers the same ground with threads).
@@ -15,6 +16,7 @@
 #include "kernel/pmm.h"
 #include "mm/pagemap.h"
 #include "mm/mcache.h"
+#include "mm/mheap.h"
 #include "kernel/smp.h"
 #include "kernel/percpu.h"
 #include "lib/string.h"
@@ -204,6 +206,64 @@ KTEST(heap_smp, producer_consumer_across_cpus)
 		KEXPECT_EQ(pc_consumed[c], PC_ITEMS);
 	}
 	ktest_log("%u CPUs, each freeing %u objects its neighbour allocated", pc_ncpus, PC_ITEMS);
+	expect_heap_back(before);
+}
+
+/* ---- large objects in each CPU's arena, freed on another CPU ---- */
+
+#define ARENA_OBJS 24
+static void *arena_objs[MAX_CPUS][ARENA_OBJS];
+static size_t arena_sizes[MAX_CPUS][ARENA_OBJS];
+static unsigned arena_misplaced[MAX_CPUS], arena_errors[MAX_CPUS];
+
+/* Each CPU's large objects, from its own arena (mm/mheap.h). */
+static void arena_allocate(void *arg)
+{
+	(void)arg;
+	unsigned cpu = this_cpu_id();
+	struct ktest_rng r;
+	ktest_rng_seed(&r, 0xa4e4a000 + cpu);
+	for (unsigned i = 0; i < ARENA_OBJS; i++) {
+		size_t n = 32769 + ktest_rng_below(&r, 600 * 1024);
+		void *p = kmalloc(n, 0);
+		struct mspan *s = p ? mheap_span_of(p) : NULL;
+		if (!s || s->chunk->heap != mheap_of_cpu(cpu))
+			arena_misplaced[cpu]++;
+		if (p)
+			heap_fill(p, ((uint64_t)cpu << 32) | i, n);
+		arena_objs[cpu][i] = p;
+		arena_sizes[cpu][i] = n;
+	}
+}
+
+/* ... freed by the next CPU, all CPUs at once. */
+static void arena_free_neighbours(void *arg)
+{
+	unsigned n = *(unsigned *)arg, cpu = this_cpu_id(), from = (cpu + 1) % n;
+	for (unsigned i = 0; i < ARENA_OBJS; i++) {
+		void *p = arena_objs[from][i];
+		if (p && !heap_check(p, ((uint64_t)from << 32) | i, arena_sizes[from][i]))
+			arena_errors[cpu]++;
+		kfree(p);
+	}
+}
+
+KTEST(heap_smp, large_objects_go_back_to_their_cpus_arena)
+{
+	if (ncpus_online < 2 || MHEAP_NARENAS < 2)
+		KTEST_SKIP("needs 2 CPUs and 2 arenas, have %u and %u", ncpus_online,
+			   (unsigned)MHEAP_NARENAS);
+	struct heap_mark before = heap_mark();
+	unsigned n = ncpus_online;
+	memset(arena_misplaced, 0, sizeof(arena_misplaced));
+	memset(arena_errors, 0, sizeof(arena_errors));
+	smp_call_all(arena_allocate, NULL);
+	smp_call_all(arena_free_neighbours, &n);
+	for (unsigned c = 0; c < n; c++) {
+		KEXPECT_EQ(arena_misplaced[c], 0);
+		KEXPECT_EQ(arena_errors[c], 0);
+	}
+	ktest_log("%u CPUs x %u large objects, each freed by the next CPU", n, ARENA_OBJS);
 	expect_heap_back(before);
 }
 
