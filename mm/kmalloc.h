@@ -104,7 +104,7 @@ struct kmem_stats {
 	uint64_t object_bytes_inuse;
 	/* Lock acquisitions, ever, and those that had to wait. */
 	uint64_t mcentral_lock_acquires, mcentral_lock_contended;
-	uint64_t mheap_lock_acquires, mheap_lock_contended;
+	uint64_t mheap_lock_acquires, mheap_lock_contended;   /* all arenas */
 	/* Pages held from the platform in chunks now, and given back ever. */
 	uint64_t pages_held, pages_returned;
 };

@@ -14,20 +14,24 @@
  * Only the ends of a free run or large object are in the page map (the
  * rule is in mm/pagemap.h), so none of this writes an entry per page but
  * for small spans.
- * One spinlock (mheap.lock, irqsave) protects it all (but the runs a page
- * cache holds: mm/mheap.h says who writes what): the mheap is the slow
- * path, visited once per span, never per object.
+ * The mheap comes in arenas (mm/mheap.h: arena 0 for small spans, each
+ * CPU's for its large objects), each a struct mheap with its own chunks
+ * and lists; one spinlock per arena (irqsave) protects it all (but the
+ * runs a page cache holds: mm/mheap.h says who writes what): the mheap is
+ * the slow path, visited once per span, never per object.
  *
  * Retention (Go's retained heap and scavenger, whole chunks): a chunk
  * that has become one free run again is not given back at once but put
- * on the retained list (oldest first); its run stays on the free lists and
- * the next allocation that fits reuses it, already mapped and faulted in.
- * The policy: with T = max(MM_RETAIN_MIN_BYTES, in-use pages / 4) (in-use:
- * small spans + large objects), a free that leaves more than 2T bytes
- * retained gives the oldest retained chunks back (mm_sys_free) until at
- * most T are; kmem_scavenge_idle (an idle CPU) trims to T; kmem_scavenge,
- * kmem_drain_all and an allocation the platform refuses give every
- * retained chunk back (then the allocation is retried). Free runs inside
+ * on its arena's retained list (oldest first); its run stays on the free
+ * lists and the next allocation that fits reuses it, already mapped and
+ * faulted in. The policy, over all arenas: with T = max(MM_RETAIN_MIN_BYTES,
+ * in-use pages / 4) (in-use: small spans + large objects), a free that
+ * leaves more than 2T bytes retained gives its arena's oldest retained
+ * chunks back (mm_sys_free) until at most T are, then those of the arenas
+ * whose lock is free at once (retain_bound_locked); kmem_scavenge_idle
+ * (an idle CPU) trims to T; kmem_scavenge, kmem_drain_all and an
+ * allocation the platform refuses give every retained chunk back (then
+ * the allocation is retried). Free runs inside
  * chunks that still hold spans are not given back (as before).
  *
  * Page caches: large objects freed on a CPU stay in that CPU's page cache
