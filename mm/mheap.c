@@ -46,6 +46,25 @@
 
 struct mheap mheap = { .lock = MM_SPINLOCK_INIT("mheap") };
 struct mheap mheap_more_arenas[MHEAP_NARENAS > 1 ? MHEAP_NARENAS - 1 : 1];
+/* 1 + the highest arena that has ever grown (relaxed; only grows): the
+ * policy's sums over the arenas stop there. */
+static unsigned arenas_used = 1;
+
+/* Arenas [0, arenas_in_use()) are all that ever held a chunk. */
+static unsigned arenas_in_use(void)
+{
+	return __atomic_load_n(&arenas_used, __ATOMIC_RELAXED);
+}
+
+/* h has a chunk: count it in (a CAS loop: arenas grow concurrently). */
+static void arena_now_used(const struct mheap *h)
+{
+	unsigned n = arenas_in_use();
+	while (n <= h->arena &&
+	       !__atomic_compare_exchange_n(&arenas_used, &n, h->arena + 1, false,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+}
 
 /* Called once, by kmalloc_init, before mheap.ready is set. */
 void mheap_init(void)
@@ -238,6 +257,7 @@ static bool mheap_grow(struct mheap *h, size_t npages, bool exact)
 			fixalloc_free(&h->span_alloc, s);
 		return false;
 	}
+	arena_now_used(h);
 	c->heap = h;
 	c->base = (uintptr_t)mem;
 	c->npages = bytes >> MM_PAGE_SHIFT;
@@ -307,7 +327,7 @@ static uint64_t scavenge_locked(struct mheap *h, uint64_t keep_pages)
 uint64_t mheap_retained_pages(void)
 {
 	uint64_t pages = 0;
-	for (unsigned i = 0; i < MHEAP_NARENAS; i++)
+	for (unsigned i = 0, n = arenas_in_use(); i < n; i++)
 		pages += __atomic_load_n(&mheap_arena(i)->retained_pages, __ATOMIC_RELAXED);
 	return pages;
 }
@@ -329,7 +349,7 @@ static uint64_t scavenge_share_locked(struct mheap *h, uint64_t keep_pages)
 static uint64_t retain_target_pages(void)
 {
 	uint64_t inuse = 0;
-	for (unsigned i = 0; i < MHEAP_NARENAS; i++) {
+	for (unsigned i = 0, n = arenas_in_use(); i < n; i++) {
 		struct mheap *h = mheap_arena(i);
 		inuse += __atomic_load_n(&h->small_pages, __ATOMIC_RELAXED) +
 			 __atomic_load_n(&h->large_pages, __ATOMIC_RELAXED);
@@ -355,7 +375,7 @@ static void retain_bound_locked(struct mheap *h)
 	if (mheap_retained_pages() <= 2 * target)
 		return;
 	scavenge_share_locked(h, target);
-	for (unsigned i = 0; i < MHEAP_NARENAS && mheap_retained_pages() > target; i++) {
+	for (unsigned i = 0, n = arenas_in_use(); i < n && mheap_retained_pages() > target; i++) {
 		struct mheap *o = mheap_arena(i);
 		if (o == h || !__atomic_load_n(&o->retained_pages, __ATOMIC_RELAXED) ||
 		    !mm_spin_trylock(&o->lock))
