@@ -76,6 +76,7 @@ void kmalloc_init(void)
 	unsigned long flags = mm_spin_lock_irqsave(&init_lock);
 	if (!mheap_ready()) {
 		mheap_init();
+		mheap_pcache_init();
 		mcentral_init();
 		for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
 			tiny_init(&mcaches[cpu]);

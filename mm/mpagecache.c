@@ -47,7 +47,13 @@ struct page_cache page_caches[MM_MAX_CPUS];
 /* The arena of pc's CPU, which every run and stash record of pc is in. */
 static struct mheap *arena_of(const struct page_cache *pc)
 {
-	return mheap_of_cpu((unsigned)(pc - page_caches));
+	return pc->arena;
+}
+
+void mheap_pcache_init(void)
+{
+	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
+		page_caches[cpu].arena = mheap_of_cpu(cpu);
 }
 
 static uintptr_t run_end(const struct mspan *s)

@@ -35,9 +35,12 @@ struct page_cache {
 	 * next lock round (a miss's, or the next such free's). */
 	struct mspan *deferred;
 	uint64_t deferred_pages;
+	struct mheap *arena;   /* mheap_of_cpu(its CPU), set once */
 } __attribute__((aligned(64)));
 extern struct page_cache page_caches[MM_MAX_CPUS];
 
+/* Once, after mheap_init (kmalloc_init): each cache's arena. */
+void mheap_pcache_init(void);
 /* A large object of npages pages aligned to align_pages pages, for CPU
  * cpu (interrupts off): the smallest cached run that fits, split when
  * longer (no lock); else from the mheap, which grows only after this
