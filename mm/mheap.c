@@ -27,8 +27,10 @@
  * faulted in. The policy, over all arenas: with T = max(MM_RETAIN_MIN_BYTES,
  * in-use pages / 4) (in-use: small spans + large objects), a free that
  * leaves more than 2T bytes retained gives its arena's oldest retained
- * chunks back (mm_sys_free) until at most T are, then those of the arenas
- * whose lock is free at once (retain_bound_locked); kmem_scavenge_idle
+ * chunks back (mm_sys_free) until at most T are, and when that is not
+ * enough, the other arenas' go back too before the call returns (each
+ * arena's lock taken in turn once its own is let go: retain_bound_locked,
+ * mheap_trim_pending); kmem_scavenge_idle
  * (an idle CPU) trims to T; kmem_scavenge, kmem_drain_all and an
  * allocation the platform refuses give every retained chunk back (then
  * the allocation is retried). Free runs inside
@@ -364,10 +366,14 @@ static void count_pages(uint64_t *counter, int64_t pages)
 	__atomic_store_n(counter, *counter + (uint64_t)pages, __ATOMIC_RELAXED);
 }
 
+/* Set when a free left more than twice the target retained and its own
+ * arena's chunks could not bring it down: the other arenas' chunks go back
+ * in mheap_trim_pending, once no arena lock is held. */
+static int trim_pending;
+
 /* After a free into h (under its lock): with more than twice the target
- * retained in all, h's oldest chunks go back until at most the target is,
- * then those of the arenas whose lock is free at once (a trylock: one
- * arena's lock is never waited for while another's is held). */
+ * retained in all, h's oldest chunks go back until at most the target is;
+ * if that is not enough, the trim is left pending for the others. */
 static void retain_bound_locked(struct mheap *h)
 {
 	MM_HELD(&h->lock);
@@ -375,14 +381,8 @@ static void retain_bound_locked(struct mheap *h)
 	if (mheap_retained_pages() <= 2 * target)
 		return;
 	scavenge_share_locked(h, target);
-	for (unsigned i = 0, n = arenas_in_use(); i < n && mheap_retained_pages() > target; i++) {
-		struct mheap *o = mheap_arena(i);
-		if (o == h || !__atomic_load_n(&o->retained_pages, __ATOMIC_RELAXED) ||
-		    !mm_spin_trylock(&o->lock))
-			continue;
-		scavenge_share_locked(o, target);
-		mm_spin_unlock(&o->lock);
-	}
+	if (mheap_retained_pages() > 2 * target)
+		__atomic_store_n(&trim_pending, 1, __ATOMIC_RELAXED);
 }
 
 /* Every arena but `except` in turn, under its lock (none held by the
@@ -411,6 +411,13 @@ uint64_t mheap_retain_target(void)
 uint64_t mheap_scavenge_to_target(void)
 {
 	return scavenge_arenas(NULL, 0, true) << MM_PAGE_SHIFT;
+}
+
+void mheap_trim_pending(void)
+{
+	if (__atomic_load_n(&trim_pending, __ATOMIC_RELAXED) &&
+	    __atomic_exchange_n(&trim_pending, 0, __ATOMIC_RELAXED))
+		scavenge_arenas(NULL, 0, true);
 }
 
 uint64_t mheap_scavenge(uint64_t keep_bytes)
@@ -557,6 +564,7 @@ retry:
 		__atomic_store_n(&s->state, MSPAN_INUSE, __ATOMIC_RELEASE);
 	}
 	mm_spin_unlock_irqrestore(&h->lock, flags);
+	mheap_trim_pending();   /* first may have freed */
 	return s;
 oom:
 	/* Out of memory (for the pages, or for a span record or a tiny
@@ -579,6 +587,7 @@ fail:
 		fixalloc_free(&h->tiny_alloc, tiny);
 	bitmaps_give(bucket, units, nunits);
 	mm_spin_unlock_irqrestore(&h->lock, flags);
+	mheap_trim_pending();
 	return NULL;
 }
 
@@ -662,6 +671,7 @@ void mheap_free_span(struct mspan *s)
 	unsigned long flags = mm_spin_lock_irqsave(&h->lock);
 	mheap_free_span_locked(s);
 	mm_spin_unlock_irqrestore(&h->lock, flags);
+	mheap_trim_pending();
 }
 
 /* mheap_grow_large's work, under h->lock, s claimed. */

@@ -45,8 +45,8 @@ struct mheap {
 	 * records in its stash, which belong to the cache's CPU
 	 * (mm/mpagecache.h). Taken with interrupts off (irqsave); nests
 	 * inside an mcentral lock, never the other way round. One arena's
-	 * lock is never taken while another's is held, but with a trylock
-	 * (mheap_free_span_locked's scavenging of the others).
+	 * lock is never taken while another's is held (but by kmem_lock_all
+	 * and mheap_verify, in arena order).
 	 */
 	mm_spinlock_t lock;
 	unsigned arena;               /* its index (0: the main heap) */
@@ -138,8 +138,13 @@ struct mspan *mheap_alloc_span_with(struct mheap *h, size_t npages, unsigned spa
  * policy's bound go back to the platform). Takes that arena's lock. */
 void mheap_free_span(struct mspan *s);
 /* mheap_free_span's work, under s->chunk->heap->lock (a span in a page
- * cache, too). */
+ * cache, too); the caller calls mheap_trim_pending once it has let go of
+ * the lock. */
 void mheap_free_span_locked(struct mspan *s);
+/* With no arena lock held: if a free left more retained than the policy
+ * allows and its own arena could not give enough back, every arena in
+ * turn gives back its oldest retained chunks until the target is met. */
+void mheap_trim_pending(void);
 /* Make t, the run right after s in its chunk, part of s; t's record is
  * the caller's to dispose of. Under their arena's lock for free runs, or
  * by the CPU whose page cache holds both (mm/pagemap.h's rule for writes). */

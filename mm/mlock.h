@@ -9,8 +9,6 @@
  * on 4 threads and 2 cores: 643 -> 242 ns an operation, touch 36 % and on
  * 8 threads 48 % less time; no change on 2 threads).
  *
- * mm_spin_trylock() takes the lock only if it is free at once (one arena
- * scavenging another's chunks while it holds its own lock, mm/mheap.c).
  * mm_spin_lock()/mm_spin_unlock() leave interrupts alone: a caller that
  * runs with interrupts off already, or a host stopping the heap from
  * outside it (kmem_lock_all around a fork), uses them.
@@ -135,28 +133,6 @@ static inline void mm_spin_lock(mm_spinlock_t *l)
 			mm_cpu_relax();
 #endif
 	mm_spin_count(l, contended);
-}
-
-/* Take the lock if it is free now, without waiting: true when taken
- * (counted as an uncontended acquisition). */
-static inline bool mm_spin_trylock(mm_spinlock_t *l)
-{
-#if MM_SPINLOCK_PREEMPTIBLE
-	uint32_t me;
-	if (__atomic_load_n(&l->serving, __ATOMIC_RELAXED) != 0 || !mm_spin_first_look(l, &me))
-		return false;
-#else
-	/* Ticket: draw one only if it would be served at once. */
-	uint32_t me = __atomic_load_n(&l->serving, __ATOMIC_ACQUIRE);
-	if (!__atomic_compare_exchange_n(&l->next, &me, me + 1, false, __ATOMIC_ACQUIRE,
-					 __ATOMIC_RELAXED))
-		return false;
-#endif
-#if MM_LOCK_DEBUG
-	__atomic_store_n(&l->owner, mm_lock_debug_cpu(), __ATOMIC_RELAXED);
-#endif
-	mm_spin_count(l, false);
-	return true;
 }
 
 static inline void mm_spin_unlock(mm_spinlock_t *l)

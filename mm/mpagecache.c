@@ -288,6 +288,7 @@ static void cache_run(struct page_cache *pc, struct mspan *s)
 		mheap_free_span_locked(slot_take(pc, smallest));
 	}
 	mm_spin_unlock_irqrestore(&h->lock, flags);
+	mheap_trim_pending();
 	slot_add(pc, s);
 }
 
@@ -350,4 +351,5 @@ void mheap_pcache_drain(unsigned cpu)
 	unsigned long flags = mm_spin_lock_irqsave(&h->lock);
 	give_all_locked(pc);
 	mm_spin_unlock_irqrestore(&h->lock, flags);
+	mheap_trim_pending();
 }
