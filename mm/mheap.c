@@ -52,10 +52,14 @@ struct mheap mheap_more_arenas[MHEAP_NARENAS > 1 ? MHEAP_NARENAS - 1 : 1];
  * policy's sums over the arenas stop there. */
 static unsigned arenas_used = 1;
 
-/* Arenas [0, arenas_in_use()) are all that ever held a chunk. */
 static unsigned arenas_in_use(void)
 {
 	return __atomic_load_n(&arenas_used, __ATOMIC_RELAXED);
+}
+
+unsigned mheap_arenas_in_use(void)
+{
+	return arenas_in_use();
 }
 
 /* h has a chunk: count it in (a CAS loop: arenas grow concurrently). */
@@ -740,7 +744,7 @@ struct mspan *mheap_span_in_chunk_locked(const struct heap_chunk *c, uintptr_t a
 struct mspan *mheap_span_containing(const void *p)
 {
 	uintptr_t a = (uintptr_t)p;
-	for (unsigned i = 0; i < MHEAP_NARENAS; i++) {
+	for (unsigned i = 0, n = arenas_in_use(); i < n; i++) {
 		struct mheap *h = mheap_arena(i);
 		struct mspan *s = NULL;
 		bool found = false;
@@ -780,7 +784,7 @@ uint64_t mheap_arena_sys_bytes_locked(const struct mheap *h)
 uint64_t mheap_sys_bytes(void)
 {
 	uint64_t bytes = 0;
-	for (unsigned i = 0; i < MHEAP_NARENAS; i++) {
+	for (unsigned i = 0, n = arenas_in_use(); i < n; i++) {
 		struct mheap *h = mheap_arena(i);
 		unsigned long flags = mm_spin_lock_irqsave(&h->lock);
 		bytes += mheap_arena_sys_bytes_locked(h);

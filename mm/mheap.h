@@ -164,6 +164,9 @@ uint64_t mheap_retain_target(void);
 /* Give back retained chunks beyond the policy's target, computed under
  * the lock; returns the bytes given back. */
 uint64_t mheap_scavenge_to_target(void);
+/* Arenas [0, mheap_arenas_in_use()) are all that ever held a chunk (the
+ * count only grows; relaxed). */
+unsigned mheap_arenas_in_use(void);
 /* Pages retained in wholly free chunks, all arenas (relaxed loads). */
 uint64_t mheap_retained_pages(void);
 /* Bytes held from the platform by every arena: chunks + span metadata

@@ -59,7 +59,7 @@ static char page_char(const struct mspan *s, const struct heap_chunk *c)
 static size_t map_line(size_t k, size_t first, char *out, uintptr_t *base, size_t *npages)
 {
 	size_t n = 0;
-	for (unsigned arena = 0; arena < MHEAP_NARENAS; arena++) {
+	for (unsigned arena = 0, narenas = mheap_arenas_in_use(); arena < narenas; arena++) {
 		struct mheap *h = mheap_arena(arena);
 		unsigned long flags = mm_spin_lock_irqsave(&h->lock);
 		struct heap_chunk *c = h->chunks;

@@ -47,7 +47,7 @@ struct heap_counts {
 static void heap_counts(struct heap_counts *hc)
 {
 	*hc = (struct heap_counts){ 0 };
-	for (unsigned i = 0; i < MHEAP_NARENAS; i++) {
+	for (unsigned i = 0, n = mheap_arenas_in_use(); i < n; i++) {
 		struct mheap *h = mheap_arena(i);
 		unsigned long flags = mm_spin_lock_irqsave(&h->lock);
 		hc->chunk_bytes += h->chunk_bytes;
@@ -66,6 +66,27 @@ static void heap_counts(struct heap_counts *hc)
 		/* Read after our own acquisition: it is counted. */
 		hc->lock_acquires += rd(&h->lock.nacquire);
 		hc->lock_contended += rd(&h->lock.ncontended);
+	}
+}
+
+/* kmem_dump's line per arena that ever held a chunk (arena 0 always). */
+static void dump_arenas(void)
+{
+	for (unsigned i = 0, n = mheap_arenas_in_use(); i < n; i++) {
+		struct mheap *h = mheap_arena(i);
+		unsigned long flags = mm_spin_lock_irqsave(&h->lock);
+		uint64_t chunk = h->chunk_bytes, free_pages = h->free_pages;
+		uint64_t retained = h->retained_pages, small = h->small_pages;
+		uint64_t large = h->large_pages;
+		mm_spin_unlock_irqrestore(&h->lock, flags);
+		mm_log("arena %u: %lu KiB in chunks (%lu KiB free, %lu KiB of it retained), "
+		       "%lu KiB small spans, %lu KiB large objects and cached runs; "
+		       "lock %lu acquired, %lu contended", i, (unsigned long)(chunk >> 10),
+		       (unsigned long)((free_pages << MM_PAGE_SHIFT) >> 10),
+		       (unsigned long)((retained << MM_PAGE_SHIFT) >> 10),
+		       (unsigned long)((small << MM_PAGE_SHIFT) >> 10),
+		       (unsigned long)((large << MM_PAGE_SHIFT) >> 10),
+		       (unsigned long)rd(&h->lock.nacquire), (unsigned long)rd(&h->lock.ncontended));
 	}
 }
 
@@ -242,6 +263,8 @@ void kmem_dump(void)
 	       (unsigned long)((free_pages << MM_PAGE_SHIFT) >> 10),
 	       (unsigned long)(st.span_bytes_inuse >> 10), (unsigned long)ngrow,
 	       (unsigned long)nrelease);
+	if (MHEAP_NARENAS > 1)
+		dump_arenas();
 	mm_log("objects: %lu in use, %lu mallocs, %lu frees, %lu tiny, %lu bad frees, %lu OOM",
 	       (unsigned long)st.objects_inuse, (unsigned long)st.nmalloc,
 	       (unsigned long)st.nfree, (unsigned long)st.tiny_allocs,

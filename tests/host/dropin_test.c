@@ -726,11 +726,27 @@ static void stats_child(const char *value, char *buf, size_t size, int *status)
 	child_stderr(exec_stats_child, buf, size, status);
 }
 
-/* The child: 1 000 objects of 200 bytes allocated, 37 kept live, then a
- * return from main (the table is printed by the library's destructor). */
+/* The stats child's second thread: a large object of 1 MiB kept live,
+ * from the arena of the thread's own slot. */
+static void *stats_child_big;
+static void *stats_child_thread(void *arg)
+{
+	(void)arg;
+	free(opaque(malloc(16)));   /* a slot of its own from here on */
+	stats_child_big = opaque(malloc(1 << 20));
+	return NULL;
+}
+
+/* The child: 1 000 objects of 200 bytes allocated, 37 kept live, and a
+ * second thread's 1 MiB object, then a return from main (the table is
+ * printed by the library's destructor). */
 static int stats_child_main(void)
 {
 	static char *keep[37];
+	pthread_t t;
+	if (pthread_create(&t, NULL, stats_child_thread, NULL) || pthread_join(t, NULL) ||
+	    !stats_child_big)
+		return 7;
 	for (int i = 0; i < 1000; i++) {
 		char *p = opaque(malloc(200));
 		p[0] = 1;
@@ -758,6 +774,15 @@ static void test_stats_at_exit(void)
 	      line ? line : "(no line)");
 	CHECK(strstr(err, "objects: ") != NULL && strstr(err, "metadata: ") != NULL,
 	      "the totals (objects, metadata) missing");
+	/* Arena 0 (the small spans) and the second thread's arena, which
+	 * holds its 1 MiB object. */
+	unsigned long kib = 0;
+	const char *a1 = strstr(err, "arena 1: ");
+	const char *large = a1 ? strstr(a1, "KiB small spans, ") : NULL;
+	CHECK(strstr(err, "arena 0: ") != NULL && large &&
+	      sscanf(large, "KiB small spans, %lu KiB large", &kib) == 1 && kib >= 1024,
+	      "expected lines for arena 0 and arena 1 (with at least 1024 KiB large), saw %.300s",
+	      a1 ? a1 : "(no arena 1 line)");
 	stats_child("0", err, sizeof err, &status);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x", status);
 	CHECK(strstr(err, "slabinfo") == NULL, "SPANHEAP_STATS=0 printed the table: %.200s", err);
