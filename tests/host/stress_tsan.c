@@ -15,7 +15,9 @@
  * main thread reads kmem_get_stats, which must stay exact; the heap's
  * lock keeps as many threads out of each other; two threads of different
  * mheap arenas free each other's large objects and one thread's frees
- * bring the other arena's retained chunks within the policy's bound;
+ * bring the other arena's retained chunks within the policy's bound, and
+ * with the platform capped one arena's allocation takes what another
+ * retained;
  * last, tiny double frees race the restarts of their blocks.
  *
  * Usage: stress-tsan [--threads N] [--ops N] [--rounds N] [--tiny-rounds N]
@@ -43,6 +45,7 @@
 #include "mm/kmalloc.h"
 #include "mm/mlock.h"
 #include "mm/mheap.h"
+#include "mm/mcache.h"
 #include "tests/kernel/heap_align.h"   /* the promised alignment */
 #include "mm/sizeclasses.h"
 
@@ -637,6 +640,76 @@ static void check_arenas(void)
 	       (unsigned long long)((arena_other_left << MM_PAGE_SHIFT) >> 10));
 }
 
+/*
+ * Arenas under memory pressure: thread 1's arena retains a freed 8 MiB
+ * chunk (of two: the other waits as its CPU's deferred run); with the
+ * platform capped at what it hands out now (and a
+ * little for metadata), thread 0's arena, which has no free run, must
+ * get its 8 MiB object from the memory thread 1's arena gives back, in
+ * the mheap's own retry (the retained chunks go first), not by the
+ * large allocation's last resort, a drain of thread 0's caches (it
+ * holds a small object's span throughout).
+ */
+#define OOM_BIG (8UL << 20)
+#define OOM_META (1UL << 20)   /* room for metadata blocks, not a chunk */
+static pthread_barrier_t oom_barrier;
+static struct mheap *oom_arena[2];
+static uint64_t oom_retained_before, oom_retained_after;
+static void *oom_got;
+static uint8_t oom_holds_before, oom_holds_after;
+
+static void *oom_worker(void *arg)
+{
+	int me = (int)(intptr_t)arg;
+	kfree(kmalloc(1, 0));   /* a slot ("CPU") of its own from now on */
+	oom_arena[me] = mheap_of_cpu(mm_cpu_id());
+	pthread_barrier_wait(&oom_barrier);
+	if (me == 1) {
+		void *a = kmalloc(OOM_BIG, 0), *b = kmalloc(OOM_BIG, 0);
+		kfree(a);
+		kfree(b);
+		oom_retained_before = oom_arena[1]->retained_pages << MM_PAGE_SHIFT;
+	}
+	pthread_barrier_wait(&oom_barrier);
+	if (me == 0) {
+		void *small = kmalloc(64, 0);
+		oom_holds_before = mcaches[mm_cpu_id()].holds_spans;
+		mm_host_set_sys_limit(mm_host_sys_bytes() + OOM_META);
+		oom_got = kmalloc(OOM_BIG, 0);
+		mm_host_set_sys_limit(0);
+		oom_holds_after = mcaches[mm_cpu_id()].holds_spans;
+		kfree(small);
+		oom_retained_after = oom_arena[1]->retained_pages << MM_PAGE_SHIFT;
+		kfree(oom_got);
+	}
+	pthread_barrier_wait(&oom_barrier);
+	return NULL;
+}
+
+static void check_arena_oom(void)
+{
+	pthread_t t[2];
+	kmem_drain_all();   /* no retained chunk anywhere */
+	pthread_barrier_init(&oom_barrier, NULL, 2);
+	for (int i = 0; i < 2; i++)
+		if (pthread_create(&t[i], NULL, oom_worker, (void *)(intptr_t)i)) {
+			fprintf(stderr, "pthread_create failed\n");
+			exit(2);
+		}
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&oom_barrier);
+	report(oom_arena[0] != oom_arena[1] && oom_retained_before >= OOM_BIG &&
+		       oom_got != NULL && oom_retained_after < oom_retained_before &&
+		       oom_holds_before && oom_holds_after && mheap_verify() == 0,
+	       "arenas: with the platform capped, an 8 MiB object comes from what another "
+	       "arena retained (%llu KiB retained there before, %llu after; object %p; "
+	       "the CPU's caches %s)", (unsigned long long)(oom_retained_before >> 10),
+	       (unsigned long long)(oom_retained_after >> 10), oom_got,
+	       !oom_holds_before ? "held nothing before" :
+	       oom_holds_after ? "kept" : "drained (the last resort)");
+}
+
 int main(int argc, char **argv)
 {
 	const char *tsan_log = NULL;
@@ -712,6 +785,7 @@ int main(int argc, char **argv)
 	check_stats_while_allocating();
 	check_lock_excludes();
 	check_arenas();
+	check_arena_oom();
 	kmem_drain_all();
 	kmem_get_stats(&st1);
 	report(st1.bad_frees == st0.bad_frees, "no bad frees reported (%llu)",
