@@ -216,6 +216,69 @@ static struct mspan *free_find(struct mheap *h, size_t npages)
 	return NULL;
 }
 
+/* Make [base, base + npages pages), memory in the page map's leaves, a
+ * chunk of h with records c and s (from h's blocks): one free run, whose
+ * pages may hold data if needzero. */
+static void chunk_attach(struct mheap *h, struct heap_chunk *c, struct mspan *s, uintptr_t base,
+			 size_t npages, bool needzero)
+{
+	MM_HELD(&h->lock);
+	arena_now_used(h);
+	c->heap = h;
+	c->base = base;
+	c->npages = npages;
+	c->retained = false;
+	c->rnext = c->rprev = NULL;
+	c->prev = NULL;
+	c->next = h->chunks;
+	if (c->next)
+		c->next->prev = c;
+	h->chunks = c;
+	h->chunk_bytes += npages << MM_PAGE_SHIFT;
+
+	s->startaddr = c->base;
+	s->npages = c->npages;
+	s->chunk = c;
+	s->owner_cpu = -1;
+	s->needzero = needzero;
+	mspan_clear_bits(s);
+	s->local_cache = MSPAN_NOT_LOCAL;
+	__atomic_store_n(&s->state, MSPAN_FREE, __ATOMIC_RELEASE);
+	pagemap_set_ends(s->startaddr, s->npages, s);
+	free_insert(s);
+}
+
+/* Take the chunk that free run s covers wholly off its arena: off its
+ * lists, its run's ends unmapped, its records freed. The memory stays
+ * mapped and in the page map's leaves, for the caller to give back to the
+ * platform or to another arena. */
+static void chunk_detach(struct mspan *s)
+{
+	struct heap_chunk *c = s->chunk;
+	struct mheap *h = c->heap;
+	MM_HELD(&h->lock);
+	MM_BUG_ON(s->state != MSPAN_FREE || s->startaddr != c->base || s->npages != c->npages);
+	free_remove(s);
+	pagemap_set_ends(c->base, c->npages, NULL);   /* one free run */
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		h->chunks = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	h->chunk_bytes -= c->npages << MM_PAGE_SHIFT;
+	__atomic_store_n(&s->state, MSPAN_DEAD, __ATOMIC_RELEASE);
+	fixalloc_free(&h->chunk_alloc, c);
+	fixalloc_free(&h->span_alloc, s);
+}
+
+/* Memory of a detached chunk back to the platform. */
+static void chunk_give_back(uintptr_t base, size_t npages)
+{
+	pagemap_remove_chunk(base, npages);
+	mm_sys_free((void *)base, npages << MM_PAGE_SHIFT);
+}
+
 /* Get a chunk of at least npages pages from the platform (at least
  * MHEAP_CHUNK_MIN; less when that much is not to be had: for small spans
  * down to 1 MiB, for a large object, exact, down to its own size) and add
@@ -263,53 +326,70 @@ static bool mheap_grow(struct mheap *h, size_t npages, bool exact)
 			fixalloc_free(&h->span_alloc, s);
 		return false;
 	}
-	arena_now_used(h);
-	c->heap = h;
-	c->base = (uintptr_t)mem;
-	c->npages = bytes >> MM_PAGE_SHIFT;
-	c->retained = false;
-	c->rnext = c->rprev = NULL;
-	c->prev = NULL;
-	c->next = h->chunks;
-	if (c->next)
-		c->next->prev = c;
-	h->chunks = c;
-	h->chunk_bytes += bytes;
 	h->ngrow++;
-
-	s->startaddr = c->base;
-	s->npages = c->npages;
-	s->chunk = c;
-	s->owner_cpu = -1;
-	s->needzero = !MM_SYS_ALLOC_ZEROED;
-	mspan_clear_bits(s);
-	s->local_cache = MSPAN_NOT_LOCAL;
-	__atomic_store_n(&s->state, MSPAN_FREE, __ATOMIC_RELEASE);
-	pagemap_set_ends(s->startaddr, s->npages, s);
-	free_insert(s);
+	chunk_attach(h, c, s, (uintptr_t)mem, bytes >> MM_PAGE_SHIFT, !MM_SYS_ALLOC_ZEROED);
 	return true;
 }
 
-static void chunk_release(struct mspan *s)
+/* The shortest retained chunk of at least npages pages of an arena other
+ * than h, taken off it (chunk_detach; each arena's lock in turn, none held
+ * by the caller): its base, its pages in *n and whether they may hold data
+ * in *needzero; 0 when there is none. */
+static uintptr_t take_retained_chunk(const struct mheap *h, size_t npages, size_t *n,
+				     bool *needzero)
 {
-	struct heap_chunk *c = s->chunk;
-	struct mheap *h = c->heap;
-	MM_HELD(&h->lock);
+	for (unsigned i = 0, k = arenas_in_use(); i < k; i++) {
+		struct mheap *o = mheap_arena(i);
+		if (o == h || __atomic_load_n(&o->retained_pages, __ATOMIC_RELAXED) < npages)
+			continue;
+		uintptr_t base = 0;
+		unsigned long flags = mm_spin_lock_irqsave(&o->lock);
+		struct heap_chunk *best = NULL;
+		for (struct heap_chunk *c = o->retained_head; c; c = c->rnext)
+			if (c->npages >= npages && (!best || c->npages < best->npages))
+				best = c;
+		if (best) {
+			struct mspan *s = pagemap_lookup(best->base);
+			base = best->base;
+			*n = best->npages;
+			*needzero = s->needzero;
+			chunk_detach(s);
+		}
+		mm_spin_unlock_irqrestore(&o->lock, flags);
+		if (base)
+			return base;
+	}
+	return 0;
+}
 
-	pagemap_set_ends(c->base, c->npages, NULL);   /* one free run */
-	pagemap_remove_chunk(c->base, c->npages);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		h->chunks = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	h->chunk_bytes -= c->npages << MM_PAGE_SHIFT;
-	h->nrelease++;
-	mm_sys_free((void *)c->base, c->npages << MM_PAGE_SHIFT);
-	__atomic_store_n(&s->state, MSPAN_DEAD, __ATOMIC_RELEASE);
-	fixalloc_free(&h->chunk_alloc, c);
-	fixalloc_free(&h->span_alloc, s);
+/* Under h->lock, let go meanwhile: before h grows from the platform, a
+ * fitting chunk that another arena retains (already mapped, and faulted
+ * in where that costs) becomes h's. False when none is. */
+static bool adopt_chunk(struct mheap *h, size_t npages)
+{
+	MM_HELD(&h->lock);
+	if (MHEAP_NARENAS == 1 || mheap_retained_pages() < npages)
+		return false;
+	size_t n = 0;
+	bool needzero = true;
+	mm_spin_unlock(&h->lock);
+	uintptr_t base = take_retained_chunk(h, npages, &n, &needzero);
+	mm_spin_lock(&h->lock);
+	if (!base)
+		return false;
+	struct heap_chunk *c = fixalloc_alloc(&h->chunk_alloc, 0);
+	struct mspan *s = meta_alloc(h, &h->span_alloc);
+	if (!c || !s) {   /* no records: the memory goes back to the platform */
+		if (c)
+			fixalloc_free(&h->chunk_alloc, c);
+		if (s)
+			fixalloc_free(&h->span_alloc, s);
+		chunk_give_back(base, n);
+		return false;
+	}
+	h->nadopt++;
+	chunk_attach(h, c, s, base, n, needzero);
+	return true;
 }
 
 /* Give h's oldest retained chunks back until it retains at most
@@ -320,11 +400,14 @@ static uint64_t scavenge_locked(struct mheap *h, uint64_t keep_pages)
 	uint64_t released = 0;
 	while (h->retained_pages > keep_pages) {
 		struct heap_chunk *c = h->retained_head;
-		struct mspan *s = pagemap_lookup(c->base);
-		MM_BUG_ON(!s || s->state != MSPAN_FREE || s->npages != c->npages);
-		free_remove(s);
-		released += c->npages;
-		chunk_release(s);
+		uintptr_t base = c->base;
+		size_t npages = c->npages;
+		struct mspan *s = pagemap_lookup(base);
+		MM_BUG_ON(!s);
+		chunk_detach(s);
+		chunk_give_back(base, npages);
+		h->nrelease++;
+		released += npages;
 	}
 	h->scavenged_bytes += released << MM_PAGE_SHIFT;
 	return released;
@@ -529,9 +612,13 @@ retry:
 	if (!s) {
 		if (!grow)
 			goto fail;   /* no scavenging: retained runs were just searched */
-		if (!mheap_grow(h, need, !small))
-			goto oom;
-		s = free_find(h, need);
+		if (adopt_chunk(h, need))
+			s = free_find(h, need);   /* the adopted chunk fits, if nothing else */
+		if (!s) {
+			if (!mheap_grow(h, need, !small))
+				goto oom;
+			s = free_find(h, need);
+		}
 		MM_BUG_ON(!s);   /* the chunk just added is a run that fits */
 	}
 	free_remove(s);

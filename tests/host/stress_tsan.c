@@ -16,8 +16,8 @@
  * lock keeps as many threads out of each other; two threads of different
  * mheap arenas free each other's large objects and one thread's frees
  * bring the other arena's retained chunks within the policy's bound, and
- * with the platform capped one arena's allocation takes what another
- * retained;
+ * one arena adopts a chunk another retained, and with the platform capped
+ * one arena's allocation takes what another retained;
  * last, tiny double frees race the restarts of their blocks.
  *
  * Usage: stress-tsan [--threads N] [--ops N] [--rounds N] [--tiny-rounds N]
@@ -641,14 +641,71 @@ static void check_arenas(void)
 }
 
 /*
- * Arenas under memory pressure: thread 1's arena retains a freed 8 MiB
- * chunk (of two: the other waits as its CPU's deferred run); with the
- * platform capped at what it hands out now (and a
- * little for metadata), thread 0's arena, which has no free run, must
- * get its 8 MiB object from the memory thread 1's arena gives back, in
- * the mheap's own retry (the retained chunks go first), not by the
- * large allocation's last resort, a drain of thread 0's caches (it
- * holds a small object's span throughout).
+ * Adoption: a chunk that thread 1's arena retains (a freed 24 MiB object's
+ * own) becomes thread 0's arena's when it needs one that size, instead
+ * of a new one from the platform: the same address, nothing more mapped.
+ */
+#define ADOPT_BIG (24UL << 20)   /* above a page cache's deferred run */
+static pthread_barrier_t adopt_barrier;
+static void *adopt_freed, *adopt_got;
+static size_t adopt_sys_before, adopt_sys_after;
+static uint64_t adopt_count_before, adopt_count_after;
+static struct mheap *adopt_arena[2];
+
+static void *adopt_worker(void *arg)
+{
+	int me = (int)(intptr_t)arg;
+	kfree(kmalloc(1, 0));   /* a slot ("CPU") of its own from now on */
+	adopt_arena[me] = mheap_of_cpu(mm_cpu_id());
+	pthread_barrier_wait(&adopt_barrier);
+	if (me == 1) {
+		adopt_freed = kmalloc(ADOPT_BIG, 0);
+		kfree(adopt_freed);
+	}
+	pthread_barrier_wait(&adopt_barrier);
+	if (me == 0) {
+		adopt_count_before = __atomic_load_n(&adopt_arena[0]->nadopt, __ATOMIC_RELAXED);
+		adopt_sys_before = mm_host_sys_bytes();
+		adopt_got = kmalloc(ADOPT_BIG, 0);
+		adopt_sys_after = mm_host_sys_bytes();
+		adopt_count_after = __atomic_load_n(&adopt_arena[0]->nadopt, __ATOMIC_RELAXED);
+		kfree(adopt_got);
+	}
+	pthread_barrier_wait(&adopt_barrier);
+	return NULL;
+}
+
+static void check_arena_adopt(void)
+{
+	pthread_t t[2];
+	kmem_drain_all();   /* no retained chunk anywhere */
+	pthread_barrier_init(&adopt_barrier, NULL, 2);
+	for (int i = 0; i < 2; i++)
+		if (pthread_create(&t[i], NULL, adopt_worker, (void *)(intptr_t)i)) {
+			fprintf(stderr, "pthread_create failed\n");
+			exit(2);
+		}
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	pthread_barrier_destroy(&adopt_barrier);
+	report(adopt_arena[0] != adopt_arena[1] && adopt_freed && adopt_got == adopt_freed &&
+		       adopt_sys_after == adopt_sys_before &&
+		       adopt_count_after == adopt_count_before + 1 && mheap_verify() == 0,
+	       "arenas: a 24 MiB object takes the chunk another arena retained (freed at %p, "
+	       "got %p; %zu bytes from the platform before, %zu after; adopted %llu -> %llu)",
+	       adopt_freed, adopt_got, adopt_sys_before, adopt_sys_after,
+	       (unsigned long long)adopt_count_before, (unsigned long long)adopt_count_after);
+}
+
+/*
+ * Arenas under memory pressure: thread 1's arena retains two freed 8 MiB
+ * chunks (of three: the last waits as its CPU's deferred run); with the
+ * platform capped at what it hands out now (and a little for metadata),
+ * thread 0's arena, which has no free run, must get a 16 MiB object
+ * (which neither retained chunk fits, so none is adopted) from the memory
+ * thread 1's arena gives back, in the mheap's own retry (the retained
+ * chunks go first), not by the large allocation's last resort, a drain of
+ * thread 0's caches (it holds a small object's span throughout).
  */
 #define OOM_BIG (8UL << 20)
 #define OOM_META (1UL << 20)   /* room for metadata blocks, not a chunk */
@@ -665,9 +722,10 @@ static void *oom_worker(void *arg)
 	oom_arena[me] = mheap_of_cpu(mm_cpu_id());
 	pthread_barrier_wait(&oom_barrier);
 	if (me == 1) {
-		void *a = kmalloc(OOM_BIG, 0), *b = kmalloc(OOM_BIG, 0);
+		void *a = kmalloc(OOM_BIG, 0), *b = kmalloc(OOM_BIG, 0), *c = kmalloc(OOM_BIG, 0);
 		kfree(a);
 		kfree(b);
+		kfree(c);
 		oom_retained_before = oom_arena[1]->retained_pages << MM_PAGE_SHIFT;
 	}
 	pthread_barrier_wait(&oom_barrier);
@@ -675,7 +733,7 @@ static void *oom_worker(void *arg)
 		void *small = kmalloc(64, 0);
 		oom_holds_before = mcaches[mm_cpu_id()].holds_spans;
 		mm_host_set_sys_limit(mm_host_sys_bytes() + OOM_META);
-		oom_got = kmalloc(OOM_BIG, 0);
+		oom_got = kmalloc(2 * OOM_BIG, 0);
 		mm_host_set_sys_limit(0);
 		oom_holds_after = mcaches[mm_cpu_id()].holds_spans;
 		kfree(small);
@@ -699,10 +757,10 @@ static void check_arena_oom(void)
 	for (int i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
 	pthread_barrier_destroy(&oom_barrier);
-	report(oom_arena[0] != oom_arena[1] && oom_retained_before >= OOM_BIG &&
+	report(oom_arena[0] != oom_arena[1] && oom_retained_before >= 2 * OOM_BIG &&
 		       oom_got != NULL && oom_retained_after < oom_retained_before &&
 		       oom_holds_before && oom_holds_after && mheap_verify() == 0,
-	       "arenas: with the platform capped, an 8 MiB object comes from what another "
+	       "arenas: with the platform capped, a 16 MiB object comes from what another "
 	       "arena retained (%llu KiB retained there before, %llu after; object %p; "
 	       "the CPU's caches %s)", (unsigned long long)(oom_retained_before >> 10),
 	       (unsigned long long)(oom_retained_after >> 10), oom_got,
@@ -785,6 +843,7 @@ int main(int argc, char **argv)
 	check_stats_while_allocating();
 	check_lock_excludes();
 	check_arenas();
+	check_arena_adopt();
 	check_arena_oom();
 	kmem_drain_all();
 	kmem_get_stats(&st1);
