@@ -37,9 +37,9 @@
  * parallel) malloc-large notouch took 3 700-5 200 ticks an operation on
  * 2 CPUs against 6 100-14 000 with one arena, and 8 500-21 000 on 4
  * CPUs against 257 000-602 000 (a ticket-lock convoy: 4 vCPUs, 2 host
- * cores); under TCG -icount, where CPUs take turns and no lock is ever
- * contended, 27 % more instructions on 4 CPUs (less reuse of freed
- * chunks across CPUs), 2 % more on 1. */
+ * cores); under TCG -icount, where CPUs take turns, 3 % more
+ * instructions on 4 CPUs (notouch 1 198 -> 1 232; touch 2 297 -> 2 651),
+ * 2 % more on 1 (docs/HEAP.md, "Arenas"). */
 #define MM_HEAP_ARENAS 8
 /* The page map's window: the direct map of the RAM below 1 TiB. */
 #define MM_PAGEMAP_BASE DIRECT_MAP_BASE

@@ -36,6 +36,9 @@
  * the allocation is retried). Free runs inside
  * chunks that still hold spans are not given back (as before).
  *
+ * Adoption: an arena about to grow from the platform first takes a
+ * fitting chunk another arena retains (adopt_chunk), already mapped.
+ *
  * Page caches: large objects freed on a CPU stay in that CPU's page cache
  * (mm/mpagecache.c), in state MSPAN_CACHED, which the mheap never
  * coalesces with; it takes them back when a cache is full, missed or
