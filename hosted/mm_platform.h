@@ -54,7 +54,7 @@
 #endif
 /* Each thread slot's page cache (mm/mpagecache.c): room for a few of
  * malloc-large's objects, so that a thread's large frees and allocations
- * meet without the mheap lock; a thread's exit gives it back. */
+ * meet without an arena lock; a thread's exit gives it back. */
 #ifndef MM_PCACHE_MAX_BYTES
 #define MM_PCACHE_MAX_BYTES (16UL << 20)
 #endif

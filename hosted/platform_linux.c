@@ -339,9 +339,9 @@ static void sys_uncharge(size_t bytes)
  * memory): the arena is closed then (arena_close), for good, and memory
  * comes from mmap wherever it likes, as it does once the arena is used
  * up. arena_lock protects the four (arena_free, arena_nfree, arena_next,
- * arena_closed); the heap calls mm_sys_alloc and mm_sys_free under
- * mheap.lock, but the lock keeps this file's rule its own (tests call
- * them directly). It is never held across a fork, which waits until no
+ * arena_closed); the heap calls mm_sys_alloc and mm_sys_free under one
+ * of its mheap arenas' locks (several at once, then: this lock is what
+ * serialises them), and tests call them directly. It is never held across a fork, which waits until no
  * thread is in the heap.
  */
 #define ARENA_FREE_SLOTS 64

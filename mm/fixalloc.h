@@ -8,7 +8,7 @@
  * back to the platform once its last object is freed (one empty block is
  * kept while others are in use), so an empty heap holds no metadata
  * either. Not thread-safe: the caller serialises
- * (every fixalloc belongs to the mheap and is used under mheap.lock).
+ * (every fixalloc belongs to an mheap arena and is used under its lock).
  *
  * Blocks belong to CPUs: a record is carved from a block of the CPU it is
  * for (the caller says which), so that two CPUs' hot records never share

@@ -14,7 +14,8 @@ struct mcentral {
 	/*
 	 * lock protects partial, full, the list links of the spans on them,
 	 * and owner_cpu / sweeping of every span of this class that no mcache
-	 * holds. Taken with interrupts off (irqsave); mheap.lock nests inside.
+	 * holds. Taken with interrupts off (irqsave); the mheap arenas' locks
+	 * nest inside.
 	 */
 	mm_spinlock_t lock;
 	unsigned spanclass;

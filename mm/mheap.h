@@ -159,7 +159,7 @@ bool mheap_grow_large(uintptr_t p, size_t npages);
 uint64_t mheap_scavenge(uint64_t keep_bytes);
 /* The policy's target for retained bytes (see mm/mheap.c): the idle
  * scavenger trims to it, frees keep at most twice it. Reads counters the
- * mheap lock protects without it: for reports and the (quiescent)
+ * arenas' locks protect without them: for reports and the (quiescent)
  * verifier; mheap_scavenge_to_target computes it under the lock. */
 uint64_t mheap_retain_target(void);
 /* Give back retained chunks beyond the policy's target, computed under

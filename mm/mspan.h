@@ -132,9 +132,10 @@ struct mspan {
 	 *   mcentral lock; list, next/prev while in an mcache's owned set:
 	 *   that mcache's CPU;
 	 * - startaddr, npages, state, chunk, tiny, and next/prev while a free
-	 *   run: under mheap.lock; elemsize, nelems, spanclass, divmagic and
-	 *   the bitmap pointer are set (mspan_init_objects) under
-	 *   mheap.lock as the span is made and do not change while it lives;
+	 *   run: under the lock of its chunk's arena (mheap.lock for every
+	 *   small span); elemsize, nelems, spanclass, divmagic and the bitmap
+	 *   pointer are set (mspan_init_objects) under that lock as the span
+	 *   is made and do not change while it lives;
 	 * - the words of remote_bits, remote_pending, pending_next: the
 	 *   remote-free protocol
 	 *   (mm/mcentral.c, mcentral_free).

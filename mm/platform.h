@@ -219,7 +219,10 @@
  *       for a window under 1 GiB; the smallest chunk) and any multiple of
  *       8 KiB above 1 MiB (a large object's chunk). A chunk must lie inside
  *       the page map's window (above). Called with heap locks held and
- *       interrupts off: must not call the heap.
+ *       interrupts off: must not call the heap. With MM_HEAP_ARENAS > 1,
+ *       CPUs of different arenas may call it (and mm_sys_free) at the same
+ *       time: it must be safe for that; with one arena the heap's lock
+ *       serialises the calls.
  *   void mm_sys_free(void *p, size_t bytes);
  *       Give back a region exactly as obtained from mm_sys_alloc (same
  *       pointer and size). Same context as mm_sys_alloc.

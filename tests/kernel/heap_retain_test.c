@@ -416,9 +416,11 @@ KTEST(heap_retain, page_cache_leaves_big_chunks_to_the_mheap)
 }
 #endif
 
+/* Acquisitions of the lock of this CPU's arena, where its large objects
+ * come from. */
 static uint64_t mheap_locks(void)
 {
-	return __atomic_load_n(&mheap.lock.nacquire, __ATOMIC_RELAXED);
+	return __atomic_load_n(&mheap_of_cpu(mm_cpu_id())->lock.nacquire, __ATOMIC_RELAXED);
 }
 
 /* Where caches are kept across misses, a freed run too long for the
