@@ -9,7 +9,8 @@
 # Environment: ACCEL=tcg|kvm, CONFIGS="name ..." to run only some boot
 # configurations, MAKE_FLAGS for extra make variables (e.g. KTEST_SELFCHECK=1),
 # SKIP_HOST=1 to skip the hosted suites, SKIP_DEBUG_HEAP=1 to skip the
-# heap debug-mode boot, SKIP_MICROVM=1 to skip the microvm (PVH) boot,
+# heap debug-mode boot, SKIP_DEBUG_LOCKS=1 to skip the lock-debug boot,
+# SKIP_MICROVM=1 to skip the microvm (PVH) boot,
 # SKIP_EFI=1 to skip the gnu-efi loader's test and boots,
 # QEMU_TIMEOUT seconds per boot.
 set -u
@@ -150,6 +151,17 @@ if [ "${SKIP_DEBUG_HEAP:-0}" != 1 ]; then
 		>build/logs/build-debug-heap.out 2>&1 || { cat build/logs/build-debug-heap.out; exit 1; }
 		tests/run-qemu --iso build/debug-heap/spanheap.iso --firmware bios --smp 2 \
 		--mem 256M --accel $ACCEL --timeout $QEMU_TIMEOUT --name debug-heap-bios-smp2-256M"
+fi
+
+# The lock-debug kernel (DEBUG=1: every heap lock records its holder,
+# MM_HELD checks "under lock X" at each such function's entry, unlocks by
+# another CPU and long waits panic), on 4 CPUs: the arenas' and the
+# mcentrals' lock rules under real concurrency.
+if [ "${SKIP_DEBUG_LOCKS:-0}" != 1 ]; then
+	run_suite debug-locks-bios-smp4-256M sh -c "$MAKE -s $MAKE_FLAGS BUILD=build/debug-locks DEBUG=1 all \
+		>build/logs/build-debug-locks.out 2>&1 || { cat build/logs/build-debug-locks.out; exit 1; }
+		tests/run-qemu --iso build/debug-locks/spanheap.iso --firmware bios --smp 4 \
+		--mem 256M --accel $ACCEL --timeout $QEMU_TIMEOUT --name debug-locks-bios-smp4-256M"
 fi
 
 echo
