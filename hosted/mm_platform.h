@@ -41,7 +41,7 @@
 #define MM_MAX_CPUS 64
 #endif
 /* Free chunks kept mapped for reuse (at least; more while the heap is
- * large, mm/mheap.c "Retention"). A large object has a chunk of its own
+ * large, mm/mscavenge.c). A large object has a chunk of its own
  * size, so reuse needs a retained chunk at least as big: with 8 MiB, the
  * malloc-large workload (8 live objects of 64 KiB..8 MiB) mapped and
  * unmapped a chunk every 6 operations and faulted every page in again

@@ -27,7 +27,7 @@
 
 #define MM_MAX_CPUS MAX_CPUS
 /* Free chunks the heap keeps from the pmm for reuse (at least; more while
- * the heap is large, see mm/mheap.c): small, since the pmm's other users
+ * the heap is large, see mm/mscavenge.c): small, since the pmm's other users
  * (page tables, DMA-ish buffers) need frames too. */
 #define MM_RETAIN_MIN_BYTES (2UL << 20)
 /* Each CPU's page cache (mm/mpagecache.c): 512 KiB of frames at most. */

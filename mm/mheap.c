@@ -20,24 +20,9 @@
  * runs a page cache holds: mm/mheap.h says who writes what): the mheap is
  * the slow path, visited once per span, never per object.
  *
- * Retention (Go's retained heap and scavenger, whole chunks): a chunk
- * that has become one free run again is not given back at once but put
- * on its arena's retained list (oldest first); its run stays on the free
- * lists and the next allocation that fits reuses it, already mapped and
- * faulted in. The policy, over all arenas: with T = max(MM_RETAIN_MIN_BYTES,
- * in-use pages / 4) (in-use: small spans + large objects), a free that
- * leaves more than 2T bytes retained gives its arena's oldest retained
- * chunks back (mm_sys_free) until at most T are, and when that is not
- * enough, the other arenas' go back too before the call returns (each
- * arena's lock taken in turn once its own is let go: retain_bound_locked,
- * mheap_trim_pending); kmem_scavenge_idle
- * (an idle CPU) trims to T; kmem_scavenge, kmem_drain_all and an
- * allocation the platform refuses give every retained chunk back (then
- * the allocation is retried). Free runs inside
- * chunks that still hold spans are not given back (as before).
- *
- * Adoption: an arena about to grow from the platform first takes a
- * fitting chunk another arena retains (adopt_chunk), already mapped.
+ * Retention, the scavenger and adoption (what becomes of a chunk that is
+ * wholly free again: kept for reuse, given back to the platform by
+ * policy, or taken by another arena about to grow) are mm/mscavenge.c's.
  *
  * Page caches: large objects freed on a CPU stay in that CPU's page cache
  * (mm/mpagecache.c), in state MSPAN_CACHED, which the mheap never
@@ -46,6 +31,7 @@
  * lets a cache give them back in an allocation's own lock round).
  */
 #include "mm/mheap.h"
+#include "mm/mheap_internal.h"
 #include "mm/mbug.h"
 #include "mm/platform.h"
 
@@ -251,11 +237,7 @@ static void chunk_attach(struct mheap *h, struct heap_chunk *c, struct mspan *s,
 	free_insert(s);
 }
 
-/* Take the chunk that free run s covers wholly off its arena: off its
- * lists, its run's ends unmapped, its records freed. The memory stays
- * mapped and in the page map's leaves, for the caller to give back to the
- * platform or to another arena. */
-static void chunk_detach(struct mspan *s)
+void mheap_chunk_detach(struct mspan *s)
 {
 	struct heap_chunk *c = s->chunk;
 	struct mheap *h = c->heap;
@@ -275,8 +257,7 @@ static void chunk_detach(struct mspan *s)
 	fixalloc_free(&h->span_alloc, s);
 }
 
-/* Memory of a detached chunk back to the platform. */
-static void chunk_give_back(uintptr_t base, size_t npages)
+void mheap_chunk_give_back(uintptr_t base, size_t npages)
 {
 	pagemap_remove_chunk(base, npages);
 	mm_sys_free((void *)base, npages << MM_PAGE_SHIFT);
@@ -334,37 +315,6 @@ static bool mheap_grow(struct mheap *h, size_t npages, bool exact)
 	return true;
 }
 
-/* The shortest retained chunk of at least npages pages of an arena other
- * than h, taken off it (chunk_detach; each arena's lock in turn, none held
- * by the caller): its base, its pages in *n and whether they may hold data
- * in *needzero; 0 when there is none. */
-static uintptr_t take_retained_chunk(const struct mheap *h, size_t npages, size_t *n,
-				     bool *needzero)
-{
-	for (unsigned i = 0, k = arenas_in_use(); i < k; i++) {
-		struct mheap *o = mheap_arena(i);
-		if (o == h || __atomic_load_n(&o->retained_pages, __ATOMIC_RELAXED) < npages)
-			continue;
-		uintptr_t base = 0;
-		unsigned long flags = mm_spin_lock_irqsave(&o->lock);
-		struct heap_chunk *best = NULL;
-		for (struct heap_chunk *c = o->retained_head; c; c = c->rnext)
-			if (c->npages >= npages && (!best || c->npages < best->npages))
-				best = c;
-		if (best) {
-			struct mspan *s = pagemap_lookup(best->base);
-			base = best->base;
-			*n = best->npages;
-			*needzero = s->needzero;
-			chunk_detach(s);
-		}
-		mm_spin_unlock_irqrestore(&o->lock, flags);
-		if (base)
-			return base;
-	}
-	return 0;
-}
-
 /* Under h->lock, let go meanwhile: before h grows from the platform, a
  * fitting chunk that another arena retains (already mapped, and faulted
  * in where that costs) becomes h's. False when none is. */
@@ -376,7 +326,7 @@ static bool adopt_chunk(struct mheap *h, size_t npages)
 	size_t n = 0;
 	bool needzero = true;
 	mm_spin_unlock(&h->lock);
-	uintptr_t base = take_retained_chunk(h, npages, &n, &needzero);
+	uintptr_t base = mheap_take_retained_chunk(h, npages, &n, &needzero);
 	mm_spin_lock(&h->lock);
 	if (!base)
 		return false;
@@ -387,7 +337,7 @@ static bool adopt_chunk(struct mheap *h, size_t npages)
 			fixalloc_free(&h->chunk_alloc, c);
 		if (s)
 			fixalloc_free(&h->span_alloc, s);
-		chunk_give_back(base, n);
+		mheap_chunk_give_back(base, n);
 		return false;
 	}
 	h->nadopt++;
@@ -395,124 +345,10 @@ static bool adopt_chunk(struct mheap *h, size_t npages)
 	return true;
 }
 
-/* Give h's oldest retained chunks back until it retains at most
- * keep_pages pages; returns the pages given back. */
-static uint64_t scavenge_locked(struct mheap *h, uint64_t keep_pages)
-{
-	MM_HELD(&h->lock);
-	uint64_t released = 0;
-	while (h->retained_pages > keep_pages) {
-		struct heap_chunk *c = h->retained_head;
-		uintptr_t base = c->base;
-		size_t npages = c->npages;
-		struct mspan *s = pagemap_lookup(base);
-		MM_BUG_ON(!s);
-		chunk_detach(s);
-		chunk_give_back(base, npages);
-		h->nrelease++;
-		released += npages;
-	}
-	h->scavenged_bytes += released << MM_PAGE_SHIFT;
-	return released;
-}
-
-uint64_t mheap_retained_pages(void)
-{
-	uint64_t pages = 0;
-	for (unsigned i = 0, n = arenas_in_use(); i < n; i++)
-		pages += __atomic_load_n(&mheap_arena(i)->retained_pages, __ATOMIC_RELAXED);
-	return pages;
-}
-
-/* Give h's oldest retained chunks back until all arenas retain at most
- * keep_pages pages, or h none; returns the pages given back. */
-static uint64_t scavenge_share_locked(struct mheap *h, uint64_t keep_pages)
-{
-	uint64_t total = mheap_retained_pages();
-	if (total <= keep_pages)
-		return 0;
-	uint64_t over = total - keep_pages;
-	return scavenge_locked(h, h->retained_pages > over ? h->retained_pages - over : 0);
-}
-
-/* The policy's target in pages: max(MM_RETAIN_MIN_BYTES, in use / 4), in
- * use summed over the arenas (relaxed loads: each arena writes its counts
- * under its own lock). */
-static uint64_t retain_target_pages(void)
-{
-	uint64_t inuse = 0;
-	for (unsigned i = 0, n = arenas_in_use(); i < n; i++) {
-		struct mheap *h = mheap_arena(i);
-		inuse += __atomic_load_n(&h->small_pages, __ATOMIC_RELAXED) +
-			 __atomic_load_n(&h->large_pages, __ATOMIC_RELAXED);
-	}
-	uint64_t floor = MM_RETAIN_MIN_BYTES >> MM_PAGE_SHIFT;
-	return inuse / 4 > floor ? inuse / 4 : floor;
-}
-
 /* A page count an arena keeps under its lock, readable without it. */
 static void count_pages(uint64_t *counter, int64_t pages)
 {
 	__atomic_store_n(counter, *counter + (uint64_t)pages, __ATOMIC_RELAXED);
-}
-
-/* Set when a free left more than twice the target retained and its own
- * arena's chunks could not bring it down: the other arenas' chunks go back
- * in mheap_trim_pending, once no arena lock is held. */
-static int trim_pending;
-
-/* After a free into h (under its lock): with more than twice the target
- * retained in all, h's oldest chunks go back until at most the target is;
- * if that is not enough, the trim is left pending for the others. */
-static void retain_bound_locked(struct mheap *h)
-{
-	MM_HELD(&h->lock);
-	uint64_t target = retain_target_pages();
-	if (mheap_retained_pages() <= 2 * target)
-		return;
-	scavenge_share_locked(h, target);
-	if (mheap_retained_pages() > 2 * target)
-		__atomic_store_n(&trim_pending, 1, __ATOMIC_RELAXED);
-}
-
-/* Every arena but `except` in turn, under its lock (none held by the
- * caller), gives retained chunks back until all retain at most keep_pages
- * pages (keep_target: the policy's target instead); returns the pages
- * given back. */
-static uint64_t scavenge_arenas(const struct mheap *except, uint64_t keep_pages, bool keep_target)
-{
-	uint64_t pages = 0;
-	for (unsigned i = 0; i < MHEAP_NARENAS; i++) {
-		struct mheap *h = mheap_arena(i);
-		if (h == except || !__atomic_load_n(&h->retained_pages, __ATOMIC_RELAXED))
-			continue;
-		unsigned long flags = mm_spin_lock_irqsave(&h->lock);
-		pages += scavenge_share_locked(h, keep_target ? retain_target_pages() : keep_pages);
-		mm_spin_unlock_irqrestore(&h->lock, flags);
-	}
-	return pages;
-}
-
-uint64_t mheap_retain_target(void)
-{
-	return retain_target_pages() << MM_PAGE_SHIFT;
-}
-
-uint64_t mheap_scavenge_to_target(void)
-{
-	return scavenge_arenas(NULL, 0, true) << MM_PAGE_SHIFT;
-}
-
-void mheap_trim_pending(void)
-{
-	if (__atomic_load_n(&trim_pending, __ATOMIC_RELAXED) &&
-	    __atomic_exchange_n(&trim_pending, 0, __ATOMIC_RELAXED))
-		scavenge_arenas(NULL, 0, true);
-}
-
-uint64_t mheap_scavenge(uint64_t keep_bytes)
-{
-	return scavenge_arenas(NULL, keep_bytes >> MM_PAGE_SHIFT, false) << MM_PAGE_SHIFT;
 }
 
 /* Take the bitmap units of a small span of bucket b into units[], after
@@ -666,10 +502,10 @@ oom:
 	 * every retained chunk back to the platform, this arena's and (with
 	 * its lock let go meanwhile) the others', and try once more. */
 	if (!retried) {
-		uint64_t released = scavenge_locked(h, 0);
+		uint64_t released = mheap_scavenge_locked(h, 0);
 		if (MHEAP_NARENAS > 1) {
 			mm_spin_unlock(&h->lock);
-			released += scavenge_arenas(h, 0, false);
+			released += mheap_scavenge_arenas(h, 0, false);
 			mm_spin_lock(&h->lock);
 		}
 		retried = true;
@@ -756,7 +592,7 @@ void mheap_free_span_locked(struct mspan *s)
 		}
 	}
 	free_insert(s);
-	retain_bound_locked(h);
+	mheap_retain_bound_locked(h);
 }
 
 void mheap_free_span(struct mspan *s)

@@ -82,7 +82,7 @@ struct mheap {
  * the CPU that allocates it (mheap_of_cpu) and goes back to the arena of
  * its chunk (chunk->heap), so CPUs of different arenas allocating and
  * freeing large objects share no lock and no line. Retention is one
- * policy over all arenas (mm/mheap.c, "Retention").
+ * policy over all arenas (mm/mscavenge.c).
  */
 #define MHEAP_NARENAS MM_HEAP_ARENAS
 extern struct mheap mheap;
@@ -157,7 +157,7 @@ bool mheap_grow_large(uintptr_t p, size_t npages);
  * arena, until at most keep_bytes are retained in all. Returns the bytes
  * given back. */
 uint64_t mheap_scavenge(uint64_t keep_bytes);
-/* The policy's target for retained bytes (see mm/mheap.c): the idle
+/* The policy's target for retained bytes (see mm/mscavenge.c): the idle
  * scavenger trims to it, frees keep at most twice it. Reads counters the
  * arenas' locks protect without them: for reports and the (quiescent)
  * verifier; mheap_scavenge_to_target computes it under the lock. */

@@ -136,7 +136,7 @@
  *   MM_RETAIN_MIN_BYTES (optional)
  *       The scavenger's floor: free chunks the heap keeps (retains) for
  *       reuse instead of giving them back with mm_sys_free, whatever the
- *       heap's size (mm/mheap.c, "Retention"); 8 MiB when not defined.
+ *       heap's size (mm/mscavenge.c); 8 MiB when not defined.
  *   MM_PCACHE_MAX_BYTES (optional)
  *       Free large-object pages each CPU keeps in its page cache, at
  *       most (mm/mpagecache.c); a multiple of the 8 KiB page, at least

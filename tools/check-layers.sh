@@ -39,7 +39,7 @@ declare -A layer=(
 	[tiny]=3
 	[mcache]=2
 	[mcentral]=1
-	[mheap]=0 [mpagecache]=0 [mspan]=0 [pagemap]=0 [fixalloc]=0 [sizeclasses]=0 [badptr]=0
+	[mheap]=0 [mscavenge]=0 [mheap_internal]=0 [mpagecache]=0 [mspan]=0 [pagemap]=0 [fixalloc]=0 [sizeclasses]=0 [badptr]=0
 	[platform]=0 [mlock]=0 [mbug]=0 [bitops]=0
 )
 layer_names=(heap mcentral mcache tiny api)

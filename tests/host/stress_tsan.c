@@ -609,18 +609,25 @@ static void *arena_worker(void *arg)
 	return NULL;
 }
 
-static void check_arenas(void)
+/* worker(0) and worker(1) on two threads (two slots, so two arenas) that
+ * meet at *barrier; returns when both are done. */
+static void run_two_threads(void *(*worker)(void *), pthread_barrier_t *barrier)
 {
 	pthread_t t[2];
-	pthread_barrier_init(&arena_barrier, NULL, 2);
+	pthread_barrier_init(barrier, NULL, 2);
 	for (int i = 0; i < 2; i++)
-		if (pthread_create(&t[i], NULL, arena_worker, (void *)(intptr_t)i)) {
+		if (pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i)) {
 			fprintf(stderr, "pthread_create failed\n");
 			exit(2);
 		}
 	for (int i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
-	pthread_barrier_destroy(&arena_barrier);
+	pthread_barrier_destroy(barrier);
+}
+
+static void check_arenas(void)
+{
+	run_two_threads(arena_worker, &arena_barrier);
 	report(MHEAP_NARENAS > 1 && arena_of_thread[0] != arena_of_thread[1] &&
 		       arena_misplaced == 0,
 	       "arenas: two threads' large objects come from their own arenas "
@@ -677,17 +684,8 @@ static void *adopt_worker(void *arg)
 
 static void check_arena_adopt(void)
 {
-	pthread_t t[2];
 	kmem_drain_all();   /* no retained chunk anywhere */
-	pthread_barrier_init(&adopt_barrier, NULL, 2);
-	for (int i = 0; i < 2; i++)
-		if (pthread_create(&t[i], NULL, adopt_worker, (void *)(intptr_t)i)) {
-			fprintf(stderr, "pthread_create failed\n");
-			exit(2);
-		}
-	for (int i = 0; i < 2; i++)
-		pthread_join(t[i], NULL);
-	pthread_barrier_destroy(&adopt_barrier);
+	run_two_threads(adopt_worker, &adopt_barrier);
 	report(adopt_arena[0] != adopt_arena[1] && adopt_freed && adopt_got == adopt_freed &&
 		       adopt_sys_after == adopt_sys_before &&
 		       adopt_count_after == adopt_count_before + 1 && mheap_verify() == 0,
@@ -746,17 +744,8 @@ static void *oom_worker(void *arg)
 
 static void check_arena_oom(void)
 {
-	pthread_t t[2];
 	kmem_drain_all();   /* no retained chunk anywhere */
-	pthread_barrier_init(&oom_barrier, NULL, 2);
-	for (int i = 0; i < 2; i++)
-		if (pthread_create(&t[i], NULL, oom_worker, (void *)(intptr_t)i)) {
-			fprintf(stderr, "pthread_create failed\n");
-			exit(2);
-		}
-	for (int i = 0; i < 2; i++)
-		pthread_join(t[i], NULL);
-	pthread_barrier_destroy(&oom_barrier);
+	run_two_threads(oom_worker, &oom_barrier);
 	report(oom_arena[0] != oom_arena[1] && oom_retained_before >= 2 * OOM_BIG &&
 		       oom_got != NULL && oom_retained_after < oom_retained_before &&
 		       oom_holds_before && oom_holds_after && mheap_verify() == 0,
