@@ -338,6 +338,7 @@ static bool adopt_chunk(struct mheap *h, size_t npages)
 		if (s)
 			fixalloc_free(&h->span_alloc, s);
 		mheap_chunk_give_back(base, n);
+		h->nrelease++;
 		return false;
 	}
 	h->nadopt++;
