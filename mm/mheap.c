@@ -330,6 +330,7 @@ static bool adopt_chunk(struct mheap *h, size_t npages)
 	mm_spin_lock(&h->lock);
 	if (!base)
 		return false;
+	h->nadopt++;
 	struct heap_chunk *c = fixalloc_alloc(&h->chunk_alloc, 0);
 	struct mspan *s = meta_alloc(h, &h->span_alloc);
 	if (!c || !s) {   /* no records: the memory goes back to the platform */
@@ -338,10 +339,9 @@ static bool adopt_chunk(struct mheap *h, size_t npages)
 		if (s)
 			fixalloc_free(&h->span_alloc, s);
 		mheap_chunk_give_back(base, n);
-		h->nrelease++;
+		h->nrelease++;   /* adopted, and given back at once */
 		return false;
 	}
-	h->nadopt++;
 	chunk_attach(h, c, s, base, n, needzero);
 	return true;
 }

@@ -68,7 +68,7 @@ struct mheap {
 	uint64_t small_pages;         /* in small-object spans */
 	uint64_t large_pages;         /* in large objects and page caches */
 	uint64_t ngrow, nrelease;     /* chunks obtained / given back */
-	uint64_t nadopt;              /* retained chunks taken from other arenas */
+	uint64_t nadopt, ngiven;      /* retained chunks taken from / by other arenas */
 	struct heap_chunk *retained_head, *retained_tail;   /* oldest first */
 	uint64_t retained_pages;      /* in wholly free (retained) chunks */
 	uint64_t scavenged_bytes;     /* given back by the scavenger, ever */

@@ -149,6 +149,7 @@ uintptr_t mheap_take_retained_chunk(const struct mheap *h, size_t npages, size_t
 			*n = best->npages;
 			*needzero = s->needzero;
 			mheap_chunk_detach(s);
+			o->ngiven++;
 		}
 		mm_spin_unlock_irqrestore(&o->lock, flags);
 		if (base)

@@ -79,16 +79,17 @@ static void dump_arenas(void)
 		uint64_t retained = h->retained_pages, small = h->small_pages;
 		uint64_t large = h->large_pages;
 		uint64_t ngrow = h->ngrow, nadopt = h->nadopt, nrelease = h->nrelease;
+		uint64_t ngiven = h->ngiven;
 		mm_spin_unlock_irqrestore(&h->lock, flags);
 		mm_log("arena %u: %lu KiB in chunks (%lu KiB free, %lu KiB of it retained), "
 		       "%lu KiB small spans, %lu KiB large objects and cached runs; "
-		       "chunks grown %lu, adopted %lu, released %lu; "
+		       "chunks grown %lu, adopted %lu, given to other arenas %lu, released %lu; "
 		       "lock %lu acquired, %lu contended", i, (unsigned long)(chunk >> 10),
 		       (unsigned long)((free_pages << MM_PAGE_SHIFT) >> 10),
 		       (unsigned long)((retained << MM_PAGE_SHIFT) >> 10),
 		       (unsigned long)((small << MM_PAGE_SHIFT) >> 10),
 		       (unsigned long)((large << MM_PAGE_SHIFT) >> 10), (unsigned long)ngrow,
-		       (unsigned long)nadopt, (unsigned long)nrelease,
+		       (unsigned long)nadopt, (unsigned long)ngiven, (unsigned long)nrelease,
 		       (unsigned long)rd(&h->lock.nacquire), (unsigned long)rd(&h->lock.ncontended));
 	}
 }

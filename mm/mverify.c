@@ -701,6 +701,13 @@ static int check_arena(const struct mheap *h, uint64_t *nlarge, uint64_t *retain
 		     (unsigned long)large_pages, (unsigned long)chunk_bytes,
 		     (unsigned long)h->free_pages, (unsigned long)h->small_pages,
 		     (unsigned long)h->large_pages, (unsigned long)h->chunk_bytes);
+	uint64_t nchunks = 0;
+	for (const struct heap_chunk *c = h->chunks; c; c = c->next)
+		nchunks++;
+	if (nchunks != h->ngrow + h->nadopt - h->ngiven - h->nrelease)
+		FAIL("arena %u holds %lu chunks, but grew %lu, adopted %lu, gave %lu and released "
+		     "%lu", h->arena, (unsigned long)nchunks, (unsigned long)h->ngrow,
+		     (unsigned long)h->nadopt, (unsigned long)h->ngiven, (unsigned long)h->nrelease);
 	if (free_pages + small_pages + large_pages != chunk_bytes >> MM_PAGE_SHIFT)
 		FAIL("arena %u: pages in spans %lu != pages in chunks %lu", h->arena,
 		     (unsigned long)(free_pages + small_pages + large_pages),
