@@ -144,12 +144,23 @@ def pagemap_lookup(addr):
     return gv("(struct mspan *)0x%x" % span)
 
 
+def arenas():
+    """The mheap's arenas (mm/mheap.h): mheap, then mheap_more_arenas[]
+    (one unused element when MM_HEAP_ARENAS is 1, which holds no chunk)."""
+    yield gv("mheap")
+    more = gv("mheap_more_arenas")
+    for i in range(int(gv("sizeof(mheap_more_arenas) / sizeof(mheap_more_arenas[0])"))):
+        yield more[i]
+
+
 def chunks():
-    """Every heap chunk, in the mheap's list order: (base, npages)."""
-    c = gv("mheap")["chunks"]
-    while int(c) != 0:
-        yield c
-        c = c["next"]
+    """Every heap chunk, arena by arena, in each chunk list's order (as
+    kmem_heap_map)."""
+    for h in arenas():
+        c = h["chunks"]
+        while int(c) != 0:
+            yield c
+            c = c["next"]
 
 
 def chunk_spans(c):
