@@ -13,7 +13,7 @@
 #                             text as kmem_heap_map() (mm/mheapmap.c)
 #
 # Everything is read through gdb's Python API from the C globals (mcentrals,
-# mcaches, mheap, pagemap_l1, class_to_size, ...), with the layouts the
+# mcaches, mheap and mheap_more_arenas, pagemap_l1, class_to_size, ...), with the layouts the
 # debug information describes, so the commands follow the C structures as
 # they change; the constants below mirror mm/*.h and are checked against
 # the debug information where it has them. Nothing is written.
