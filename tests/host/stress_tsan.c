@@ -554,85 +554,99 @@ static void check_lock_excludes(void)
  * back thread 0's arena's chunks too (a trylock of the other arena), so
  * that no more than twice the target stays retained.
  */
-#define ARENA_OBJS 16
-#define ARENA_SIZE (256 * 1024)
-#define ARENA_BIG (8UL << 20)   /* a chunk of its own */
-#define ARENA_LIVE 128          /* 1 GiB of address space, untouched */
-#define ARENA_RETAIN 48
-static pthread_barrier_t arena_barrier;
-static void *arena_objs[2][ARENA_OBJS];
-static struct mheap *arena_of_thread[2];
-static _Atomic int arena_misplaced, arena_bad;
-static uint64_t arena_retained_before, arena_retained_after, arena_bound, arena_other_left;
+/* The arena checks' two threads: each takes a slot ("CPU") of its own
+ * with its first heap call (so two arenas), notes its arena in
+ * pair_arena[], meets the other at pair_barrier, runs pair_worker(its
+ * index), and meets the other again before it exits (an exit drains its
+ * caches), so neither disturbs what the other measures. */
+static pthread_barrier_t pair_barrier;
+static struct mheap *pair_arena[2];
+static void (*pair_worker)(int me);
 
-static void *arena_worker(void *arg)
+static void *pair_thread(void *arg)
 {
-	int me = (int)(intptr_t)arg, other = 1 - me;
-	void *big[ARENA_LIVE];
-	kfree(kmalloc(1, 0));   /* a slot ("CPU") of its own from now on */
-	arena_of_thread[me] = mheap_of_cpu(mm_cpu_id());
-	for (int i = 0; i < ARENA_OBJS; i++) {
-		void *p = kmalloc(ARENA_SIZE, 0);
-		struct mspan *s = p ? mheap_span_of(p) : NULL;
-		if (!s || s->chunk->heap != arena_of_thread[me])
-			arena_misplaced++;
-		arena_objs[me][i] = p;
-	}
-	pthread_barrier_wait(&arena_barrier);
-	for (int i = 0; i < ARENA_OBJS; i++)   /* the other arena's objects */
-		kfree(arena_objs[other][i]);
-	pthread_barrier_wait(&arena_barrier);
-	if (me == 1 && mheap_verify())
-		arena_bad++;
-	pthread_barrier_wait(&arena_barrier);
-	/* Retention across arenas. */
-	int n = me == 1 ? ARENA_LIVE : ARENA_RETAIN;
-	for (int i = 0; i < n; i++)
-		big[i] = kmalloc(ARENA_BIG, 0);
-	pthread_barrier_wait(&arena_barrier);
-	if (me == 0) {
-		for (int i = 0; i < n; i++)
-			kfree(big[i]);
-		arena_retained_before = arena_of_thread[0]->retained_pages;
-	}
-	pthread_barrier_wait(&arena_barrier);
-	if (me == 1) {
-		for (int i = 0; i < n; i++)
-			kfree(big[i]);
-		arena_retained_after = mheap_retained_pages() << MM_PAGE_SHIFT;
-		arena_bound = 2 * mheap_retain_target();
-		arena_other_left = arena_of_thread[0]->retained_pages;
-		if (mheap_verify())
-			arena_bad++;
-	}
-	pthread_barrier_wait(&arena_barrier);
+	int me = (int)(intptr_t)arg;
+	kfree(kmalloc(1, 0));
+	pair_arena[me] = mheap_of_cpu(mm_cpu_id());
+	pthread_barrier_wait(&pair_barrier);
+	pair_worker(me);
+	pthread_barrier_wait(&pair_barrier);
 	return NULL;
 }
 
-/* worker(0) and worker(1) on two threads (two slots, so two arenas) that
- * meet at *barrier; returns when both are done. */
-static void run_two_threads(void *(*worker)(void *), pthread_barrier_t *barrier)
+/* worker(0) and worker(1) on two such threads; returns when both are done. */
+static void run_two_threads(void (*worker)(int me))
 {
 	pthread_t t[2];
-	pthread_barrier_init(barrier, NULL, 2);
+	pair_worker = worker;
+	pthread_barrier_init(&pair_barrier, NULL, 2);
 	for (int i = 0; i < 2; i++)
-		if (pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i)) {
+		if (pthread_create(&t[i], NULL, pair_thread, (void *)(intptr_t)i)) {
 			fprintf(stderr, "pthread_create failed\n");
 			exit(2);
 		}
 	for (int i = 0; i < 2; i++)
 		pthread_join(t[i], NULL);
-	pthread_barrier_destroy(barrier);
+	pthread_barrier_destroy(&pair_barrier);
+}
+
+#define ARENA_OBJS 16
+#define ARENA_SIZE (256 * 1024)
+#define ARENA_BIG (8UL << 20)   /* a chunk of its own */
+#define ARENA_LIVE 128          /* 1 GiB of address space, untouched */
+#define ARENA_RETAIN 48
+static void *arena_objs[2][ARENA_OBJS];
+static _Atomic int arena_misplaced, arena_bad;
+static uint64_t arena_retained_before, arena_retained_after, arena_bound, arena_other_left;
+
+static void arena_worker(int me)
+{
+	int other = 1 - me;
+	void *big[ARENA_LIVE];
+	for (int i = 0; i < ARENA_OBJS; i++) {
+		void *p = kmalloc(ARENA_SIZE, 0);
+		struct mspan *s = p ? mheap_span_of(p) : NULL;
+		if (!s || s->chunk->heap != pair_arena[me])
+			arena_misplaced++;
+		arena_objs[me][i] = p;
+	}
+	pthread_barrier_wait(&pair_barrier);
+	for (int i = 0; i < ARENA_OBJS; i++)   /* the other arena's objects */
+		kfree(arena_objs[other][i]);
+	pthread_barrier_wait(&pair_barrier);
+	if (me == 1 && mheap_verify())
+		arena_bad++;
+	pthread_barrier_wait(&pair_barrier);
+	/* Retention across arenas. */
+	int n = me == 1 ? ARENA_LIVE : ARENA_RETAIN;
+	for (int i = 0; i < n; i++)
+		big[i] = kmalloc(ARENA_BIG, 0);
+	pthread_barrier_wait(&pair_barrier);
+	if (me == 0) {
+		for (int i = 0; i < n; i++)
+			kfree(big[i]);
+		arena_retained_before = pair_arena[0]->retained_pages;
+	}
+	pthread_barrier_wait(&pair_barrier);
+	if (me == 1) {
+		for (int i = 0; i < n; i++)
+			kfree(big[i]);
+		arena_retained_after = mheap_retained_pages() << MM_PAGE_SHIFT;
+		arena_bound = 2 * mheap_retain_target();
+		arena_other_left = pair_arena[0]->retained_pages;
+		if (mheap_verify())
+			arena_bad++;
+	}
 }
 
 static void check_arenas(void)
 {
-	run_two_threads(arena_worker, &arena_barrier);
-	report(MHEAP_NARENAS > 1 && arena_of_thread[0] != arena_of_thread[1] &&
+	run_two_threads(arena_worker);
+	report(MHEAP_NARENAS > 1 && pair_arena[0] != pair_arena[1] &&
 		       arena_misplaced == 0,
 	       "arenas: two threads' large objects come from their own arenas "
-	       "(%u and %u of %d; %d misplaced)", arena_of_thread[0]->arena,
-	       arena_of_thread[1]->arena, MHEAP_NARENAS, (int)arena_misplaced);
+	       "(%u and %u of %d; %d misplaced)", pair_arena[0]->arena,
+	       pair_arena[1]->arena, MHEAP_NARENAS, (int)arena_misplaced);
 	report(arena_bad == 0, "arenas: mheap_verify passes after cross-arena frees and "
 	       "the retention trim (%d failed)", (int)arena_bad);
 	report(arena_retained_before > 2 * ((uint64_t)MM_RETAIN_MIN_BYTES >> MM_PAGE_SHIFT) &&
@@ -640,10 +654,10 @@ static void check_arenas(void)
 		       arena_other_left < arena_retained_before,
 	       "arenas: one arena's frees trim another's retained chunks: arena %u retained "
 	       "%llu KiB, then all %llu KiB (bound %llu KiB), arena %u keeps %llu KiB",
-	       arena_of_thread[0]->arena,
+	       pair_arena[0]->arena,
 	       (unsigned long long)((arena_retained_before << MM_PAGE_SHIFT) >> 10),
 	       (unsigned long long)(arena_retained_after >> 10),
-	       (unsigned long long)(arena_bound >> 10), arena_of_thread[0]->arena,
+	       (unsigned long long)(arena_bound >> 10), pair_arena[0]->arena,
 	       (unsigned long long)((arena_other_left << MM_PAGE_SHIFT) >> 10));
 }
 
@@ -653,40 +667,32 @@ static void check_arenas(void)
  * of a new one from the platform: the same address, nothing more mapped.
  */
 #define ADOPT_BIG (24UL << 20)   /* above a page cache's deferred run */
-static pthread_barrier_t adopt_barrier;
 static void *adopt_freed, *adopt_got;
 static size_t adopt_sys_before, adopt_sys_after;
 static uint64_t adopt_count_before, adopt_count_after;
-static struct mheap *adopt_arena[2];
 
-static void *adopt_worker(void *arg)
+static void adopt_worker(int me)
 {
-	int me = (int)(intptr_t)arg;
-	kfree(kmalloc(1, 0));   /* a slot ("CPU") of its own from now on */
-	adopt_arena[me] = mheap_of_cpu(mm_cpu_id());
-	pthread_barrier_wait(&adopt_barrier);
 	if (me == 1) {
 		adopt_freed = kmalloc(ADOPT_BIG, 0);
 		kfree(adopt_freed);
 	}
-	pthread_barrier_wait(&adopt_barrier);
+	pthread_barrier_wait(&pair_barrier);
 	if (me == 0) {
-		adopt_count_before = __atomic_load_n(&adopt_arena[0]->nadopt, __ATOMIC_RELAXED);
+		adopt_count_before = __atomic_load_n(&pair_arena[0]->nadopt, __ATOMIC_RELAXED);
 		adopt_sys_before = mm_host_sys_bytes();
 		adopt_got = kmalloc(ADOPT_BIG, 0);
 		adopt_sys_after = mm_host_sys_bytes();
-		adopt_count_after = __atomic_load_n(&adopt_arena[0]->nadopt, __ATOMIC_RELAXED);
+		adopt_count_after = __atomic_load_n(&pair_arena[0]->nadopt, __ATOMIC_RELAXED);
 		kfree(adopt_got);
 	}
-	pthread_barrier_wait(&adopt_barrier);
-	return NULL;
 }
 
 static void check_arena_adopt(void)
 {
 	kmem_drain_all();   /* no retained chunk anywhere */
-	run_two_threads(adopt_worker, &adopt_barrier);
-	report(adopt_arena[0] != adopt_arena[1] && adopt_freed && adopt_got == adopt_freed &&
+	run_two_threads(adopt_worker);
+	report(pair_arena[0] != pair_arena[1] && adopt_freed && adopt_got == adopt_freed &&
 		       adopt_sys_after == adopt_sys_before &&
 		       adopt_count_after == adopt_count_before + 1 && mheap_verify() == 0,
 	       "arenas: a 24 MiB object takes the chunk another arena retained (freed at %p, "
@@ -707,26 +713,20 @@ static void check_arena_adopt(void)
  */
 #define OOM_BIG (8UL << 20)
 #define OOM_META (1UL << 20)   /* room for metadata blocks, not a chunk */
-static pthread_barrier_t oom_barrier;
-static struct mheap *oom_arena[2];
 static uint64_t oom_retained_before, oom_retained_after;
 static void *oom_got;
 static uint8_t oom_holds_before, oom_holds_after;
 
-static void *oom_worker(void *arg)
+static void oom_worker(int me)
 {
-	int me = (int)(intptr_t)arg;
-	kfree(kmalloc(1, 0));   /* a slot ("CPU") of its own from now on */
-	oom_arena[me] = mheap_of_cpu(mm_cpu_id());
-	pthread_barrier_wait(&oom_barrier);
 	if (me == 1) {
 		void *a = kmalloc(OOM_BIG, 0), *b = kmalloc(OOM_BIG, 0), *c = kmalloc(OOM_BIG, 0);
 		kfree(a);
 		kfree(b);
 		kfree(c);
-		oom_retained_before = oom_arena[1]->retained_pages << MM_PAGE_SHIFT;
+		oom_retained_before = pair_arena[1]->retained_pages << MM_PAGE_SHIFT;
 	}
-	pthread_barrier_wait(&oom_barrier);
+	pthread_barrier_wait(&pair_barrier);
 	if (me == 0) {
 		void *small = kmalloc(64, 0);
 		oom_holds_before = mcaches[mm_cpu_id()].holds_spans;
@@ -735,18 +735,16 @@ static void *oom_worker(void *arg)
 		mm_host_set_sys_limit(0);
 		oom_holds_after = mcaches[mm_cpu_id()].holds_spans;
 		kfree(small);
-		oom_retained_after = oom_arena[1]->retained_pages << MM_PAGE_SHIFT;
+		oom_retained_after = pair_arena[1]->retained_pages << MM_PAGE_SHIFT;
 		kfree(oom_got);
 	}
-	pthread_barrier_wait(&oom_barrier);
-	return NULL;
 }
 
 static void check_arena_oom(void)
 {
 	kmem_drain_all();   /* no retained chunk anywhere */
-	run_two_threads(oom_worker, &oom_barrier);
-	report(oom_arena[0] != oom_arena[1] && oom_retained_before >= 2 * OOM_BIG &&
+	run_two_threads(oom_worker);
+	report(pair_arena[0] != pair_arena[1] && oom_retained_before >= 2 * OOM_BIG &&
 		       oom_got != NULL && oom_retained_after < oom_retained_before &&
 		       oom_holds_before && oom_holds_after && mheap_verify() == 0,
 	       "arenas: with the platform capped, a 16 MiB object comes from what another "
