@@ -912,14 +912,12 @@ void HEAP_API(kmem_lock_all)(void)
 	mm_spin_lock(&init_lock);
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
 		mm_spin_lock(&mcentrals[spc].lock);
-	for (unsigned i = 0; i < MHEAP_NARENAS; i++)
-		mm_spin_lock(&mheap_arena(i)->lock);
+	mheap_lock_arenas();
 }
 
 void HEAP_API(kmem_unlock_all)(void)
 {
-	for (unsigned i = MHEAP_NARENAS; i-- > 0;)
-		mm_spin_unlock(&mheap_arena(i)->lock);
+	mheap_unlock_arenas();
 	for (unsigned spc = NUM_SPAN_CLASSES; spc-- > 0;)
 		mm_spin_unlock(&mcentrals[spc].lock);
 	mm_spin_unlock(&init_lock);

@@ -708,14 +708,14 @@ uint64_t mheap_arena_sys_bytes_locked(const struct mheap *h)
 	       h->bits256_alloc.sys_bytes + h->chunk_alloc.sys_bytes + h->tiny_alloc.sys_bytes;
 }
 
-uint64_t mheap_sys_bytes(void)
+void mheap_lock_arenas(void)
 {
-	uint64_t bytes = 0;
-	for (unsigned i = 0, n = arenas_in_use(); i < n; i++) {
-		struct mheap *h = mheap_arena(i);
-		unsigned long flags = mm_spin_lock_irqsave(&h->lock);
-		bytes += mheap_arena_sys_bytes_locked(h);
-		mm_spin_unlock_irqrestore(&h->lock, flags);
-	}
-	return bytes;
+	for (unsigned i = 0; i < MHEAP_NARENAS; i++)
+		mm_spin_lock(&mheap_arena(i)->lock);
+}
+
+void mheap_unlock_arenas(void)
+{
+	for (unsigned i = MHEAP_NARENAS; i-- > 0;)
+		mm_spin_unlock(&mheap_arena(i)->lock);
 }

@@ -170,12 +170,15 @@ uint64_t mheap_scavenge_to_target(void);
 unsigned mheap_arenas_in_use(void);
 /* Pages retained in wholly free chunks, all arenas (relaxed loads). */
 uint64_t mheap_retained_pages(void);
-/* Bytes held from the platform by every arena: chunks + span metadata
- * (page-map leaves, which are never given back, are counted by
- * pagemap_sys_bytes()). Reads each arena under its lock. */
-uint64_t mheap_sys_bytes(void);
-/* The same for arena h alone, under its lock. */
+/* Bytes arena h holds from the platform, under its lock: chunks + span
+ * metadata (page-map leaves, which are never given back, are counted by
+ * pagemap_sys_bytes()). */
 uint64_t mheap_arena_sys_bytes_locked(const struct mheap *h);
+/* Every arena's lock, in arena order (plain: the caller has interrupts
+ * off or stops the heap from outside): kmem_lock_all, mheap_verify; and
+ * back in the reverse order. */
+void mheap_lock_arenas(void);
+void mheap_unlock_arenas(void);
 /* Of those, the bytes of bitmaps (the 64-byte units' blocks, and the
  * 128-byte units handed out from the span records' blocks); and the units
  * handed out (under mheap.lock for an exact figure). Arena 0 holds them

@@ -44,12 +44,6 @@
 
 struct page_cache page_caches[MM_MAX_CPUS];
 
-/* The arena of pc's CPU, which every run and stash record of pc is in. */
-static struct mheap *arena_of(const struct page_cache *pc)
-{
-	return pc->arena;
-}
-
 void mheap_pcache_init(void)
 {
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
@@ -103,7 +97,7 @@ static struct mspan *record_get(struct page_cache *pc)
 {
 	if (pc->nspare)
 		return pc->spare[--pc->nspare];
-	struct mheap *h = arena_of(pc);
+	struct mheap *h = pc->arena;
 	unsigned long flags = mm_spin_lock_irqsave(&h->lock);
 	struct mspan *t = fixalloc_alloc(&h->span_alloc, (unsigned)(pc - page_caches));
 	mm_spin_unlock_irqrestore(&h->lock, flags);
@@ -119,7 +113,7 @@ static void record_put(struct page_cache *pc, struct mspan *t)
 		pc->spare[pc->nspare++] = t;
 		return;
 	}
-	struct mheap *h = arena_of(pc);
+	struct mheap *h = pc->arena;
 	unsigned long flags = mm_spin_lock_irqsave(&h->lock);
 	fixalloc_free(&h->span_alloc, t);
 	mm_spin_unlock_irqrestore(&h->lock, flags);
@@ -204,7 +198,7 @@ static void give_all_locked(void *arg)
 	while (pc->nruns)
 		mheap_free_span_locked(slot_take(pc, pc->nruns - 1));
 	while (pc->nspare)
-		fixalloc_free(&arena_of(pc)->span_alloc, pc->spare[--pc->nspare]);
+		fixalloc_free(&pc->arena->span_alloc, pc->spare[--pc->nspare]);
 }
 
 /* A miss: the mheap's free runs, in one lock round with the deferred run.
@@ -213,7 +207,7 @@ static void give_all_locked(void *arg)
 __attribute__((noinline)) static struct mspan *alloc_miss(struct page_cache *pc, size_t npages,
 							  size_t align_pages)
 {
-	struct mheap *h = arena_of(pc);
+	struct mheap *h = pc->arena;
 	struct mspan *s;
 	if (!MM_PCACHE_KEEP_ON_MISS)
 		return mheap_alloc_span_with(h, npages, 0, align_pages, true, give_all_locked, pc);
@@ -278,7 +272,7 @@ static void cache_run(struct page_cache *pc, struct mspan *s)
 		slot_add(pc, s);
 		return;
 	}
-	struct mheap *h = arena_of(pc);
+	struct mheap *h = pc->arena;
 	unsigned long flags = mm_spin_lock_irqsave(&h->lock);
 	while (pc->nruns == PCACHE_RUNS || pc->pages + s->npages > PCACHE_MAX_PAGES) {
 		unsigned smallest = 0;
@@ -315,7 +309,7 @@ bool mheap_free_large(uintptr_t p, struct mspan *s, unsigned cpu)
 	struct page_cache *pc = &page_caches[cpu];
 	/* Another arena's object (allocated on a CPU of that arena) goes
 	 * straight back to it: a cache holds only its own arena's runs. */
-	if (s->chunk->heap != arena_of(pc)) {
+	if (s->chunk->heap != pc->arena) {
 		mheap_free_span(s);
 		return true;
 	}
@@ -347,7 +341,7 @@ void mheap_pcache_drain(unsigned cpu)
 	struct page_cache *pc = &page_caches[cpu];
 	if (!pc->nruns && !pc->nspare && !pc->deferred)
 		return;
-	struct mheap *h = arena_of(pc);
+	struct mheap *h = pc->arena;
 	unsigned long flags = mm_spin_lock_irqsave(&h->lock);
 	give_all_locked(pc);
 	mm_spin_unlock_irqrestore(&h->lock, flags);

@@ -35,7 +35,8 @@ struct page_cache {
 	 * next lock round (a miss's, or the next such free's). */
 	struct mspan *deferred;
 	uint64_t deferred_pages;
-	struct mheap *arena;   /* mheap_of_cpu(its CPU), set once */
+	struct mheap *arena;   /* mheap_of_cpu(its CPU), set once: every run
+	                        * and stash record here is that arena's */
 } __attribute__((aligned(64)));
 extern struct page_cache page_caches[MM_MAX_CPUS];
 

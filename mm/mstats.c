@@ -95,7 +95,7 @@ static void dump_arenas(void)
 }
 
 /* The fields past the original ones: metadata, slack, locks, pages. */
-static void get_extra_stats(struct kmem_stats *st)
+static void get_extra_stats(struct kmem_stats *st, const struct heap_counts *hc)
 {
 	st->object_bytes_inuse = 0;
 	st->mcentral_lock_acquires = st->mcentral_lock_contended = 0;
@@ -109,8 +109,6 @@ static void get_extra_stats(struct kmem_stats *st)
 	/* The small spans' slack is never negative, counters racing or not. */
 	if (st->object_bytes_inuse > st->span_bytes_inuse)
 		st->object_bytes_inuse = st->span_bytes_inuse;
-	struct heap_counts hc;
-	heap_counts(&hc);
 	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
 	/* The 128-byte bitmap units sit in the span records' blocks: they
 	 * count as bitmaps. Arena 0 holds every bitmap. */
@@ -118,15 +116,15 @@ static void get_extra_stats(struct kmem_stats *st)
 	st->meta_bitmap_bytes = mheap_bitmap_sys_bytes();
 	uint64_t bits_sys_bytes = mheap.bits_alloc.sys_bytes + mheap.bits256_alloc.sys_bytes;
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
-	st->chunk_bytes = hc.chunk_bytes;
-	st->spans = hc.records - nbitmap_big;   /* records only */
-	st->meta_span_bytes = hc.span_sys_bytes + bits_sys_bytes - st->meta_bitmap_bytes;
-	st->meta_chunk_bytes = hc.chunk_sys_bytes;
-	st->meta_tiny_bytes = hc.tiny_sys_bytes;
+	st->chunk_bytes = hc->chunk_bytes;
+	st->spans = hc->records - nbitmap_big;   /* records only */
+	st->meta_span_bytes = hc->span_sys_bytes + bits_sys_bytes - st->meta_bitmap_bytes;
+	st->meta_chunk_bytes = hc->chunk_sys_bytes;
+	st->meta_tiny_bytes = hc->tiny_sys_bytes;
 	st->meta_pagemap_bytes = pagemap_sys_bytes();
-	st->pages_returned = hc.scavenged_bytes >> MM_PAGE_SHIFT;
-	st->mheap_lock_acquires = hc.lock_acquires;
-	st->mheap_lock_contended = hc.lock_contended;
+	st->pages_returned = hc->scavenged_bytes >> MM_PAGE_SHIFT;
+	st->mheap_lock_acquires = hc->lock_acquires;
+	st->mheap_lock_contended = hc->lock_contended;
 	st->pages_held = st->chunk_bytes >> MM_PAGE_SHIFT;
 	st->meta_static_bytes = sizeof(mcaches) + sizeof(mcentrals) +
 				sizeof(page_caches) + sizeof(mheap) + sizeof(mheap_more_arenas) + sizeof(pagemap_l1) +
@@ -178,7 +176,7 @@ void kmem_get_stats(struct kmem_stats *st)
 	st->tiny_allocs = tiny;
 	st->bad_frees = __atomic_load_n(&kmem_bad_frees, __ATOMIC_RELAXED);
 	st->oom = __atomic_load_n(&kmem_oom, __ATOMIC_RELAXED);
-	get_extra_stats(st);
+	get_extra_stats(st, &hc);
 }
 
 int kmem_get_class_stats(unsigned spc, struct kmem_class_stats *cs)

@@ -16,7 +16,7 @@
  * the totals add up (pages per state, spans per class, live objects per
  * class against the per-CPU counters, bytes held from the platform, span
  * records and bitmap units handed out by their fixallocs against the
- * spans found) The mheap's arenas are checked one by one: each walks only
+ * spans found). The mheap's arenas are checked one by one: each walks only
  * its own chunks, small spans and their metadata are only in arena 0, a
  * page cache's runs and records only in its CPU's arena, and the retained
  * chunks of all arenas are within the policy's one bound.
@@ -735,8 +735,7 @@ int mheap_verify(void)
 	mm_spin_lock(&kmem_idle_lock);   /* no idle CPU enters the heap meanwhile */
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
 		mm_spin_lock(&mcentrals[spc].lock);
-	for (unsigned i = 0; i < MHEAP_NARENAS; i++)
-		mm_spin_lock(&mheap_arena(i)->lock);
+	mheap_lock_arenas();
 
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
 		tally[spc].listed = tally[spc].cached = tally[spc].live = 0;
@@ -797,8 +796,7 @@ int mheap_verify(void)
 		}
 	}
 
-	for (unsigned i = MHEAP_NARENAS; i-- > 0;)
-		mm_spin_unlock(&mheap_arena(i)->lock);
+	mheap_unlock_arenas();
 	for (unsigned spc = NUM_SPAN_CLASSES; spc-- > 0;)
 		mm_spin_unlock(&mcentrals[spc].lock);
 	mm_spin_unlock(&kmem_idle_lock);
