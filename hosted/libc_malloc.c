@@ -291,7 +291,8 @@ EXPORT int malloc_info(int options, FILE *fp)
 
 /* glibc's tuning knobs (M_ARENA_MAX, M_MMAP_THRESHOLD, ...) tune glibc's
  * own structures: accepted and ignored (1, success, as tcmalloc answers;
- * the heap's own bounds are in hosted/mm_platform.h). */
+ * the heap's own bounds, and its number of arenas, MM_HEAP_ARENAS, are
+ * build constants in hosted/mm_platform.h). */
 EXPORT int mallopt(int param, int value)
 {
 	(void)param;

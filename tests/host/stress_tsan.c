@@ -543,17 +543,6 @@ static void check_lock_excludes(void)
 	       (unsigned long long)test_lock.nacquire, (unsigned long long)test_lock.ncontended);
 }
 
-/*
- * Arenas (mm/mheap.h): two live threads, so two slots and two arenas.
- * Each allocates large objects, which must come from its own arena, and
- * frees the other's, which must go back to theirs (mheap_verify checks
- * that no page cache holds another arena's run). Then thread 1 holds
- * ARENA_LIVE big objects (the policy's target grows with them) while
- * thread 0 frees as many again, which its arena retains; thread 1's
- * frees then shrink the target to its floor, and its last free must give
- * back thread 0's arena's chunks too (a trylock of the other arena), so
- * that no more than twice the target stays retained.
- */
 /* The arena checks' two threads: each takes a slot ("CPU") of its own
  * with its first heap call (so two arenas), notes its arena in
  * pair_arena[], meets the other at pair_barrier, runs pair_worker(its
@@ -590,6 +579,18 @@ static void run_two_threads(void (*worker)(int me))
 	pthread_barrier_destroy(&pair_barrier);
 }
 
+/*
+ * Arenas (mm/mheap.h): two live threads, so two slots and two arenas.
+ * Each allocates large objects, which must come from its own arena, and
+ * frees the other's, which must go back to theirs (mheap_verify checks
+ * that no page cache holds another arena's run). Then thread 1 holds
+ * ARENA_LIVE big objects (the policy's target grows with them) while
+ * thread 0 frees as many again, which its arena retains; thread 1's
+ * frees then shrink the target to its floor, and its last free must give
+ * back thread 0's arena's chunks too (the trim left pending, done once
+ * its own arena's lock is let go), so that no more than twice the target
+ * stays retained.
+ */
 #define ARENA_OBJS 16
 #define ARENA_SIZE (256 * 1024)
 #define ARENA_BIG (8UL << 20)   /* a chunk of its own */
