@@ -48,7 +48,8 @@
  * (1 700 ns/op untouched, 190 us touched); from 64 MiB on it maps almost
  * never (32 MiB: 560 ns, 41 us; 64 MiB: 363 ns, 38 us; 256 MiB: no
  * better). Idle, at most twice this stays mapped until kmem_scavenge,
- * malloc_trim or a thread's exit drain gives it back. */
+ * malloc_trim or kmem_drain_* gives it back (a thread's exit trims it to
+ * the target, mm/mscavenge.c). */
 #ifndef MM_RETAIN_MIN_BYTES
 #define MM_RETAIN_MIN_BYTES (64UL << 20)
 #endif

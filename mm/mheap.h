@@ -76,12 +76,13 @@ struct mheap {
 };
 
 /*
- * Arenas: MM_HEAP_ARENAS instances of the mheap (mm/platform.h; 1 in the
- * kernel). Arena 0, `mheap`, makes every small span and holds all their
- * metadata (bitmaps, tiny tables); a large object comes from the arena of
- * the CPU that allocates it (mheap_of_cpu) and goes back to the arena of
- * its chunk (chunk->heap), so CPUs of different arenas allocating and
- * freeing large objects share no lock and no line. Retention is one
+ * Arenas: MM_HEAP_ARENAS instances of the mheap (mm/platform.h; 1 by
+ * default, 8 in the kernel and the hosted library). Arena 0, `mheap`,
+ * makes every small span and holds all their metadata (bitmaps, tiny
+ * tables); a large object comes from the arena of the CPU that allocates
+ * it (mheap_of_cpu) and goes back to the arena of its chunk
+ * (chunk->heap), so CPUs of different arenas allocating and freeing
+ * large objects share no lock and no line. Retention is one
  * policy over all arenas (mm/mscavenge.c).
  */
 #define MHEAP_NARENAS MM_HEAP_ARENAS

@@ -15,8 +15,8 @@
  * kmem_scavenge_idle (an idle CPU) trims to T; kmem_scavenge,
  * kmem_drain_all and an allocation the platform refuses give every
  * retained chunk back (then the allocation is retried). An arena about to
- * grow from the platform first adopts the shortest fitting chunk another
- * arena retains (mheap_take_retained_chunk; mm/mheap.c's adopt_chunk).
+ * grow from the platform first adopts a fitting chunk another arena
+ * retains (mheap_take_retained_chunk; mm/mheap.c's adopt_chunk).
  * Free runs inside chunks that still hold spans are not given back.
  * Locks: each function says whose; none holds two arenas' locks.
  */

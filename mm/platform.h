@@ -194,9 +194,10 @@
  *       2^MM_PAGEMAP_BITS); one that does not is given back and the
  *       allocation fails as out of memory (mm_log says so once). BASE is an
  *       integer constant, a multiple of 8 KiB; BITS is 24..57. The page
- *       map's static root costs 10 bytes of .bss per GiB of window. Default:
- *       the 48-bit x86-64 canonical space (base 0xffff800000000000, 48
- *       bits), 2.5 MiB of .bss.
+ *       map's static part (its root, per-leaf counts and the empty leaf)
+ *       shrinks with the window (docs/INTEGRATING.md has the table).
+ *       Default: the 48-bit x86-64 canonical space (base
+ *       0xffff800000000000, 48 bits), 3.5 MiB of .bss.
  *   MM_LOCK_DEBUG (optional, 0 or 1)
  *       1 turns on the heap locks' debug checks (mm/mlock.h): each lock
  *       records its holder, MM_HELD() checks the holder is this CPU, and a
@@ -215,9 +216,10 @@
  *       Rule: the result MUST be MM_SYS_ALIGN aligned (fixalloc.c finds a
  *       block's header by masking an address to 8 KiB); no more alignment
  *       is needed. The sizes requested: 8 KiB (fixalloc
- *       blocks), 1 MiB (page-map leaves, 2^(MM_PAGEMAP_BITS - 10) bytes
- *       for a window under 1 GiB; the smallest chunk) and any multiple of
- *       8 KiB above 1 MiB (a large object's chunk). A chunk must lie inside
+ *       blocks), a page-map leaf (PAGEMAP_LEAF_BYTES, 8 KiB to 1 MiB by
+ *       the window: mm/pagemap.h), 1 MiB (the smallest chunk) and any
+ *       multiple of 8 KiB above 1 MiB (a large object's chunk), and with
+ *       MM_HAVE_PAGEMAP_FLAT once the flat part's leaves in one block. A chunk must lie inside
  *       the page map's window (above). Called with heap locks held and
  *       interrupts off: must not call the heap. With MM_HEAP_ARENAS > 1,
  *       CPUs of different arenas may call it (and mm_sys_free) at the same
@@ -256,7 +258,8 @@
 #include <stdint.h>
 
 /* What mm_irq_save_local returns where the fast paths may not run
- * (above): an mcache that is nobody's, every field 0 (mm/mcache.c). */
+ * (above): an mcache that is nobody's, its cache words 0 and no tiny
+ * block (mm/mcache.c). */
 struct mcache;
 extern struct mcache mm_cpu_local_none;
 #define MM_CPU_LOCAL_NONE ((void *)&mm_cpu_local_none)

@@ -31,7 +31,7 @@ BENCH_OUT    := $(BUILD)/bench
 BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -DSPANHEAP_HOSTED \
 	-I. -Ihosted -pthread
 
-# Knobs of make bench (defaults: about 15 minutes on a 2-core machine).
+# Knobs of make bench (defaults: 4-5 minutes of runs on a quiet 2-core machine).
 BENCH_ROUNDS     ?= 5
 BENCH_THREADS    ?= 1 2
 BENCH_SCALE      ?= 1

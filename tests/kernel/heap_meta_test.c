@@ -382,6 +382,18 @@ KTEST(heap_meta, the_verifier_sees_each_broken_invariant)
 	fixalloc_free(mheap_bitmap_pool(other_pool), other);
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 
+	/* A span record handed out that no span holds, with every bitmap
+	 * unit accounted for: only the records' count can see it. */
+	flags = mm_spin_lock_irqsave(&mheap.lock);
+	void *record = fixalloc_alloc(&mheap.span_alloc, mm_cpu_id());
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	KASSERT_NOT_NULL(record);
+	KEXPECT_EQ(mheap_verify(), 1);
+	flags = mm_spin_lock_irqsave(&mheap.lock);
+	fixalloc_free(&mheap.span_alloc, record);
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+	KEXPECT_EQ(mheap_verify(), 0);
+
 	/* A span of bucket 0 whose bitmap is a unit, and one whose bitmap
 	 * is another record's pair. */
 	void *q = kmalloc(256, 0);   /* 32 objects per span: bucket 0 */
