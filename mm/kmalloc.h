@@ -143,6 +143,11 @@ size_t kmem_heap_map_write(char *buf, size_t size);
  * prints the first broken invariant and returns non-zero. Only while no
  * other CPU is in the heap (an idle CPU's kmem_scavenge_idle waits). */
 int mheap_verify(void);
+/* After an mheap_verify that found a broken invariant: the format of the
+ * report it printed (the rule, before its numbers are filled in: "%lu
+ * span records in arena %u ..."), so that a test can tell which check
+ * fired; NULL after one that passed (or before any). */
+const char *mheap_verify_broken_rule(void);
 
 /* Explicit initialization (the kernel calls it once the pmm is up); every
  * entry point also initializes lazily. */

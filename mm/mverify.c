@@ -24,7 +24,8 @@
  * It takes every lock, but the per-CPU state it reads belongs to running
  * CPUs: call it only when every other CPU is quiescent (not inside the
  * heap; kmem_idle_lock keeps an idle CPU from entering it on its own).
- * It reports the first broken invariant with mm_log and returns 1.
+ * It reports the first broken invariant with mm_log and returns 1;
+ * mheap_verify_broken_rule then gives that report's format.
  */
 #include "mm/kmalloc.h"
 #include "mm/bitops.h"
@@ -35,10 +36,35 @@
 #include "mm/mpagecache.h"
 #include "mm/platform.h"
 
-#define FAIL(...)                                   \
-	do {                                        \
-		mm_log("mheap_verify: " __VA_ARGS__); \
-		return 1;                           \
+/* The format of the first report of the last mheap_verify, NULL when it
+ * passed (mheap_verify_broken_rule): which check fired, for the tests
+ * that break one invariant on purpose. Written under the locks
+ * mheap_verify holds. */
+static const char *broken_rule;
+
+static void note_broken_rule(const char *fmt)
+{
+	if (!broken_rule)
+		broken_rule = fmt;
+}
+
+const char *mheap_verify_broken_rule(void)
+{
+	return broken_rule;
+}
+
+/* Report a broken invariant (the format first, as mm_log's), and FAIL:
+ * report it and return 1 from the check. */
+#define FIRST_ARG(fmt, ...) fmt
+#define REPORT(...)                                           \
+	do {                                                  \
+		note_broken_rule(FIRST_ARG(__VA_ARGS__, 0));  \
+		mm_log("mheap_verify: " __VA_ARGS__);         \
+	} while (0)
+#define FAIL(...)                   \
+	do {                        \
+		REPORT(__VA_ARGS__); \
+		return 1;           \
 	} while (0)
 
 static unsigned nwords(const struct mspan *s) { return (s->nelems + 63u) / 64u; }
@@ -526,7 +552,7 @@ static void name_unreachable_owned(unsigned spc)
 				return;
 			if (s->state == MSPAN_INUSE && s->spanclass == spc && s->owner_cpu >= 0 &&
 			    mcaches[s->owner_cpu].alloc[spc] != s && !in_owned_ring(s)) {
-				mm_log("mheap_verify: span %p [%#lx, %lu pages] class %u: owner CPU %d, "
+				REPORT("span %p [%#lx, %lu pages] class %u: owner CPU %d, "
 				       "list %u, local_cache %p, next %p prev %p, %u of %u allocated, "
 				       "pending %u: in no set of that CPU",
 				       (void *)s, (unsigned long)s->startaddr,
@@ -737,6 +763,7 @@ int mheap_verify(void)
 		mm_spin_lock(&mcentrals[spc].lock);
 	mheap_lock_arenas();
 
+	broken_rule = NULL;
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
 		tally[spc].listed = tally[spc].cached = tally[spc].live = 0;
 	uint64_t nlarge = 0, retained = 0;
@@ -766,7 +793,7 @@ int mheap_verify(void)
 						 mheap.bits256_alloc.inuse };
 	for (unsigned p = 0; !bad && p < MSPAN_BITMAP_POOLS; p++) {
 		if (units_seen[p] != handed[p]) {
-			mm_log("mheap_verify: small spans hold %lu bitmap units of %lu bytes, "
+			REPORT("small spans hold %lu bitmap units of %lu bytes, "
 			       "%lu handed out", (unsigned long)units_seen[p],
 			       (unsigned long)mspan_bitmap_unit_size(p), (unsigned long)handed[p]);
 			bad = 1;
@@ -777,7 +804,7 @@ int mheap_verify(void)
 		const struct mheap *h = mheap_arena(i);
 		uint64_t units = i == 0 ? mheap.nbitmap_big : 0;
 		if (records_seen[i] + units != h->span_alloc.inuse) {
-			mm_log("mheap_verify: %lu span records in arena %u (and %lu bitmap units), "
+			REPORT("%lu span records in arena %u (and %lu bitmap units), "
 			       "%lu handed out", (unsigned long)records_seen[i], i,
 			       (unsigned long)units, (unsigned long)h->span_alloc.inuse);
 			bad = 1;
@@ -790,7 +817,7 @@ int mheap_verify(void)
 			lf += mcaches[cpu].large_free;
 		}
 		if (la - lf != nlarge - cached_seen.runs) {
-			mm_log("mheap_verify: %lu large objects in the heap, counters say %lu",
+			REPORT("%lu large objects in the heap, counters say %lu",
 			       (unsigned long)(nlarge - cached_seen.runs), (unsigned long)(la - lf));
 			bad = 1;
 		}

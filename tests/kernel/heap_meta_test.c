@@ -334,22 +334,22 @@ KTEST(heap_meta, the_verifier_sees_each_broken_invariant)
 	uint64_t saved = *mspan_remote_word(s, last);
 	if (nelems % 64) {
 		*mspan_remote_word(s, last) |= 1ULL << (nelems % 64);
-		KEXPECT_EQ(mheap_verify(), 1);
+		KEXPECT_VERIFY_BREAKS("bits set past nelems");
 		*mspan_remote_word(s, last) = saved;
 	}
 	if (last + 1 < mspan_bitmap_words[b]) {
 		*mspan_alloc_word(s, last + 1) = 1;
-		KEXPECT_EQ(mheap_verify(), 1);
+		KEXPECT_VERIFY_BREAKS("bits set past nelems");
 		*mspan_alloc_word(s, last + 1) = 0;
 	}
 	/* Its bitmap in its record, where only bucket 0's may be. */
 	uint64_t *sb = s->bits;
 	s->bits = s->bits_inline;
-	KEXPECT_EQ(mheap_verify(), 1);
+	KEXPECT_VERIFY_BREAKS("not laid out as bucket");
 	s->bits = sb;
 	/* A small span without a bitmap. */
 	s->bits = (uint64_t *)mspan_no_bits;
-	KEXPECT_EQ(mheap_verify(), 1);
+	KEXPECT_VERIFY_BREAKS("no bitmaps");
 	s->bits = sb;
 
 	/* A large span with a bitmap. */
@@ -358,7 +358,7 @@ KTEST(heap_meta, the_verifier_sees_each_broken_invariant)
 	struct mspan *l = mheap_span_of(big);
 	KASSERT_NOT_NULL(l);
 	l->bits = sb;
-	KEXPECT_EQ(mheap_verify(), 1);
+	KEXPECT_VERIFY_BREAKS("expected none (mspan_no_bits)");
 	l->bits = (uint64_t *)mspan_no_bits;
 	kfree(big);
 
@@ -371,12 +371,12 @@ KTEST(heap_meta, the_verifier_sees_each_broken_invariant)
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	KASSERT_NOT_NULL(leak);
 	KASSERT_NOT_NULL(other);
-	KEXPECT_EQ(mheap_verify(), 1);
+	KEXPECT_VERIFY_BREAKS("bitmap units of");
 	flags = mm_spin_lock_irqsave(&mheap.lock);
 	fixalloc_free(mheap_bitmap_pool(pool), leak);
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	s->bits = other;
-	KEXPECT_EQ(mheap_verify(), 1);
+	KEXPECT_VERIFY_BREAKS("not from pool");
 	s->bits = sb;
 	flags = mm_spin_lock_irqsave(&mheap.lock);
 	fixalloc_free(mheap_bitmap_pool(other_pool), other);
@@ -388,7 +388,7 @@ KTEST(heap_meta, the_verifier_sees_each_broken_invariant)
 	void *record = fixalloc_alloc(&mheap.span_alloc, mm_cpu_id());
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
 	KASSERT_NOT_NULL(record);
-	KEXPECT_EQ(mheap_verify(), 1);
+	KEXPECT_VERIFY_BREAKS("span records in arena");
 	flags = mm_spin_lock_irqsave(&mheap.lock);
 	fixalloc_free(&mheap.span_alloc, record);
 	mm_spin_unlock_irqrestore(&mheap.lock, flags);
@@ -404,9 +404,9 @@ KTEST(heap_meta, the_verifier_sees_each_broken_invariant)
 		KEXPECT_EQ(mspan_bitmap_bucket(u->nelems), 0);
 		uint64_t *ub = u->bits;
 		u->bits = sb;
-		KEXPECT_EQ(mheap_verify(), 1);
+		KEXPECT_VERIFY_BREAKS("not laid out as bucket");
 		u->bits = s->bits_inline;
-		KEXPECT_EQ(mheap_verify(), 1);
+		KEXPECT_VERIFY_BREAKS("not laid out as bucket");
 		u->bits = ub;
 	}
 	kfree(q);

@@ -210,72 +210,73 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 	unsigned spc = s->spanclass, i = (unsigned)(((uintptr_t)p - s->startaddr) / s->elemsize);
 	int before = mheap_verify();
 	/* p's slot (allocated) offered again, if p is in the cached word. */
-	int offered = -1;
+	static const char not_arisen[] = "nothing: the case did not arise";
+	const char *offered = not_arisen;
 	if (mc->alloc[spc] == s && i / 64 == s->cache_word) {
 		uint64_t saved = mc->alloc_cache[spc].free;
 		mc->alloc_cache[spc].free |= 1ULL << (i % 64);
-		offered = mheap_verify();
+		offered = ktest_verify_rule();
 		mc->alloc_cache[spc].free = saved;
 	}
 	/* The cached word's slot 0 one object off (kmalloc would hand out
 	 * addresses of the next slots). */
-	int shifted = -1;
+	const char *shifted = not_arisen;
 	if (mc->alloc[spc] == s && mc->alloc_cache[spc].free) {
 		mc->alloc_cache[spc].base += s->elemsize;
-		shifted = mheap_verify();
+		shifted = ktest_verify_rule();
 		mc->alloc_cache[spc].base -= s->elemsize;
 	}
 	/* A cache word for a class this CPU has no span of. */
-	int orphan = -1;
-	for (unsigned c = 2; c < NUM_SPAN_CLASSES && orphan < 0; c++) {   /* class 0: large */
+	const char *orphan = not_arisen;
+	for (unsigned c = 2; c < NUM_SPAN_CLASSES && orphan == not_arisen; c++) {   /* class 0: large */
 		if (mc->alloc[c] == MCACHE_NO_SPAN) {
 			mc->alloc_cache[c].free = 1;
-			orphan = mheap_verify();
+			orphan = ktest_verify_rule();
 			mc->alloc_cache[c].free = 0;
 		}
 	}
 	/* An allocation span, but holds_spans cleared (a release request
 	 * would then not wait for this CPU). */
-	int unheld = -1;
+	const char *unheld = not_arisen;
 	if (mc->alloc[spc] == s) {
 		mc->holds_spans = 0;
-		unheld = mheap_verify();
+		unheld = ktest_verify_rule();
 		mc->holds_spans = 1;
 	}
 	/* A tiny offset the fast path would fit an object at with no block
 	 * (or past the end of one). */
 	uint32_t saved_offset = mc->tiny_offset;
 	mc->tiny_offset = mc->tiny ? TINY_SIZE + 1 : 0;
-	int tiny_off = mheap_verify();
+	const char *tiny_off = ktest_verify_rule();
 	mc->tiny_offset = saved_offset;
 	/* Left in the middle of a cache word change. */
 	mc->stats_seq++;
-	int odd = mheap_verify();
+	const char *odd = ktest_verify_rule();
 	mc->stats_seq--;
 	/* A remote free's hazard pointer left behind. */
 	*mcentral_hazard_slot(mm_cpu_id()) = s;
-	int hazard = mheap_verify();
+	const char *hazard = ktest_verify_rule();
 	*mcentral_hazard_slot(mm_cpu_id()) = NULL;
 	/* The records a lookup reads where there is no span or no leaf
 	 * written: kfree's fast path would take such a page for this CPU's. */
 	mspan_none.local_cache = mc;
-	int none_written = mheap_verify();
+	const char *none_written = ktest_verify_rule();
 	mspan_none.local_cache = NULL;
 	pagemap_empty_leaf[PAGEMAP_LEAF_ENTRIES - 1] = (uintptr_t)s - (uintptr_t)&mspan_none;
-	int leaf_written = mheap_verify();
+	const char *leaf_written = ktest_verify_rule();
 	pagemap_empty_leaf[PAGEMAP_LEAF_ENTRIES - 1] = 0;
 	int after = mheap_verify();
 	mm_irq_restore(irq);
 	kfree(p);
 	KEXPECT_EQ(before, 0);
-	KEXPECT_EQ(offered, 1);
-	KEXPECT_EQ(shifted, 1);
-	KEXPECT_EQ(orphan, 1);
-	KEXPECT_EQ(unheld, 1);
-	KEXPECT_EQ(tiny_off, 1);
-	KEXPECT_EQ(odd, 1);
-	KEXPECT_EQ(hazard, 1);
-	KEXPECT_EQ(none_written, 1);
-	KEXPECT_EQ(leaf_written, 1);
+	KEXPECT_RULE(offered, "cache word offers allocated slots");
+	KEXPECT_RULE(shifted, "cached word %u is not the span");
+	KEXPECT_RULE(orphan, "a cache word %#lx but no allocation span");
+	KEXPECT_RULE(unheld, "holds_spans is 0");
+	KEXPECT_RULE(tiny_off, "tiny_offset %u");
+	KEXPECT_RULE(odd, "stats_seq %u is odd");
+	KEXPECT_RULE(hazard, "hazard pointer %p set");
+	KEXPECT_RULE(none_written, "mspan_none (%p) is written");
+	KEXPECT_RULE(leaf_written, "pagemap_empty_leaf (%p) is written");
 	KEXPECT_EQ(after, 0);
 }

@@ -20,7 +20,7 @@
 #include "tests/kernel/ktest.h"
 #include "tests/kernel/ktest_runner.h"
 #include "mm/kmalloc.h"
-#include "lib/string.h"     /* strcmp */
+#include "lib/string.h"     /* strcmp, strstr */
 #ifdef SPANHEAP_HOSTED
 #include <stdio.h>          /* vsnprintf */
 #include <unistd.h>         /* sysconf */
@@ -221,6 +221,21 @@ void ktest_fail_cmp(const char *file, int line, const char *a_text,
 	ktest_format_cmp(msg, sizeof(msg), a_text, op, b_text, a, b, a_show,
 			 b_show);
 	ktest_fail(file, line, "%s", msg);
+}
+
+const char *ktest_verify_rule(void)
+{
+	return mheap_verify() ? mheap_verify_broken_rule() : NULL;
+}
+
+void ktest_expect_rule(const char *file, int line, const char *rule, const char *want)
+{
+	if (!rule)
+		ktest_fail(file, line, "expected the verifier to report \"%s\"; it passed",
+			   want);
+	else if (!strstr(rule, want))
+		ktest_fail(file, line, "expected the verifier to report \"%s\"; it reported \"%s\"",
+			   want, rule);
 }
 
 void ktest_log(const char *fmt, ...)

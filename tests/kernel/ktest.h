@@ -132,6 +132,16 @@ void ktest_fail_cmp(const char *file, int line, const char *a_text,
 #define KEXPECT_NULL(p) KTEST_CMP_(p, ==, 0, #p, "NULL", (void)0)
 #define KEXPECT_NOT_NULL(p) KTEST_CMP_(p, !=, 0, #p, "NULL", (void)0)
 
+/* A heap broken on purpose: the rule mheap_verify() finds broken now
+ * (the format of its report, mheap_verify_broken_rule), or NULL when the
+ * heap passes. */
+const char *ktest_verify_rule(void);
+/* rule (from ktest_verify_rule) is the one whose report contains want:
+ * the check meant to see the breakage saw it, not another one first. */
+void ktest_expect_rule(const char *file, int line, const char *rule, const char *want);
+#define KEXPECT_RULE(rule, want) ktest_expect_rule(__FILE__, __LINE__, rule, want)
+#define KEXPECT_VERIFY_BREAKS(want) KEXPECT_RULE(ktest_verify_rule(), want)
+
 #define KASSERT_TRUE(c) KTEST_TRUE_(c, 1, #c, return)
 #define KASSERT_FALSE(c) KTEST_TRUE_(c, 0, #c, return)
 #define KASSERT_EQ(a, b) KTEST_CMP_(a, ==, b, #a, #b, return)
