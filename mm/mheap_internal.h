@@ -37,8 +37,8 @@ uint64_t mheap_scavenge_arenas(const struct mheap *except, uint64_t keep_pages,
 /* A retained chunk of at least npages pages of an arena other than h
  * (the shortest of the first such arena, by index, that has one: each
  * arena's lock is taken in turn, so the shortest of all could be gone by
- * the time it was compared), detached from it (each arena's lock in turn, none held by the
- * caller): its base, its pages in *n and whether they may hold data in
+ * the time it was compared), detached from it (the caller holds no arena lock):
+ * its base, its pages in *n and whether they may hold data in
  * *needzero; 0 when there is none. */
 uintptr_t mheap_take_retained_chunk(const struct mheap *h, size_t npages, size_t *n,
 				   bool *needzero);

@@ -219,8 +219,8 @@
  *       blocks), a page-map leaf (PAGEMAP_LEAF_BYTES, 8 KiB to 1 MiB by
  *       the window: mm/pagemap.h), 1 MiB (the smallest chunk) and any
  *       multiple of 8 KiB above 1 MiB (a large object's chunk), and with
- *       MM_HAVE_PAGEMAP_FLAT once the flat part's leaves in one block. A chunk must lie inside
- *       the page map's window (above). Called with heap locks held and
+ *       MM_HAVE_PAGEMAP_FLAT once the flat part's leaves in one block. A
+ *       chunk must lie inside the page map's window (above). Called with heap locks held and
  *       interrupts off: must not call the heap. With MM_HEAP_ARENAS > 1,
  *       CPUs of different arenas may call it (and mm_sys_free) at the same
  *       time: it must be safe for that; with one arena the heap's lock
