@@ -41,20 +41,15 @@ struct mheap mheap_more_arenas[MHEAP_NARENAS > 1 ? MHEAP_NARENAS - 1 : 1];
  * policy's sums over the arenas stop there. */
 static unsigned arenas_used = 1;
 
-static unsigned arenas_in_use(void)
-{
-	return __atomic_load_n(&arenas_used, __ATOMIC_RELAXED);
-}
-
 unsigned mheap_arenas_in_use(void)
 {
-	return arenas_in_use();
+	return __atomic_load_n(&arenas_used, __ATOMIC_RELAXED);
 }
 
 /* h has a chunk: count it in (a CAS loop: arenas grow concurrently). */
 static void arena_now_used(const struct mheap *h)
 {
-	unsigned n = arenas_in_use();
+	unsigned n = mheap_arenas_in_use();
 	while (n <= h->arena &&
 	       !__atomic_compare_exchange_n(&arenas_used, &n, h->arena + 1, false,
 					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
@@ -263,6 +258,30 @@ void mheap_chunk_give_back(uintptr_t base, size_t npages)
 	mm_sys_free((void *)base, npages << MM_PAGE_SHIFT);
 }
 
+/* Give back what chunk_records_get took (either may be NULL). */
+static void chunk_records_put(struct mheap *h, struct heap_chunk *c, struct mspan *s)
+{
+	if (c)
+		fixalloc_free(&h->chunk_alloc, c);
+	if (s)
+		fixalloc_free(&h->span_alloc, s);
+}
+
+/* The two records a new chunk of h needs, its chunk record and its free
+ * run's span record: both, or (false) neither. Chunk records are the
+ * mheap's, no CPU's, and read only under its lock: all from CPU 0's
+ * blocks, not a block for every CPU that grows the heap. */
+static bool chunk_records_get(struct mheap *h, struct heap_chunk **c, struct mspan **s)
+{
+	MM_HELD(&h->lock);
+	*c = fixalloc_alloc(&h->chunk_alloc, 0);
+	*s = meta_alloc(h, &h->span_alloc);
+	if (*c && *s)
+		return true;
+	chunk_records_put(h, *c, *s);
+	return false;
+}
+
 /* Get a chunk of at least npages pages from the platform (at least
  * MHEAP_CHUNK_MIN; less when that much is not to be had: for small spans
  * down to 1 MiB, for a large object, exact, down to its own size) and add
@@ -273,23 +292,21 @@ static bool mheap_grow(struct mheap *h, size_t npages, bool exact)
 	size_t bytes = npages << MM_PAGE_SHIFT;
 	if (bytes < MHEAP_CHUNK_MIN)
 		bytes = MHEAP_CHUNK_MIN;
-
-	/* Chunk records are the mheap's, no CPU's, and read only under its
-	 * lock: all from CPU 0's blocks, not a block for every CPU that grows
-	 * the heap. */
-	struct heap_chunk *c = fixalloc_alloc(&h->chunk_alloc, 0);
-	struct mspan *s = meta_alloc(h, &h->span_alloc);
-	void *mem = (c && s) ? mm_sys_alloc(bytes) : NULL;
+	struct heap_chunk *c;
+	struct mspan *s;
+	if (!chunk_records_get(h, &c, &s))
+		return false;
+	void *mem = mm_sys_alloc(bytes);
 	/* A platform whose least chunk is big (MM_CHUNK_MIN_BYTES: the hosted
 	 * build's 8 MiB) may still have 1 MiB, what the heap asked for
 	 * before it had that option, for its small spans: a process near its
 	 * memory limit. */
-	while (!mem && c && s && !exact && bytes / 2 >= (1UL << 20) &&
+	while (!mem && !exact && bytes / 2 >= (1UL << 20) &&
 	       bytes / 2 >= npages << MM_PAGE_SHIFT) {
 		bytes = (bytes / 2) & ~(size_t)(MM_PAGE_SIZE - 1);
 		mem = mm_sys_alloc(bytes);
 	}
-	if (!mem && c && s && exact && npages << MM_PAGE_SHIFT < bytes) {
+	if (!mem && exact && npages << MM_PAGE_SHIFT < bytes) {
 		/* A large object on a machine whose free frames are too
 		 * scattered for the least chunk: a chunk of its own size,
 		 * rounded up to a power of two (what a buddy allocator hands
@@ -304,10 +321,7 @@ static bool mheap_grow(struct mheap *h, size_t npages, bool exact)
 		mem = NULL;
 	}
 	if (!mem) {
-		if (c)
-			fixalloc_free(&h->chunk_alloc, c);
-		if (s)
-			fixalloc_free(&h->span_alloc, s);
+		chunk_records_put(h, c, s);
 		return false;
 	}
 	h->ngrow++;
@@ -331,13 +345,9 @@ static bool adopt_chunk(struct mheap *h, size_t npages)
 	if (!base)
 		return false;
 	h->nadopt++;
-	struct heap_chunk *c = fixalloc_alloc(&h->chunk_alloc, 0);
-	struct mspan *s = meta_alloc(h, &h->span_alloc);
-	if (!c || !s) {   /* no records: the memory goes back to the platform */
-		if (c)
-			fixalloc_free(&h->chunk_alloc, c);
-		if (s)
-			fixalloc_free(&h->span_alloc, s);
+	struct heap_chunk *c;
+	struct mspan *s;
+	if (!chunk_records_get(h, &c, &s)) {   /* the memory goes back to the platform */
 		mheap_chunk_give_back(base, n);
 		h->nrelease++;   /* adopted, and given back at once */
 		return false;
@@ -671,7 +681,7 @@ struct mspan *mheap_span_in_chunk_locked(const struct heap_chunk *c, uintptr_t a
 struct mspan *mheap_span_containing(const void *p)
 {
 	uintptr_t a = (uintptr_t)p;
-	for (unsigned i = 0, n = arenas_in_use(); i < n; i++) {
+	for (unsigned i = 0, n = mheap_arenas_in_use(); i < n; i++) {
 		struct mheap *h = mheap_arena(i);
 		struct mspan *s = NULL;
 		bool found = false;
