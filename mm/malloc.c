@@ -888,8 +888,8 @@ void kmem_scavenge_idle(void)
 	unsigned long irq = mm_irq_save();
 	unsigned cpu = mm_cpu_id();
 	/* Nothing to do (no release request unanswered, no more retained
-	 * than the floor, below which the target never is): two loads, no
-	 * lock. */
+	 * than the floor, below which the target never is): the request's
+	 * words and each arena's retained pages, loads only, no lock. */
 	bool asked = release_request_waits(&mcaches[cpu]);
 	bool over = (mheap_retained_pages() << MM_PAGE_SHIFT) > MM_RETAIN_MIN_BYTES;
 	if (asked || over) {
@@ -903,9 +903,9 @@ void kmem_scavenge_idle(void)
 }
 
 /* Lock order: kmem_idle_lock, init_lock, the mcentrals in span class
- * order, the mheap's arenas in order (docs/ARCHITECTURE.md). Plain locks, no mm_irq_save: a
- * host that stops the heap from outside (the hosted fork) must not enter
- * it. */
+ * order, the mheap's arenas in order (docs/ARCHITECTURE.md). Plain locks,
+ * no mm_irq_save: a host that stops the heap from outside (the hosted
+ * fork) must not enter it. */
 void HEAP_API(kmem_lock_all)(void)
 {
 	mm_spin_lock(&kmem_idle_lock);

@@ -122,7 +122,7 @@ void mheap_trim_pending(void)
 {
 	if (__atomic_load_n(&trim_pending, __ATOMIC_RELAXED) &&
 	    __atomic_exchange_n(&trim_pending, 0, __ATOMIC_RELAXED))
-		mheap_scavenge_arenas(NULL, 0, true);
+		mheap_scavenge_to_target();
 }
 
 uint64_t mheap_scavenge(uint64_t keep_bytes)
