@@ -2,19 +2,19 @@
  * mm/mheapmap.c - the heap map: the mheap drawn one character per page,
  * so that fragmentation can be seen (kmem_heap_map, kmem_heap_map_write).
  *
- * The map goes chunk by chunk (arena by arena, in each chunk list's order), 64 pages
- * to a line after the address of the line's first page. Each page's span
- * (mheap_span_in_chunk_locked: the page map, which holds only the ends of
- * large objects and free runs, and a walk between them) gives the
- * character by its state and class: a size class family for a small
+ * The map goes chunk by chunk (arena by arena, in each chunk list's
+ * order), 64 pages to a line after the address of the line's first page.
+ * Each page's span (mheap_span_in_chunk_locked: the page map, which holds
+ * only the ends of large objects and free runs, and a walk between them)
+ * gives the character by its state and class: a size class family for a small
  * span ('1'..'9' then 'a'..'z' without 'c': classes 1-2, 3-4, ..., 67),
  * 'L' a large object, 'c' a run in a per-CPU page cache, '.' a free run,
  * 'R' a free run in a retained (wholly free) chunk, '?' a page no span
  * covers (a broken heap).
  *
- * A line is made under its arena's lock and printed without it (mm_log may be
- * slow), so a map of a heap in use is a sequence of consistent lines, not
- * one snapshot. kmem_heap_map prints a run of identical lines once with a
+ * A line is made under its arena's lock and printed without it (mm_log
+ * may be slow), so a map of a heap in use is a sequence of consistent
+ * lines, not one snapshot. kmem_heap_map prints a run of identical lines once with a
  * count (a 256 MiB heap is 512 lines); kmem_heap_map_write writes every
  * line, for tests and tools.
  */

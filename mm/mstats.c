@@ -4,8 +4,8 @@
  * Counting stays off the shared paths: each CPU counts its own mallocs and
  * frees per span class in its mcache (plain stores, read here with relaxed
  * loads), the mcentrals count spans and refills under their locks, each
- * mheap arena counts pages under its lock. A snapshot sums them; while other CPUs
- * run it is approximate (counters move while we add), never torn.
+ * mheap arena counts pages under its lock. A snapshot sums them; while
+ * other CPUs run it is approximate (counters move while we add), never torn.
  *
  * Also reported: the metadata (fixalloc blocks of span records, bitmap
  * blocks, chunk and tiny records, page-map leaves, the static structures), the slack of the small
@@ -127,8 +127,8 @@ static void get_extra_stats(struct kmem_stats *st, const struct heap_counts *hc)
 	st->mheap_lock_contended = hc->lock_contended;
 	st->pages_held = st->chunk_bytes >> MM_PAGE_SHIFT;
 	st->meta_static_bytes = sizeof(mcaches) + sizeof(mcentrals) +
-				sizeof(page_caches) + sizeof(mheap) + sizeof(mheap_more_arenas) + sizeof(pagemap_l1) +
-				sizeof(pagemap_empty_leaf) + sizeof(mspan_none);
+				sizeof(page_caches) + sizeof(mheap) + sizeof(mheap_more_arenas) +
+				sizeof(pagemap_l1) + sizeof(pagemap_empty_leaf) + sizeof(mspan_none);
 	st->metadata_bytes = st->meta_span_bytes + st->meta_bitmap_bytes + st->meta_chunk_bytes +
 			     st->meta_tiny_bytes + st->meta_pagemap_bytes +
 			     st->meta_static_bytes;
