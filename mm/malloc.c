@@ -627,7 +627,11 @@ __attribute__((noinline)) static void *kmalloc_slow(size_t size, unsigned flags)
  * alloc_slow's choice of path and class again (what spans of few
  * objects, 16 and 32 KiB, need every few allocations); else, with the
  * heap not yet set up, a release request waiting for this CPU's answer
- * or no memory, the whole slow path. */
+ * or no memory, the whole slow path. The word is tried again first: the
+ * fast path's section ended before this one began, and an interrupt
+ * handler that ran between them (in the kernel, one held back in the
+ * fast text runs as the CPU jumps here) may have allocated from the
+ * class and refilled the word itself. */
 __attribute__((noinline)) static void *kmalloc_miss(size_t size, unsigned flags)
 {
 	/* The class again, here rather than passed: the fast path then
@@ -638,7 +642,7 @@ __attribute__((noinline)) static void *kmalloc_miss(size_t size, unsigned flags)
 	struct mcache *mc = mm_irq_save_local(&irq);
 	if (__builtin_expect(mc != MM_CPU_LOCAL_NONE, 1) && __builtin_expect(mheap_ready(), 1) &&
 	    !release_request_waits(mc))
-		p = mcache_refill_alloc(mc, spc, mm_cpu_id());
+		p = mcache_alloc(mc, spc, mm_cpu_id());
 	mm_irq_restore_local(irq);
 	if (!p)
 		return kmalloc_slow(size, flags);

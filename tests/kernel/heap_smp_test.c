@@ -19,6 +19,9 @@
 #include "mm/mheap.h"
 #include "kernel/smp.h"
 #include "kernel/percpu.h"
+#include "kernel/lapic.h"
+#include "kernel/trap.h"
+#include "lib/irqflags.h"
 #include "lib/string.h"
 
 static size_t random_size(struct ktest_rng *r, unsigned *flags)
@@ -354,6 +357,86 @@ KTEST(heap_smp, allocation_inside_the_timer_interrupt)
 		}
 		KEXPECT_EQ(irq_errors[c], 0);
 	}
+	expect_heap_back(before);
+}
+/* ---- an interrupt as kmalloc leaves its fast path ---- */
+
+/* kmalloc's fast path ends in the fast text; when the class's cache word
+ * is used up it jumps to the refill, out of the text, and an interrupt
+ * held back there runs at that jump (kernel/trap.c, heap_step). A
+ * handler that allocates from the same class refills the cache word
+ * itself; the refill it interrupted must then take from that word, not
+ * load another over it (a BUG_ON in cache_load_take until it did). */
+#define SAME_CLASS_SIZE 48
+static void *hook_obj;
+static unsigned hook_armed;   /* CPU id + 1 whose next tick allocates */
+
+static void timer_allocates_same_class(unsigned cpu)
+{
+	if (__atomic_load_n(&hook_armed, __ATOMIC_ACQUIRE) != cpu + 1)
+		return;
+	__atomic_store_n(&hook_armed, 0, __ATOMIC_RELAXED);
+	hook_obj = kmalloc(SAME_CLASS_SIZE, 0);
+}
+
+/* kmalloc_noflags(size) called right after `sti`: an interrupt pending
+ * with interrupts off is taken after the call instruction, at kmalloc's
+ * first instruction, in the fast text. */
+__attribute__((noinline)) static void *kmalloc_as_interrupts_open(size_t size)
+{
+	register size_t arg __asm__("rdi") = size;
+	void *p;
+	__asm__ volatile("sti\n\tcall kmalloc_noflags"
+			 : "=a"(p), "+r"(arg)
+			 :
+			 : "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11", "memory", "cc");
+	return p;
+}
+
+KTEST(heap_smp, an_interrupt_as_kmalloc_leaves_its_fast_path_for_a_refill)
+{
+	if (DEBUG_HEAP)
+		KTEST_SKIP("debug mode has no fast path");
+	KASSERT_TRUE(arch_irqs_enabled());
+	struct heap_mark before = heap_mark();
+	enum { KEEP = 130 };
+	static void *keep[KEEP];
+	unsigned n = 0;
+	void *first = kmalloc(SAME_CLASS_SIZE, 0);
+	KASSERT_NOT_NULL(first);
+	unsigned spc = mheap_span_of(first)->spanclass;
+
+	unsigned long irq = arch_irq_save();
+	struct cpu *c = this_cpu();
+	struct mcache *mc = &mcaches[c->id];
+	/* Use up this CPU's cache word of the class. */
+	while (n < KEEP && mc->alloc_cache[spc].free != 0)
+		keep[n++] = kmalloc(SAME_CLASS_SIZE, 0);
+	uint64_t left = mc->alloc_cache[spc].free;
+	hook_obj = NULL;
+	smp_set_timer_hook(timer_allocates_same_class);
+	__atomic_store_n(&hook_armed, c->id + 1, __ATOMIC_RELEASE);
+	uint64_t deferrals = c->heap_deferrals, ticks = c->irq_count;
+	lapic_send_ipi(c->apic_id, VEC_TIMER);   /* pending: interrupts are off */
+	void *p = kmalloc_as_interrupts_open(SAME_CLASS_SIZE);
+	uint64_t deferred = c->heap_deferrals - deferrals, ran = c->irq_count - ticks;
+	arch_irq_restore(irq);
+	smp_set_timer_hook(NULL);
+	__atomic_store_n(&hook_armed, 0, __ATOMIC_RELAXED);
+
+	KEXPECT_EQ(left, 0);          /* the cache word was used up */
+	KEXPECT_GE(deferred, 1);      /* the tick came in the fast text */
+	KEXPECT_GE(ran, 1);           /* and its handler ran within kmalloc */
+	KEXPECT_NOT_NULL(hook_obj);
+	KEXPECT_NOT_NULL(p);
+	KEXPECT_NE(p, hook_obj);
+	KEXPECT_EQ(mheap_verify(), 0);
+	kfree(p);
+	kfree(hook_obj);
+	for (unsigned i = 0; i < n; i++)
+		kfree(keep[i]);
+	kfree(first);
+	KEXPECT_EQ(mheap_verify(), 0);
 	expect_heap_back(before);
 }
 #endif
