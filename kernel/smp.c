@@ -82,6 +82,11 @@ void smp_set_timer_hook(timer_hook_t hook)
 	__atomic_store_n(&timer_hook, hook, __ATOMIC_RELEASE);
 }
 
+unsigned smp_timer_hz(void)
+{
+	return timer_hz_all;
+}
+
 static void run_mailbox(unsigned id)
 {
 	struct mailbox *m = &mailboxes[id];

@@ -30,5 +30,8 @@ void smp_call_n(unsigned n, void (*fn)(void *arg), void *arg);
  * NULL. Tests use it to allocate from interrupt context. */
 typedef void (*timer_hook_t)(unsigned cpu);
 void smp_set_timer_hook(timer_hook_t hook);
+/* The rate every CPU's timer was started at (0: none), so that a test
+ * that changed its own CPU's (lapic_timer_start) can put it back. */
+unsigned smp_timer_hz(void);
 
 #endif

@@ -21,6 +21,7 @@
 #include "kernel/percpu.h"
 #include "kernel/lapic.h"
 #include "kernel/trap.h"
+#include "kernel/x86.h"
 #include "lib/irqflags.h"
 #include "lib/string.h"
 
@@ -359,6 +360,110 @@ KTEST(heap_smp, allocation_inside_the_timer_interrupt)
 	}
 	expect_heap_back(before);
 }
+/* ---- an interrupt storm ---- */
+
+/* Every CPU frees and allocates with its timer at STORM_HZ, and each tick
+ * frees or allocates too, from interrupt context, objects of the same few
+ * classes (one small class, a tiny size, one large size): interrupts
+ * land all over kmalloc and kfree (those that arrive in the fast text
+ * where the CPU leaves it), and often find the code they interrupted in
+ * the middle of the class they work on. */
+#define STORM_HZ 20000
+#define STORM_TICKS 3000
+#define STORM_SLOTS 64
+static struct churn_slot storm_slots[MAX_CPUS][STORM_SLOTS];
+static struct churn_slot storm_irq_slots[MAX_CPUS][IRQ_KEEP];
+static struct ktest_rng storm_irq_rng[MAX_CPUS];
+static unsigned storm_runs[MAX_CPUS];
+static unsigned storm_errors[MAX_CPUS];
+
+static size_t storm_size(struct ktest_rng *r, unsigned *flags)
+{
+	uint64_t k = ktest_rng_below(r, 16);
+	*flags = k < 4 ? KM_NOSCAN : 0;
+	return k < 4 ? 5 : k < 15 ? 48 : 40000;
+}
+
+/* Free or allocate one object of slot s; false on a broken pattern or a
+ * NULL. */
+static bool storm_step(struct churn_slot *s, struct ktest_rng *r, uint64_t tag)
+{
+	if (s->p) {
+		bool ok = heap_check(s->p, s->tag, s->n);
+		kfree(s->p);
+		s->p = NULL;
+		return ok;
+	}
+	unsigned flags;
+	s->n = storm_size(r, &flags);
+	s->tag = tag;
+	s->p = kmalloc(s->n, flags);
+	if (!s->p)
+		return false;
+	heap_fill(s->p, s->tag, s->n);
+	return true;
+}
+
+static void timer_frees_or_allocates(unsigned cpu)
+{
+	unsigned run = storm_runs[cpu]++;
+	if (!storm_step(&storm_irq_slots[cpu][run % IRQ_KEEP], &storm_irq_rng[cpu],
+			0x570e000000ull + ((uint64_t)cpu << 24) + run))
+		storm_errors[cpu]++;
+}
+
+static void free_slots(struct churn_slot *slots, unsigned n, unsigned *errors)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (slots[i].p && !heap_check(slots[i].p, slots[i].tag, slots[i].n))
+			(*errors)++;
+		kfree(slots[i].p);
+		slots[i].p = NULL;
+	}
+}
+
+static void churn_in_a_storm(void *arg)
+{
+	(void)arg;
+	unsigned cpu = this_cpu_id();
+	struct ktest_rng r;
+	ktest_rng_seed(&r, 0x5707e000 + cpu);
+	ktest_rng_seed(&storm_irq_rng[cpu], 0x570e0000 + cpu);
+	lapic_timer_start(STORM_HZ);
+	uint64_t deadline = rdtsc() + tsc_khz() * 60000; /* 60 s */
+	for (uint64_t op = 0; __atomic_load_n(&storm_runs[cpu], __ATOMIC_RELAXED) < STORM_TICKS &&
+			      rdtsc() < deadline; op++) {
+		struct churn_slot *s = &storm_slots[cpu][ktest_rng_below(&r, STORM_SLOTS)];
+		if (!storm_step(s, &r, ((uint64_t)cpu << 32) | op))
+			storm_errors[cpu]++;
+	}
+	if (smp_timer_hz())
+		lapic_timer_start(smp_timer_hz());
+	else
+		lapic_timer_stop();
+	free_slots(storm_slots[cpu], STORM_SLOTS, &storm_errors[cpu]);
+}
+
+KTEST(heap_smp, churn_in_an_interrupt_storm)
+{
+	struct heap_mark before = heap_mark();
+	memset(storm_runs, 0, sizeof(storm_runs));
+	memset(storm_errors, 0, sizeof(storm_errors));
+	smp_set_timer_hook(timer_frees_or_allocates);
+	smp_call_all(churn_in_a_storm, NULL);
+	smp_set_timer_hook(NULL);
+	/* Once every CPU has run this, no hook invocation is still running. */
+	smp_call_all(drain, NULL);
+	for (unsigned c = 0; c < ncpus_online; c++) {
+		KEXPECT_GE(storm_runs[c], STORM_TICKS);
+		free_slots(storm_irq_slots[c], IRQ_KEEP, &storm_errors[c]);
+		KEXPECT_EQ(storm_errors[c], 0);
+	}
+	ktest_log("%u CPUs, %u ticks on CPU 0, each a free or an allocation", ncpus_online,
+		  storm_runs[0]);
+	expect_heap_back(before);
+}
+
 /* ---- an interrupt as kmalloc leaves its fast path ---- */
 
 /* kmalloc's fast path ends in the fast text; when the class's cache word
