@@ -60,7 +60,11 @@
  *       calls nothing, and no function out of the range continues the
  *       section (kfree's miss opens an mm_irq_save_local section before
  *       it leaves the range, and that one goes on: a handler held back
- *       in the range must then wait for that section's end too). Define
+ *       in the range must then wait for that section's end too), and a
+ *       path that a fast path hands over to without such a section
+ *       looks again at what the fast path found (a handler held back
+ *       runs at the jump, and may have allocated: kmalloc's refill
+ *       tries the cache word again, the tiny slow path the block). Define
  *       MM_HAVE_FAST_TEXT with the three; by default they are
  *       mm_irq_save_local and mm_irq_restore_local, and MM_FAST_TEXT is
  *       empty.
