@@ -61,6 +61,7 @@ tramp64:
 	jne tramp_park
 	movq T(tramp_stack), %rsp
 	xorl %ebp, %ebp
+	pushq $0		/* ap_main's return address: a stack trace ends there */
 	movl T(tramp_cpu), %edi
 	movq T(tramp_entry), %rax
 	jmp *%rax

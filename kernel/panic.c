@@ -8,6 +8,7 @@
  * kernel itself knows nothing of tests.
  */
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include "kernel/panic.h"
 #include "kernel/printk.h"
@@ -19,7 +20,7 @@
 #include "lib/printf.h"
 #include "lib/irqflags.h"
 
-static int panicking;
+static int panicking;   /* 0, or the id + 1 of the CPU that reports its panic */
 static void (*panic_hook)(const char *msg);
 
 void panic_set_hook(void (*hook)(const char *msg))
@@ -27,10 +28,16 @@ void panic_set_hook(void (*hook)(const char *msg))
 	__atomic_store_n(&panic_hook, hook, __ATOMIC_RELEASE);
 }
 
-static void print_sym(const char *prefix, uintptr_t addr)
+/* addr with its symbol. A return address (ret) is looked up one byte
+ * back: the call before it may be its function's last instruction (a
+ * call of a noreturn function such as panic), and the address then
+ * names the next function. */
+static void print_sym(const char *prefix, uintptr_t addr, bool ret)
 {
 	uintptr_t off;
-	const char *name = ksym_lookup(addr, &off);
+	const char *name = ksym_lookup(ret ? addr - 1 : addr, &off);
+	if (name && ret)
+		off++;
 	if (name)
 		printk_unlocked("%s0x%016lx <%s+%#lx>\n", prefix, addr, name, off);
 	else
@@ -42,21 +49,28 @@ static int plausible_stack(uintptr_t p)
 	return p >= 0xffff800000000000UL && (p & 7) == 0;
 }
 
-void dump_stack_from(unsigned long rbp, unsigned long rip)
+/* The trace from rip (an instruction's address, or, rip_ret, a return
+ * address) up the frame-pointer chain from rbp. */
+static void dump_stack(unsigned long rbp, unsigned long rip, bool rip_ret)
 {
 	printk_unlocked("Call trace:\n");
 	if (rip)
-		print_sym("  ", rip);
+		print_sym("  ", rip, rip_ret);
 	for (int depth = 0; depth < 32 && plausible_stack(rbp); depth++) {
 		uintptr_t *frame = (uintptr_t *)rbp;
 		uintptr_t ret = frame[1];
 		if (!ret)
 			break;
-		print_sym("  ", ret);
+		print_sym("  ", ret, true);
 		if (frame[0] <= rbp)
 			break;
 		rbp = frame[0];
 	}
+}
+
+void dump_stack_from(unsigned long rbp, unsigned long rip)
+{
+	dump_stack(rbp, rip, false);
 }
 
 static void print_regs(const struct trap_frame *f)
@@ -89,20 +103,31 @@ static void capture_regs(struct trap_frame *f, uintptr_t rbp, uintptr_t rip)
 	f->rsp = rbp + 16;
 }
 
-static _Noreturn void vpanic(struct trap_frame *f, uintptr_t rbp, const char *fmt, va_list ap)
+/* rip_ret: f->rip is a return address (panic's caller), not where an
+ * exception stopped. */
+static _Noreturn void vpanic(struct trap_frame *f, uintptr_t rbp, bool rip_ret, const char *fmt,
+			     va_list ap)
 {
 	arch_irq_disable();
-	if (__atomic_exchange_n(&panicking, 1, __ATOMIC_ACQ_REL)) {
-		printk_unlocked("\nspanheap: panic while panicking\n");
-		qemu_exit(QEMU_EXIT_FAILURE);
+	unsigned cpu = percpu_ready ? this_cpu_id() : 0;
+	int first = 0;
+	if (!__atomic_compare_exchange_n(&panicking, &first, (int)cpu + 1, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		if (first == (int)cpu + 1) {
+			printk_unlocked("\nspanheap: panic while panicking\n");
+			qemu_exit(QEMU_EXIT_FAILURE);
+		}
+		/* Another CPU is reporting its panic: the console and the
+		 * exit are its own (exiting here cut its report short). */
+		for (;;)
+			hlt();
 	}
 	char msg[256];
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	unsigned cpu = percpu_ready ? this_cpu_id() : 0;
 	printk_unlocked("\n------------[ cut here ]------------\n");
 	printk_unlocked("KERNEL PANIC on CPU %u: %s\n", cpu, msg);
 	print_regs(f);
-	dump_stack_from(rbp, f->rip);
+	dump_stack(rbp, f->rip, rip_ret);
 	printk_unlocked("---[ end Kernel panic ]---\n");
 	void (*hook)(const char *msg) = __atomic_load_n(&panic_hook, __ATOMIC_ACQUIRE);
 	if (hook)
@@ -118,14 +143,14 @@ void panic(const char *fmt, ...)
 	va_list ap;
 	va_start(ap, fmt);
 	/* The trace starts at panic()'s caller. */
-	vpanic(&f, ((uintptr_t *)rbp)[0], fmt, ap);
+	vpanic(&f, ((uintptr_t *)rbp)[0], true, fmt, ap);
 }
 
 void panic_frame(struct trap_frame *f, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	vpanic(f, f->rbp, fmt, ap);
+	vpanic(f, f->rbp, false, fmt, ap);
 }
 
 void qemu_exit(unsigned code)

@@ -11,6 +11,8 @@
 #include "kernel/trap.h"
 #include "kernel/ksyms.h"
 #include "kernel/percpu.h"
+#include "kernel/smp.h"
+#include "kernel/panic.h"
 
 static int fmt_is(const char *want, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -157,6 +159,24 @@ KTEST(selfcheck, stack_overflow_must_be_reported)
 {
 	ktest_log("recursing into the boot stack's guard page");
 	ktest_log("%u", recurse(0));
+}
+#endif
+#if KTEST_SELFCHECK == 4
+/* Built only with `make test KTEST_SELFCHECK=4`: CPU 1 panics while CPU 0
+ * waits for it. The report must be whole (down to "end Kernel panic",
+ * its trace ending at ap_main) and the run must fail naming this test. */
+static void panic_on_cpu_1(void *arg)
+{
+	(void)arg;
+	if (this_cpu_id() == 1)
+		panic("selfcheck: a panic on CPU 1");
+}
+
+KTEST(selfcheck, a_panic_on_another_cpu_must_be_reported)
+{
+	if (ncpus_online < 2)
+		KTEST_SKIP("needs a second CPU");
+	smp_call_n(2, panic_on_cpu_1, NULL);
 }
 #endif
 #endif /* !SPANHEAP_HOSTED */

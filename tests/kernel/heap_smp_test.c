@@ -367,7 +367,9 @@ KTEST(heap_smp, allocation_inside_the_timer_interrupt)
  * classes (one small class, a tiny size, one large size): interrupts
  * land all over kmalloc and kfree (those that arrive in the fast text
  * where the CPU leaves it), and often find the code they interrupted in
- * the middle of the class they work on. */
+ * the middle of the class they work on. A quarter of the CPUs' steps and
+ * half the ticks' go through slots that every CPU shares, so frees are
+ * remote too, on both sides of an interrupt. */
 #define STORM_HZ 20000
 #define STORM_TICKS 3000
 #define STORM_SLOTS 64
@@ -404,11 +406,53 @@ static bool storm_step(struct churn_slot *s, struct ktest_rng *r, uint64_t tag)
 	return true;
 }
 
+/* Objects any CPU's tick may free: most of them another CPU made. Each
+ * is patterned by its own address over its whole usable size. */
+#define STORM_SHARED 64
+static void *storm_shared[STORM_SHARED];
+
+static bool shared_step(struct ktest_rng *r)
+{
+	void **slot = &storm_shared[ktest_rng_below(r, STORM_SHARED)];
+	void *old = __atomic_exchange_n(slot, NULL, __ATOMIC_ACQUIRE);
+	if (old) {
+		bool ok = heap_check(old, (uintptr_t)old, ksize(old));
+		kfree(old);
+		return ok;
+	}
+	unsigned flags;
+	size_t n = storm_size(r, &flags);
+	void *p = kmalloc(n, flags);
+	if (!p)
+		return false;
+	heap_fill(p, (uintptr_t)p, ksize(p));
+	void *expected = NULL;
+	if (!__atomic_compare_exchange_n(slot, &expected, p, false, __ATOMIC_RELEASE,
+					 __ATOMIC_RELAXED))
+		kfree(p);   /* another CPU filled the slot meanwhile */
+	return true;
+}
+
+static void free_shared(unsigned *errors)
+{
+	for (unsigned i = 0; i < STORM_SHARED; i++) {
+		void *p = storm_shared[i];
+		if (p && !heap_check(p, (uintptr_t)p, ksize(p)))
+			(*errors)++;
+		kfree(p);
+		storm_shared[i] = NULL;
+	}
+}
+
+/* Every other tick works on this CPU's own slots, the others on the
+ * shared ones (remote frees, from interrupt context). */
 static void timer_frees_or_allocates(unsigned cpu)
 {
 	unsigned run = storm_runs[cpu]++;
-	if (!storm_step(&storm_irq_slots[cpu][run % IRQ_KEEP], &storm_irq_rng[cpu],
-			0x570e000000ull + ((uint64_t)cpu << 24) + run))
+	bool ok = run & 1 ? shared_step(&storm_irq_rng[cpu]) :
+			    storm_step(&storm_irq_slots[cpu][run / 2 % IRQ_KEEP], &storm_irq_rng[cpu],
+				       0x570e000000ull + ((uint64_t)cpu << 24) + run);
+	if (!ok)
 		storm_errors[cpu]++;
 }
 
@@ -434,7 +478,8 @@ static void churn_in_a_storm(void *arg)
 	for (uint64_t op = 0; __atomic_load_n(&storm_runs[cpu], __ATOMIC_RELAXED) < STORM_TICKS &&
 			      rdtsc() < deadline; op++) {
 		struct churn_slot *s = &storm_slots[cpu][ktest_rng_below(&r, STORM_SLOTS)];
-		if (!storm_step(s, &r, ((uint64_t)cpu << 32) | op))
+		bool ok = op % 4 == 3 ? shared_step(&r) : storm_step(s, &r, ((uint64_t)cpu << 32) | op);
+		if (!ok)
 			storm_errors[cpu]++;
 	}
 	if (smp_timer_hz())
@@ -454,6 +499,7 @@ KTEST(heap_smp, churn_in_an_interrupt_storm)
 	smp_set_timer_hook(NULL);
 	/* Once every CPU has run this, no hook invocation is still running. */
 	smp_call_all(drain, NULL);
+	free_shared(&storm_errors[0]);
 	for (unsigned c = 0; c < ncpus_online; c++) {
 		KEXPECT_GE(storm_runs[c], STORM_TICKS);
 		free_slots(storm_irq_slots[c], IRQ_KEEP, &storm_errors[c]);
