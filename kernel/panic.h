@@ -3,7 +3,9 @@
  * registers and a stack trace with symbol names; then leave QEMU with the
  * failure code (or halt on real hardware). A hook installed with
  * panic_set_hook() runs after the report, before the exit: the self-test
- * runner uses it to report the running test `not ok`.
+ * runner uses it to report the running test `not ok`. One report at a
+ * time: a CPU that panics while another reports halts where it is, and a
+ * panic inside the report (on the reporting CPU) exits at once.
  */
 #ifndef KERNEL_PANIC_H
 #define KERNEL_PANIC_H
