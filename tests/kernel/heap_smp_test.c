@@ -91,6 +91,18 @@ static struct churn_slot churn_slots[MAX_CPUS][CHURN_SLOTS];
 static unsigned churn_errors[MAX_CPUS];
 static unsigned churn_null[MAX_CPUS];
 
+/* Free every object of slots[0..n), each checked (a broken pattern
+ * counted in *errors). */
+static void free_slots(struct churn_slot *slots, unsigned n, unsigned *errors)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (slots[i].p && !heap_check(slots[i].p, slots[i].tag, slots[i].n))
+			(*errors)++;
+		kfree(slots[i].p);
+		slots[i].p = NULL;
+	}
+}
+
 static void churn(void *arg)
 {
 	(void)arg;
@@ -117,12 +129,7 @@ static void churn(void *arg)
 		}
 		heap_fill(s->p, s->tag, s->n);
 	}
-	for (unsigned i = 0; i < CHURN_SLOTS; i++) {
-		if (slots[i].p && !heap_check(slots[i].p, slots[i].tag, slots[i].n))
-			churn_errors[cpu]++;
-		kfree(slots[i].p);
-		slots[i].p = NULL;
-	}
+	free_slots(slots, CHURN_SLOTS, &churn_errors[cpu]);
 }
 
 KTEST(heap_smp, every_cpu_churns_every_class)
@@ -334,32 +341,33 @@ KTEST(heap_smp, every_cpu_reaches_its_own_mcache)
 		KEXPECT_EQ(local_seen[c], (void *)&mcaches[c]);
 }
 
+/* fn on every CPU while each timer tick calls hook; then every CPU drains
+ * its mcache, after which no hook call is still running. */
+static void churn_with_timer_hook(timer_hook_t hook, void (*fn)(void *arg))
+{
+	smp_set_timer_hook(hook);
+	smp_call_all(fn, NULL);
+	smp_set_timer_hook(NULL);
+	smp_call_all(drain, NULL);
+}
+
 KTEST(heap_smp, allocation_inside_the_timer_interrupt)
 {
 	struct heap_mark before = heap_mark();
 	memset(irq_runs, 0, sizeof(irq_runs));
 	memset(irq_errors, 0, sizeof(irq_errors));
 	memset(churn_errors, 0, sizeof(churn_errors));
-	smp_set_timer_hook(timer_allocates);
-	smp_call_all(churn_until_ticks, NULL);
-	smp_set_timer_hook(NULL);
-	/* Once every CPU has run this, no hook invocation is still running. */
-	smp_call_all(drain, NULL);
+	churn_with_timer_hook(timer_allocates, churn_until_ticks);
 	for (unsigned c = 0; c < ncpus_online; c++) {
 		KEXPECT_GE(irq_runs[c], 20);
 		KEXPECT_EQ(irq_errors[c], 0);
 		KEXPECT_EQ(churn_errors[c], 0);
-		for (unsigned i = 0; i < IRQ_KEEP; i++) {
-			struct churn_slot *s = &irq_slots[c][i];
-			if (s->p && !heap_check(s->p, s->tag, s->n))
-				irq_errors[c]++;
-			kfree(s->p);
-			s->p = NULL;
-		}
+		free_slots(irq_slots[c], IRQ_KEEP, &irq_errors[c]);
 		KEXPECT_EQ(irq_errors[c], 0);
 	}
 	expect_heap_back(before);
 }
+
 /* ---- an interrupt storm ---- */
 
 /* Every CPU frees and allocates with its timer at STORM_HZ, and each tick
@@ -456,16 +464,6 @@ static void timer_frees_or_allocates(unsigned cpu)
 		storm_errors[cpu]++;
 }
 
-static void free_slots(struct churn_slot *slots, unsigned n, unsigned *errors)
-{
-	for (unsigned i = 0; i < n; i++) {
-		if (slots[i].p && !heap_check(slots[i].p, slots[i].tag, slots[i].n))
-			(*errors)++;
-		kfree(slots[i].p);
-		slots[i].p = NULL;
-	}
-}
-
 static void churn_in_a_storm(void *arg)
 {
 	(void)arg;
@@ -494,11 +492,7 @@ KTEST(heap_smp, churn_in_an_interrupt_storm)
 	struct heap_mark before = heap_mark();
 	memset(storm_runs, 0, sizeof(storm_runs));
 	memset(storm_errors, 0, sizeof(storm_errors));
-	smp_set_timer_hook(timer_frees_or_allocates);
-	smp_call_all(churn_in_a_storm, NULL);
-	smp_set_timer_hook(NULL);
-	/* Once every CPU has run this, no hook invocation is still running. */
-	smp_call_all(drain, NULL);
+	churn_with_timer_hook(timer_frees_or_allocates, churn_in_a_storm);
 	free_shared(&storm_errors[0]);
 	for (unsigned c = 0; c < ncpus_online; c++) {
 		KEXPECT_GE(storm_runs[c], STORM_TICKS);
