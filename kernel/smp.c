@@ -108,9 +108,10 @@ static _Noreturn void ap_idle(unsigned id)
 			continue;
 		}
 		/* The heap's background scavenger: an idle CPU trims the free
-		 * chunks the heap retains to its policy's target (two loads
-		 * when there is nothing to give back; interrupts are off, the
-		 * heap's locks are irqsave ones). */
+		 * chunks the heap retains to its policy's target, and answers
+		 * a release request (loads only, and no lock, when there is
+		 * nothing to do: mm/malloc.c; interrupts are off, the heap's
+		 * locks are irqsave ones). */
 		kmem_scavenge_idle();
 		/* sti's one-instruction shadow makes "sti; hlt" atomic: an IPI
 		 * sent after the check above still wakes us. */
