@@ -370,14 +370,15 @@ KTEST(heap_smp, allocation_inside_the_timer_interrupt)
 
 /* ---- an interrupt storm ---- */
 
-/* Every CPU frees and allocates with its timer at STORM_HZ, and each tick
- * frees or allocates too, from interrupt context, objects of the same few
- * classes (one small class, a tiny size, one large size): interrupts
- * land all over kmalloc and kfree (those that arrive in the fast text
- * where the CPU leaves it), and often find the code they interrupted in
- * the middle of the class they work on. A quarter of the CPUs' steps and
- * half the ticks' go through slots that every CPU shares, so frees are
- * remote too, on both sides of an interrupt. */
+/* Every CPU frees, resizes and allocates (kmalloc, kzalloc,
+ * kmalloc_aligned) with its timer at STORM_HZ, and each tick does too,
+ * from interrupt context, with objects of the same few classes (one small
+ * class, a tiny size, one large size): interrupts land all over the
+ * heap's paths (those that arrive in the fast text where the CPU leaves
+ * it), and often find the code they interrupted in the middle of the
+ * class they work on. A quarter of the CPUs' steps and half the ticks' go
+ * through slots that every CPU shares, so frees are remote too, on both
+ * sides of an interrupt. */
 #define STORM_HZ 20000
 #define STORM_TICKS 3000
 #define STORM_SLOTS 64
@@ -401,24 +402,56 @@ static size_t storm_size(struct ktest_rng *r, unsigned *flags)
 	return k < 4 ? 5 : k < 15 ? 48 : 40000;
 }
 
-/* Free or allocate one object of slot s; false on a broken pattern or a
- * NULL. */
+/* Is p's first n bytes zero? */
+static bool all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/* Free, resize (krealloc) or allocate (kmalloc, kzalloc, or
+ * kmalloc_aligned) one object of slot s; false on a broken pattern, a
+ * dirty kzalloc, a misaligned object or a NULL. */
 static bool storm_step(struct churn_slot *s, struct ktest_rng *r, uint64_t tag)
 {
+	unsigned flags, how = (unsigned)ktest_rng_below(r, 8);
+	if (s->p && how == 0) {
+		size_t n = storm_size(r, &flags);
+		void *p = krealloc(s->p, n, flags);
+		if (!p)
+			return false;
+		bool ok = heap_check_upto(p, s->tag, s->n, n < s->n ? n : s->n);
+		s->p = p;
+		s->n = n;
+		heap_fill(p, s->tag, n);
+		return ok;
+	}
 	if (s->p) {
 		bool ok = heap_check(s->p, s->tag, s->n);
 		kfree(s->p);
 		s->p = NULL;
 		return ok;
 	}
-	unsigned flags;
 	s->n = storm_size(r, &flags);
 	s->tag = tag;
-	s->p = kmalloc(s->n, flags);
+	size_t align = (size_t)64 << ktest_rng_below(r, 7);   /* 64 B .. 4 KiB */
+	bool ok = true;
+	if (how == 1) {
+		s->p = kzalloc(s->n, flags);
+		ok = !s->p || all_zero(s->p, s->n);
+	} else if (how == 2) {
+		s->p = kmalloc_aligned(s->n, align, flags);
+		ok = !s->p || ((uintptr_t)s->p & (align - 1)) == 0;
+	} else {
+		s->p = kmalloc(s->n, flags);
+	}
 	if (!s->p)
 		return false;
 	heap_fill(s->p, s->tag, s->n);
-	return true;
+	return ok;
 }
 
 /* Objects any CPU's tick may free: most of them another CPU made. Each
