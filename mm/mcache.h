@@ -161,7 +161,10 @@ uint64_t mcache_nmalloc(const struct mcache *mc, unsigned spc);
 /* Slow path of an allocation from span class spc on this CPU (interrupts
  * off): the same or the next word, local sweep, or a span from the
  * mcentral. NULL when out of memory. The heap must be initialized
- * (kmalloc_init). */
+ * (kmalloc_init), and the class's cache word found used up in this same
+ * section (mcache_alloc looks; a word looked at before the section began
+ * may have been refilled by an interrupt since: mm/platform.h,
+ * MM_FAST_TEXT). */
 void *mcache_refill_alloc(struct mcache *mc, unsigned spc, unsigned cpu);
 
 /* Allocate one object of spc on this CPU (interrupts off). */
