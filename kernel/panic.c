@@ -68,11 +68,6 @@ static void dump_stack(unsigned long rbp, unsigned long rip, bool rip_ret)
 	}
 }
 
-void dump_stack_from(unsigned long rbp, unsigned long rip)
-{
-	dump_stack(rbp, rip, false);
-}
-
 static void print_regs(const struct trap_frame *f)
 {
 	printk_unlocked("RIP: 0x%016lx  RSP: 0x%016lx  RFLAGS: %#010lx\n", f->rip, f->rsp, f->rflags);

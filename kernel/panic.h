@@ -18,9 +18,6 @@ _Noreturn void panic_frame(struct trap_frame *f, const char *fmt, ...)
  * interrupts off; NULL removes it. The hook must not panic (a panic inside
  * it exits at once). */
 void panic_set_hook(void (*hook)(const char *msg));
-/* Print a stack trace: rip (where an exception stopped, or 0), then the
- * return addresses up the frame-pointer chain from rbp. */
-void dump_stack_from(unsigned long rbp, unsigned long rip);
 
 #define BUG_ON(cond) do { if (cond) panic("BUG_ON(%s) at %s:%d", #cond, __FILE__, __LINE__); } while (0)
 #endif
