@@ -671,8 +671,10 @@ MM_FAST_TEXT __attribute__((noinline)) static void *kmalloc_tiny_call(size_t siz
 }
 
 /* The same-CPU fast path of a small allocation of span class spc (given
- * as spc * 4): an object of this CPU's cache word, or NULL (the caller's
- * slow path then). */
+ * as spc * 4): an object of this CPU's cache word, or of the same word
+ * loaded again when it is used up and enough of its slots came free
+ * (unless a release request waits for this CPU's answer, which its slow
+ * path gives), or NULL (the caller's slow path then). */
 static inline __attribute__((always_inline)) void *kmalloc_fast(uintptr_t spc_x4)
 {
 	unsigned long irq;
@@ -682,6 +684,10 @@ static inline __attribute__((always_inline)) void *kmalloc_fast(uintptr_t spc_x4
 	 * is this one (a platform whose section end is one asm statement
 	 * would otherwise have the two paths meet there, and test again). */
 	if (__builtin_expect(p != NULL, 1)) {
+		mm_fast_exit(irq);
+		return p;
+	}
+	if (!release_request_waits(mc) && (p = mcache_reload_fast_x4(mc, spc_x4)) != NULL) {
 		mm_fast_exit(irq);
 		return p;
 	}

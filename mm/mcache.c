@@ -35,7 +35,9 @@
  *
  * Refill (out of line): when the span's cached word is used up, load it
  * again if this CPU freed a quarter of its slots meanwhile (a pair reuses
- * the same hot slots), else move to the next word with free slots; when
+ * the same hot slots; for a span of one word kmalloc's fast path does it
+ * itself, mcache_reload_fast_x4), else move to the next word with free
+ * slots; when
  * the span is used up, sweep it locally and keep it if it has refill_min
  * free slots (local frees since its words were loaded, and remote ones);
  * otherwise it joins the full set and the CPU takes, in order: a partial
@@ -210,29 +212,6 @@ static void take_notices(struct mcache *mc, unsigned cpu)
 
 /* ------------------------------------------------- cache word, counts */
 
-/* Class spc's cache word changes from what it is to c (0: none), and
- * nmalloc with it: c's slots counted as handed out, the old word's (left
- * unused) no longer. The bulk count of nmalloc, inside a stats_seq
- * section so that mcache_nmalloc never sees one change without the other;
- * a seqlock without fences (the data stores are releases, the reader's
- * loads acquires): whoever sees a new value sees the odd count before it.
- * The tiny class counts objects, not blocks (mm/tiny.h): its words are
- * not counted. Owner only, interrupts off. */
-static inline __attribute__((always_inline)) void cache_count(struct mcache *mc, unsigned spc,
-								 uint64_t old, uint64_t c,
-								 uint64_t counted)
-{
-	uint32_t seq = mc->stats_seq;
-	__atomic_store_n(&mc->stats_seq, seq + 1, __ATOMIC_RELAXED);
-	if (spc != TINY_SPAN_CLASS)
-		__atomic_store_n(&mc->nmalloc[spc],
-				 mc->nmalloc[spc] + (uint64_t)mm_popcount64(counted) -
-					 (uint64_t)mm_popcount64(old),
-				 __ATOMIC_RELEASE);
-	__atomic_store_n(&mc->alloc_cache[spc].free, c, __ATOMIC_RELEASE);
-	__atomic_store_n(&mc->stats_seq, seq + 2, __ATOMIC_RELEASE);
-}
-
 /* Class spc's cache names word s->cache_word of s, its allocation span:
  * where its alloc_bits word is, its slot 0, the object size. */
 static inline __attribute__((always_inline)) void cache_place(struct mcache *mc, unsigned spc,
@@ -242,6 +221,14 @@ static inline __attribute__((always_inline)) void cache_place(struct mcache *mc,
 	aw->alloc_word = mspan_alloc_word(s, s->cache_word);
 	aw->base = s->startaddr + (uintptr_t)s->cache_word * 64 * s->elemsize;
 	aw->elemsize = s->elemsize;
+	aw->one_word = s->nelems <= 64 ? s->nelems : 0;
+}
+
+/* Class spc has no allocation span any more (its cache word is 0). */
+static void cache_unplace(struct mcache *mc, unsigned spc)
+{
+	mc->alloc[spc] = MCACHE_NO_SPAN;
+	mc->alloc_cache[spc].one_word = 0;
 }
 
 /* Every refill ends here: c (not 0), the free slots of the word the
@@ -256,7 +243,7 @@ static inline __attribute__((always_inline)) void *cache_load_take(struct mcache
 	MM_BUG_ON(aw->free != 0);
 	if (!mm_platform_first_bit64(c, &i))
 		MM_BUG_ON(1);   /* a refill's word has a free slot */
-	cache_count(mc, spc, 0, c & (c - 1), c);
+	mcache_count_word(mc, spc, 0, c & (c - 1), c);
 	st64(aw->alloc_word, ld64(aw->alloc_word) | (1ULL << i));
 	return (void *)(aw->base + i * aw->elemsize);
 }
@@ -299,7 +286,7 @@ static __attribute__((noinline)) void *refill_next(struct mcache *mc, unsigned s
 			cache_place(mc, spc, s);
 			return cache_load_take(mc, spc, c);
 		}
-		mc->alloc[spc] = MCACHE_NO_SPAN;
+		cache_unplace(mc, spc);
 		keep_full(mc, s);
 	}
 	if ((s = owned_take(mc, spc)) != NULL)
@@ -378,8 +365,8 @@ void mcache_release_all(struct mcache *mc, unsigned cpu)
 		if (s != MCACHE_NO_SPAN) {
 			MM_BUG_ON(__atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu);
 			/* Its unused slots: not handed out. */
-			cache_count(mc, spc, mc->alloc_cache[spc].free, 0, 0);
-			mc->alloc[spc] = MCACHE_NO_SPAN;
+			mcache_count_word(mc, spc, mc->alloc_cache[spc].free, 0, 0);
+			cache_unplace(mc, spc);
 			__atomic_store_n(&s->local_cache, MSPAN_NOT_LOCAL, __ATOMIC_RELAXED);
 			mcentral_uncache_span(&mcentrals[spc], s);
 		}

@@ -260,17 +260,27 @@ static inline uint64_t mspan_word_mask(const struct mspan *s, unsigned w)
 	unsigned left = s->nelems - w * 64u;
 	return left >= 64 ? ~0ULL : (1ULL << left) - 1;
 }
-/* The free slots of cache_word itself if the owner freed at least a
- * quarter of its slots since it was loaded (a pair reuses the same hot
- * slots; a mix of kept and freed objects does not reload it for a slot
- * or two), else 0. Inline: the refill of the same word calls nothing.
- * Owner only. */
+/* How many slots word w of small span s has (1..64). */
+static inline unsigned mspan_word_slots(const struct mspan *s, unsigned w)
+{
+	unsigned left = s->nelems - w * 64u;
+	return left >= 64 ? 64u : left;
+}
+/* Is a used-up cache word of `slots` slots, c of them free again, worth
+ * loading again rather than moving on: the owner freed at least a quarter
+ * of its slots since it was loaded (a pair reuses the same hot slots; a
+ * mix of kept and freed objects does not reload it for a slot or two). */
+static inline bool mspan_word_worth_reloading(uint64_t c, unsigned slots)
+{
+	return c && mm_popcount64(c) * 4 >= slots;
+}
+/* The free slots of cache_word itself if worth reloading, else 0.
+ * Inline: the refill of the same word calls nothing. Owner only. */
 static inline uint64_t mspan_same_cache_word(const struct mspan *s)
 {
 	unsigned w = s->cache_word;
-	uint64_t mask = mspan_word_mask(s, w);
-	uint64_t c = ~ld64(mspan_alloc_word(s, w)) & mask;
-	return c && mm_popcount64(c) * 4 >= mm_popcount64(mask) ? c : 0;
+	uint64_t c = ~ld64(mspan_alloc_word(s, w)) & mspan_word_mask(s, w);
+	return mspan_word_worth_reloading(c, mspan_word_slots(s, w)) ? c : 0;
 }
 /* The first word from w on with a free slot becomes cache_word; its free
  * slots, or 0 (and cache_word unchanged). Inline: a refill's commonest

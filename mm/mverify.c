@@ -157,9 +157,16 @@ static int check_small_span(const struct mspan *s)
 		uint64_t cache = allocating ? aw->free : 0;
 		if (cache & ~(~*mspan_alloc_word(s, s->cache_word) & mspan_word_mask(s, s->cache_word)))
 			FAIL("span %p class %u: its cache word offers allocated slots", (void *)s, cls);
-		if (cache && (aw->alloc_word != mspan_alloc_word(s, s->cache_word) ||
-			      aw->base != s->startaddr + (uintptr_t)s->cache_word * 64 * s->elemsize ||
-			      aw->elemsize != s->elemsize))
+		/* The fields the fast path reads: with a cache word, or with a
+		 * span of one word, which it may load again (mm/mcache.h). */
+		unsigned one_word = s->nelems <= 64 ? s->nelems : 0;
+		if (allocating && aw->one_word != one_word)
+			FAIL("span %p class %u: %u objects, but CPU %d's cache word says one "
+			     "word of %u", (void *)s, cls, s->nelems, s->owner_cpu, aw->one_word);
+		if ((cache || (allocating && one_word)) &&
+		    (aw->alloc_word != mspan_alloc_word(s, s->cache_word) ||
+		     aw->base != s->startaddr + (uintptr_t)s->cache_word * 64 * s->elemsize ||
+		     aw->elemsize != s->elemsize))
 			FAIL("span %p class %u: CPU %d's cached word %u is not the span's (alloc "
 			     "word %p, base %#lx, size %lu)", (void *)s, cls, s->owner_cpu,
 			     s->cache_word, (void *)aw->alloc_word, (unsigned long)aw->base,
@@ -612,9 +619,10 @@ static int check_tiny_blocks(void)
 	}
 	const struct mcache *none = &mm_cpu_local_none;
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
-		if (none->alloc_cache[spc].free)
-			FAIL("MM_CPU_LOCAL_NONE has a cache word for span class %u: %#lx",
-			     spc, (unsigned long)none->alloc_cache[spc].free);
+		if (none->alloc_cache[spc].free || none->alloc_cache[spc].one_word)
+			FAIL("MM_CPU_LOCAL_NONE has a cache word for span class %u: %#lx "
+			     "(one-word span of %u)", spc, (unsigned long)none->alloc_cache[spc].free,
+			     none->alloc_cache[spc].one_word);
 	return 0;
 }
 
@@ -675,9 +683,12 @@ static int check_centrals(void)
 			if (mcaches[cpu].stats_seq & 1)
 				FAIL("CPU %u: stats_seq %u is odd outside a cache word change", cpu,
 				     mcaches[cpu].stats_seq);
-			if (s == MCACHE_NO_SPAN && mcaches[cpu].alloc_cache[spc].free)
-				FAIL("CPU %u class %u: a cache word %#lx but no allocation span", cpu,
-				     spc, (unsigned long)mcaches[cpu].alloc_cache[spc].free);
+			if (s == MCACHE_NO_SPAN && (mcaches[cpu].alloc_cache[spc].free ||
+						    mcaches[cpu].alloc_cache[spc].one_word))
+				FAIL("CPU %u class %u: a cache word %#lx (one-word span of %u) but no "
+				     "allocation span", cpu, spc,
+				     (unsigned long)mcaches[cpu].alloc_cache[spc].free,
+				     mcaches[cpu].alloc_cache[spc].one_word);
 			if (s == MCACHE_NO_SPAN)
 				continue;
 			cached++;

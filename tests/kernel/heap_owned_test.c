@@ -973,3 +973,65 @@ KTEST(heap_owned, a_used_up_word_is_loaded_again_once_a_quarter_came_back)
 	}
 	KEXPECT_EQ(mheap_verify(), 0);
 }
+
+/* A span whose objects fit one word (16 KiB objects, 4 a span): kmalloc's
+ * fast path loads its used-up word again from the cache word's own
+ * fields (mm/mcache.h, mcache_reload_fast_x4), by the same rule, hands
+ * out the lowest free slot and counts the slots it loaded as a refill
+ * does. */
+#define ONE_WORD_SIZE 16384
+
+/* Allocate objects of ONE_WORD_SIZE into objs until this CPU's cache word
+ * of the class is used up; how many. */
+static unsigned use_up_one_word(void **objs, unsigned max)
+{
+	unsigned spc = spanclass_make(size_to_class(ONE_WORD_SIZE), 0), n = 0;
+	do {
+		objs[n] = kmalloc(ONE_WORD_SIZE, 0);
+		if (!objs[n])
+			break;
+		n++;
+	} while (n < max && mcaches[here()].alloc_cache[spc].free != 0);
+	return n;
+}
+
+KTEST(heap_owned, a_one_word_span_is_loaded_again_with_its_freed_slots)
+{
+	if (HEAP_DEBUG_MODE)
+		KTEST_SKIP("the debug heap holds freed objects back: no slot comes free at once");
+	unsigned spc = spanclass_make(size_to_class(ONE_WORD_SIZE), 0);
+	void *objs[8] = { 0 };
+	unsigned n = use_up_one_word(objs, 8);
+	KASSERT_GT(n, 0);
+	KASSERT_NOT_NULL(objs[n - 1]);
+	struct mcache *mc = &mcaches[here()];
+	struct mspan *s = span_of(objs[n - 1]);
+	KASSERT_EQ(mc->alloc[spc], s);
+	KASSERT_EQ(mc->alloc_cache[spc].free, 0);
+	KASSERT_LE(s->nelems, 64);
+	KEXPECT_EQ(mc->alloc_cache[spc].one_word, s->nelems);
+	for (unsigned i = 0; i < n; i++) {
+		if (span_of(objs[i]) == s) {
+			kfree(objs[i]);
+			objs[i] = NULL;
+		}
+	}
+	uint64_t free_slots = ~*mspan_alloc_word(s, 0) & mspan_word_mask(s, 0);
+	KASSERT_NE(free_slots, 0);
+	/* At least one of 4 free: a quarter. */
+	KASSERT_GE(__builtin_popcountll(free_slots) * 4, s->nelems);
+	uint64_t counted = mcache_nmalloc(mc, spc);
+	void *p = kmalloc(ONE_WORD_SIZE, 0);
+	KASSERT_NOT_NULL(p);
+	KEXPECT_EQ((uintptr_t)p, s->startaddr + (uintptr_t)__builtin_ctzll(free_slots) * s->elemsize);
+	KEXPECT_EQ(mc->alloc[spc], s);
+	/* Counted: this allocation, and the other free slots as they are
+	 * handed out (mcache_nmalloc leaves out the word's unused ones). */
+	KEXPECT_EQ(mcache_nmalloc(mc, spc), counted + 1);
+	KEXPECT_EQ(mc->alloc_cache[spc].free, free_slots & (free_slots - 1));
+	KEXPECT_EQ(mheap_verify(), 0);
+	kfree(p);
+	for (unsigned i = 0; i < n; i++)
+		kfree(objs[i]);
+	KEXPECT_EQ(mheap_verify(), 0);
+}

@@ -15,6 +15,7 @@
 #include "tests/kernel/heap_testlib.h"
 #include "mm/kmalloc.h"
 #include "mm/mcache.h"
+#include "mm/mheap.h"
 #include "mm/platform.h"
 #ifndef SPANHEAP_HOSTED
 #include "kernel/smp.h"
@@ -109,6 +110,37 @@ KTEST(heap_pressure, this_cpu_answers_at_its_next_slow_path)
 	/* A second slow path has nothing new to answer: sets refill. */
 	KEXPECT_EQ(free_hoard(), 0);
 	KEXPECT_EQ(mheap_verify(), 0);
+	kmem_drain_this_cpu();
+}
+
+/* A used-up cache word of a span of one word is loaded again on
+ * kmalloc's fast path (mm/mcache.h, mcache_reload_fast_x4), but not while
+ * a release request waits for this CPU: a CPU that only ever reloads
+ * (a malloc+free pair of 16 KiB objects) must still answer. */
+KTEST(heap_pressure, a_word_loaded_again_on_the_fast_path_answers_first)
+{
+	unsigned cpu = current_cpu();
+	unsigned spc = spanclass_make(size_to_class(16384), 0);
+	void *objs[8] = { 0 };
+	unsigned n = 0;
+	do {
+		objs[n] = kmalloc(16384, 0);
+		KASSERT_NOT_NULL(objs[n]);
+		n++;
+	} while (n < 8 && mcaches[cpu].alloc_cache[spc].free != 0);
+	struct mspan *s = mheap_span_of(objs[n - 1]);
+	KASSERT_EQ(mcaches[cpu].alloc[spc], s);
+	KASSERT_LE(s->nelems, 64);
+	for (unsigned i = 0; i < n; i++)
+		kfree(objs[i]);
+	uint32_t seen = mcaches[cpu].pressure_seen;
+	kmem_release_request();
+	void *p = kmalloc(16384, 0);
+	KASSERT_NOT_NULL(p);
+	KEXPECT_NE(mcaches[cpu].pressure_seen, seen);
+	KEXPECT_EQ(owned_spans(cpu), 0);
+	KEXPECT_EQ(mheap_verify(), 0);
+	kfree(p);
 	kmem_drain_this_cpu();
 }
 

@@ -191,8 +191,9 @@ KTEST(heap_stats, heap_map_has_one_character_per_page)
 /* The counts of kmem_get_stats rest on each CPU's cache words (allocations
  * are counted as a word is loaded, mm/mcache.h): the verifier checks that
  * a cache word offers only free slots of its span and sits beside its
- * span's alloc_bits word and slot addresses, that there is none
- * without a span, that kfree's fast path counts a span's frees in its
+ * span's alloc_bits word and slot addresses (used up too, for a span of
+ * one word, which kmalloc's fast path loads again from those fields),
+ * that there is none without a span, that kfree's fast path counts a span's frees in its
  * CPU's nfree of its class, that its tiny offset matches its tiny block
  * (TINY_NO_BLOCK with none), that no CPU is left inside a stats_seq
  * change, and (with these, the per-CPU state) that no remote free's hazard
@@ -205,6 +206,13 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 	KASSERT_NOT_NULL(p);
 	struct mspan *s = mheap_span_of(p);
 	KASSERT_NOT_NULL(s);
+	/* A span of one word (16 KiB objects, 4 a span), which kmalloc's
+	 * fast path loads again from its cache word's fields alone. */
+	void *q = kmalloc(16384, 0);
+	KASSERT_NOT_NULL(q);
+	struct mspan *sq = mheap_span_of(q);
+	KASSERT_NOT_NULL(sq);
+	KASSERT_TRUE(sq->nelems <= 64);
 	unsigned long irq = mm_irq_save();
 	struct mcache *mc = &mcaches[mm_cpu_id()];
 	unsigned spc = s->spanclass, i = (unsigned)(((uintptr_t)p - s->startaddr) / s->elemsize);
@@ -233,6 +241,33 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 			mc->alloc_cache[c].free = 1;
 			orphan = ktest_verify_rule();
 			mc->alloc_cache[c].free = 0;
+		}
+	}
+	/* A span of one word the cache word does not say is one (the fast
+	 * path would never load it again), and one it says is one with its
+	 * slot 0 one object off (a load from the fast path would hand out
+	 * the next slots' addresses), its cache word used up or not. */
+	unsigned qspc = sq->spanclass;
+	const char *not_one = not_arisen, *one_shifted = not_arisen;
+	if (mc->alloc[qspc] == sq) {
+		uint32_t saved = mc->alloc_cache[qspc].one_word;
+		mc->alloc_cache[qspc].one_word = 0;
+		not_one = ktest_verify_rule();
+		mc->alloc_cache[qspc].one_word = saved;
+		uint64_t free = mc->alloc_cache[qspc].free;
+		mc->alloc_cache[qspc].free = 0;
+		mc->alloc_cache[qspc].base += sq->elemsize;
+		one_shifted = ktest_verify_rule();
+		mc->alloc_cache[qspc].base -= sq->elemsize;
+		mc->alloc_cache[qspc].free = free;
+	}
+	/* A one-word span named for a class this CPU has no span of. */
+	const char *orphan_one = not_arisen;
+	for (unsigned c = 2; c < NUM_SPAN_CLASSES && orphan_one == not_arisen; c++) {
+		if (mc->alloc[c] == MCACHE_NO_SPAN) {
+			mc->alloc_cache[c].one_word = 2;
+			orphan_one = ktest_verify_rule();
+			mc->alloc_cache[c].one_word = 0;
 		}
 	}
 	/* An allocation span, but holds_spans cleared (a release request
@@ -268,10 +303,14 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 	int after = mheap_verify();
 	mm_irq_restore(irq);
 	kfree(p);
+	kfree(q);
 	KEXPECT_EQ(before, 0);
 	KEXPECT_RULE(offered, "cache word offers allocated slots");
 	KEXPECT_RULE(shifted, "cached word %u is not the span");
-	KEXPECT_RULE(orphan, "a cache word %#lx but no allocation span");
+	KEXPECT_RULE(orphan, "(one-word span of %u) but no allocation span");
+	KEXPECT_RULE(not_one, "objects, but CPU %d's cache word says one word of %u");
+	KEXPECT_RULE(one_shifted, "cached word %u is not the span");
+	KEXPECT_RULE(orphan_one, "(one-word span of %u) but no allocation span");
 	KEXPECT_RULE(unheld, "holds_spans is 0");
 	KEXPECT_RULE(tiny_off, "tiny_offset %u");
 	KEXPECT_RULE(odd, "stats_seq %u is odd");
