@@ -974,20 +974,21 @@ KTEST(heap_owned, a_used_up_word_is_loaded_again_once_a_quarter_came_back)
 	KEXPECT_EQ(mheap_verify(), 0);
 }
 
-/* A span whose objects fit one word (16 KiB objects, 4 a span): kmalloc's
- * fast path loads its used-up word again from the cache word's own
- * fields (mm/mcache.h, mcache_reload_fast_x4), by the same rule, hands
- * out the lowest free slot and counts the slots it loaded as a refill
- * does. */
-#define ONE_WORD_SIZE 16384
+/* A span whose objects fit one word (16 KiB objects: 4 a span; 4 KiB:
+ * 16): kmalloc's fast path loads its used-up word again from the cache
+ * word's own fields (mm/mcache.h, mcache_reload_fast_x4), by the same
+ * rule, hands out the lowest free slot and counts the slots it loaded as
+ * a refill does; from a span of up to MCACHE_NEAR_SPAN_OBJS objects it
+ * loads the lowest MCACHE_NEAR_SLOTS free slots only. */
+#define ONE_WORD_OBJS 16
 
-/* Allocate objects of ONE_WORD_SIZE into objs until this CPU's cache word
- * of the class is used up; how many. */
-static unsigned use_up_one_word(void **objs, unsigned max)
+/* Allocate objects of `size` into objs until this CPU's cache word of
+ * the class is used up; how many. */
+static unsigned use_up_one_word(size_t size, void **objs, unsigned max)
 {
-	unsigned spc = spanclass_make(size_to_class(ONE_WORD_SIZE), 0), n = 0;
+	unsigned spc = spanclass_make(size_to_class(size), 0), n = 0;
 	do {
-		objs[n] = kmalloc(ONE_WORD_SIZE, 0);
+		objs[n] = kmalloc(size, 0);
 		if (!objs[n])
 			break;
 		n++;
@@ -995,20 +996,18 @@ static unsigned use_up_one_word(void **objs, unsigned max)
 	return n;
 }
 
-KTEST(heap_owned, a_one_word_span_is_loaded_again_with_its_freed_slots)
+static void one_word_span_loaded_again(size_t size)
 {
-	if (HEAP_DEBUG_MODE)
-		KTEST_SKIP("the debug heap holds freed objects back: no slot comes free at once");
-	unsigned spc = spanclass_make(size_to_class(ONE_WORD_SIZE), 0);
-	void *objs[8] = { 0 };
-	unsigned n = use_up_one_word(objs, 8);
+	unsigned spc = spanclass_make(size_to_class(size), 0);
+	void *objs[ONE_WORD_OBJS + 1] = { 0 };
+	unsigned n = use_up_one_word(size, objs, ONE_WORD_OBJS + 1);
 	KASSERT_GT(n, 0);
 	KASSERT_NOT_NULL(objs[n - 1]);
 	struct mcache *mc = &mcaches[here()];
 	struct mspan *s = span_of(objs[n - 1]);
 	KASSERT_EQ(mc->alloc[spc], s);
 	KASSERT_EQ(mc->alloc_cache[spc].free, 0);
-	KASSERT_LE(s->nelems, 64);
+	KASSERT_LE(s->nelems, ONE_WORD_OBJS);
 	KEXPECT_EQ(mc->alloc_cache[spc].one_word, s->nelems);
 	for (unsigned i = 0; i < n; i++) {
 		if (span_of(objs[i]) == s) {
@@ -1018,20 +1017,38 @@ KTEST(heap_owned, a_one_word_span_is_loaded_again_with_its_freed_slots)
 	}
 	uint64_t free_slots = ~*mspan_alloc_word(s, 0) & mspan_word_mask(s, 0);
 	KASSERT_NE(free_slots, 0);
-	/* At least one of 4 free: a quarter. */
-	KASSERT_GE(__builtin_popcountll(free_slots) * 4, s->nelems);
+	/* A quarter free at least: the word is loaded again. */
+	KASSERT_GE((unsigned)__builtin_popcountll(free_slots) * 4, s->nelems);
+	/* More free slots than a near reload takes: the cap is seen. */
+	if (s->nelems > MCACHE_NEAR_SLOTS)
+		KEXPECT_GT((unsigned)__builtin_popcountll(free_slots), MCACHE_NEAR_SLOTS);
+	uint64_t want = free_slots;   /* what the reload takes */
+	if (s->nelems <= MCACHE_NEAR_SPAN_OBJS) {
+		want = 0;
+		for (uint64_t f = free_slots; f && __builtin_popcountll(want) < MCACHE_NEAR_SLOTS;
+		     f &= f - 1)
+			want |= f & (0 - f);
+	}
 	uint64_t counted = mcache_nmalloc(mc, spc);
-	void *p = kmalloc(ONE_WORD_SIZE, 0);
+	void *p = kmalloc(size, 0);
 	KASSERT_NOT_NULL(p);
 	KEXPECT_EQ((uintptr_t)p, s->startaddr + (uintptr_t)__builtin_ctzll(free_slots) * s->elemsize);
 	KEXPECT_EQ(mc->alloc[spc], s);
-	/* Counted: this allocation, and the other free slots as they are
+	/* Counted: this allocation, and the word's other slots as they are
 	 * handed out (mcache_nmalloc leaves out the word's unused ones). */
 	KEXPECT_EQ(mcache_nmalloc(mc, spc), counted + 1);
-	KEXPECT_EQ(mc->alloc_cache[spc].free, free_slots & (free_slots - 1));
+	KEXPECT_EQ(mc->alloc_cache[spc].free, want & (want - 1));
 	KEXPECT_EQ(mheap_verify(), 0);
 	kfree(p);
 	for (unsigned i = 0; i < n; i++)
 		kfree(objs[i]);
 	KEXPECT_EQ(mheap_verify(), 0);
+}
+
+KTEST(heap_owned, a_one_word_span_is_loaded_again_with_its_freed_slots)
+{
+	if (HEAP_DEBUG_MODE)
+		KTEST_SKIP("the debug heap holds freed objects back: no slot comes free at once");
+	one_word_span_loaded_again(16384);   /* 4 objects: all of them */
+	one_word_span_loaded_again(4096);    /* 16: the lowest 4 */
 }
