@@ -687,7 +687,8 @@ static inline __attribute__((always_inline)) void *kmalloc_fast(uintptr_t spc_x4
 		mm_fast_exit(irq);
 		return p;
 	}
-	if (!release_request_waits(mc) && (p = mcache_reload_fast_x4(mc, spc_x4)) != NULL) {
+	if (mcache_alloc_word_x4(mc, spc_x4)->slots && !release_request_waits(mc) &&
+	    (p = mcache_reload_fast_x4(mc, spc_x4)) != NULL) {
 		mm_fast_exit(irq);
 		return p;
 	}

@@ -35,8 +35,8 @@
  *
  * Refill (out of line): when the span's cached word is used up, load it
  * again if this CPU freed a quarter of its slots meanwhile (a pair reuses
- * the same hot slots; for a span of one word kmalloc's fast path does it
- * itself, mcache_reload_fast_x4), else move to the next word with free
+ * the same hot slots; kmalloc's fast path mostly does it itself,
+ * mcache_reload_fast_x4), else move to the next word with free
  * slots; when
  * the span is used up, sweep it locally and keep it if it has refill_min
  * free slots (local frees since its words were loaded, and remote ones);
@@ -221,14 +221,16 @@ static inline __attribute__((always_inline)) void cache_place(struct mcache *mc,
 	aw->alloc_word = mspan_alloc_word(s, s->cache_word);
 	aw->base = s->startaddr + (uintptr_t)s->cache_word * 64 * s->elemsize;
 	aw->elemsize = s->elemsize;
-	aw->one_word = s->nelems <= 64 ? s->nelems : 0;
+	aw->slots = (uint8_t)mspan_word_slots(s, s->cache_word);
+	aw->reload_min = (uint8_t)mcache_reload_min(s->nelems, aw->slots);
+	aw->reload_max = (uint8_t)mcache_reload_max(s->nelems);
 }
 
 /* Class spc has no allocation span any more (its cache word is 0). */
 static void cache_unplace(struct mcache *mc, unsigned spc)
 {
 	mc->alloc[spc] = MCACHE_NO_SPAN;
-	mc->alloc_cache[spc].one_word = 0;
+	mc->alloc_cache[spc].slots = 0;
 }
 
 /* Every refill ends here: c (not 0), the free slots of the word the

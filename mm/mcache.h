@@ -16,21 +16,24 @@
  * span's alloc_bits that allocation hands out next, one bit each (Go's
  * allocCache, kept in the mcache so that other CPUs may read it:
  * kmem_get_stats); where that alloc_bits word is; the address of its slot
- * 0; the object size; the span's object count if they all fit that one
- * word. free is 0 when used up or when there is no span, so the fast path
- * tests nothing else (the part of Go's emptymspan, a span with no free
- * slot standing for none). one_word is 0 when there is no allocation span
- * or when its objects take more than one word; while it is not, the other
- * fields name the span's word (cache_place in mm/mcache.c), so that the
- * fast path can load it again from them alone (mcache_reload_fast_x4). */
+ * 0; the object size; and what kmalloc's fast path needs to load the word
+ * again when it is used up (mcache_reload_fast_x4): its slot count, the
+ * free slots that make a reload worth it there, and how many it loads.
+ * free is 0 when used up or when there is no span, so the fast path tests
+ * nothing else (the part of Go's emptymspan, a span with no free slot
+ * standing for none). slots is 0 when there is no allocation span; while
+ * it is not, every field names the span's word (cache_place in
+ * mm/mcache.c), free or not. */
 struct mcache_alloc_word {
 	uint64_t free;
 	uint64_t *alloc_word;   /* mspan_alloc_word(alloc[spc], alloc[spc]->cache_word) */
 	uintptr_t base;         /* alloc[spc]->startaddr + cache_word * 64 * elemsize */
 	uint32_t elemsize;
-	uint32_t one_word;      /* alloc[spc]->nelems if <= 64, else 0; 0: no span */
+	uint8_t slots;          /* mspan_word_slots(alloc[spc], cache_word); 0: no span */
+	uint8_t reload_min;     /* mcache_reload_min() */
+	uint8_t reload_max;     /* mcache_reload_max() */
+	uint8_t pad;
 };
-
 struct mcache {
 	/*
 	 * Everything here is touched only by its own CPU with interrupts off
@@ -188,43 +191,57 @@ static inline __attribute__((always_inline)) void mcache_count_word(struct mcach
 			(int64_t)mm_popcount64(counted) - (old ? (int64_t)mm_popcount64(old) : 0));
 }
 
-/* A reload from the fast path (below) of a span of at most
- * MCACHE_NEAR_SPAN_OBJS objects (the classes from 2 KiB up) takes only
- * its lowest MCACHE_NEAR_SLOTS free slots, so that a malloc+free pair
- * keeps reusing a few hot objects: loading all of them walked the pair
- * through the whole span (32 KiB to 64 KiB), and each new object's
- * first write missed L1 (pair-4096 under cachegrind: a D1 write miss per
- * pair before, none after, for 17 instructions more a pair). The refill
- * proper still loads whole words. */
+/* What kmalloc's fast path loads again (mcache_reload_fast_x4), from a
+ * used-up word of `slots` slots of a span of nelems objects:
+ *  - a span of one word (64 objects or fewer: the classes from 128 bytes
+ *    up), when a quarter of it is free again (the refill's rule,
+ *    mspan_word_worth_reloading): a pair loop in a span of few objects
+ *    needs that every few allocations;
+ *  - a word of a longer span only when all of its slots are free again:
+ *    a pair loop's every 64 allocations (the kernel's 16-byte pair 60.1 ->
+ *    58.6 instructions). Where some are still in use, the refill mostly
+ *    moves on to the next word (alloc-test: 27 500 of 34 600 refills), and
+ *    a reload tried there with the quarter rule took alloc-test's
+ *    mispredicted branches up 16 %;
+ *  - from a span of at most MCACHE_NEAR_SPAN_OBJS objects (the classes
+ *    from 2 KiB up), only the lowest MCACHE_NEAR_SLOTS free slots, so that
+ *    a malloc+free pair keeps reusing a few hot objects: loading all of
+ *    them walked the pair through the whole span (32 KiB to 64 KiB), and
+ *    each new object's first write missed L1 (pair-4096 under cachegrind:
+ *    a D1 write miss per pair before, none after, for 11 instructions more
+ *    a pair). The refill proper still loads whole words. */
 #define MCACHE_NEAR_SPAN_OBJS 32u
 #define MCACHE_NEAR_SLOTS 4u
 
+static inline unsigned mcache_reload_min(unsigned nelems, unsigned slots)
+{
+	return nelems <= 64 ? (slots + 3) / 4 : slots;
+}
+
+static inline unsigned mcache_reload_max(unsigned nelems)
+{
+	return nelems <= MCACHE_NEAR_SPAN_OBJS ? MCACHE_NEAR_SLOTS : 64;
+}
+
 /* The cache word of span class spc (given as spc * 4), found used up in
- * this same section, loaded again from its alloc_bits word when the span
- * is that one word (spans of 2 to 64 objects, the classes from 128 bytes
- * up) and this CPU freed enough of its slots since
- * (mspan_word_worth_reloading), and its first slot handed out; else NULL
- * (the refill proper then: mcache_refill_alloc). What a pair loop in a
- * span of few objects needs every few allocations, from the cache word's
- * own fields, without the span record and without a call, so that
- * kmalloc's fast path does it in its section. Not for spans of more
- * words (classes under 128 bytes): a refill there mostly moves on to the
- * next word, and a reload tried there first took alloc-test's
- * mispredicted branches up 16 %. Not the tiny class (its words are not
- * counted here). Interrupts off; owner only. */
+ * this same section, loaded again from its alloc_bits word when this CPU
+ * freed enough of its slots since (reload_min, above), at most reload_max
+ * of them, and its first slot handed out; else NULL (the refill proper
+ * then: mcache_refill_alloc). From the cache word's own fields, without
+ * the span record and without a call, so that kmalloc's fast path does it
+ * in its section. The caller tests slots first (0: no span). Not the tiny
+ * class (its words are not counted here). Interrupts off; owner only. */
 static inline __attribute__((always_inline)) void *mcache_reload_fast_x4(struct mcache *mc,
 									 uintptr_t spc_x4)
 {
 	struct mcache_alloc_word *aw = mcache_alloc_word_x4(mc, spc_x4);
-	unsigned slots = aw->one_word;
+	unsigned slots = aw->slots;
 	uintptr_t i;
-	if (!slots)   /* no allocation span, or one of more words */
-		return NULL;
 	uint64_t c = ~ld64(aw->alloc_word) & (~0ULL >> (64u - slots));
 	unsigned n = mm_popcount64(c);
-	if (!mspan_word_worth_reloading(n, slots))
+	if (n < aw->reload_min)   /* at least 1 */
 		return NULL;
-	if (slots <= MCACHE_NEAR_SPAN_OBJS && n > MCACHE_NEAR_SLOTS) {
+	if (n > aw->reload_max) {   /* reload_max is MCACHE_NEAR_SLOTS (or 64) */
 		uint64_t rest = c;
 		for (unsigned k = 0; k < MCACHE_NEAR_SLOTS; k++)
 			rest &= rest - 1;   /* the lowest slot off */

@@ -157,13 +157,17 @@ static int check_small_span(const struct mspan *s)
 		uint64_t cache = allocating ? aw->free : 0;
 		if (cache & ~(~*mspan_alloc_word(s, s->cache_word) & mspan_word_mask(s, s->cache_word)))
 			FAIL("span %p class %u: its cache word offers allocated slots", (void *)s, cls);
-		/* The fields the fast path reads: with a cache word, or with a
-		 * span of one word, which it may load again (mm/mcache.h). */
-		unsigned one_word = s->nelems <= 64 ? s->nelems : 0;
-		if (allocating && aw->one_word != one_word)
-			FAIL("span %p class %u: %u objects, but CPU %d's cache word says one "
-			     "word of %u", (void *)s, cls, s->nelems, s->owner_cpu, aw->one_word);
-		if ((cache || (allocating && one_word)) &&
+		/* The fields the fast path reads, used up or not: it may load
+		 * the word again from them (mm/mcache.h). */
+		unsigned slots = mspan_word_slots(s, s->cache_word);
+		if (allocating && (aw->slots != slots ||
+				   aw->reload_min != mcache_reload_min(s->nelems, slots) ||
+				   aw->reload_max != mcache_reload_max(s->nelems)))
+			FAIL("span %p class %u: word %u of %u objects has %u slots, but CPU %d's "
+			     "cache word says %u slots, reload from %u free, up to %u",
+			     (void *)s, cls, s->cache_word, s->nelems, slots, s->owner_cpu,
+			     aw->slots, aw->reload_min, aw->reload_max);
+		if (allocating &&
 		    (aw->alloc_word != mspan_alloc_word(s, s->cache_word) ||
 		     aw->base != s->startaddr + (uintptr_t)s->cache_word * 64 * s->elemsize ||
 		     aw->elemsize != s->elemsize))
@@ -619,10 +623,10 @@ static int check_tiny_blocks(void)
 	}
 	const struct mcache *none = &mm_cpu_local_none;
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
-		if (none->alloc_cache[spc].free || none->alloc_cache[spc].one_word)
+		if (none->alloc_cache[spc].free || none->alloc_cache[spc].slots)
 			FAIL("MM_CPU_LOCAL_NONE has a cache word for span class %u: %#lx "
-			     "(one-word span of %u)", spc, (unsigned long)none->alloc_cache[spc].free,
-			     none->alloc_cache[spc].one_word);
+			     "(of %u slots)", spc, (unsigned long)none->alloc_cache[spc].free,
+			     none->alloc_cache[spc].slots);
 	return 0;
 }
 
@@ -684,11 +688,11 @@ static int check_centrals(void)
 				FAIL("CPU %u: stats_seq %u is odd outside a cache word change", cpu,
 				     mcaches[cpu].stats_seq);
 			if (s == MCACHE_NO_SPAN && (mcaches[cpu].alloc_cache[spc].free ||
-						    mcaches[cpu].alloc_cache[spc].one_word))
-				FAIL("CPU %u class %u: a cache word %#lx (one-word span of %u) but no "
+						    mcaches[cpu].alloc_cache[spc].slots))
+				FAIL("CPU %u class %u: a cache word %#lx (of %u slots) but no "
 				     "allocation span", cpu, spc,
 				     (unsigned long)mcaches[cpu].alloc_cache[spc].free,
-				     mcaches[cpu].alloc_cache[spc].one_word);
+				     mcaches[cpu].alloc_cache[spc].slots);
 			if (s == MCACHE_NO_SPAN)
 				continue;
 			cached++;

@@ -984,7 +984,7 @@ KTEST(heap_owned, a_used_up_word_is_loaded_again_once_a_quarter_came_back)
 
 /* Allocate objects of `size` into objs until this CPU's cache word of
  * the class is used up; how many. */
-static unsigned use_up_one_word(size_t size, void **objs, unsigned max)
+static unsigned use_up_word(size_t size, void **objs, unsigned max)
 {
 	unsigned spc = spanclass_make(size_to_class(size), 0), n = 0;
 	do {
@@ -1000,7 +1000,7 @@ static void one_word_span_loaded_again(size_t size)
 {
 	unsigned spc = spanclass_make(size_to_class(size), 0);
 	void *objs[ONE_WORD_OBJS + 1] = { 0 };
-	unsigned n = use_up_one_word(size, objs, ONE_WORD_OBJS + 1);
+	unsigned n = use_up_word(size, objs, ONE_WORD_OBJS + 1);
 	KASSERT_GT(n, 0);
 	KASSERT_NOT_NULL(objs[n - 1]);
 	struct mcache *mc = &mcaches[here()];
@@ -1008,7 +1008,7 @@ static void one_word_span_loaded_again(size_t size)
 	KASSERT_EQ(mc->alloc[spc], s);
 	KASSERT_EQ(mc->alloc_cache[spc].free, 0);
 	KASSERT_LE(s->nelems, ONE_WORD_OBJS);
-	KEXPECT_EQ(mc->alloc_cache[spc].one_word, s->nelems);
+	KEXPECT_EQ(mc->alloc_cache[spc].slots, s->nelems);
 	for (unsigned i = 0; i < n; i++) {
 		if (span_of(objs[i]) == s) {
 			kfree(objs[i]);

@@ -191,8 +191,8 @@ KTEST(heap_stats, heap_map_has_one_character_per_page)
 /* The counts of kmem_get_stats rest on each CPU's cache words (allocations
  * are counted as a word is loaded, mm/mcache.h): the verifier checks that
  * a cache word offers only free slots of its span and sits beside its
- * span's alloc_bits word and slot addresses (used up too, for a span of
- * one word, which kmalloc's fast path loads again from those fields),
+ * span's alloc_bits word and slot addresses (used up too: kmalloc's fast
+ * path loads it again from those fields, by its slot count and rule),
  * that there is none without a span, that kfree's fast path counts a span's frees in its
  * CPU's nfree of its class, that its tiny offset matches its tiny block
  * (TINY_NO_BLOCK with none), that no CPU is left inside a stats_seq
@@ -206,8 +206,9 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 	KASSERT_NOT_NULL(p);
 	struct mspan *s = mheap_span_of(p);
 	KASSERT_NOT_NULL(s);
-	/* A span of one word (16 KiB objects, 4 a span), which kmalloc's
-	 * fast path loads again from its cache word's fields alone. */
+	/* A span of one word (16 KiB objects, 4 a span), whose used-up word
+	 * kmalloc's fast path loads again from its cache word's fields alone,
+	 * from a single free slot. */
 	void *q = kmalloc(16384, 0);
 	KASSERT_NOT_NULL(q);
 	struct mspan *sq = mheap_span_of(q);
@@ -243,31 +244,35 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 			mc->alloc_cache[c].free = 0;
 		}
 	}
-	/* A span of one word the cache word does not say is one (the fast
-	 * path would never load it again), and one it says is one with its
-	 * slot 0 one object off (a load from the fast path would hand out
-	 * the next slots' addresses), its cache word used up or not. */
+	/* A word the cache word gives a slot too few (the fast path would
+	 * never load its last slot again), or one it would load again from
+	 * fewer free slots than its rule (mm/mcache.h, mcache_reload_min); and
+	 * the word's slot 0 one object off with the word used up (a load from
+	 * the fast path would hand out the next slots' addresses). */
 	unsigned qspc = sq->spanclass;
-	const char *not_one = not_arisen, *one_shifted = not_arisen;
+	const char *short_word = not_arisen, *eager = not_arisen, *one_shifted = not_arisen;
 	if (mc->alloc[qspc] == sq) {
-		uint32_t saved = mc->alloc_cache[qspc].one_word;
-		mc->alloc_cache[qspc].one_word = 0;
-		not_one = ktest_verify_rule();
-		mc->alloc_cache[qspc].one_word = saved;
-		uint64_t free = mc->alloc_cache[qspc].free;
-		mc->alloc_cache[qspc].free = 0;
-		mc->alloc_cache[qspc].base += sq->elemsize;
+		struct mcache_alloc_word *aw = &mc->alloc_cache[qspc];
+		aw->slots--;
+		short_word = ktest_verify_rule();
+		aw->slots++;
+		aw->reload_min--;
+		eager = ktest_verify_rule();
+		aw->reload_min++;
+		uint64_t free = aw->free;
+		aw->free = 0;
+		aw->base += sq->elemsize;
 		one_shifted = ktest_verify_rule();
-		mc->alloc_cache[qspc].base -= sq->elemsize;
-		mc->alloc_cache[qspc].free = free;
+		aw->base -= sq->elemsize;
+		aw->free = free;
 	}
-	/* A one-word span named for a class this CPU has no span of. */
-	const char *orphan_one = not_arisen;
-	for (unsigned c = 2; c < NUM_SPAN_CLASSES && orphan_one == not_arisen; c++) {
+	/* A word's slot count for a class this CPU has no span of. */
+	const char *orphan_slots = not_arisen;
+	for (unsigned c = 2; c < NUM_SPAN_CLASSES && orphan_slots == not_arisen; c++) {
 		if (mc->alloc[c] == MCACHE_NO_SPAN) {
-			mc->alloc_cache[c].one_word = 2;
-			orphan_one = ktest_verify_rule();
-			mc->alloc_cache[c].one_word = 0;
+			mc->alloc_cache[c].slots = 2;
+			orphan_slots = ktest_verify_rule();
+			mc->alloc_cache[c].slots = 0;
 		}
 	}
 	/* An allocation span, but holds_spans cleared (a release request
@@ -307,10 +312,11 @@ KTEST(heap_stats, the_verifier_checks_each_cpus_cache_words)
 	KEXPECT_EQ(before, 0);
 	KEXPECT_RULE(offered, "cache word offers allocated slots");
 	KEXPECT_RULE(shifted, "cached word %u is not the span");
-	KEXPECT_RULE(orphan, "(one-word span of %u) but no allocation span");
-	KEXPECT_RULE(not_one, "objects, but CPU %d's cache word says one word of %u");
+	KEXPECT_RULE(orphan, "(of %u slots) but no allocation span");
+	KEXPECT_RULE(short_word, "cache word says %u slots, reload from %u free");
+	KEXPECT_RULE(eager, "cache word says %u slots, reload from %u free");
 	KEXPECT_RULE(one_shifted, "cached word %u is not the span");
-	KEXPECT_RULE(orphan_one, "(one-word span of %u) but no allocation span");
+	KEXPECT_RULE(orphan_slots, "(of %u slots) but no allocation span");
 	KEXPECT_RULE(unheld, "holds_spans is 0");
 	KEXPECT_RULE(tiny_off, "tiny_offset %u");
 	KEXPECT_RULE(odd, "stats_seq %u is odd");
