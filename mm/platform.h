@@ -90,7 +90,8 @@
  *   static inline int mm_platform_popcount64(uint64_t x, unsigned *n);
  *       (optional) Count the bits set in x into *n and return 1, or
  *       return 0 (the heap then counts them itself), for sweeps and
- *       cache-word loads (mm/bitops.h). Define MM_HAVE_POPCOUNT64 with it;
+ *       cache-word loads (mm/bitops.h), kmalloc's fast path among them:
+ *       inline, calling nothing. Define MM_HAVE_POPCOUNT64 with it;
  *       by default the compiler's popcnt when the target has it
  *       (-mpopcnt), else a SWAR sum of a dozen instructions. The hosted
  *       build and the kernel use popcnt when the CPU has it (the asm must
