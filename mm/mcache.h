@@ -34,6 +34,7 @@ struct mcache_alloc_word {
 	uint8_t reload_max;     /* mcache_reload_max() */
 	uint8_t pad;
 };
+
 struct mcache {
 	/*
 	 * Everything here is touched only by its own CPU with interrupts off
@@ -195,7 +196,7 @@ static inline __attribute__((always_inline)) void mcache_count_word(struct mcach
  * used-up word of `slots` slots of a span of nelems objects:
  *  - a span of one word (64 objects or fewer: the classes from 128 bytes
  *    up), when a quarter of it is free again (the refill's rule,
- *    mspan_word_worth_reloading): a pair loop in a span of few objects
+ *    mspan_reload_min): a pair loop in a span of few objects
  *    needs that every few allocations;
  *  - a word of a longer span only when all of its slots are free again:
  *    a pair loop's every 64 allocations (the kernel's 16-byte pair 60.1 ->
@@ -215,7 +216,7 @@ static inline __attribute__((always_inline)) void mcache_count_word(struct mcach
 
 static inline unsigned mcache_reload_min(unsigned nelems, unsigned slots)
 {
-	return nelems <= 64 ? (slots + 3) / 4 : slots;
+	return nelems <= 64 ? mspan_reload_min(slots) : slots;
 }
 
 static inline unsigned mcache_reload_max(unsigned nelems)

@@ -266,14 +266,13 @@ static inline unsigned mspan_word_slots(const struct mspan *s, unsigned w)
 	unsigned left = s->nelems - w * 64u;
 	return left >= 64 ? 64u : left;
 }
-/* Is a used-up cache word of `slots` slots, nfree of them free again,
- * worth loading again rather than moving on: the owner freed at least a
- * quarter of its slots since it was loaded (a pair reuses the same hot
- * slots; a mix of kept and freed objects does not reload it for a slot
- * or two). */
-static inline bool mspan_word_worth_reloading(unsigned nfree, unsigned slots)
+/* The free slots that make a used-up cache word of `slots` slots worth
+ * loading again rather than moving on (at least 1): the owner freed a
+ * quarter of them since it was loaded (a pair reuses the same hot slots;
+ * a mix of kept and freed objects does not reload it for a slot or two). */
+static inline unsigned mspan_reload_min(unsigned slots)
 {
-	return nfree && nfree * 4 >= slots;
+	return (slots + 3) / 4;
 }
 /* The free slots of cache_word itself if worth reloading, else 0.
  * Inline: the refill of the same word calls nothing. Owner only. */
@@ -281,7 +280,7 @@ static inline uint64_t mspan_same_cache_word(const struct mspan *s)
 {
 	unsigned w = s->cache_word;
 	uint64_t c = ~ld64(mspan_alloc_word(s, w)) & mspan_word_mask(s, w);
-	return mspan_word_worth_reloading(mm_popcount64(c), mspan_word_slots(s, w)) ? c : 0;
+	return mm_popcount64(c) >= mspan_reload_min(mspan_word_slots(s, w)) ? c : 0;
 }
 /* The first word from w on with a free slot becomes cache_word; its free
  * slots, or 0 (and cache_word unchanged). Inline: a refill's commonest
