@@ -959,12 +959,19 @@ KTEST(heap_owned, a_used_up_word_is_loaded_again_once_a_quarter_came_back)
 			}
 	}
 	KEXPECT_TRUE(cache_word_used_up(s));
-	/* Less than a quarter back: the next word. */
+	/* Less than a quarter back: the next word, counted as it is loaded
+	 * (this allocation; the rest as they are handed out). */
 	KEXPECT_EQ(free_in_word(s, w, 15), 15);
+	struct mcache *mc = &mcaches[here()];
+	uint64_t counted = mcache_nmalloc(mc, s->spanclass);
 	void *p = obj_alloc();
 	KASSERT_NOT_NULL(p);
 	KEXPECT_EQ(span_of(p), s);
 	KEXPECT_EQ(word_of(s, p), w + 1);
+	KEXPECT_EQ(s->cache_word, w + 1);
+	KEXPECT_EQ(mcache_nmalloc(mc, s->spanclass), counted + 1);
+	KEXPECT_EQ(mc->alloc_cache[s->spanclass].alloc_word, mspan_alloc_word(s, w + 1));
+	KEXPECT_EQ(mheap_verify(), 0);
 	obj_free(p);
 	for (unsigned i = 0; i < WORD_OBJS; i++) {
 		if (word_objs[i])
