@@ -372,11 +372,11 @@ KTEST(heap_smp, allocation_inside_the_timer_interrupt)
 
 /* Every CPU frees, resizes and allocates (kmalloc, kzalloc,
  * kmalloc_aligned) with its timer at STORM_HZ, and each tick does too,
- * from interrupt context, with objects of the same few classes (one small
- * class, a tiny size, one large size): interrupts land all over the
- * heap's paths (those that arrive in the fast text where the CPU leaves
- * it), and often find the code they interrupted in the middle of the
- * class they work on. A quarter of the CPUs' steps and half the ticks' go
+ * from interrupt context, with objects of the same few classes (two
+ * small classes, a tiny size, one large size: storm_size): interrupts
+ * land all over the heap's paths (those that arrive in the fast text
+ * where the CPU leaves it), and often find the code they interrupted in
+ * the middle of the class they work on. A quarter of the CPUs' steps and half the ticks' go
  * through slots that every CPU shares, so frees are remote too, on both
  * sides of an interrupt. */
 #define STORM_HZ 20000
@@ -395,11 +395,15 @@ static void storm_error(unsigned cpu)
 	__atomic_fetch_add(&storm_errors[cpu], 1, __ATOMIC_RELAXED);
 }
 
+/* A tiny size, a class of spans of several words (48 bytes), one of
+ * spans of a single word whose used-up word kmalloc's fast path loads
+ * again, four slots at a time (4 KiB: mm/mcache.h,
+ * mcache_reload_fast_x4), and a large size. */
 static size_t storm_size(struct ktest_rng *r, unsigned *flags)
 {
 	uint64_t k = ktest_rng_below(r, 16);
 	*flags = k < 4 ? KM_NOSCAN : 0;
-	return k < 4 ? 5 : k < 15 ? 48 : 40000;
+	return k < 4 ? 5 : k < 11 ? 48 : k < 15 ? 4096 : 40000;
 }
 
 /* Is p's first n bytes zero? */
