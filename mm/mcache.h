@@ -251,7 +251,10 @@ static inline __attribute__((always_inline)) void *mcache_reload_fast_x4(struct 
 	}
 	if (!mm_platform_first_bit64(c, &i))
 		return NULL;   /* not reached: n > 0 */
-	mcache_set_word(mc, (unsigned)(spc_x4 / 4), c & (c - 1), n);
+	unsigned spc = (unsigned)(spc_x4 / 4);
+	if (spc == TINY_SPAN_CLASS)
+		__builtin_unreachable();   /* not the tiny class: no test in the count */
+	mcache_set_word(mc, spc, c & (c - 1), n);
 	st64(aw->alloc_word, ld64(aw->alloc_word) | (1ULL << i));
 	void *p = (void *)(aw->base + (uint32_t)i * aw->elemsize);
 	if (p == NULL)
