@@ -36,9 +36,8 @@
  * Refill (out of line): when the span's cached word is used up, load it
  * again if this CPU freed a quarter of its slots meanwhile (a pair reuses
  * the same hot slots; kmalloc's fast path mostly does it itself,
- * mcache_reload_fast_x4), else move to the next word with free
- * slots; when
- * the span is used up, sweep it locally and keep it if it has refill_min
+ * mcache_reload_fast_x4), else move to the next word with free slots;
+ * when the span is used up, sweep it locally and keep it if it has refill_min
  * free slots (local frees since its words were loaded, and remote ones);
  * otherwise it joins the full set and the CPU takes, in order: a partial
  * span with refill_min slots free once swept, the oldest first (spans
@@ -213,7 +212,8 @@ static void take_notices(struct mcache *mc, unsigned cpu)
 /* ------------------------------------------------- cache word, counts */
 
 /* Class spc's cache names word s->cache_word of s, its allocation span:
- * where its alloc_bits word is, its slot 0, the object size. */
+ * where its alloc_bits word is, its slot 0, the object size, and what the
+ * fast path's reload needs (the word's slots, its rule and its cap). */
 static inline __attribute__((always_inline)) void cache_place(struct mcache *mc, unsigned spc,
 								 const struct mspan *s)
 {
