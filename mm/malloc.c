@@ -622,16 +622,16 @@ __attribute__((noinline)) static void *kmalloc_slow(size_t size, unsigned flags)
 }
 
 /* kmalloc's fast path found the cache word of the small class of size
- * and flags used up (or none): the refill (the same or the next word,
- * the owned sets, the mcentral), in a section of its own, without
- * alloc_slow's choice of path and class again (what spans of few
- * objects, 16 and 32 KiB, need every few allocations); else, with the
- * heap not yet set up, a release request waiting for this CPU's answer
- * or no memory, the whole slow path. The word is tried again first: the
- * fast path's section ended before this one began, and an interrupt
- * handler that ran between them (in the kernel, one held back in the
- * fast text runs as the CPU jumps here) may have allocated from the
- * class and refilled the word itself. */
+ * and flags used up (or none) and did not load it again itself (too few
+ * slots free, a release request waiting, kmalloc with flags): the refill
+ * (the same or the next word, the owned sets, the mcentral), in a
+ * section of its own, without alloc_slow's choice of path and class
+ * again; else, with the heap not yet set up, a release request waiting
+ * for this CPU's answer or no memory, the whole slow path. The word is
+ * tried again first: the fast path's section ended before this one
+ * began, and an interrupt handler that ran between them (in the kernel,
+ * one held back in the fast text runs as the CPU jumps here) may have
+ * allocated from the class and refilled the word itself. */
 __attribute__((noinline)) static void *kmalloc_miss(size_t size, unsigned flags)
 {
 	/* The class again, here rather than passed: the fast path then
@@ -677,9 +677,7 @@ MM_FAST_TEXT __attribute__((noinline)) static void *kmalloc_tiny_call(size_t siz
  * its slow path gives), or NULL (the caller's slow path then).
  * kmalloc_flags does without the reload: its other paths (zeroing, the
  * tiny path) made the compiler save two registers and a frame before its
- * hit path to have them for it (five with a next-word step tried there
- * too, which was dropped: alloc-test 1.2 % fewer instructions, level by
- * the clock). */
+ * hit path to have them for it. */
 static inline __attribute__((always_inline)) void *kmalloc_fast(uintptr_t spc_x4, bool reload)
 {
 	unsigned long irq;

@@ -238,7 +238,7 @@ static inline __attribute__((always_inline)) void *mcache_reload_fast_x4(struct 
 	struct mcache_alloc_word *aw = mcache_alloc_word_x4(mc, spc_x4);
 	unsigned slots = aw->slots;
 	uintptr_t i;
-	uint64_t c = ~ld64(aw->alloc_word) & (~0ULL >> (64u - slots));
+	uint64_t c = ~ld64(aw->alloc_word) & mspan_slots_mask(slots);
 	unsigned n = mm_popcount64(c);
 	if (n < aw->reload_min)   /* at least 1 */
 		return NULL;

@@ -254,17 +254,22 @@ static inline bool mspan_has_bitmaps(const struct mspan *s)
 {
 	return s->bits != mspan_no_bits && s->bits != NULL;
 }
-/* The slots of word w of small span s (the last word may be partial). */
-static inline uint64_t mspan_word_mask(const struct mspan *s, unsigned w)
-{
-	unsigned left = s->nelems - w * 64u;
-	return left >= 64 ? ~0ULL : (1ULL << left) - 1;
-}
-/* How many slots word w of small span s has (1..64). */
+/* How many slots word w of small span s has (1..64; the last word may be
+ * partial). */
 static inline unsigned mspan_word_slots(const struct mspan *s, unsigned w)
 {
 	unsigned left = s->nelems - w * 64u;
 	return left >= 64 ? 64u : left;
+}
+/* The bits of a word's `slots` slots (1..64). */
+static inline uint64_t mspan_slots_mask(unsigned slots)
+{
+	return ~0ULL >> (64u - slots);
+}
+/* The slots of word w of small span s. */
+static inline uint64_t mspan_word_mask(const struct mspan *s, unsigned w)
+{
+	return mspan_slots_mask(mspan_word_slots(s, w));
 }
 /* The free slots that make a used-up cache word of `slots` slots worth
  * loading again rather than moving on (at least 1): the owner freed a
