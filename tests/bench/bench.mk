@@ -4,8 +4,10 @@
 #                         ($(BUILD)/bench/wl/*, tests/bench/workloads.mk)
 #                         under spanheap (LD_PRELOAD of libspanheap.so),
 #                         glibc, mimalloc, jemalloc and tcmalloc, interleaved,
-#                         BENCH_ROUNDS rounds on BENCH_THREADS threads; the
-#                         instructions per malloc+free pair of each under
+#                         BENCH_ROUNDS rounds on BENCH_THREADS threads;
+#                         spanheap's metadata on META_CASES (tests/bench/meta.mk;
+#                         only the cases of BENCH_WORKLOADS when that is set);
+#                         the instructions per malloc+free pair of each under
 #                         callgrind; kmalloc/kfree natively (bench-host, rdtsc);
 #                         the in-kernel workloads and kbench under
 #                         TCG -icount on BENCH_KCPUS CPUs (and under KVM via
@@ -24,8 +26,10 @@
 #                         through tests/run-microvm (a tick is a TSC cycle)
 #
 # bench-host and bench-callgrind link the optimised, sanitizer-free
-# build/host/libspanheap.a. `make run` also ends with the in-kernel kbench
-# figures (kernel argument "bench").
+# build/host/libspanheap.a. bench-build also builds $(META_SAMPLE) (that
+# prerequisite is in tests/bench/meta.mk, which make reads after this
+# file). `make run` also ends with the in-kernel kbench figures (kernel
+# argument "bench").
 
 BENCH_OUT    := $(BUILD)/bench
 BENCH_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -DSPANHEAP_HOSTED \
@@ -88,11 +92,14 @@ bench-build: bench-need $(BENCH_SO) bench-workloads $(BENCH_OUT)/bench-pair-mall
 bench: bench-build
 	@echo "bench: $(BENCH_ROUNDS) rounds, threads $(BENCH_THREADS), scale $(BENCH_SCALE); report in $(BENCH_OUT)/report.md"
 	@rm -f $(BENCH_OUT)/host.jsonl $(BENCH_OUT)/pairs.jsonl $(BENCH_OUT)/native.jsonl \
-		$(BENCH_OUT)/kernel-*.jsonl $(BENCH_OUT)/meta.json
+		$(BENCH_OUT)/kernel-*.jsonl $(BENCH_OUT)/meta.json $(BENCH_OUT)/meta.jsonl
 	@set -u; start=$$(date +%s); \
 	nice -n 5 $(BENCH_RUN) host --wl-dir $(BENCH_WL) --spanheap $(BENCH_SO) --out $(BENCH_OUT) \
 		--rounds $(BENCH_ROUNDS) --threads "$(BENCH_THREADS)" --scale $(BENCH_SCALE) \
 		--timeout $(BENCH_TIMEOUT) --workloads "$(BENCH_WORKLOADS)" || exit 1; \
+	nice -n 5 $(BENCH_RUN) meta --wl-dir $(BENCH_WL) --spanheap $(BENCH_SO) --sample $(META_SAMPLE) \
+		--out $(BENCH_OUT) --cases "$(META_CASES)" --scale $(META_SCALE) \
+		--workloads "$(BENCH_WORKLOADS)" || exit 1; \
 	nice -n 5 $(BENCH_RUN) pairs --bin $(BENCH_OUT)/bench-pair-malloc \
 		--kmalloc-bin $(BENCH_OUT)/bench-callgrind --spanheap $(BENCH_SO) --out $(BENCH_OUT) \
 		--sizes "$(BENCH_PAIR_SIZES)" --iters $(BENCH_PAIR_ITERS) || exit 1; \
