@@ -406,14 +406,9 @@ __attribute__((noinline)) static void kfree_checked(const void *p, struct mspan 
 	case PTR_TINY:
 		tiny_free(s, p, cpu, caller);
 		return;
-	case PTR_SMALL: {
-		/* Read before the free: once it is recorded remotely, the
-		 * span may be swept, given back and its record reused. */
-		unsigned spc = s->spanclass;
-		if (mcache_free(s, pc.index, cpu, p, caller))
-			stat_inc(&mcaches[cpu].nfree[spc]);
+	case PTR_SMALL:
+		mcache_free(s, pc.index, cpu, p, caller);
 		return;
-	}
 	}
 }
 
@@ -436,11 +431,7 @@ static inline __attribute__((always_inline)) void kfree_span_in(const void *p, s
 	if (state == MSPAN_INUSE && s->spanclass != TINY_SPAN_CLASS &&
 	    __atomic_load_n(&s->owner_cpu, __ATOMIC_RELAXED) != (int32_t)cpu &&
 	    (i = mspan_obj_index(s, (uintptr_t)p)) >= 0) {
-		/* Read before the free: once it is recorded remotely, the
-		 * span may be swept, given back and its record reused. */
-		unsigned spc = s->spanclass;
-		if (mcentral_free(s, (unsigned)i, cpu, p, caller))
-			stat_inc(&mc->nfree[spc]);
+		mcentral_free(s, (unsigned)i, cpu, p, caller);
 	} else if (state == MSPAN_LARGE && (uintptr_t)p == s->startaddr) {
 		/* A large object: what kfree_checked's classification would
 		 * find, without the call. */
@@ -547,7 +538,6 @@ static inline __attribute__((always_inline)) void kfree_core(const void *p, cons
 	    (s = mheap_span_of_or_none(p),
 	     mm_platform_ptr_eq_relaxed(&s->local_cache, mc)) &&
 	    __builtin_expect(mspan_free_owned(s, p), 1)) {
-		stat_inc(&mc->nfree[s->spanclass]);
 		mm_fast_exit(irq);
 		return;
 	}

@@ -73,17 +73,19 @@ struct mcache {
 	int16_t *tiny_balance;      /* the block's live balance (tiny_meta) */
 
 	/* Counters (owner-written, relaxed). Per span class: objects handed
-	 * to callers and freed on this CPU (tiny objects count in
-	 * TINY_SPAN_CLASS, so nmalloc[TINY_SPAN_CLASS] is the tiny
-	 * allocations); large objects separately. nmalloc of every other
-	 * class is counted in bulk (Go's way): a cache word's slots as it is
-	 * loaded, those left unused taken off as it is dropped, so the
-	 * objects handed out are nmalloc - popcount(alloc_cache.free), which
-	 * mcache_nmalloc reads; stats_seq (a sequence count, odd while the
-	 * owner changes the two together) makes that read exact. nfree is
-	 * counted per free. */
+	 * to callers on this CPU (tiny objects count in TINY_SPAN_CLASS, so
+	 * nmalloc[TINY_SPAN_CLASS] is the tiny allocations); large objects
+	 * separately. nmalloc of every other class is counted in bulk (Go's
+	 * way): a cache word's slots as it is loaded, those left unused
+	 * taken off as it is dropped, so the objects handed out are nmalloc -
+	 * popcount(alloc_cache.free), which mcache_nmalloc reads; stats_seq
+	 * (a sequence count, odd while the owner changes the two together)
+	 * makes that read exact. Frees of small objects are not counted at
+	 * all: the statistics take them as nmalloc less the objects live in
+	 * the bitmaps (mm/mstats.c). Tiny objects' frees are counted, per
+	 * free, in tiny_nfree (a tiny object is no slot). */
 	uint64_t nmalloc[NUM_SPAN_CLASSES];
-	uint64_t nfree[NUM_SPAN_CLASSES];
+	uint64_t tiny_nfree;
 	uint32_t stats_seq;
 	uint64_t large_alloc, large_free;
 	/* The last kmem_release_request this CPU answered, and whether it

@@ -1,11 +1,16 @@
 /*
  * mm/mstats.c - heap statistics and the /proc/slabinfo-style dump.
  *
- * Counting stays off the shared paths: each CPU counts its own mallocs and
- * frees per span class in its mcache (plain stores, read here with relaxed
- * loads), the mcentrals count spans and refills under their locks, each
- * mheap arena counts pages under its lock. A snapshot sums them; while
- * other CPUs run it is approximate (counters move while we add), never torn.
+ * Counting stays off the shared paths: each CPU counts its own mallocs
+ * per span class in its mcache (in bulk, plain stores, read here with
+ * relaxed loads), the mcentrals count spans and refills under their locks,
+ * each mheap arena counts pages under its lock. Frees of small objects are
+ * counted nowhere: the objects live are in the bitmaps, so a snapshot walks
+ * the small spans (class_counts) and takes a class's frees as its mallocs
+ * less its live objects (kfree's fast path then has no counter to add to:
+ * docs/HEAP.md, "Statistics"). A snapshot is exact when no other CPU
+ * allocates or frees; while they do, it is approximate (each object
+ * counted as its bits are read), never torn.
  *
  * Also reported: the metadata (fixalloc blocks of span records, bitmap
  * blocks, chunk and tiny records, page-map leaves, the static structures), the slack of the small
@@ -24,14 +29,82 @@
 
 static uint64_t rd(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 
-/* Objects handed out and freed for span class spc, over every CPU. */
-static void class_counts(unsigned spc, uint64_t *nmalloc, uint64_t *nfree)
+/* Per span class, over every CPU: objects handed out, and those of them
+ * live now (tiny class: tiny objects). */
+struct class_counts {
+	uint64_t nmalloc[NUM_SPAN_CLASSES];
+	uint64_t live[NUM_SPAN_CLASSES];
+};
+
+/* The objects live in small span s: slots set in alloc_bits and not in
+ * remote_bits (remote frees not swept yet). The remote word first, as
+ * mspan_obj_live reads them (a sweep clears them in the other order).
+ * Acquire loads: what class_counts reads after them stays after them. */
+static uint64_t span_live(const struct mspan *s)
 {
-	*nmalloc = *nfree = 0;
-	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
-		*nmalloc += mcache_nmalloc(&mcaches[cpu], spc);
-		*nfree += rd(&mcaches[cpu].nfree[spc]);
+	uint64_t n = 0;
+	for (unsigned w = 0; w < (s->nelems + 63u) / 64u; w++) {
+		uint64_t r = __atomic_load_n(mspan_remote_word(s, w), __ATOMIC_ACQUIRE);
+		uint64_t a = __atomic_load_n(mspan_alloc_word(s, w), __ATOMIC_ACQUIRE);
+		n += (uint64_t)mm_popcount64(a & ~r & mspan_word_mask(s, w));
 	}
+	return n;
+}
+
+/* Add the live objects of every small span in use to live[], per class
+ * (not the tiny class's: its slots are blocks). Small spans are all in
+ * arena 0 and only its lock allocates or frees one, so under that lock
+ * each stays in use, with its bitmap, while the walk reads it. Other runs
+ * may change meanwhile (a page cache splits and merges its runs without
+ * the lock, never into a small span), so a page that does not start a
+ * run its record agrees with is stepped over one page at a time. */
+static void small_live(uint64_t live[NUM_SPAN_CLASSES])
+{
+	unsigned long flags = mm_spin_lock_irqsave(&mheap.lock);
+	for (struct heap_chunk *c = mheap.chunks; c; c = c->next) {
+		uintptr_t end = c->base + (c->npages << MM_PAGE_SHIFT);
+		for (uintptr_t a = c->base; a < end;) {
+			const struct mspan *s = pagemap_lookup(a);
+			size_t n = 1;
+			if (s && __atomic_load_n(&s->startaddr, __ATOMIC_RELAXED) == a) {
+				n = __atomic_load_n(&s->npages, __ATOMIC_RELAXED);
+				if (mspan_state_of(s) == MSPAN_INUSE &&
+				    s->spanclass != TINY_SPAN_CLASS)
+					live[s->spanclass] += span_live(s);
+				if (n == 0 || n > (end - a) >> MM_PAGE_SHIFT)
+					n = 1;
+			}
+			a += n << MM_PAGE_SHIFT;
+		}
+	}
+	mm_spin_unlock_irqrestore(&mheap.lock, flags);
+}
+
+/* The counts of every class. The bitmaps are read before the malloc
+ * counts (span_live's acquire loads), so that, with other CPUs at work,
+ * an object seen live is one the counts include: frees (nmalloc - live)
+ * never come out below those done before the call. */
+static void class_counts(struct class_counts *cc)
+{
+	uint64_t tiny_nfree = 0;
+	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++)
+		cc->live[spc] = 0;
+	small_live(cc->live);
+	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++) {
+		cc->nmalloc[spc] = 0;
+		for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
+			cc->nmalloc[spc] += mcache_nmalloc(&mcaches[cpu], spc);
+	}
+	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
+		tiny_nfree += rd(&mcaches[cpu].tiny_nfree);
+	uint64_t tiny = cc->nmalloc[TINY_SPAN_CLASS];
+	cc->live[TINY_SPAN_CLASS] = tiny >= tiny_nfree ? tiny - tiny_nfree : 0;
+}
+
+/* Frees of class spc: objects handed out, less those live. */
+static uint64_t class_nfree(const struct class_counts *cc, unsigned spc)
+{
+	return cc->nmalloc[spc] >= cc->live[spc] ? cc->nmalloc[spc] - cc->live[spc] : 0;
 }
 
 /* What the mheap's arenas count, summed, each read under its lock. */
@@ -94,14 +167,18 @@ static void dump_arenas(void)
 	}
 }
 
+static void class_stats(const struct class_counts *cc, unsigned spc,
+			struct kmem_class_stats *cs);
+
 /* The fields past the original ones: metadata, slack, locks, pages. */
-static void get_extra_stats(struct kmem_stats *st, const struct heap_counts *hc)
+static void get_extra_stats(struct kmem_stats *st, const struct heap_counts *hc,
+			    const struct class_counts *cc)
 {
 	st->object_bytes_inuse = 0;
 	st->mcentral_lock_acquires = st->mcentral_lock_contended = 0;
 	for (unsigned spc = 2; spc < NUM_SPAN_CLASSES; spc++) {
 		struct kmem_class_stats cs;
-		kmem_get_class_stats(spc, &cs);
+		class_stats(cc, spc, &cs);
 		st->object_bytes_inuse += cs.object_bytes;
 		st->mcentral_lock_acquires += cs.lock_acquires;
 		st->mcentral_lock_contended += cs.lock_contended;
@@ -136,18 +213,17 @@ static void get_extra_stats(struct kmem_stats *st, const struct heap_counts *hc)
 
 void kmem_get_stats(struct kmem_stats *st)
 {
-	uint64_t nm = 0, nf = 0, tiny = 0;
+	uint64_t nm = 0, nf = 0;
+	struct class_counts cc;
 
+	class_counts(&cc);
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++) {
-		uint64_t a, f;
-		class_counts(spc, &a, &f);
-		nm += a;
-		nf += f;
+		nm += cc.nmalloc[spc];
+		nf += class_nfree(&cc, spc);
 	}
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++) {
 		nm += rd(&mcaches[cpu].large_alloc);
 		nf += rd(&mcaches[cpu].large_free);
-		tiny += mcache_nmalloc(&mcaches[cpu], TINY_SPAN_CLASS);
 	}
 	uint64_t cached_pages = 0;
 	for (unsigned cpu = 0; cpu < MM_MAX_CPUS; cpu++)
@@ -173,48 +249,56 @@ void kmem_get_stats(struct kmem_stats *st)
 	st->nmalloc = nm;
 	st->nfree = nf;
 	st->objects_inuse = nm >= nf ? nm - nf : 0;
-	st->tiny_allocs = tiny;
+	st->tiny_allocs = cc.nmalloc[TINY_SPAN_CLASS];
 	st->bad_frees = __atomic_load_n(&kmem_bad_frees, __ATOMIC_RELAXED);
 	st->oom = __atomic_load_n(&kmem_oom, __ATOMIC_RELAXED);
-	get_extra_stats(st, &hc);
+	get_extra_stats(st, &hc, &cc);
+}
+
+/* Class spc's figures (2 <= spc < NUM_SPAN_CLASSES) from the counts. */
+static void class_stats(const struct class_counts *cc, unsigned spc,
+			struct kmem_class_stats *cs)
+{
+	struct mcentral *c = &mcentrals[spc];
+	unsigned cls = spanclass_sizeclass(spc);
+	uint32_t span_size = (uint32_t)class_to_npages[cls] << MM_PAGE_SHIFT;
+	cs->object_size = class_to_size[cls];
+	cs->objects_per_span = (uint32_t)size_class_obj_index(cls, span_size);
+	cs->pages_per_span = class_to_npages[cls];
+	cs->noscan = spanclass_noscan(spc);
+	cs->spans = rd(&c->nspans);
+	cs->objects_inuse = cc->live[spc];
+	cs->span_bytes = cs->spans * span_size;
+	cs->object_bytes = spc == TINY_SPAN_CLASS ? 0 : cs->objects_inuse * cs->object_size;
+	cs->tail_bytes = cs->spans * (span_size - cs->objects_per_span * cs->object_size);
+	cs->lock_acquires = rd(&c->lock.nacquire);
+	cs->lock_contended = rd(&c->lock.ncontended);
 }
 
 int kmem_get_class_stats(unsigned spc, struct kmem_class_stats *cs)
 {
 	if (spc < 2 || spc >= NUM_SPAN_CLASSES)
 		return -1;
-	struct mcentral *c = &mcentrals[spc];
-	unsigned cls = spanclass_sizeclass(spc);
-	uint32_t span_size = (uint32_t)class_to_npages[cls] << MM_PAGE_SHIFT;
-	uint64_t a, f;
-	class_counts(spc, &a, &f);
-	cs->object_size = class_to_size[cls];
-	cs->objects_per_span = (uint32_t)size_class_obj_index(cls, span_size);
-	cs->pages_per_span = class_to_npages[cls];
-	cs->noscan = spanclass_noscan(spc);
-	cs->spans = rd(&c->nspans);
-	cs->objects_inuse = a >= f ? a - f : 0;
-	cs->span_bytes = cs->spans * span_size;
-	cs->object_bytes = spc == TINY_SPAN_CLASS ? 0 : cs->objects_inuse * cs->object_size;
-	cs->tail_bytes = cs->spans * (span_size - cs->objects_per_span * cs->object_size);
-	cs->lock_acquires = rd(&c->lock.nacquire);
-	cs->lock_contended = rd(&c->lock.ncontended);
+	struct class_counts cc;
+	class_counts(&cc);
+	class_stats(&cc, spc, cs);
 	return 0;
 }
 
 void kmem_dump(void)
 {
 	struct kmem_stats st;
+	struct class_counts cc;
 
 	mm_log("slabinfo - spanheap (Go size classes; 'n' = noscan span class)");
 	mm_log("# name          <active_objs> <num_objs> <objsize> <objperspan> <pagesperspan>"
 	       " : spandata <num_spans> : <refills> <grows> <releases>"
 	       " : slack <KiB> <tail KiB> : lock <acquires> <contended>");
+	class_counts(&cc);
 	for (unsigned spc = 2; spc < NUM_SPAN_CLASSES; spc++) {
 		struct mcentral *c = &mcentrals[spc];
 		unsigned cls = spanclass_sizeclass(spc);
-		uint64_t a, f;
-		class_counts(spc, &a, &f);
+		uint64_t a = cc.nmalloc[spc];
 		unsigned long flags = mm_spin_lock_irqsave(&c->lock);
 		uint64_t nspans = c->nspans, nrefill = c->nrefill;
 		uint64_t ngrow = c->ngrow, nrelease = c->nrelease;
@@ -224,14 +308,14 @@ void kmem_dump(void)
 		unsigned objs = (unsigned)size_class_obj_index(cls,
 			(uint32_t)class_to_npages[cls] << MM_PAGE_SHIFT);
 		struct kmem_class_stats cs;
-		kmem_get_class_stats(spc, &cs);
+		class_stats(&cc, spc, &cs);
 		uint64_t slack = cs.span_bytes - (cs.object_bytes < cs.span_bytes ?
 						  cs.object_bytes : cs.span_bytes);
 		mm_log("%s-%-10u%c %13lu %10lu %9u %13u %15u : spandata %11lu : %9lu %7lu %10lu"
 		       " : slack %7lu %6lu : lock %9lu %6lu",
 		       spc == TINY_SPAN_CLASS ? "tiny" : "kmalloc", class_to_size[cls],
 		       spanclass_noscan(spc) ? 'n' : ' ',
-		       (unsigned long)(a >= f ? a - f : 0),
+		       (unsigned long)cc.live[spc],
 		       (unsigned long)(nspans * objs), class_to_size[cls], objs,
 		       class_to_npages[cls], (unsigned long)nspans,
 		       (unsigned long)nrefill, (unsigned long)ngrow,

@@ -98,7 +98,8 @@
  *       be volatile, or the compiler may run it before the test).
  *   static inline void mm_platform_counter_inc(uint64_t *c);  (optional)
  *       Add 1 to a counter that only this CPU writes and other CPUs read
- *       (relaxed loads): kfree's per-free count, among others. Define
+ *       (relaxed loads): the tiny and large frees' counts, among others
+ *       (small frees are counted from the bitmaps, mm/mstats.c). Define
  *       MM_HAVE_COUNTER_INC with it; by default a relaxed load and store.
  *       On x86-64 one add to memory, not locked (an aligned 8-byte store
  *       is seen whole): two instructions fewer on kfree's fast path (the

@@ -56,7 +56,7 @@ void tiny_init(struct mcache *mc)
 static void tiny_found_twice(struct mcache *mc, uint16_t twice, const char *why)
 {
 	unsigned n = (unsigned)mm_popcount64(twice);
-	uint64_t *nfree = &mc->nfree[TINY_SPAN_CLASS];
+	uint64_t *nfree = &mc->tiny_nfree;
 	__atomic_store_n(nfree, __atomic_load_n(nfree, __ATOMIC_RELAXED) - n, __ATOMIC_RELAXED);
 	mc->tiny_undone = (uint16_t)(mc->tiny_undone + n);
 	mm_bad_pointer("kfree", why, (void *)mc->tiny, mheap_span_of((void *)mc->tiny), NULL);
@@ -173,7 +173,7 @@ void tiny_free(struct mspan *s, const void *p, unsigned cpu, const void *caller)
 			       p, s, caller);
 		return;
 	}
-	stat_inc(&mc->nfree[TINY_SPAN_CLASS]);
+	stat_inc(&mc->tiny_nfree);
 	if (__atomic_sub_fetch(&s->tiny->balance[blk], 1, __ATOMIC_ACQ_REL) == 0)
 		mcache_free(s, blk, cpu, (void *)block, caller);
 }

@@ -120,7 +120,7 @@ static inline void tiny_free_current(struct mcache *mc, const void *p, const voi
 		tiny_free_refused(p, caller);
 		return;
 	}
-	stat_inc(&mc->nfree[TINY_SPAN_CLASS]);
+	stat_inc(&mc->tiny_nfree);
 	/* Each object handed out has an end bit: all of them freed here? */
 	if ((mc->tiny_freed_local |= bit) == ends)
 		tiny_restart(mc);

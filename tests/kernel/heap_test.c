@@ -86,12 +86,21 @@ KTEST(heap_api, the_fast_paths_reach_this_cpus_mcache)
 	KASSERT_NOT_NULL(s);
 	KEXPECT_EQ((void *)s->local_cache, (void *)&mcaches[cpu]);
 	unsigned spc = s->spanclass;
-	uint64_t nfree = mcaches[cpu].nfree[spc];
+	int i = mspan_obj_index(s, (uintptr_t)p);
+	KASSERT_GE(i, 0);
+	struct kmem_class_stats before;
+	KASSERT_EQ(kmem_get_class_stats(spc, &before), 0);
+	struct kmem_stats sbefore = heap_stats();
 	kfree(p);
-	/* Counted where the fast path counts (debug mode's quarantine
-	 * frees later). */
-	if (!DEBUG_HEAP)
-		KEXPECT_EQ(mcaches[cpu].nfree[spc], nfree + 1);
+	/* Freed (debug mode's quarantine frees later): its slot no longer
+	 * live, its class one live object fewer, one more free counted. */
+	if (!DEBUG_HEAP) {
+		struct kmem_class_stats after;
+		KASSERT_EQ(kmem_get_class_stats(spc, &after), 0);
+		KEXPECT_FALSE(mspan_obj_live(s, (unsigned)i));
+		KEXPECT_EQ(after.objects_inuse, before.objects_inuse - 1);
+		KEXPECT_EQ(heap_stats().nfree, sbefore.nfree + 1);
+	}
 }
 
 /* Where the platform asks for the page map's flat part (the kernel),

@@ -18,8 +18,8 @@
 # - `spanheap span ADDR`: a span's first object is object 0 of its class,
 #   an address inside it an interior pointer; an address between the ends
 #   of a free run (unmapped in the page map) is found in that run;
-# - `spanheap mcache 0`: CPU 0's mallocs, frees, tiny and large counts as
-#   the kernel's "mcache per CPU" line;
+# - `spanheap mcache 0`: CPU 0's mallocs, tiny allocations and frees, large
+#   allocations and frees as the kernel's "mcache per CPU" line;
 # - `spanheap heapmap`: the very text kmem_heap_map() printed.
 # Prints KTAP and ends with "N passed, N failed"; QEMU is killed at the end
 # and everything runs under timeout. The gdb transcript stays in
@@ -155,10 +155,10 @@ else
 	not_ok "spanheap span: a free run's inner page is found in that run" "saw: $run"
 fi
 
-cpu_line=$(tr -d '\r' <"$serial" | grep -E '^  cpu 0 ' | head -1 | awk '{print $3, $4, $5, $6}')
-gdb_cpu=$(section mcache | awk '/mallocs/ {print $2, $4, $6, $8}')
+cpu_line=$(tr -d '\r' <"$serial" | grep -E '^  cpu 0 ' | head -1 | awk '{print $3, $4, $5, $6, $7}')
+gdb_cpu=$(section mcache | awk '/mallocs/ {print $2, $4, $6, $8, $10}')
 if [ -n "$cpu_line" ] && [ "$cpu_line" = "$gdb_cpu" ]; then
-	ok "spanheap mcache 0: mallocs frees tiny large as the kernel's ($cpu_line)"
+	ok "spanheap mcache 0: mallocs, tiny and large allocations and frees as the kernel's ($cpu_line)"
 else
 	not_ok "spanheap mcache 0" "kernel: '$cpu_line', gdb: '$gdb_cpu'"
 fi

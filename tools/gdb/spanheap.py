@@ -92,14 +92,29 @@ def mcache_nmalloc(mc, spc):
     return nm - bin(int(mc["alloc_cache"][spc]["free"])).count("1")
 
 
-def class_counts(spc):
-    """Objects handed out and freed in span class spc over every CPU."""
+def class_nmalloc(spc):
+    """Objects handed out in span class spc over every CPU."""
     mcaches = gv("mcaches")
-    nm = nf = 0
-    for cpu in range(max_cpus()):
-        nm += mcache_nmalloc(mcaches[cpu], spc)
-        nf += int(mcaches[cpu]["nfree"][spc])
-    return nm, nf
+    return sum(mcache_nmalloc(mcaches[cpu], spc) for cpu in range(max_cpus()))
+
+
+def class_live():
+    """Live objects per span class, as kmem_dump counts them
+    (mm/mstats.c): a small class's from its spans' bitmaps (frees are
+    counted nowhere else), the tiny class's as its tiny allocations less
+    its tiny frees."""
+    live = {}
+    for c in chunks():
+        for s, pg, n in chunk_spans(c):
+            if s is None or int(s["state"]) != MSPAN_INUSE or is_tiny_spc(int(s["spanclass"])):
+                continue
+            spc = int(s["spanclass"])
+            live[spc] = live.get(spc, 0) + live_objects(s)
+    mcaches = gv("mcaches")
+    tiny = (sizeclass_of_size(TINY_SIZE_CLASS_BYTES) << 1) | 1
+    nf = sum(int(mcaches[cpu]["tiny_nfree"]) for cpu in range(max_cpus()))
+    live[tiny] = max(class_nmalloc(tiny) - nf, 0)
+    return live
 
 
 def span_ptr_type():
@@ -263,17 +278,18 @@ spans, refills, grows, releases, lock acquisitions and contended ones)."""
         print("# name          <active_objs> <num_objs> <objsize> <objperspan> "
               "<pagesperspan> : spandata <num_spans> : <refills> <grows> <releases> "
               ": lock <acquires> <contended>")
+        live = class_live()
         for spc in range(2, num_span_classes()):
             c = mc[spc]
             cls = spc >> 1
-            nm, nf = class_counts(spc)
+            nm = class_nmalloc(spc)
             nspans = int(c["nspans"])
             if not nspans and not nm and not int(c["nrefill"]):
                 continue
             objs = objs_per_span(cls)
             print("%-15s %13d %10d %9d %13d %15d : spandata %11d : %9d %7d %10d "
                   ": lock %9d %6d" % (
-                      spc_name(spc), max(nm - nf, 0), nspans * objs, class_size(cls),
+                      spc_name(spc), live.get(spc, 0), nspans * objs, class_size(cls),
                       objs, class_npages(cls), nspans, int(c["nrefill"]),
                       int(c["ngrow"]), int(c["nrelease"]),
                       int(c["lock"]["nacquire"]), int(c["lock"]["ncontended"])))
@@ -346,7 +362,9 @@ class SpanheapMcache(gdb.Command):
     """spanheap mcache CPU: the spans CPU's mcache allocates from (class,
 span, free slots left in its cache word), its owned sets (partial and
 full, mm/mcache.c), its tiny block
-and its counters (mallocs, frees, tiny, large: kmem_dump's per-CPU line)."""
+and its counters (mallocs, tiny allocations and frees, large allocations
+and frees: the kernel's "mcache per CPU" line; small objects' frees are no
+CPU's count, mm/mstats.c)."""
 
     def __init__(self):
         super().__init__("spanheap mcache", gdb.COMMAND_DATA)
@@ -359,11 +377,9 @@ and its counters (mallocs, frees, tiny, large: kmem_dump's per-CPU line)."""
             raise gdb.GdbError("CPU %d: the heap has %d mcaches" % (cpu, max_cpus()))
         mc = gv("mcaches")[cpu]
         nm = int(mc["large_alloc"])
-        nf = int(mc["large_free"])
         print("mcache of CPU %d:" % cpu)
         for spc in range(num_span_classes()):
             nm += mcache_nmalloc(mc, spc)
-            nf += int(mc["nfree"][spc])
             s = mc["alloc"][spc]
             owned = int(mc["nowned"][spc])
             full = int(mc["nfull"][spc])
@@ -383,9 +399,9 @@ and its counters (mallocs, frees, tiny, large: kmem_dump's per-CPU line)."""
         if tiny:
             print("  tiny block 0x%x, offset %d" % (tiny, int(mc["tiny_offset"])))
         print("  partial-set pages %d" % int(mc["owned_pages"]))
-        print("  mallocs %d frees %d tiny %d large %d" % (
-            nm, nf, int(mc["nmalloc"][(sizeclass_of_size(TINY_SIZE_CLASS_BYTES) << 1) | 1]),
-            int(mc["large_alloc"])))
+        print("  mallocs %d tiny %d tiny-frees %d large %d large-frees %d" % (
+            nm, int(mc["nmalloc"][(sizeclass_of_size(TINY_SIZE_CLASS_BYTES) << 1) | 1]),
+            int(mc["tiny_nfree"]), int(mc["large_alloc"]), int(mc["large_free"])))
 
 
 class SpanheapHeapmap(gdb.Command):
