@@ -224,7 +224,11 @@ static void check_redzone(void *p, size_t objsize, struct trailer *t, size_t siz
 
 /* A FIFO ring of freed, poisoned objects. quarantine_lock (irqsave)
  * protects the ring and its totals; objects leave it under the lock and
- * are checked and freed after it is dropped. */
+ * are checked and freed after it is dropped. Those on their way out (and
+ * those too big to keep) are counted in q_leaving (and q_leaving_large,
+ * their bytes if large) from the moment the lock lets them go until the
+ * heap has freed them, so that the statistics (kmem_debug_quarantined)
+ * never see an object freed by its caller in neither place. */
 struct qentry {
 	void *p;
 	size_t objsize;
@@ -233,6 +237,15 @@ static mm_spinlock_t quarantine_lock = MM_SPINLOCK_INIT("kmem_quarantine");
 static struct qentry quarantine[KMEM_QUARANTINE_OBJS];
 static unsigned q_head, q_count;
 static size_t q_bytes, q_large_bytes;
+static uint64_t q_leaving, q_leaving_large;   /* ++ under the lock, -- atomic */
+
+/* e leaves the quarantine (or skips it): counted as leaving. */
+static void quarantine_leaving_locked(struct qentry e)
+{
+	__atomic_fetch_add(&q_leaving, 1, __ATOMIC_RELAXED);
+	if (e.objsize > MAX_SMALL_SIZE)
+		__atomic_fetch_add(&q_leaving_large, e.objsize, __ATOMIC_RELAXED);
+}
 
 static struct qentry quarantine_pop_locked(void)
 {
@@ -242,6 +255,7 @@ static struct qentry quarantine_pop_locked(void)
 	q_bytes -= e.objsize;
 	if (e.objsize > MAX_SMALL_SIZE)
 		q_large_bytes -= e.objsize;
+	quarantine_leaving_locked(e);
 	return e;
 }
 
@@ -252,6 +266,9 @@ static void quarantine_release(struct qentry e)
 	check_poison(e.p, e.objsize, t, "the quarantine releasing it", NULL);
 	__atomic_fetch_add(&dstats.released, 1, __ATOMIC_RELAXED);
 	heap_raw_free(e.p, t->free_site);
+	if (e.objsize > MAX_SMALL_SIZE)
+		__atomic_fetch_sub(&q_leaving_large, e.objsize, __ATOMIC_RELEASE);
+	__atomic_fetch_sub(&q_leaving, 1, __ATOMIC_RELEASE);
 }
 
 #define EVICT_BATCH 8
@@ -273,6 +290,8 @@ static void quarantine_put(void *p, size_t objsize)
 		q_bytes += objsize;
 		if (objsize > MAX_SMALL_SIZE)
 			q_large_bytes += objsize;
+	} else {
+		quarantine_leaving_locked((struct qentry){ p, objsize });
 	}
 	mm_spin_unlock_irqrestore(&quarantine_lock, flags);
 	if (keep)
@@ -519,8 +538,8 @@ void kmem_debug_get_stats(struct kmem_debug_stats *st)
 void kmem_debug_quarantined(uint64_t *objs, uint64_t *large_bytes)
 {
 	unsigned long flags = mm_spin_lock_irqsave(&quarantine_lock);
-	*objs = q_count;
-	*large_bytes = q_large_bytes;
+	*objs = q_count + __atomic_load_n(&q_leaving, __ATOMIC_ACQUIRE);
+	*large_bytes = q_large_bytes + __atomic_load_n(&q_leaving_large, __ATOMIC_ACQUIRE);
 	mm_spin_unlock_irqrestore(&quarantine_lock, flags);
 }
 

@@ -216,6 +216,12 @@ void kmem_get_stats(struct kmem_stats *st)
 	uint64_t nm = 0, nf = 0;
 	struct class_counts cc;
 
+	/* Debug mode: objects in the quarantine are freed as far as their
+	 * users are concerned (mm/mdebug.c); none in a normal build. Read
+	 * before the bitmaps: an object that leaves the quarantine meanwhile
+	 * is then counted freed twice rather than not at all. */
+	uint64_t qobjs, qlarge;
+	kmem_debug_quarantined(&qobjs, &qlarge);
 	class_counts(&cc);
 	for (unsigned spc = 0; spc < NUM_SPAN_CLASSES; spc++) {
 		nm += cc.nmalloc[spc];
@@ -240,10 +246,6 @@ void kmem_get_stats(struct kmem_stats *st)
 	st->retained_bytes = (hc.free_pages + cached_pages) << MM_PAGE_SHIFT;
 	st->scavenged_bytes = hc.scavenged_bytes;
 	st->page_cache_bytes = cached_pages << MM_PAGE_SHIFT;
-	/* Debug mode: objects in the quarantine are freed as far as their
-	 * users are concerned (mm/mdebug.c); none in a normal build. */
-	uint64_t qobjs, qlarge;
-	kmem_debug_quarantined(&qobjs, &qlarge);
 	nf += qobjs;
 	st->large_bytes -= qlarge;
 	st->nmalloc = nm;

@@ -220,6 +220,119 @@ KTEST(heap_smp, producer_consumer_across_cpus)
 	expect_heap_back(before);
 }
 
+/* ---- statistics read while the other CPUs allocate and free ---- */
+
+/* kmem_get_stats counts the frees of small objects from the bitmaps
+ * (mm/mstats.c: mallocs less the objects live). Read on CPU 0 while every
+ * other CPU churns, each snapshot must lie within what the churners had
+ * done: at least the mallocs and frees they had finished before the read,
+ * at most the mallocs they had finished after it (plus one in flight per
+ * CPU), and frees never above mallocs. */
+#define STATS_READS 300
+static uint64_t stats_mallocs[MAX_CPUS], stats_frees[MAX_CPUS];   /* finished */
+static unsigned stats_stop;
+static unsigned stats_off, stats_reads, stats_churn_errors;
+static struct kmem_stats stats_base;
+
+static uint64_t stats_sum(const uint64_t *per_cpu)
+{
+	uint64_t n = 0;
+	for (unsigned c = 0; c < ncpus_online; c++)
+		n += __atomic_load_n(&per_cpu[c], __ATOMIC_ACQUIRE);
+	return n;
+}
+
+static void stats_read_while_churning(void)
+{
+	for (unsigned r = 0; r < STATS_READS; r++) {
+		uint64_t m0 = stats_sum(stats_mallocs), f0 = stats_sum(stats_frees);
+		struct kmem_stats st;
+		kmem_get_stats(&st);
+		uint64_t m1 = stats_sum(stats_mallocs), f1 = stats_sum(stats_frees);
+		uint64_t nm = st.nmalloc - stats_base.nmalloc, nf = st.nfree - stats_base.nfree;
+		uint64_t inflight = ncpus_online;
+		/* Debug mode: an object leaving the quarantine during the
+		 * read counts freed twice (mm/mstats.c), so frees have no
+		 * upper bound there but the mallocs. */
+		if (nm < m0 || nm > m1 + inflight || nf < f0 || nf > nm ||
+		    (!HEAP_DEBUG_MODE && nf > f1 + (m1 - m0) + inflight)) {
+			if (!stats_off)
+				ktest_log("read %u: mallocs %lu in [%lu, %lu], frees %lu from %lu "
+					  "(finished after: %lu)", r, (unsigned long)nm,
+					  (unsigned long)m0, (unsigned long)(m1 + inflight),
+					  (unsigned long)nf, (unsigned long)f0, (unsigned long)f1);
+			stats_off++;
+		}
+		stats_reads++;
+	}
+	__atomic_store_n(&stats_stop, 1, __ATOMIC_RELEASE);
+}
+
+static void stats_churn(void *arg)
+{
+	(void)arg;
+	unsigned cpu = this_cpu_id();
+	if (cpu == 0) {
+		stats_read_while_churning();
+		return;
+	}
+	struct churn_slot *slots = churn_slots[cpu];
+	struct ktest_rng r;
+	ktest_rng_seed(&r, 0x57a70000 + cpu);
+	uint64_t mallocs = 0, frees = 0;
+	for (unsigned op = 0; !__atomic_load_n(&stats_stop, __ATOMIC_ACQUIRE); op++) {
+		struct churn_slot *s = &slots[ktest_rng_below(&r, CHURN_SLOTS)];
+		if (s->p) {
+			if (!heap_check(s->p, s->tag, s->n))
+				stats_churn_errors++;
+			kfree(s->p);
+			s->p = NULL;
+			__atomic_store_n(&stats_frees[cpu], ++frees, __ATOMIC_RELEASE);
+			continue;
+		}
+		unsigned flags;
+		s->n = random_size(&r, &flags);
+		s->tag = ((uint64_t)cpu << 32) | op;
+		s->p = kmalloc(s->n, flags);
+		if (!s->p) {
+			stats_churn_errors++;
+			continue;
+		}
+		__atomic_store_n(&stats_mallocs[cpu], ++mallocs, __ATOMIC_RELEASE);
+		heap_fill(s->p, s->tag, s->n);
+	}
+	for (unsigned i = 0; i < CHURN_SLOTS; i++) {
+		if (slots[i].p) {
+			kfree(slots[i].p);
+			slots[i].p = NULL;
+			__atomic_store_n(&stats_frees[cpu], ++frees, __ATOMIC_RELEASE);
+		}
+	}
+}
+
+KTEST(heap_smp, statistics_while_every_other_cpu_allocates_and_frees)
+{
+	if (ncpus_online < 2)
+		KTEST_SKIP("needs 2 CPUs, have %u", ncpus_online);
+	struct heap_mark before = heap_mark();
+	memset(stats_mallocs, 0, sizeof(stats_mallocs));
+	memset(stats_frees, 0, sizeof(stats_frees));
+	memset(churn_slots, 0, sizeof(churn_slots));
+	stats_stop = stats_off = stats_reads = stats_churn_errors = 0;
+	stats_base = heap_stats();
+	smp_call_all(stats_churn, NULL);
+	KEXPECT_EQ(stats_reads, STATS_READS);
+	KEXPECT_EQ(stats_off, 0);
+	KEXPECT_EQ(stats_churn_errors, 0);
+	/* Quiet again: exact. */
+	struct kmem_stats st = heap_stats();
+	KEXPECT_EQ(st.nmalloc - stats_base.nmalloc, stats_sum(stats_mallocs));
+	KEXPECT_EQ(st.nfree - stats_base.nfree, stats_sum(stats_frees));
+	ktest_log("%u reads while %u CPUs made %lu objects", STATS_READS, ncpus_online - 1,
+		  (unsigned long)stats_sum(stats_mallocs));
+	expect_heap_back(before);
+}
+
 /* ---- large objects in each CPU's arena, freed on another CPU ---- */
 
 #define ARENA_OBJS 24
