@@ -256,8 +256,10 @@ EXPORT int malloc_info(int options, FILE *fp)
 	struct kmem_stats st;
 	kmem_get_stats(&st);
 	uint64_t count = 0, bytes = 0;
-	struct kmem_class_stats cs;
-	for (unsigned spc = 2; kmem_get_class_stats(spc, &cs) == 0; spc++) {
+	struct kmem_class_stats all[KMEM_SPAN_CLASSES];   /* 10 KiB, on a thread's stack */
+	kmem_get_all_class_stats(all);
+	for (unsigned spc = 2; spc < KMEM_SPAN_CLASSES; spc++) {
+		struct kmem_class_stats cs = all[spc];
 		/* The tiny class (16-byte noscan blocks) counts tiny objects, not
 		 * slots; malloc never uses it. */
 		if (cs.noscan && cs.object_size == 16)

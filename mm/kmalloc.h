@@ -110,7 +110,11 @@ struct kmem_stats {
 };
 void kmem_get_stats(struct kmem_stats *st);
 
-/* One span class (spc: size class << 1 | noscan, 2 <= spc < 136). */
+/* The span classes: spc = size class << 1 | noscan, 2 <= spc <
+ * KMEM_SPAN_CLASSES (0 and 1 are the large objects'). */
+#define KMEM_SPAN_CLASSES 136
+
+/* One span class. */
 struct kmem_class_stats {
 	uint32_t object_size;       /* the class's object size */
 	uint32_t objects_per_span;
@@ -123,8 +127,13 @@ struct kmem_class_stats {
 	uint64_t tail_bytes;        /* spans x the tail no object fits in */
 	uint64_t lock_acquires, lock_contended;   /* its mcentral's lock */
 };
-/* 0 and *cs filled, or -1 for no such span class. */
+/* 0 and *cs filled, or -1 for no such span class. Each call walks the
+ * small spans' bitmaps (the live objects: frees are not counted one by
+ * one); kmem_get_all_class_stats walks them once for every class. */
 int kmem_get_class_stats(unsigned spc, struct kmem_class_stats *cs);
+/* cs[spc] for every span class 2 <= spc < KMEM_SPAN_CLASSES, from one walk;
+ * cs[0] and cs[1] zeroed. */
+void kmem_get_all_class_stats(struct kmem_class_stats cs[KMEM_SPAN_CLASSES]);
 /* /proc/slabinfo-style table of every size class, then the heap totals. */
 void kmem_dump(void);
 /* The mheap, one character per 8 KiB page, 64 to a line after the

@@ -277,6 +277,8 @@ static void class_stats(const struct class_counts *cc, unsigned spc,
 	cs->lock_contended = rd(&c->lock.ncontended);
 }
 
+_Static_assert(KMEM_SPAN_CLASSES == NUM_SPAN_CLASSES, "mm/kmalloc.h's count of span classes");
+
 int kmem_get_class_stats(unsigned spc, struct kmem_class_stats *cs)
 {
 	if (spc < 2 || spc >= NUM_SPAN_CLASSES)
@@ -285,6 +287,15 @@ int kmem_get_class_stats(unsigned spc, struct kmem_class_stats *cs)
 	class_counts(&cc);
 	class_stats(&cc, spc, cs);
 	return 0;
+}
+
+void kmem_get_all_class_stats(struct kmem_class_stats cs[KMEM_SPAN_CLASSES])
+{
+	struct class_counts cc;
+	class_counts(&cc);
+	cs[0] = cs[1] = (struct kmem_class_stats){ 0 };
+	for (unsigned spc = 2; spc < NUM_SPAN_CLASSES; spc++)
+		class_stats(&cc, spc, &cs[spc]);
 }
 
 void kmem_dump(void)

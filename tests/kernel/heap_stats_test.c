@@ -77,6 +77,20 @@ KTEST(heap_stats, class_stats_add_up_to_the_totals)
 	}
 	struct kmem_class_stats none;
 	KEXPECT_EQ(kmem_get_class_stats(NUM_SPAN_CLASSES, &none), -1);
+	/* Every class from one walk: the same objects and spans (the lock
+	 * counters may have grown since). */
+	static struct kmem_class_stats all[KMEM_SPAN_CLASSES];
+	kmem_get_all_class_stats(all);
+	KEXPECT_EQ(all[0].spans + all[1].spans + all[0].object_size, 0);
+	unsigned differ = 0;
+	for (unsigned spc = 2; spc < NUM_SPAN_CLASSES; spc++) {
+		struct kmem_class_stats cs;
+		KASSERT_EQ(kmem_get_class_stats(spc, &cs), 0);
+		differ += cs.object_size != all[spc].object_size || cs.spans != all[spc].spans ||
+			  cs.objects_inuse != all[spc].objects_inuse ||
+			  cs.object_bytes != all[spc].object_bytes;
+	}
+	KEXPECT_EQ(differ, 0);
 	KEXPECT_EQ(object_bytes, st.object_bytes_inuse);
 	KEXPECT_GE(st.object_bytes_inuse, ksize(p));
 	KEXPECT_EQ(span_bytes, st.span_bytes_inuse);
