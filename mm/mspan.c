@@ -43,11 +43,6 @@
 #include "mm/bitops.h"
 #include "mm/platform.h"
 
-static unsigned span_nwords(const struct mspan *s)
-{
-	return (s->nelems + 63u) / 64u;
-}
-
 /* Word pairs (alloc word, remote word) of each bucket's bitmap. */
 const uint8_t mspan_bitmap_words[MSPAN_BITMAP_BUCKETS] = { 1, 4, 8, 16 };
 /* The bitmap of every record that is no small span: one zero pair. */
@@ -122,7 +117,7 @@ void mspan_init_objects(struct mspan *s, unsigned spanclass,
 
 void mspan_sweep(struct mspan *s)
 {
-	unsigned nw = span_nwords(s), count = 0;
+	unsigned nw = mspan_nwords(s), count = 0;
 
 	for (unsigned w = 0; w < nw; w++) {
 		/* Snapshot the remote frees, free their slots, and only then

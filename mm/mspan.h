@@ -254,6 +254,11 @@ static inline bool mspan_has_bitmaps(const struct mspan *s)
 {
 	return s->bits != mspan_no_bits && s->bits != NULL;
 }
+/* How many words each of small span s's bitmaps has. */
+static inline unsigned mspan_nwords(const struct mspan *s)
+{
+	return (s->nelems + 63u) / 64u;
+}
 /* How many slots word w of small span s has (1..64; the last word may be
  * partial). */
 static inline unsigned mspan_word_slots(const struct mspan *s, unsigned w)
@@ -292,7 +297,7 @@ static inline uint64_t mspan_same_cache_word(const struct mspan *s)
  * step. Owner only. */
 static inline uint64_t mspan_cache_word_from(struct mspan *s, unsigned w)
 {
-	for (unsigned nw = (s->nelems + 63u) / 64u; w < nw; w++) {
+	for (unsigned nw = mspan_nwords(s); w < nw; w++) {
 		uint64_t c = ~ld64(mspan_alloc_word(s, w)) & mspan_word_mask(s, w);
 		if (c) {
 			s->cache_word = (uint16_t)w;

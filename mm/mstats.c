@@ -43,7 +43,7 @@ struct class_counts {
 static uint64_t span_live(const struct mspan *s)
 {
 	uint64_t n = 0;
-	for (unsigned w = 0; w < (s->nelems + 63u) / 64u; w++) {
+	for (unsigned w = 0, nw = mspan_nwords(s); w < nw; w++) {
 		uint64_t r = __atomic_load_n(mspan_remote_word(s, w), __ATOMIC_ACQUIRE);
 		uint64_t a = __atomic_load_n(mspan_alloc_word(s, w), __ATOMIC_ACQUIRE);
 		n += (uint64_t)mm_popcount64(a & ~r & mspan_word_mask(s, w));

@@ -67,8 +67,6 @@ const char *mheap_verify_broken_rule(void)
 		return 1;           \
 	} while (0)
 
-static unsigned nwords(const struct mspan *s) { return (s->nelems + 63u) / 64u; }
-
 /* Per span class tallies gathered by the chunk walk. */
 static struct {
 	uint64_t listed, cached, live;
@@ -116,7 +114,7 @@ static int check_small_span(const struct mspan *s)
 	units_seen[pool] += nunits;
 	uint64_t bits = 0, live = 0;
 	for (unsigned w = 0; w < mspan_bitmap_words[bucket]; w++) {
-		uint64_t mask = w < nwords(s) ? mspan_word_mask(s, w) : 0;
+		uint64_t mask = w < mspan_nwords(s) ? mspan_word_mask(s, w) : 0;
 		uint64_t a = *mspan_alloc_word(s, w), r = *mspan_remote_word(s, w);
 		if ((a | r) & ~mask)
 			FAIL("span %p class %u: bits set past nelems in word %u", (void *)s, cls, w);
