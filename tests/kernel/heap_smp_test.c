@@ -103,6 +103,30 @@ static void free_slots(struct churn_slot *slots, unsigned n, unsigned *errors)
 	}
 }
 
+/* Operation op of CPU cpu on slot s: free its object (its pattern
+ * checked: a broken one counted in *errors), or put a new one of a random
+ * size there, filled (a NULL counted in *nulls). True when it freed. */
+static bool churn_step(struct churn_slot *s, unsigned cpu, unsigned op, struct ktest_rng *r,
+		       unsigned *errors, unsigned *nulls)
+{
+	if (s->p) {
+		if (!heap_check(s->p, s->tag, s->n))
+			(*errors)++;
+		kfree(s->p);
+		s->p = NULL;
+		return true;
+	}
+	unsigned flags;
+	s->n = random_size(r, &flags);
+	s->tag = ((uint64_t)cpu << 32) | op;
+	s->p = kmalloc(s->n, flags);
+	if (s->p)
+		heap_fill(s->p, s->tag, s->n);
+	else
+		(*nulls)++;
+	return false;
+}
+
 static void churn(void *arg)
 {
 	(void)arg;
@@ -110,25 +134,9 @@ static void churn(void *arg)
 	struct churn_slot *slots = churn_slots[cpu];
 	struct ktest_rng r;
 	ktest_rng_seed(&r, 0x5eed0000 + cpu);
-	for (unsigned op = 0; op < CHURN_OPS; op++) {
-		struct churn_slot *s = &slots[ktest_rng_below(&r, CHURN_SLOTS)];
-		if (s->p) {
-			if (!heap_check(s->p, s->tag, s->n))
-				churn_errors[cpu]++;
-			kfree(s->p);
-			s->p = NULL;
-			continue;
-		}
-		unsigned flags;
-		s->n = random_size(&r, &flags);
-		s->tag = ((uint64_t)cpu << 32) | op;
-		s->p = kmalloc(s->n, flags);
-		if (!s->p) {
-			churn_null[cpu]++;
-			continue;
-		}
-		heap_fill(s->p, s->tag, s->n);
-	}
+	for (unsigned op = 0; op < CHURN_OPS; op++)
+		churn_step(&slots[ktest_rng_below(&r, CHURN_SLOTS)], cpu, op, &r,
+			   &churn_errors[cpu], &churn_null[cpu]);
 	free_slots(slots, CHURN_SLOTS, &churn_errors[cpu]);
 }
 
@@ -296,32 +304,15 @@ static void stats_churn(void *arg)
 	 * allocations (or frees) in a row. */
 	for (unsigned op = 0; !__atomic_load_n(&stats_stop, __ATOMIC_ACQUIRE); op++) {
 		struct churn_slot *s = &slots[op % CHURN_SLOTS];
-		if (s->p) {
-			if (!heap_check(s->p, s->tag, s->n))
-				stats_churn_errors++;
-			kfree(s->p);
-			s->p = NULL;
+		if (churn_step(s, cpu, op, &r, &stats_churn_errors, &stats_churn_errors))
 			__atomic_store_n(&stats_frees[cpu], ++frees, __ATOMIC_RELEASE);
-			continue;
-		}
-		unsigned flags;
-		s->n = random_size(&r, &flags);
-		s->tag = ((uint64_t)cpu << 32) | op;
-		s->p = kmalloc(s->n, flags);
-		if (!s->p) {
-			stats_churn_errors++;
-			continue;
-		}
-		__atomic_store_n(&stats_mallocs[cpu], ++mallocs, __ATOMIC_RELEASE);
-		heap_fill(s->p, s->tag, s->n);
+		else if (s->p)
+			__atomic_store_n(&stats_mallocs[cpu], ++mallocs, __ATOMIC_RELEASE);
 	}
-	for (unsigned i = 0; i < CHURN_SLOTS; i++) {
-		if (slots[i].p) {
-			kfree(slots[i].p);
-			slots[i].p = NULL;
-			__atomic_store_n(&stats_frees[cpu], ++frees, __ATOMIC_RELEASE);
-		}
-	}
+	for (unsigned i = 0; i < CHURN_SLOTS; i++)
+		frees += slots[i].p != NULL;
+	free_slots(slots, CHURN_SLOTS, &stats_churn_errors);
+	__atomic_store_n(&stats_frees[cpu], frees, __ATOMIC_RELEASE);
 }
 
 KTEST(heap_smp, statistics_while_every_other_cpu_allocates_and_frees)
