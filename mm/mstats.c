@@ -167,8 +167,25 @@ static void dump_arenas(void)
 	}
 }
 
+/* Class spc's figures (2 <= spc < NUM_SPAN_CLASSES) from the counts. */
 static void class_stats(const struct class_counts *cc, unsigned spc,
-			struct kmem_class_stats *cs);
+			struct kmem_class_stats *cs)
+{
+	struct mcentral *c = &mcentrals[spc];
+	unsigned cls = spanclass_sizeclass(spc);
+	uint32_t span_size = (uint32_t)class_to_npages[cls] << MM_PAGE_SHIFT;
+	cs->object_size = class_to_size[cls];
+	cs->objects_per_span = (uint32_t)size_class_obj_index(cls, span_size);
+	cs->pages_per_span = class_to_npages[cls];
+	cs->noscan = spanclass_noscan(spc);
+	cs->spans = rd(&c->nspans);
+	cs->objects_inuse = cc->live[spc];
+	cs->span_bytes = cs->spans * span_size;
+	cs->object_bytes = spc == TINY_SPAN_CLASS ? 0 : cs->objects_inuse * cs->object_size;
+	cs->tail_bytes = cs->spans * (span_size - cs->objects_per_span * cs->object_size);
+	cs->lock_acquires = rd(&c->lock.nacquire);
+	cs->lock_contended = rd(&c->lock.ncontended);
+}
 
 /* The fields past the original ones: metadata, slack, locks, pages. */
 static void get_extra_stats(struct kmem_stats *st, const struct heap_counts *hc,
@@ -255,26 +272,6 @@ void kmem_get_stats(struct kmem_stats *st)
 	st->bad_frees = __atomic_load_n(&kmem_bad_frees, __ATOMIC_RELAXED);
 	st->oom = __atomic_load_n(&kmem_oom, __ATOMIC_RELAXED);
 	get_extra_stats(st, &hc, &cc);
-}
-
-/* Class spc's figures (2 <= spc < NUM_SPAN_CLASSES) from the counts. */
-static void class_stats(const struct class_counts *cc, unsigned spc,
-			struct kmem_class_stats *cs)
-{
-	struct mcentral *c = &mcentrals[spc];
-	unsigned cls = spanclass_sizeclass(spc);
-	uint32_t span_size = (uint32_t)class_to_npages[cls] << MM_PAGE_SHIFT;
-	cs->object_size = class_to_size[cls];
-	cs->objects_per_span = (uint32_t)size_class_obj_index(cls, span_size);
-	cs->pages_per_span = class_to_npages[cls];
-	cs->noscan = spanclass_noscan(spc);
-	cs->spans = rd(&c->nspans);
-	cs->objects_inuse = cc->live[spc];
-	cs->span_bytes = cs->spans * span_size;
-	cs->object_bytes = spc == TINY_SPAN_CLASS ? 0 : cs->objects_inuse * cs->object_size;
-	cs->tail_bytes = cs->spans * (span_size - cs->objects_per_span * cs->object_size);
-	cs->lock_acquires = rd(&c->lock.nacquire);
-	cs->lock_contended = rd(&c->lock.ncontended);
 }
 
 _Static_assert(KMEM_SPAN_CLASSES == NUM_SPAN_CLASSES, "mm/kmalloc.h's count of span classes");
