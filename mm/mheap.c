@@ -417,6 +417,17 @@ static struct mspan *split_head(struct mspan *s, size_t npages)
 	return t;
 }
 
+/* Merge free run b (right after a) into a; returns a. */
+static struct mspan *merge_runs(struct mspan *a, struct mspan *b)
+{
+	struct mheap *h = a->chunk->heap;
+	MM_HELD(&h->lock);
+	mheap_extend_run(a, b);
+	__atomic_store_n(&b->state, MSPAN_DEAD, __ATOMIC_RELEASE);
+	fixalloc_free(&h->span_alloc, b);
+	return a;
+}
+
 struct mspan *mheap_alloc_span(size_t npages, unsigned spanclass)
 {
 	return mheap_alloc_span_with(&mheap, npages, spanclass, 1, true, NULL, NULL);
@@ -432,7 +443,7 @@ struct mspan *mheap_alloc_span_with(struct mheap *h, size_t npages, unsigned spa
 				    size_t align_pages, bool grow, mheap_locked_fn *first,
 				    void *arg)
 {
-	struct mspan *s, *t;
+	struct mspan *s, *t = NULL;   /* t: the head split off, this attempt */
 	struct tiny_meta *tiny = NULL;
 	void *units[MSPAN_BITMAP_UNITS] = { NULL };
 	unsigned nunits = 0;
@@ -484,9 +495,19 @@ retry:
 	}
 	if (s->npages > npages) {
 		/* Split: the head becomes the new span, the tail stays free. */
-		s = split_head(s, npages);
-		if (!s)
+		struct mspan *rest = s;
+		s = split_head(rest, npages);
+		if (!s) {
+			/* No record for it (rest is listed again): the head
+			 * split off above goes back into rest, so that no two
+			 * free runs are left side by side. */
+			if (head) {
+				free_remove(t);
+				free_remove(rest);
+				free_insert(merge_runs(t, rest));
+			}
 			goto oom;
+		}
 	}
 	s->tiny = tiny;
 	if (small && npages > 2)   /* every page of a small span is mapped */
@@ -543,17 +564,6 @@ void mheap_extend_run(struct mspan *s, struct mspan *t)
 		pagemap_set_page(t->startaddr, NULL);
 	s->npages += t->npages;
 	s->needzero |= t->needzero;
-}
-
-/* Merge free run b (right after a) into a; returns a. */
-static struct mspan *merge_runs(struct mspan *a, struct mspan *b)
-{
-	struct mheap *h = a->chunk->heap;
-	MM_HELD(&h->lock);
-	mheap_extend_run(a, b);
-	__atomic_store_n(&b->state, MSPAN_DEAD, __ATOMIC_RELEASE);
-	fixalloc_free(&h->span_alloc, b);
-	return a;
 }
 
 void mheap_free_span_locked(struct mspan *s)

@@ -333,6 +333,51 @@ KTEST(heap_oom, each_class_alone)
 	KEXPECT_EQ(mheap_verify(), 0);
 }
 
+/* Aligned large objects from one free run, until NULL; each takes two
+ * span records (the misaligned head split off, then the object split
+ * from the tail), the platform capped at what it gives now, so that the
+ * records run out before the run does. mheap_verify after the NULL. */
+static int oom_fill_aligned_records(bool one_more_record)
+{
+	struct oom_list list = { NULL, 0 };
+	uint64_t freed;
+	kmem_drain_all();
+	void *big = kmalloc(48u << 20, 0);
+	if (!big)
+		return -1;
+	kfree(big);   /* its chunk retained: one run of 48 MiB for the fill */
+	mm_host_set_sys_limit(mm_host_sys_bytes());
+	void *odd = one_more_record ? kmalloc(65536, 0) : NULL;   /* a tail split: one record */
+	for (;;) {
+		struct oom_link *o = kmalloc_aligned(65536, 131072, 0);
+		if (!o)
+			break;
+		o->next = list.head;
+		o->check = ~(uint64_t)(uintptr_t)o;
+		list.head = o;
+		list.count++;
+	}
+	int verify = mheap_verify();
+	kfree(odd);
+	KEXPECT_EQ(oom_free_all(&list, &freed), 0);
+	mm_host_set_sys_limit(0);
+	KEXPECT_GT(freed, 0);
+	return verify;
+}
+
+/* An aligned allocation splits its run twice: the misaligned head off,
+ * then the object from the rest, each split taking a span record. With
+ * no record left for the second (the platform refusing a new block of
+ * them), the head goes back into the run: no two free runs are left side
+ * by side (the fuzzer found them). The fill runs twice, the second time
+ * one record shorter, so that one of them runs out between the splits. */
+KTEST(heap_oom, an_aligned_allocation_out_of_records_leaves_one_run)
+{
+	KEXPECT_EQ(oom_fill_aligned_records(false), 0);
+	KEXPECT_EQ(oom_fill_aligned_records(true), 0);
+	KEXPECT_EQ(mheap_verify(), 0);
+}
+
 #else /* the kernel: all of RAM */
 
 KTEST(heap_oom, fill_all_ram)
