@@ -34,7 +34,6 @@
 #include "lib/string.h"
 #include "mm/kmalloc.h"
 #include "mm/mheap.h"
-#include "mm/pagemap.h"
 #include "tests/bench/wl_kernel.h"
 #include "tests/bench/workload.h"
 
@@ -74,8 +73,10 @@ void wl_mem_sample(struct wl_run *r, enum wl_mem_point point, uint64_t live)
 	if (point == WL_MEM_PEAK) {
 		r->mem_live_bytes = live;
 		r->mem_peak_bytes = st.heap_bytes;
-		r->mem_meta_bytes = st.heap_bytes - __atomic_load_n(&mheap.chunk_bytes, __ATOMIC_RELAXED) +
-				    pagemap_sys_bytes();
+		/* From the same snapshot: chunk_bytes is every arena's (mheap's
+		 * own is arena 0's alone, which made the other CPUs' arenas
+		 * count as metadata on 2 and 4 CPUs). */
+		r->mem_meta_bytes = st.heap_bytes - st.chunk_bytes + st.meta_pagemap_bytes;
 	} else {
 		r->mem_after_free_bytes = st.heap_bytes;
 	}
