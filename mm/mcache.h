@@ -209,7 +209,7 @@ static inline __attribute__((always_inline)) void mcache_count_word(struct mcach
  *  - from a span of at most MCACHE_NEAR_SPAN_OBJS objects (the classes
  *    from 2 KiB up), only the lowest MCACHE_NEAR_SLOTS free slots, so that
  *    a malloc+free pair keeps reusing a few hot objects: loading all of
- *    them walked the pair through the whole span (32 KiB to 64 KiB), and
+ *    them walked the pair through the whole span (40 KiB to 80 KiB), and
  *    each new object's first write missed L1 (pair-4096 under cachegrind:
  *    a D1 write miss per pair before, none after, for 11 instructions more
  *    a pair). The refill proper still loads whole words. */
