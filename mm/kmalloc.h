@@ -84,7 +84,8 @@ struct kmem_stats {
 	 * pages that hold objects). meta_span_bytes .. meta_tiny_bytes are
 	 * fixalloc blocks (part of heap_bytes); the page-map leaves are not
 	 * in heap_bytes; the static structures are .bss (mcaches, mcentrals,
-	 * page caches, the page-map root). metadata_bytes is the sum of all
+	 * page caches, the mheap and the other arenas, the page-map root and
+	 * its empty leaf, mspan_none). metadata_bytes is the sum of all
 	 * six. */
 	uint64_t chunk_bytes;          /* in chunks: the pages for objects */
 	uint64_t spans;                /* span records in use (any state) */

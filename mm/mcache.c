@@ -45,7 +45,8 @@
  * notice stack (not before: a span left on the stack takes no push for
  * the remote frees that come meanwhile; docs/HEAP.md, "Owned spans"), a
  * span from the mcentral, and, out of memory, the same after giving back
- * everything it owns and having every mcentral sweep its pending spans.
+ * its owned sets and notices (mcache_release_owned) and having every
+ * mcentral sweep its pending spans.
  */
 #include "mm/mcache.h"
 #include "mm/mcentral.h"
@@ -121,8 +122,8 @@ static void owned_unlink(struct mcache *mc, struct mspan *s)
 	__atomic_store_n(&s->local_cache, MSPAN_NOT_LOCAL, __ATOMIC_RELAXED);
 }
 
-/* kfree's fast path may free into s on this CPU from now on, counting
- * in this CPU's nfree. Not a tiny span: its objects are no slots, and
+/* kfree's fast path may free into s on this CPU from now on. Not a tiny
+ * span: its objects are no slots, and
  * their frees go through tiny_free (so the fast path has no tiny test). */
 static void make_local(struct mcache *mc, struct mspan *s)
 {

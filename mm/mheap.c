@@ -4,9 +4,11 @@
  * The mheap hands out spans: runs of 8 KiB pages, for the mcentrals (one
  * size class each) and for large objects (> 32 KiB, one span each). It gets
  * memory from the platform (mm_sys_alloc: pmm frames through the direct map
- * in the kernel, mmap when hosted) in chunks of at least 1 MiB (for a large
- * object less, when 1 MiB is refused: its size rounded up to a power of
- * two), and keeps free page runs on lists by length (exact lists up to 127
+ * in the kernel, mmap when hosted) in chunks of at least
+ * MM_CHUNK_MIN_BYTES (1 MiB by default, 8 MiB hosted; when that is
+ * refused, small spans halve the request down to 1 MiB and a large object
+ * asks for its size rounded up to a power of two), and keeps free page
+ * runs on lists by length (exact lists up to 127
  * pages, then bins of doubling lengths, a bitmap of non-empty lists).
  * Allocation takes the smallest run that fits and splits it; freeing
  * coalesces with free neighbours found through the page map, so free runs

@@ -7,7 +7,8 @@
  * free_insert); its run stays on the free lists and the next allocation
  * that fits reuses it, already mapped and faulted in. The policy, over
  * all arenas: with T = max(MM_RETAIN_MIN_BYTES, in-use pages / 4) (in
- * use: small spans + large objects), a free that leaves more than 2T bytes
+ * use: small spans + large objects + page-cached and deferred runs), a
+ * free that leaves more than 2T bytes
  * retained gives its arena's oldest retained chunks back (mm_sys_free)
  * until at most T are, and when that is not enough the other arenas' go
  * back too before the call returns, each arena's lock taken in turn once

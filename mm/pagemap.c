@@ -1,9 +1,10 @@
 /*
  * mm/pagemap.c - maintenance of the two-level page -> span map (see
- * mm/pagemap.h). Every page of every chunk the heap holds is mapped to the
- * span that covers it (in-use or free), so a lookup never sees a stale
- * span. Leaves are made on demand and kept (leaf_chunks counts the chunks
- * in each, for the verifier and for a future release policy). A chunk not
+ * mm/pagemap.h, which says what is mapped: every page of a small span in
+ * use, the first and last pages of any other span). Leaves are made on
+ * demand and kept (leaf_chunks counts the chunks in each, so that adding
+ * a chunk can be undone and a future release policy can tell an unused
+ * leaf). A chunk not
  * wholly inside the platform's window is refused before anything changes:
  * the heap gives it back and treats the growth as out of memory; the first
  * refusal is logged, naming the chunk and the window.

@@ -9,7 +9,10 @@
  * `tail waste` bytes unused at its end. `max waste` is the worst case for
  * the class: every object holding one byte more than the class below it.
  * The rules (Go's runtime/mksizeclasses.go) keep tail waste <= 12.5% and
- * give Go's exact table. Class 0 means "large": an object > 32 KiB gets a
+ * give Go's object sizes; the spans that would hold few objects are then
+ * lengthened by a whole factor (grow_spans; docs/HEAP.md, "Span sizes"),
+ * so `bytes/span` is not always Go's. `min align` is what every object of
+ * the class is aligned to. Class 0 means "large": an object > 32 KiB gets a
  * span of its own. size_to_class() maps a size to its class with one
  * table in 8-byte steps (Go has two: 128-byte steps above 1 KiB), and
  * size_class_obj_index() turns an offset in a span into an object index
@@ -74,7 +77,7 @@
  *    56      12288       49152        4           0     11.45%       4096
  *    57      13568       40960        3         256      9.99%        256
  *    58      14336       57344        4           0      5.35%       2048
- *    59      16384       65536        4           0     12.49%       8192
+ *    59      16384       65536        4           0     12.49%      16384
  *    60      18432       73728        4           0     11.11%       2048
  *    61      19072       57344        3         128      3.57%        128
  *    62      20480       40960        2           0      6.87%       4096
@@ -82,7 +85,7 @@
  *    64      24576       49152        2           0     11.45%       8192
  *    65      27264       81920        3         128     10.00%        128
  *    66      28672       57344        2           0      4.91%       4096
- *    67      32768       65536        2           0     12.50%       8192
+ *    67      32768       65536        2           0     12.50%      32768
  */
 #ifndef MM_SIZECLASSES_H
 #define MM_SIZECLASSES_H

@@ -204,9 +204,15 @@ static int max_npages(void)
 	return most;
 }
 
+/* A power of two is aligned to itself: up to a page by the 8 KiB-aligned
+ * span, above by the span aligned to the object size
+ * (mcentral_cache_span). Any other size is aligned to its lowest set bit,
+ * at most a page. */
 static int min_align(int size)
 {
 	int a = size & -size;
+	if (a == size)
+		return size;
 	return a > PAGE_SIZE ? PAGE_SIZE : a;
 }
 
@@ -259,7 +265,10 @@ static void write_header(const char *dir)
 	      " * `tail waste` bytes unused at its end. `max waste` is the worst case for\n"
 	      " * the class: every object holding one byte more than the class below it.\n"
 	      " * The rules (Go's runtime/mksizeclasses.go) keep tail waste <= 12.5% and\n"
-	      " * give Go's exact table. Class 0 means \"large\": an object > 32 KiB gets a\n"
+	      " * give Go's object sizes; the spans that would hold few objects are then\n"
+	      " * lengthened by a whole factor (grow_spans; docs/HEAP.md, \"Span sizes\"),\n"
+	      " * so `bytes/span` is not always Go's. `min align` is what every object of\n"
+	      " * the class is aligned to. Class 0 means \"large\": an object > 32 KiB gets a\n"
 	      " * span of its own. size_to_class() maps a size to its class with one\n"
 	      " * table in 8-byte steps (Go has two: 128-byte steps above 1 KiB), and\n"
 	      " * size_class_obj_index() turns an offset in a span into an object index\n"
