@@ -5,9 +5,10 @@
 #   make run        boot it in QEMU, serial on the terminal
 #   make test       every boot configuration + the hosted tests
 #   make debug      QEMU paused with -s -S, plus the gdb command line
-#   make host       build/host/libspanheap.a and the hosted test binary
+#   make host       build/host/libspanheap.a, libspanheap.so and the hosted
+#                   test binary (DEBUG_HEAP=1: in build/host-debug/)
 #   make bench      hosted and in-kernel benchmarks
-#   make soak       10M-operation heap soak on every CPU (kernel)
+#   make soak       10M-operation heap soak, spread over every CPU (kernel)
 #   make clean
 
 BUILD   ?= build
@@ -17,8 +18,10 @@ LD      ?= ld
 OBJCOPY ?= objcopy
 ACCEL   ?= tcg
 
-# Build switches (each 0 or 1). KTESTS=0 links no self-tests and no
-# benchmarks into the kernel (it then boots, reports and exits).
+# Build switches (each 0 or 1, but KTEST_SELFCHECK: 0 to 4, the harness's
+# deliberately failing builds, tests/kernel/harness_test.c and smp_test.c).
+# KTESTS=0 links no self-tests and no benchmarks into the kernel (it then
+# boots, reports and exits).
 KTESTS          ?= 1
 KTEST_SELFCHECK ?= 0
 DEBUG_HEAP      ?= 0
@@ -177,7 +180,8 @@ debug: all
 		--smp $(QEMU_SMP) --accel $(ACCEL) --interactive --debug
 
 # make soak: the in-kernel soak self-test, long version (10 million mixed
-# heap operations on every CPU, contents checked, verifier between rounds).
+# heap operations in all, spread over every CPU, contents checked, verifier
+# between rounds).
 soak: all
 	@tools/need.sh run
 	tests/run-qemu --iso $(ISO) --firmware $(FIRMWARE) --mem $(QEMU_MEM) \

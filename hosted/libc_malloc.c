@@ -305,7 +305,8 @@ EXPORT int mallopt(int param, int value)
 /* ------------------------------------------- spanheap's own extras -- */
 
 /* Heap statistics, the slabinfo table, the verifier and the number of
- * threads holding a slot: for tests and curious programs (dlsym them). */
+ * threads holding an exclusive slot (threads on a shared slot are not
+ * counted): for tests and curious programs (dlsym them). */
 EXPORT void spanheap_stats(struct kmem_stats *st)
 {
 	kmem_get_stats(st);

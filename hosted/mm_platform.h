@@ -183,7 +183,8 @@ extern int mm_host_forking MM_HOST_HIDDEN;
 /* mm_host_shared_lock[i] serialises the threads of slot
  * MM_HOST_EXCLUSIVE_SLOTS + i, from their outermost mm_irq_save to the
  * matching mm_irq_restore (where a CPU has interrupts off). The outermost
- * lock of all. */
+ * of the heap's locks (a fork takes slot_lock, platform_linux.c, outside
+ * them). */
 extern spinlock_t mm_host_shared_lock[MM_HOST_SHARED_SLOTS] MM_HOST_HIDDEN;
 
 /* Give this thread a slot (exclusive if one is free); returns its id. */

@@ -202,11 +202,11 @@ unsigned mm_host_slots_in_use(void)
  * (or, in a fast path, its fast mark) visible to us, and one that enters sees MM_CPU_LOCAL_NONE (the
  * fast paths) or its gate closed (mm_irq_save) and waits at the door
  * (mm_host_irq_save_slow, while mm_host_forking is set). We wait for
- * every depth to reach 0, take the shared slots' locks and every heap
+ * every depth and every fast mark to reach 0, take the shared slots' locks and every heap
  * lock (the mheap and mcentrals are also used outside mm_irq_save
  * sections). This is the asymmetric
- * Dekker pattern: the fast path pays a plain add and a load of its own
- * thread's data, the rare fork pays the barrier.
+ * Dekker pattern: the fast path pays a plain store of its fast mark and a
+ * load of its own thread's data, the rare fork pays the barrier.
  */
 
 /* A full barrier on every thread of the process; false if the kernel has

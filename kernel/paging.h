@@ -1,7 +1,11 @@
 /*
  * kernel/paging.h - the kernel's 4-level page tables and virtual memory layout.
  *
- *   0x0000000000000000 - 0x00007fffffffffff  unmapped (no user space yet)
+ *   0x0000000000000000 - 0x00007fffffffffff  unmapped (no user space yet), but
+ *                                            for the AP trampoline's page at
+ *                                            0x8000, identity-mapped with
+ *                                            paging_map while smp_init starts
+ *                                            the APs
  *   0xffff800000000000 - +RAM                direct map of all usable RAM and
  *                                            the first MiB, RW + NX, using
  *                                            1 GiB / 2 MiB / 4 KiB pages;

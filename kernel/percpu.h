@@ -46,6 +46,7 @@ struct cpu {
 	uint32_t heap_stepping;
 	uint64_t gdt[7];       /* null, kcode, kdata, ucode, udata, tss lo/hi */
 	struct tss tss;
+	/* These two are written by the boot CPU as it starts an AP (smp.c). */
 	void *stack_top;       /* kernel stack (guard page below) */
 	void *ist_top[3];      /* an AP's #DF, NMI, #MC stacks (kstack_alloc'ed); NULL: the boot CPU's */
 	uint64_t irq_count;    /* timer interrupts taken */

@@ -87,8 +87,11 @@ struct pmm {
 
 /* Build an allocator over ram minus reserved. The descriptor array is carved
  * out of the lowest usable, unreserved run big enough to hold it, which
- * must be reachable at phys + direct_map_offset. Returns 0, or -1 (logged)
- * when no RAM is left or the ranges do not fit PMM_MAX_RANGES. */
+ * must be reachable at phys + direct_map_offset. RAM ranges past
+ * PMM_MAX_RANGES are logged and ignored. Returns 0, or -1 (logged) when the
+ * reserved ranges do not fit PMM_MAX_RANGES, no RAM is left outside them,
+ * the RAM spans too many frames for a frame index, or no free run holds
+ * the descriptor array. */
 int pmm_init_instance(struct pmm *p, const struct pmm_range *ram, size_t nram,
 		      const struct pmm_range *reserved, size_t nreserved,
 		      uintptr_t direct_map_offset);

@@ -1,7 +1,8 @@
 /*
  * lib/irqflags.h - save, disable and restore the interrupt flag.
  *
- * In the kernel these are pushfq/cli/popfq. In the hosted build
+ * In the kernel: pushfq and cli to save, and to restore an sti only if
+ * the saved flags had IF set (no popfq). In the hosted build
  * (SPANHEAP_HOSTED) there are no interrupts and they do nothing.
  */
 #ifndef LIB_IRQFLAGS_H

@@ -16,7 +16,8 @@
 #   tiny      tiny
 #   mcache    mcache
 #   mcentral  mcentral
-#   heap      mheap mpagecache mspan pagemap fixalloc sizeclasses badptr
+#   heap      mheap mscavenge mpagecache mspan pagemap fixalloc sizeclasses
+#             badptr
 #   (below: the platform, whatever no object of mm/ defines)
 #
 # Every file of mm/ must have a place in that table. A last check feeds the

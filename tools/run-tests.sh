@@ -11,7 +11,8 @@
 # SKIP_HOST=1 to skip the hosted suites, SKIP_DEBUG_HEAP=1 to skip the
 # heap debug-mode boot, SKIP_DEBUG_LOCKS=1 to skip the lock-debug boot,
 # SKIP_MICROVM=1 to skip the microvm (PVH) boot,
-# SKIP_EFI=1 to skip the gnu-efi loader's test and boots,
+# SKIP_EFI=1 to skip the gnu-efi loader's test and boots and the
+# examples/uefi test,
 # QEMU_TIMEOUT seconds per boot.
 set -u
 cd "$(dirname "$0")/.."
