@@ -33,7 +33,6 @@
 #include "lib/printf.h"
 #include "lib/string.h"
 #include "mm/kmalloc.h"
-#include "mm/mheap.h"
 #include "tests/bench/wl_kernel.h"
 #include "tests/bench/workload.h"
 
