@@ -7,7 +7,7 @@
  * archive's only undefined symbols, docs/INTEGRATING.md): the price is a
  * call where a source build inlines, a few instructions per kmalloc/kfree.
  * The archive is built with MM_MAX_CPUS 64 and the default options (among
- * them the default page-map window, the whole 48-bit address space: 2.5 MiB
+ * them the default page-map window, the whole 48-bit address space: 3.5 MiB
  * of .bss); a kernel that wants other values (a smaller window:
  * MM_PAGEMAP_BASE/MM_PAGEMAP_BITS), the debug mode or inline hooks
  * compiles the sources instead (`make export-mm`).

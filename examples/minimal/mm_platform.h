@@ -5,7 +5,7 @@
  * calls kmalloc/kfree from an interrupt handler or a second CPU (see
  * docs/INTEGRATING.md, "Interrupts and reentrancy"). The memory comes from
  * a static arena (examples/minimal/platform.c). The page map keeps its
- * default window (the whole 48-bit space, 2.5 MiB of .bss): the arena's
+ * default window (the whole 48-bit space, 3.5 MiB of .bss): the arena's
  * address is known only to the linker, and MM_PAGEMAP_BASE must be a
  * constant; a platform whose memory sits at a known address sets
  * MM_PAGEMAP_BASE/MM_PAGEMAP_BITS here (docs/INTEGRATING.md).

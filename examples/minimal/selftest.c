@@ -5,8 +5,8 @@
  * range of large ones, fill each object with a pattern of its own, check
  * every byte, free everything, check mheap_verify() == 0, then drain and
  * scavenge and check that the arena got back every byte except the heap's
- * bookkeeping (page-map leaves and fixalloc blocks, which it keeps by
- * design), and that a second round takes no more. KTAP, then
+ * page-map leaves (which it keeps by design; its fixalloc blocks come back
+ * too), and that a second round takes no more. KTAP, then
  * "N passed, N failed".
  */
 #include <stdio.h>

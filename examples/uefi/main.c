@@ -6,7 +6,7 @@
  * CPU), printing KTAP on the console (mirrored to serial by OVMF):
  *
  *   - every size from 1 byte to 32 KiB, in windows of 1024 consecutive
- *     sizes live at once, and several large objects (64 KiB to 16 MiB) live
+ *     sizes live at once, and several large objects (32 KiB + 1 to 16 MiB) live
  *     together; each object filled with a pattern of its own (64-bit words,
  *     then the tail bytes) and every byte checked; mheap_verify() with
  *     everything of a window live;

@@ -29,10 +29,10 @@
  * or not, see each workload); ns_per_op is wall time / ops over all threads.
  *
  * In check mode (the smoke runs) every object gets a pattern derived from
- * its tag written all over it (large objects: both ends and one word per
+ * its tag written all over it (large objects: both ends and one byte per
  * page) and checked before it is freed; a mismatch, a NULL return or an
  * unbalanced malloc/free count fails the run with a reason. Outside check
- * mode an object only gets its first word written (as a real program
+ * mode an object only gets its first byte written (as a real program
  * would), unless the workload writes more itself.
  *
  * Only integers here: the kernel is built without floating point. Scale is

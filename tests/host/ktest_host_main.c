@@ -2,7 +2,7 @@
  * tests/host/ktest_host_main.c - runs the self-tests in the hosted build.
  *
  * The same suites as in the kernel (those that do not need hardware), linked
- * against build/host/libspanheap.a and run under AddressSanitizer and
+ * against build/host/libspanheap-san.a and run under AddressSanitizer and
  * UndefinedBehaviorSanitizer. Usage: ktest-host [suite[,suite.name...]]
  * Prints KTAP and ends with "N passed, N failed" (preceded by "N skipped"
  * when a test skipped itself, which counts as neither). The kernel's pmm

@@ -9,7 +9,7 @@
  * Every test starts from a drained heap (kmem_drain_all gives every
  * retained chunk back) and ends with every object freed. Runs hosted and
  * in the kernel; the out-of-memory test needs the hosted platform's cap,
- * the several-CPU tests are one per build (threads hosted, smp_call_all in
+ * the several-CPU tests are one per build (threads hosted, smp_call_n in
  * the kernel).
  */
 #include <stdint.h>

@@ -2,8 +2,8 @@
  * tests/kernel/ktest.h - the self-test harness.
  *
  * KTEST(suite, name) { ... } defines a test and registers it in the
- * "ktests" linker section; the runner (tests/kernel/ktest.c) runs every
- * suite in link order, one after another, and prints KTAP version 1:
+ * "ktests" linker section; the runner (tests/kernel/ktest.c) runs them in
+ * source order (by file, then line), suite by suite, and prints KTAP version 1:
  *
  *   KTAP version 1
  *   1..N
