@@ -123,8 +123,8 @@ static void owned_unlink(struct mcache *mc, struct mspan *s)
 }
 
 /* kfree's fast path may free into s on this CPU from now on. Not a tiny
- * span: its objects are no slots, and
- * their frees go through tiny_free (so the fast path has no tiny test). */
+ * span: its objects are no slots, and their frees go through tiny_free
+ * (so the fast path has no tiny test). */
 static void make_local(struct mcache *mc, struct mspan *s)
 {
 	if (s->spanclass == TINY_SPAN_CLASS)

@@ -8,8 +8,8 @@
  * MM_CHUNK_MIN_BYTES (1 MiB by default, 8 MiB hosted; when that is
  * refused, small spans halve the request down to 1 MiB and a large object
  * asks for its size rounded up to a power of two), and keeps free page
- * runs on lists by length (exact lists up to 127
- * pages, then bins of doubling lengths, a bitmap of non-empty lists).
+ * runs on lists by length (exact lists up to 127 pages, then bins of
+ * doubling lengths, a bitmap of non-empty lists).
  * Allocation takes the smallest run that fits and splits it; freeing
  * coalesces with free neighbours found through the page map, so free runs
  * are always maximal.

@@ -182,9 +182,8 @@ void mheap_lock_arenas(void);
 void mheap_unlock_arenas(void);
 /* Of those, the bytes of bitmaps (the 64-byte and 256-byte units'
  * blocks, and the 128-byte units handed out from the span records'
- * blocks); and the units
- * handed out (under mheap.lock for an exact figure). Arena 0 holds them
- * all. */
+ * blocks); and the units handed out (under mheap.lock for an exact
+ * figure). Arena 0 holds them all. */
 uint64_t mheap_bitmap_sys_bytes(void);
 uint64_t mheap_bitmap_units(void);
 

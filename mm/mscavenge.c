@@ -8,11 +8,11 @@
  * that fits reuses it, already mapped and faulted in. The policy, over
  * all arenas: with T = max(MM_RETAIN_MIN_BYTES, in-use pages / 4) (in
  * use: small spans + large objects + page-cached and deferred runs), a
- * free that leaves more than 2T bytes
- * retained gives its arena's oldest retained chunks back (mm_sys_free)
- * until at most T are, and when that is not enough the other arenas' go
- * back too before the call returns, each arena's lock taken in turn once
- * its own is let go (mheap_retain_bound_locked, mheap_trim_pending);
+ * free that leaves more than 2T bytes retained gives its arena's oldest
+ * retained chunks back (mm_sys_free) until at most T are, and when that is
+ * not enough the other arenas' go back too before the call returns, each
+ * arena's lock taken in turn once its own is let go
+ * (mheap_retain_bound_locked, mheap_trim_pending);
  * kmem_scavenge_idle (an idle CPU) trims to T; kmem_scavenge,
  * kmem_drain_all and an allocation the platform refuses give every
  * retained chunk back (then the allocation is retried). An arena about to

@@ -4,10 +4,10 @@
  * use, the first and last pages of any other span). Leaves are made on
  * demand and kept (leaf_chunks counts the chunks in each, so that adding
  * a chunk can be undone and a future release policy can tell an unused
- * leaf). A chunk not
- * wholly inside the platform's window is refused before anything changes:
- * the heap gives it back and treats the growth as out of memory; the first
- * refusal is logged, naming the chunk and the window.
+ * leaf). A chunk not wholly inside the platform's window is refused
+ * before anything changes: the heap gives it back and treats the growth as
+ * out of memory; the first refusal is logged, naming the chunk and the
+ * window.
  */
 #include "mm/pagemap.h"
 #include "mm/mheap.h"

@@ -221,15 +221,15 @@
  *       mapped read-write, need not be zeroed, or NULL when out of memory.
  *       Rule: the result MUST be MM_SYS_ALIGN aligned (fixalloc.c finds a
  *       block's header by masking an address to 8 KiB); no more alignment
- *       is needed. The sizes requested: 8 KiB (fixalloc
- *       blocks), a page-map leaf (PAGEMAP_LEAF_BYTES, 8 KiB to 1 MiB by
- *       the window: mm/pagemap.h), MM_CHUNK_MIN_BYTES (the least chunk,
- *       1 MiB by default) and halves of it down to 1 MiB when it is
- *       refused, any multiple of 8 KiB above 1 MiB (a large object's
- *       chunk) and, when the least chunk is refused, a power of two from
- *       64 KiB up (a large object's chunk of its own size), and with
- *       MM_HAVE_PAGEMAP_FLAT once the flat part's leaves in one block. A
- *       chunk must lie inside the page map's window (above). Called with heap locks held and
+ *       is needed. The sizes requested: 8 KiB (fixalloc blocks), a
+ *       page-map leaf (PAGEMAP_LEAF_BYTES, 8 KiB to 1 MiB by the window:
+ *       mm/pagemap.h), MM_CHUNK_MIN_BYTES (the least chunk, 1 MiB by
+ *       default) and halves of it down to 1 MiB when it is refused, any
+ *       multiple of 8 KiB above 1 MiB (a large object's chunk) and, when
+ *       the least chunk is refused, a power of two from 64 KiB up (a large
+ *       object's chunk of its own size), and with MM_HAVE_PAGEMAP_FLAT
+ *       once the flat part's leaves in one block. A chunk must lie inside
+ *       the page map's window (above). Called with heap locks held and
  *       interrupts off: must not call the heap. With MM_HEAP_ARENAS > 1,
  *       CPUs of different arenas may call it (and mm_sys_free) at the same
  *       time: it must be safe for that; with one arena the heap's lock
