@@ -192,21 +192,21 @@ unsigned mm_host_slots_in_use(void)
 
 /* ------------------------------------------------------------- fork -- */
 /*
- * A thread of an exclusive slot changes its mcache and its spans without
- * a lock, so holding the heap's locks is not enough for a consistent copy
- * in the child: fork must also find no thread inside the heap. The
- * forking thread closes every thread's gate and resets its local pointer
- * to MM_CPU_LOCAL_NONE (under slot_lock, which it keeps until the fork is done), then
- * membarrier() makes every other thread of the process execute a full
- * barrier: afterwards, a thread that is in the heap has its depth > 0
- * (or, in a fast path, its fast mark) visible to us, and one that enters sees MM_CPU_LOCAL_NONE (the
- * fast paths) or its gate closed (mm_irq_save) and waits at the door
- * (mm_host_irq_save_slow, while mm_host_forking is set). We wait for
- * every depth and every fast mark to reach 0, take the shared slots' locks and every heap
- * lock (the mheap and mcentrals are also used outside mm_irq_save
- * sections). This is the asymmetric
- * Dekker pattern: the fast path pays a plain store of its fast mark and a
- * load of its own thread's data, the rare fork pays the barrier.
+ * A thread of an exclusive slot changes its mcache and its spans without a
+ * lock, so holding the heap's locks is not enough for a consistent copy in
+ * the child: fork must also find no thread inside the heap. The forking
+ * thread closes every thread's gate and resets its local pointer to
+ * MM_CPU_LOCAL_NONE (under slot_lock, which it keeps until the fork is
+ * done), then membarrier() makes every other thread of the process execute
+ * a full barrier: afterwards, a thread that is in the heap has its depth
+ * above 0 (or, in a fast path, its fast mark) visible to us, and one that
+ * enters sees MM_CPU_LOCAL_NONE (the fast paths) or its gate closed
+ * (mm_irq_save) and waits at the door (mm_host_irq_save_slow, while
+ * mm_host_forking is set). We wait for every depth and every fast mark to
+ * reach 0, take the shared slots' locks and every heap lock (the mheap and
+ * mcentrals are also used outside mm_irq_save sections). This is the
+ * asymmetric Dekker pattern: the fast path pays a plain store of its fast
+ * mark and a load of its own thread's data, the rare fork pays the barrier.
  */
 
 /* A full barrier on every thread of the process; false if the kernel has

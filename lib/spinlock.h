@@ -1,8 +1,9 @@
 /*
  * lib/spinlock.h - ticket spinlock, FIFO-fair: the kernel's own locks
  * (printk, smp, the pmm, page tables) and the hosted platform's own locks
- * (the shared slots', slot_lock, arena_lock). The heap in mm/ has its own, built on its platform seam
- * (mm/mlock.h), so that it needs nothing from lib/.
+ * (the shared slots', slot_lock, arena_lock). The heap in mm/ has its own,
+ * built on its platform seam (mm/mlock.h), so that it needs nothing from
+ * lib/.
  *
  * spin_lock()/spin_unlock() leave the interrupt flag alone: use them only
  * where interrupts are already off or no interrupt handler takes the lock.

@@ -9,9 +9,10 @@
  * Boot services identity-map memory, so the heap's addresses are physical
  * ones: the page map's window is the first 1 TiB of physical memory, and
  * mm_sys_alloc asks AllocatePages for pages below 1 TiB only
- * (AllocateMaxAddress), so every chunk is inside it. The root is then 64 KiB
- * (208 KiB of page-map .bss in all) instead of the 48-bit default's 2 MiB, which gnu-efi's linker script
- * would put into the .EFI file itself (its .bss is part of .data).
+ * (AllocateMaxAddress), so every chunk is inside it. The root is then
+ * 64 KiB (208 KiB of page-map .bss in all) instead of the 48-bit default's
+ * 2 MiB, which gnu-efi's linker script would put into the .EFI file itself
+ * (its .bss is part of .data).
  */
 #ifndef EXAMPLES_UEFI_MM_PLATFORM_H
 #define EXAMPLES_UEFI_MM_PLATFORM_H

@@ -20,8 +20,8 @@
 #   sort            GNU sort --parallel=2 with a small -S (temporary files and
 #                   merges) on 800 000 generated lines, three orders; output
 #                   files compared byte for byte
-#   gcc             gcc -O2 -g on a generated C file of about 2 300 lines, then the
-#                   link and a run of the program; object file and
+#   gcc             gcc -O2 -g on a generated C file of about 2 300 lines,
+#                   then the link and a run of the program; object file and
 #                   executable compared byte for byte
 #   git             a clone of this repository: log --stat/-p/-S, diff, blame,
 #                   grep, archive, fast-export into fast-import, repack -adf,

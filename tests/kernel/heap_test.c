@@ -1,14 +1,15 @@
 /*
  * tests/kernel/heap_test.c - the heap's public API, tested from outside.
  *
- * These suites use only mm/kmalloc.h (and the size-class table to know which
- * sizes exist), exactly as kernel code would, but for two heap_api tests
- * that check the fast paths' reach into the heap's own state
+ * These suites use only mm/kmalloc.h (and the size-class table to know
+ * which sizes exist), exactly as kernel code would, but for two heap_api
+ * tests that check the fast paths' reach into the heap's own state
  * (the_fast_paths_reach_this_cpus_mcache,
- * a_free_above_the_page_maps_flat_part_goes_through_its_root), and build into the kernel and
- * into the hosted test binary. Each test frees everything it allocated and
- * ends with mheap_verify(); tests that empty the heap also check that the
- * heap's footprint returns to what it was before (kmem_drain_all() first).
+ * a_free_above_the_page_maps_flat_part_goes_through_its_root), and build
+ * into the kernel and into the hosted test binary. Each test frees
+ * everything it allocated and ends with mheap_verify(); tests that empty
+ * the heap also check that the heap's footprint returns to what it was
+ * before (kmem_drain_all() first).
  *
  *   heap_api      kmalloc(0), kfree(NULL), impossible sizes, ksize, KM_ZERO,
  *                 kzalloc/kcalloc, counters

@@ -6,9 +6,9 @@
  * source order, grouping tests by suite in order of first appearance, runs
  * each followed by mheap_verify(), and prints KTAP version 1 through
  * ktest_vprint(), which each side provides (the kernel's vprintk, the
- * hosted build's vprintf). The panic hook that ktest_kernel.c installs
- * (a fault panics) calls ktest_abort_current() when a test faults, so the fault is reported
- * against the test that caused it.
+ * hosted build's vprintf). The panic hook that ktest_kernel.c installs (a
+ * fault panics) calls ktest_abort_current() when a test faults, so the
+ * fault is reported against the test that caused it.
  *
  * A test ends in one of three ways: passed, failed (any ktest_fail), or
  * skipped (ktest_skip and no failure), reported "ok N name # SKIP reason"

@@ -3,7 +3,8 @@
  *
  * KTEST(suite, name) { ... } defines a test and registers it in the
  * "ktests" linker section; the runner (tests/kernel/ktest.c) runs them in
- * source order (by file, then line), suite by suite, and prints KTAP version 1:
+ * source order (by file, then line), suite by suite, and prints KTAP
+ * version 1:
  *
  *   KTAP version 1
  *   1..N

@@ -1,17 +1,18 @@
 /*
  * tests/host/pagemap_window/platform.c - the page-map window test's
- * platform (Linux user space, one thread). The window [PW_BASE, PW_END)
- * and 16 MiB on each side of it are reserved with one mmap at a fixed
- * address (MAP_NORESERVE: only touched pages cost memory). Inside the
- * window, pages are handed out first fit (a byte per 8 KiB page says
- * whether the heap has it), a power-of-two request naturally aligned (this
- * test's choice: mm/platform.h requires 8 KiB only). The test chooses where the next chunks (requests
- * of 1 MiB and more) go: pw_place_chunks(PW_BELOW) and the others place
- * them just outside or across the window's edges (until the test says
- * otherwise: the heap asks again after scavenging), and every such region
- * is tracked until the heap gives it back; PW_TOP places one chunk at the
- * window's top (the 8 KiB page-map leaf that may follow goes first fit). mm_log prints the line as a
- * KTAP diagnostic and counts the ones about the window.
+ * platform (Linux user space, one thread). The window [PW_BASE, PW_END) and
+ * 16 MiB on each side of it are reserved with one mmap at a fixed address
+ * (MAP_NORESERVE: only touched pages cost memory). Inside the window, pages
+ * are handed out first fit (a byte per 8 KiB page says whether the heap has
+ * it), a power-of-two request naturally aligned (this test's choice:
+ * mm/platform.h requires 8 KiB only). The test chooses where the next
+ * chunks (requests of 1 MiB and more) go: pw_place_chunks(PW_BELOW) and the
+ * others place them just outside or across the window's edges (until the
+ * test says otherwise: the heap asks again after scavenging), and every
+ * such region is tracked until the heap gives it back; PW_TOP places one
+ * chunk at the window's top (the 8 KiB page-map leaf that may follow goes
+ * first fit). mm_log prints the line as a KTAP diagnostic and counts the
+ * ones about the window.
  */
 #define _GNU_SOURCE
 #include <errno.h>
