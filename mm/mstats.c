@@ -307,7 +307,6 @@ void kmem_dump(void)
 	class_counts(&cc);
 	for (unsigned spc = 2; spc < NUM_SPAN_CLASSES; spc++) {
 		struct mcentral *c = &mcentrals[spc];
-		unsigned cls = spanclass_sizeclass(spc);
 		uint64_t a = cc.nmalloc[spc];
 		unsigned long flags = mm_spin_lock_irqsave(&c->lock);
 		uint64_t nspans = c->nspans, nrefill = c->nrefill;
@@ -315,19 +314,17 @@ void kmem_dump(void)
 		mm_spin_unlock_irqrestore(&c->lock, flags);
 		if (!nspans && !a && !nrefill)
 			continue;
-		unsigned objs = (unsigned)size_class_obj_index(cls,
-			(uint32_t)class_to_npages[cls] << MM_PAGE_SHIFT);
 		struct kmem_class_stats cs;
 		class_stats(&cc, spc, &cs);
 		uint64_t slack = cs.span_bytes - (cs.object_bytes < cs.span_bytes ?
 						  cs.object_bytes : cs.span_bytes);
 		mm_log("%s-%-10u%c %13lu %10lu %9u %13u %15u : spandata %11lu : %9lu %7lu %10lu"
 		       " : slack %7lu %6lu : lock %9lu %6lu",
-		       spc == TINY_SPAN_CLASS ? "tiny" : "kmalloc", class_to_size[cls],
-		       spanclass_noscan(spc) ? 'n' : ' ',
-		       (unsigned long)cc.live[spc],
-		       (unsigned long)(nspans * objs), class_to_size[cls], objs,
-		       class_to_npages[cls], (unsigned long)nspans,
+		       spc == TINY_SPAN_CLASS ? "tiny" : "kmalloc", cs.object_size,
+		       cs.noscan ? 'n' : ' ',
+		       (unsigned long)cs.objects_inuse,
+		       (unsigned long)(nspans * cs.objects_per_span), cs.object_size,
+		       cs.objects_per_span, cs.pages_per_span, (unsigned long)nspans,
 		       (unsigned long)nrefill, (unsigned long)ngrow,
 		       (unsigned long)nrelease, (unsigned long)(slack >> 10),
 		       (unsigned long)(cs.tail_bytes >> 10),
