@@ -240,11 +240,12 @@ KTEST(heap_smp, producer_consumer_across_cpus)
  * the walk ran may count as freed; plus a malloc and a free in flight per
  * CPU). In debug mode frees have only their lower bound: see below. */
 #define STATS_READS 1000
-/* Objects held on CPU 0 during the reads: 3 000 spans, so that each
- * read's walk of the bitmaps lasts while the others churn. With the walk
- * and the malloc counts read in the other order (mm/mstats.c) a read then
- * comes out below the frees finished before it: in about half the boots
- * with 4 CPUs under TCG (3 of 6 tried), less often with 2 (0 of 2). */
+/* Objects held on CPU 0 during the reads: 6 000 of 4 KiB (375 spans of
+ * 64 KiB), so that each read's walk of the bitmaps lasts while the others
+ * churn. With the walk and the malloc counts read in the other order
+ * (mm/mstats.c) a read then comes out below the frees finished before it:
+ * in about half the boots with 4 CPUs under TCG (3 of 6 tried), less often
+ * with 2 (0 of 2). */
 #define STATS_BALLAST 6000
 static void *stats_ballast[STATS_BALLAST];
 static uint64_t stats_mallocs[MAX_CPUS], stats_frees[MAX_CPUS];   /* finished */
