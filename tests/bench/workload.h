@@ -269,6 +269,25 @@ static inline void wl_barrier(struct wl_thread *t)
 	wl_barrier_wait(&t->run->barrier);
 }
 
+/* The same, doing work(t) while it waits for the other threads (and once
+ * after they all arrived): for a thread whose share is done but that the
+ * others still give work to (rptest's inbox). */
+static inline void wl_barrier_working(struct wl_thread *t, void (*work)(struct wl_thread *))
+{
+	struct wl_barrier *b = &t->run->barrier;
+	unsigned gen = WL_LOAD(&b->generation), spins = 0;
+	if (__atomic_sub_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == 0) {
+		WL_STORE(&b->count, b->nthreads);
+		WL_STORE(&b->generation, gen + 1);
+	} else {
+		while (WL_LOAD(&b->generation) == gen) {
+			work(t);
+			wl_relax(&spins);
+		}
+	}
+	work(t);
+}
+
 /* End of the untimed set-up: all threads ready, the clock starts. */
 static inline void wl_go(struct wl_thread *t)
 {
