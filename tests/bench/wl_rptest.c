@@ -126,7 +126,7 @@ static void rp_thread(struct wl_thread *t)
 	 * bound (2 threads at 8x scale: 14 MiB -> 860 MiB under spanheap,
 	 * 170 MiB under tcmalloc), and the other thread's allocations, all
 	 * on fresh pages, slowed it further. */
-	wl_barrier_working(t, rp_drain);
+	wl_barrier_doing(t, rp_drain);
 	wl_stop(t);
 	wl_live_set_free(t, set, n);
 }

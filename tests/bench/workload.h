@@ -252,27 +252,11 @@ static inline void wl_fail(struct wl_run *r, const char *what, uint64_t size,
 	WL_STORE(&r->failure.what, what);
 }
 
-static inline void wl_barrier_wait(struct wl_barrier *b)
-{
-	unsigned gen = WL_LOAD(&b->generation), spins = 0;
-	if (__atomic_sub_fetch(&b->count, 1, __ATOMIC_ACQ_REL) == 0) {
-		WL_STORE(&b->count, b->nthreads);
-		WL_STORE(&b->generation, gen + 1);
-		return;
-	}
-	while (WL_LOAD(&b->generation) == gen)
-		wl_relax(&spins);
-}
-
-static inline void wl_barrier(struct wl_thread *t)
-{
-	wl_barrier_wait(&t->run->barrier);
-}
-
-/* The same, doing work(t) while it waits for the other threads (and once
- * after they all arrived): for a thread whose share is done but that the
- * others still give work to (rptest's inbox). */
-static inline void wl_barrier_working(struct wl_thread *t, void (*work)(struct wl_thread *))
+/* Wait at t's barrier for the other threads; with work, do work(t)
+ * while waiting and once more after they all arrived (for a thread whose
+ * share is done but that the others still give work to: rptest's
+ * inbox). */
+static inline void wl_barrier_doing(struct wl_thread *t, void (*work)(struct wl_thread *))
 {
 	struct wl_barrier *b = &t->run->barrier;
 	unsigned gen = WL_LOAD(&b->generation), spins = 0;
@@ -281,11 +265,18 @@ static inline void wl_barrier_working(struct wl_thread *t, void (*work)(struct w
 		WL_STORE(&b->generation, gen + 1);
 	} else {
 		while (WL_LOAD(&b->generation) == gen) {
-			work(t);
+			if (work)
+				work(t);
 			wl_relax(&spins);
 		}
 	}
-	work(t);
+	if (work)
+		work(t);
+}
+
+static inline void wl_barrier(struct wl_thread *t)
+{
+	wl_barrier_doing(t, NULL);
 }
 
 /* End of the untimed set-up: all threads ready, the clock starts. */
